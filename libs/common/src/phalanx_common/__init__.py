@@ -1,0 +1,1 @@
+"""Shared foundation of every Phalanx service: events, subjects, bus, settings, lifecycle, clock."""

@@ -1,0 +1,325 @@
+"""The JetStream bus: topology set-up, idempotent publishing and pull-consumer loops.
+
+Ack policy of a consumer loop (ADR-0002):
+- the handler returns: ``ack`` (``ack_sync``, a double ack, when ``double_ack`` is set);
+- the handler raises :class:`Retry`: ``nak`` with its delay;
+- the handler raises :class:`Poison`, or the message cannot be decoded: ``term`` and log why;
+- any other exception: ``nak`` with an exponential delay, logged with its traceback.
+While a handler runs, the loop sends ``in_progress`` so slow work is not redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    PubAck,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+from phalanx_common import subjects
+from phalanx_common.codec import decode_event, encode
+from phalanx_common.errors import DependencyUnavailable, Poison, Retry
+from phalanx_common.events import AnyEvent
+from phalanx_common.telemetry import inject_headers
+
+__all__ = ["MSG_ID", "Bus", "ConsumerLoop", "ConsumerSpec", "Handler"]
+
+log = logging.getLogger(__name__)
+
+MSG_ID = "Nats-Msg-Id"
+
+Handler = Callable[[AnyEvent, Msg], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer on one stream."""
+
+    stream: str
+    durable: str
+    filter_subject: str | None = None
+    ack_wait_s: float = 30.0
+    max_deliver: int = -1
+    max_ack_pending: int = 1000
+    deliver_all: bool = True
+
+
+class Bus:
+    """A connection to NATS with JetStream, and the operations Phalanx services need."""
+
+    def __init__(self, nc: NATS, url: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.url = url
+        self._kv: dict[str, KeyValue] = {}
+
+    @classmethod
+    async def connect(cls, url: str, name: str, connect_timeout_s: float = 3.0) -> Bus:
+        """Connect to NATS; keep reconnecting forever once connected.
+
+        Raises:
+            DependencyUnavailable: if NATS cannot be reached at start-up.
+        """
+
+        async def _on_error(exc: Exception) -> None:
+            log.warning("nats: %s", exc)
+
+        async def _on_disconnect() -> None:
+            log.warning("nats: disconnected from %s", url)
+
+        async def _on_reconnect() -> None:
+            log.info("nats: reconnected to %s", url)
+
+        try:
+            nc = await nats.connect(
+                url,
+                name=name,
+                connect_timeout=connect_timeout_s,
+                allow_reconnect=True,
+                # A bounded number of attempts at start-up, so a missing server is reported...
+                max_reconnect_attempts=2,
+                reconnect_time_wait=0.2,
+                error_cb=_on_error,
+                disconnected_cb=_on_disconnect,
+                reconnected_cb=_on_reconnect,
+            )
+        except (NoServersError, OSError, TimeoutError, NatsTimeoutError) as exc:
+            raise DependencyUnavailable("NATS", url, exc) from exc
+        # ...and unbounded reconnection once running: a blip must not end the service.
+        nc.options["max_reconnect_attempts"] = -1
+        nc.options["reconnect_time_wait"] = 0.5
+        return cls(nc, url)
+
+    async def close(self) -> None:
+        """Drain and close the connection (idempotent)."""
+        if self.nc.is_closed:
+            return
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+    # -- topology ---------------------------------------------------------------------------
+
+    async def ensure_topology(self, replicas: int = 1) -> None:
+        """Create or update every stream and KV bucket Phalanx declares (idempotent)."""
+        for spec in subjects.ALL_STREAMS:
+            await self.ensure_stream(spec, replicas)
+        for bucket in subjects.ALL_BUCKETS:
+            await self.key_value(bucket, replicas)
+
+    async def ensure_stream(self, spec: subjects.StreamSpec, replicas: int = 1) -> None:
+        """Create a stream, or bring an existing one to the declared configuration."""
+        config = StreamConfig(
+            name=spec.name,
+            subjects=list(spec.subjects),
+            description=spec.description or None,
+            retention=(
+                RetentionPolicy.WORK_QUEUE
+                if spec.retention is subjects.Retention.WORK_QUEUE
+                else RetentionPolicy.LIMITS
+            ),
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=spec.duplicate_window_s,
+            max_age=spec.max_age_s,
+            discard=DiscardPolicy.OLD,
+        )
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            await self.js.update_stream(config)
+
+    async def key_value(self, bucket: subjects.Bucket, replicas: int = 1) -> KeyValue:
+        """Bind (creating if needed) a KV bucket; handles are cached."""
+        kv = self._kv.get(bucket.name)
+        if kv is not None:
+            return kv
+        try:
+            kv = await self.js.key_value(bucket.name)
+        except NotFoundError:
+            try:
+                kv = await self.js.create_key_value(
+                    bucket=bucket.name,
+                    description=bucket.description or None,
+                    history=bucket.history,
+                    ttl=bucket.ttl_s or None,
+                    replicas=replicas,
+                    storage=StorageType.FILE,
+                )
+            except BadRequestError:  # created concurrently by another service
+                kv = await self.js.key_value(bucket.name)
+        self._kv[bucket.name] = kv
+        return kv
+
+    # -- publishing -------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        subject: str,
+        event: msgspec.Struct,
+        msg_id: str | None = None,
+        timeout_s: float = 2.0,
+        headers: dict[str, str] | None = None,
+    ) -> PubAck:
+        """Publish an event to JetStream and wait for the stream's ack.
+
+        ``msg_id`` (default: the event's ``event_id``) becomes ``Nats-Msg-Id``, so a repeat within
+        the stream's duplicate window is dropped by the server (``ack.duplicate is True``).
+        """
+        hdrs = inject_headers(dict(headers or {}))
+        hdrs[MSG_ID] = msg_id or str(getattr(event, "event_id", ""))
+        return await self.js.publish(subject, encode(event), timeout=timeout_s, headers=hdrs)
+
+    # -- consuming --------------------------------------------------------------------------
+
+    async def ensure_consumer(self, spec: ConsumerSpec) -> None:
+        """Create or update a durable pull consumer."""
+        config = ConsumerConfig(
+            durable_name=spec.durable,
+            filter_subject=spec.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=spec.ack_wait_s,
+            max_deliver=spec.max_deliver,
+            max_ack_pending=spec.max_ack_pending,
+            deliver_policy=DeliverPolicy.ALL if spec.deliver_all else DeliverPolicy.NEW,
+        )
+        await self.js.add_consumer(spec.stream, config)
+
+    async def consume(
+        self,
+        spec: ConsumerSpec,
+        handler: Handler,
+        batch: int = 10,
+        concurrency: int = 1,
+        double_ack: bool = False,
+    ) -> ConsumerLoop:
+        """Start a pull loop on a durable consumer and return its handle."""
+        await self.ensure_consumer(spec)
+        sub = await self.js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
+        loop = ConsumerLoop(spec, sub, handler, batch, concurrency, double_ack)
+        loop.start()
+        return loop
+
+
+class ConsumerLoop:
+    """A running pull loop; :meth:`stop` finishes in-flight messages, then stops."""
+
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        sub: JetStreamContext.PullSubscription,
+        handler: Handler,
+        batch: int,
+        concurrency: int,
+        double_ack: bool,
+    ) -> None:
+        self.spec = spec
+        self._sub = sub
+        self._handler = handler
+        self._batch = batch
+        self._sem = asyncio.Semaphore(max(1, concurrency))
+        self._double_ack = double_ack
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Start fetching in a named background task."""
+        self._task = asyncio.create_task(self._run(), name=f"consume:{self.spec.durable}")
+
+    async def stop(self) -> None:
+        """Stop fetching, let in-flight handlers finish, unsubscribe (idempotent)."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._sub.fetch(self._batch, timeout=1.0)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            except Exception as exc:
+                if self._stopping.is_set():
+                    break
+                log.warning("fetch on %s failed: %s", self.spec.durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self._sem.acquire()
+                task = asyncio.create_task(self._handle(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            await self._dispatch(msg)
+        finally:
+            self._sem.release()
+
+    async def _dispatch(self, msg: Msg) -> None:
+        try:
+            event = decode_event(msg.data)
+        except msgspec.DecodeError as exc:
+            log.error("terminating undecodable message on %s: %s", msg.subject, exc)
+            await msg.term()
+            return
+        keepalive = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await self._handler(event, msg)
+        except Retry as exc:
+            log.info("retrying %s in %.1fs: %s", msg.subject, exc.delay_s, exc.reason)
+            await msg.nak(delay=exc.delay_s)
+            return
+        except Poison as exc:
+            log.error("terminating poison message on %s: %s", msg.subject, exc.reason)
+            await msg.term()
+            return
+        except Exception:
+            delivered = msg.metadata.num_delivered if msg.metadata else 1
+            delay = min(30.0, 0.5 * 2 ** min(delivered, 6))
+            log.exception("handler failed on %s (delivery %d)", msg.subject, delivered)
+            await msg.nak(delay=delay)
+            return
+        finally:
+            keepalive.cancel()
+        if self._double_ack:
+            await msg.ack_sync(timeout=5.0)
+        else:
+            await msg.ack()
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        interval = max(1.0, self.spec.ack_wait_s / 3)
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(interval)
+                await msg.in_progress()
+
+

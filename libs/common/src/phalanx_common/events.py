@@ -1,0 +1,232 @@
+"""The event catalog: every message that crosses the bus.
+
+Each event is a frozen, tagged msgspec struct carrying ``event_id``, ``ts_event`` (when the fact
+happened) and ``ts_init`` (when this struct was made), both in nanoseconds since the epoch.
+Events only gain fields, each with a default; decoders ignore fields they do not know.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "AccountLinked",
+    "AnyEvent",
+    "Event",
+    "ExecBatch",
+    "FillReceived",
+    "IntentSkipped",
+    "OrderAccepted",
+    "OrderIntent",
+    "OrderRejected",
+    "PositionReported",
+    "ReauthRequired",
+    "Signal",
+    "SignalPlanned",
+    "SignalReceived",
+    "StopLoss",
+    "TakeProfit",
+    "TokenRenewed",
+]
+
+SignalAction = Literal["buy", "sell", "exit", "cancel", "add"]
+Sentiment = Literal["bullish", "bearish", "flat"]
+VenueAction = Literal["Buy", "Sell"]
+IntentKind = Literal["entry", "exit", "cancel"]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of every event: identity and the two timestamps (ns since the epoch)."""
+
+    event_id: str
+    ts_event: int
+    ts_init: int
+
+
+class TakeProfit(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Take-profit leg: exactly one of an absolute limit price, a percent or a price amount."""
+
+    limit_price: Decimal | None = None
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+
+
+class StopLoss(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Stop-loss leg: a type and exactly one of an absolute stop price, a percent or an amount."""
+
+    type: Literal["stop", "stop_limit", "trailing_stop"] = "stop"
+    stop_price: Decimal | None = None
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+    limit_price: Decimal | None = None
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+
+
+class Signal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A validated trading signal, normalised from a TradersPost-style webhook body."""
+
+    ticker: str
+    action: SignalAction
+    sentiment: Sentiment | None = None
+    quantity: Decimal | None = None
+    order_type: Literal["market", "limit", "stop", "stop_limit", "trailing_stop"] = "market"
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    signal_price: Decimal | None = None
+    take_profit: TakeProfit | None = None
+    stop_loss: StopLoss | None = None
+    time: str | None = None
+    interval: str | None = None
+    extras: dict[str, Any] | None = None
+    test: bool = False
+
+
+class SignalReceived(Event, frozen=True, kw_only=True):
+    """A webhook signal was accepted and made durable."""
+
+    signal_id: str
+    strategy_id: str
+    signal: Signal
+
+
+class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What one account must do for one signal. ``intent_id`` is also the broker ``clOrdId``."""
+
+    intent_id: str
+    signal_id: str
+    strategy_id: str
+    account_id: int
+    account_spec: str
+    login_id: str
+    kind: IntentKind
+    action: VenueAction
+    symbol: str
+    quantity: int
+    order_type: Literal["Market", "Limit", "Stop"] = "Market"
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+
+
+class ExecBatch(Event, frozen=True, kw_only=True):
+    """A batch of intents for one shard; its id is deterministic so replanning deduplicates."""
+
+    batch_id: str
+    signal_id: str
+    strategy_id: str
+    shard: int
+    intents: tuple[OrderIntent, ...]
+
+
+class SignalPlanned(Event, frozen=True, kw_only=True):
+    """The planner turned a signal into batches (and maybe skipped some accounts)."""
+
+    signal_id: str
+    strategy_id: str
+    intents: int
+    batches: int
+    skipped: int = 0
+
+
+class IntentSkipped(Event, frozen=True, kw_only=True):
+    """An account was deliberately not traded for a signal, with the reason."""
+
+    signal_id: str
+    strategy_id: str
+    account_id: int
+    reason: str
+
+
+class OrderAccepted(Event, frozen=True, kw_only=True):
+    """The venue accepted an order (entry id plus bracket leg ids when present)."""
+
+    intent_id: str
+    signal_id: str
+    strategy_id: str
+    account_id: int
+    login_id: str
+    symbol: str
+    order_id: int
+    oso1_id: int | None = None
+    oso2_id: int | None = None
+    sent_ns: int = 0
+
+
+class OrderRejected(Event, frozen=True, kw_only=True):
+    """The venue, or a check before it, refused an order; ``reason`` is machine-readable."""
+
+    intent_id: str
+    signal_id: str
+    strategy_id: str
+    account_id: int
+    login_id: str
+    reason: str
+    text: str = ""
+
+
+class FillReceived(Event, frozen=True, kw_only=True):
+    """A fill reported by the venue."""
+
+    fill_id: int
+    order_id: int
+    account_id: int
+    contract_id: int
+    symbol: str
+    action: VenueAction
+    qty: int
+    price: Decimal
+    venue_timestamp: str = ""
+
+
+class PositionReported(Event, frozen=True, kw_only=True):
+    """The venue's view of a position (for reconciliation)."""
+
+    account_id: int
+    contract_id: int
+    symbol: str
+    net_pos: int
+    net_price: Decimal | None = None
+
+
+class AccountLinked(Event, frozen=True, kw_only=True):
+    """A broker account became reachable through a login."""
+
+    account_id: int
+    account_spec: str
+    login_id: str
+    user_id: int
+
+
+class TokenRenewed(Event, frozen=True, kw_only=True):
+    """A login has a fresh access token in the token bucket (the token itself is never in events)."""
+
+    login_id: str
+    user_id: int
+    expiration_time: str
+
+
+class ReauthRequired(Event, frozen=True, kw_only=True):
+    """A login can no longer be kept valid without a person."""
+
+    login_id: str
+    reason: str
+
+
+AnyEvent = (
+    SignalReceived
+    | ExecBatch
+    | SignalPlanned
+    | IntentSkipped
+    | OrderAccepted
+    | OrderRejected
+    | FillReceived
+    | PositionReported
+    | AccountLinked
+    | TokenRenewed
+    | ReauthRequired
+)

@@ -1,0 +1,84 @@
+"""HTTP plumbing shared by services: an in-process uvicorn server and the admin bearer check."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI, Header, HTTPException, status
+
+__all__ = ["HttpServer", "admin_guard"]
+
+log = logging.getLogger(__name__)
+
+
+class HttpServer:
+    """Serve an ASGI app with uvicorn inside the running event loop.
+
+    ``port=0`` binds a free port; :attr:`port` tells which once started.
+    """
+
+    def __init__(self, app: FastAPI, host: str, port: int, name: str = "http") -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task: asyncio.Task[None] | None = None
+        self.host = host
+        self.port = port
+        self.name = name
+
+    async def start(self) -> None:
+        """Start serving and return once the socket listens.
+
+        Raises:
+            RuntimeError: if the server could not start (e.g. the port is taken).
+        """
+        self._task = asyncio.create_task(self._server.serve(), name=f"http:{self.name}")
+        while not self._server.started:
+            if self._task.done():
+                raise RuntimeError(
+                    f"{self.name}: HTTP server failed to start on {self.host}:{self.port}"
+                )
+            await asyncio.sleep(0.01)
+        sockets = [s for server in self._server.servers for s in server.sockets]
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("%s listening on http://%s:%d", self.name, self.host, self.port)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._task, 10)
+        self._task = None
+
+
+def admin_guard(expected_token: str) -> Callable[[str | None], None]:
+    """A FastAPI dependency that requires ``Authorization: Bearer <expected_token>``."""
+
+    def _check(authorization: str | None = Header(default=None)) -> None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.encode(), expected_token.encode()
+        ):
+            raise HTTPException(
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                detail="admin API: send Authorization: Bearer <PHALANX_ADMIN_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return _check

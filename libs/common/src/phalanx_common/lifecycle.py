@@ -1,0 +1,81 @@
+"""Service lifecycle: start, wait for SIGTERM/SIGINT, stop within a budget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from phalanx_common.errors import DependencyUnavailable
+
+__all__ = ["Service", "configure_logging", "run_service", "run_service_main"]
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+
+
+class Service(Protocol):
+    """A long-running component with an explicit start and an idempotent stop."""
+
+    async def start(self) -> None:
+        """Begin work; return once running."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop work and release resources; safe to call twice."""
+        ...
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr in one line per record."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def run_service(
+    factory: Callable[[S], Awaitable[Service]],
+    settings: S,
+    shutdown_budget_s: float,
+    stop_event: asyncio.Event | None = None,
+) -> None:
+    """Build and start a service, run until a stop signal, then stop it within a budget."""
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    service = await factory(settings)
+    try:
+        await service.start()
+        await stop.wait()
+        log.info("stop requested; shutting down (budget %.1fs)", shutdown_budget_s)
+    finally:
+        try:
+            await asyncio.wait_for(service.stop(), shutdown_budget_s)
+        except TimeoutError:
+            log.error("shutdown exceeded its budget of %.1fs", shutdown_budget_s)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def run_service_main(
+    name: str,
+    factory: Callable[[S], Awaitable[Service]],
+    settings: S,
+    log_level: str,
+    shutdown_budget_s: float,
+) -> int:
+    """Entry-point body: run the service and turn a missing dependency into exit code 2."""
+    configure_logging(log_level)
+    try:
+        asyncio.run(run_service(factory, settings, shutdown_budget_s))
+    except DependencyUnavailable as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,83 @@
+"""Records kept in KV buckets: the projections services share (not events)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "AccountRecord",
+    "IntentRecord",
+    "IntentState",
+    "LoginRecord",
+    "StrategyRecord",
+    "SubscriptionRecord",
+    "TokenRecord",
+]
+
+
+class StrategyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A strategy: where its webhook points and how its secret is checked."""
+
+    strategy_id: str
+    name: str
+    secret_sha256: str
+    allowed_tickers: tuple[str, ...] = ()
+    created_ns: int = 0
+
+
+class SubscriptionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One account following one strategy, with its sizing."""
+
+    strategy_id: str
+    account_id: int
+    multiplier: Decimal = Decimal(1)
+    fixed_quantity: int | None = None
+    max_quantity: int | None = None
+    enabled: bool = True
+
+
+class AccountRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A broker account and the login (user) that reaches it."""
+
+    account_id: int
+    account_spec: str
+    login_id: str
+    user_id: int
+    active: bool = True
+
+
+class LoginRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A broker login (a Tradovate user) and how to reach the venue for it."""
+
+    login_id: str
+    username: str
+    user_id: int = 0
+    status: Literal["active", "reauth_required", "disconnected"] = "active"
+
+
+class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The current access token of a login, written only by auth."""
+
+    login_id: str
+    user_id: int
+    access_token: str
+    expiration_time: str
+
+    def __repr__(self) -> str:
+        return f"TokenRecord(login_id={self.login_id!r}, expiration_time={self.expiration_time!r})"
+
+
+IntentState = Literal["claimed", "sent", "accepted", "rejected", "unknown"]
+
+
+class IntentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The at-most-once claim on an order intent, and where it stands."""
+
+    intent_id: str
+    state: IntentState
+    owner: str
+    order_id: int | None = None
+    reason: str = ""

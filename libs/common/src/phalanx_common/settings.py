@@ -1,0 +1,58 @@
+"""Settings: one frozen struct per service, read from ``PHALANX_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+__all__ = ["CommonSettings", "SettingsError", "load_settings"]
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+PREFIX = "PHALANX_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Settings every service has."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "INFO"
+    service_name: str = "phalanx"
+    shutdown_budget_s: float = 10.0
+    admin_token: str = "change-me"
+    http_host: str = "127.0.0.1"
+
+
+def load_settings(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """Build ``cls`` from ``PHALANX_<FIELD>`` variables; unset fields keep their defaults.
+
+    Values are converted leniently (``"25"`` becomes ``25``; lists and objects are JSON).
+
+    Raises:
+        SettingsError: naming the variable whose value cannot be converted.
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for name in cls.__struct_fields__:
+        key = PREFIX + name.upper()
+        if key in env:
+            value = env[key]
+            if value[:1] in ("[", "{"):
+                try:
+                    raw[name] = msgspec.json.decode(value)
+                except msgspec.DecodeError as exc:
+                    raise SettingsError(f"{key}: not valid JSON ({exc})") from exc
+            else:
+                raw[name] = value
+    try:
+        return msgspec.convert(raw, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid setting for {cls.__name__}: {exc} (prefix {PREFIX})") from exc

@@ -1,0 +1,167 @@
+"""The one place that names every stream, subject, consumer and KV bucket.
+
+Nobody writes a subject string anywhere else: services call the builders here. See ADR-0002.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = [
+    "ALL_BUCKETS",
+    "ALL_STREAMS",
+    "AUTH",
+    "CONTROL",
+    "EXEC",
+    "FILLS",
+    "ORDERS",
+    "SIGNALS",
+    "Bucket",
+    "Buckets",
+    "Consumers",
+    "Retention",
+    "StreamSpec",
+    "auth_subject",
+    "exec_consumer",
+    "exec_subject",
+    "fills_subject",
+    "orders_subject",
+    "safe_token",
+    "signals_subject",
+]
+
+_TOKEN_OK = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def safe_token(value: str | int) -> str:
+    """Return ``value`` as a single NATS subject token, refusing anything that could escape it.
+
+    Raises:
+        ValueError: if the value is empty or holds characters outside ``[A-Za-z0-9_-]``.
+    """
+    text = str(value)
+    if not _TOKEN_OK.match(text):
+        raise ValueError(f"not a valid subject token: {text!r} (allowed: letters, digits, _ and -)")
+    return text
+
+
+class Retention(Enum):
+    """How a stream keeps its messages."""
+
+    LIMITS = "limits"
+    WORK_QUEUE = "workqueue"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A JetStream stream as Phalanx declares it."""
+
+    name: str
+    subjects: tuple[str, ...]
+    retention: Retention = Retention.LIMITS
+    duplicate_window_s: float = 120.0
+    max_age_s: float = 0.0  # 0 = keep forever
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A JetStream key-value bucket as Phalanx declares it."""
+
+    name: str
+    history: int = 1
+    ttl_s: float = 0.0
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+SIGNALS = StreamSpec(
+    "SIGNALS",
+    ("signals.>",),
+    duplicate_window_s=24 * 3600.0,
+    description="Every accepted webhook signal, kept for audit and replay",
+)
+EXEC = StreamSpec(
+    "EXEC",
+    ("exec.>",),
+    retention=Retention.WORK_QUEUE,
+    duplicate_window_s=24 * 3600.0,
+    description="Per-shard batches of order intents, consumed once by the owning executor",
+)
+ORDERS = StreamSpec(
+    "ORDERS", ("orders.>",), duplicate_window_s=3600.0, description="Order outcomes"
+)
+FILLS = StreamSpec("FILLS", ("fills.>",), duplicate_window_s=3600.0, description="Venue fills")
+AUTH = StreamSpec("AUTH", ("auth.>",), description="Logins, tokens and account links")
+CONTROL = StreamSpec("CONTROL", ("control.>",), description="Trading state changes")
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (SIGNALS, EXEC, ORDERS, FILLS, AUTH, CONTROL)
+
+
+def signals_subject(strategy_id: str) -> str:
+    """Subject of a strategy's received signals."""
+    return f"signals.{safe_token(strategy_id)}"
+
+
+SIGNALS_ALL = "signals.>"
+SIGNALS_REPLAY = "signals-replay.>"
+
+
+def exec_subject(shard: int) -> str:
+    """Subject of the batch commands for one shard."""
+    return f"exec.{int(shard)}"
+
+
+def exec_consumer(shard: int) -> str:
+    """Durable consumer name that drains one shard's batches."""
+    return f"exec-shard-{int(shard)}"
+
+
+def orders_subject(account_id: int) -> str:
+    """Subject of one account's order outcomes."""
+    return f"orders.{int(account_id)}"
+
+
+def fills_subject(account_id: int) -> str:
+    """Subject of one account's fills."""
+    return f"fills.{int(account_id)}"
+
+
+def auth_subject(login_id: str) -> str:
+    """Subject of one login's auth events."""
+    return f"auth.{safe_token(login_id)}"
+
+
+CONTROL_STATE = "control.state"
+
+
+class Consumers:
+    """Durable consumer names."""
+
+    PLANNER = "planner"
+    LEDGER = "ledger"
+
+
+class Buckets:
+    """Key-value buckets."""
+
+    STRATEGIES = Bucket("strategies", description="Strategy definitions (secret stored hashed)")
+    SUBSCRIPTIONS = Bucket(
+        "subscriptions", description="Key <strategy>.<account>: sizing and enablement"
+    )
+    ACCOUNTS = Bucket("accounts", description="Broker accounts and the login that owns each")
+    LOGINS = Bucket("logins", description="Broker logins and how to reach them")
+    TOKENS = Bucket("tokens", description="Current access token per login")
+    INTENTS = Bucket("intents", history=1, description="Claimed order intents and their state")
+
+
+ALL_BUCKETS: tuple[Bucket, ...] = (
+    Buckets.STRATEGIES,
+    Buckets.SUBSCRIPTIONS,
+    Buckets.ACCOUNTS,
+    Buckets.LOGINS,
+    Buckets.TOKENS,
+    Buckets.INTENTS,
+)

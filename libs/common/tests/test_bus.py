@@ -1,0 +1,120 @@
+"""The JetStream bus against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.aio.msg import Msg
+
+from phalanx_common import ids, subjects
+from phalanx_common.bus import Bus, ConsumerSpec
+from phalanx_common.errors import DependencyUnavailable, Poison, Retry
+from phalanx_common.events import AnyEvent, Signal, SignalReceived
+from phalanx_testing.servers import free_port
+from phalanx_testing.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def _signal_event(n: int) -> SignalReceived:
+    return SignalReceived(
+        event_id=ids.new_event_id(),
+        ts_event=n,
+        ts_init=n,
+        signal_id=f"s{n}",
+        strategy_id="strat",
+        signal=Signal(ticker="MNQZ6", action="buy"),
+    )
+
+
+async def test_connect_to_an_unreachable_server_names_nats_and_the_address() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    with pytest.raises(DependencyUnavailable, match=f"cannot reach NATS at {url}"):
+        await Bus.connect(url, "test", connect_timeout_s=0.5)
+
+
+async def test_ensure_topology_is_idempotent_and_declares_every_stream(nats_url: str) -> None:
+    bus = await Bus.connect(nats_url, "test")
+    try:
+        await bus.ensure_topology()
+        await bus.ensure_topology()
+        names = {info.config.name for info in await bus.js.streams_info()}
+        assert {s.name for s in subjects.ALL_STREAMS} <= names
+        assert {f"KV_{b.name}" for b in subjects.ALL_BUCKETS} <= names
+    finally:
+        await bus.close()
+
+
+async def test_publishing_the_same_msg_id_twice_stores_one_message(nats_url: str) -> None:
+    bus = await Bus.connect(nats_url, "test")
+    try:
+        await bus.ensure_topology()
+        event = _signal_event(1)
+        first = await bus.publish(subjects.signals_subject("strat"), event, msg_id="sig-1")
+        second = await bus.publish(subjects.signals_subject("strat"), event, msg_id="sig-1")
+        assert first.duplicate is not True
+        assert second.duplicate is True
+        assert second.seq == first.seq
+        info = await bus.js.stream_info(subjects.SIGNALS.name)
+        assert info.state.messages == 1
+    finally:
+        await bus.close()
+
+
+async def test_consumer_acks_retries_and_terminates_by_handler_outcome(nats_url: str) -> None:
+    bus = await Bus.connect(nats_url, "test")
+    await bus.ensure_topology()
+    seen: list[tuple[str, int]] = []
+    terminated: list[str] = []
+
+    async def handler(event: AnyEvent, msg: Msg) -> None:
+        assert isinstance(event, SignalReceived)
+        delivered = msg.metadata.num_delivered
+        seen.append((event.signal_id, delivered))
+        if event.signal_id == "s2" and delivered == 1:
+            raise Retry("not yet", delay_s=0.1)
+        if event.signal_id == "s3":
+            terminated.append(event.signal_id)
+            raise Poison("cannot ever work")
+
+    spec = ConsumerSpec(subjects.SIGNALS.name, "test-consumer", ack_wait_s=5)
+    loop = await bus.consume(spec, handler)
+    try:
+        for n in (1, 2, 3):
+            await bus.publish(subjects.signals_subject("strat"), _signal_event(n))
+        await eventually(lambda: ("s2", 2) in seen, what="s2 redelivered after Retry")
+        await eventually(lambda: terminated == ["s3"])
+        await asyncio.sleep(0.3)
+        info = await bus.js.consumer_info(subjects.SIGNALS.name, "test-consumer")
+        assert info.num_ack_pending == 0
+        assert info.num_pending == 0
+        assert [s for s in seen if s[0] == "s1"] == [("s1", 1)]
+        assert [s for s in seen if s[0] == "s3"] == [("s3", 1)]
+    finally:
+        await loop.stop()
+        await bus.close()
+
+
+async def test_undecodable_message_is_terminated_not_redelivered(nats_url: str) -> None:
+    bus = await Bus.connect(nats_url, "test")
+    await bus.ensure_topology()
+    calls: list[AnyEvent] = []
+
+    async def handler(event: AnyEvent, msg: Msg) -> None:
+        calls.append(event)
+
+    loop = await bus.consume(ConsumerSpec(subjects.SIGNALS.name, "c"), handler)
+    try:
+        await bus.js.publish(subjects.signals_subject("strat"), b"{not json")
+        await bus.publish(subjects.signals_subject("strat"), _signal_event(7))
+        await eventually(lambda: len(calls) == 1)
+
+        async def settled() -> bool:
+            info = await bus.js.consumer_info(subjects.SIGNALS.name, "c")
+            return info.num_ack_pending == 0 and info.num_pending == 0 and info.num_redelivered == 0
+
+        await eventually(settled, what="both messages settled without redelivery")
+    finally:
+        await loop.stop()
+        await bus.close()

@@ -1,0 +1,1 @@
+"""Test kit: real servers on free ports, a fake clock, and waiting helpers."""

