@@ -16,10 +16,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-
 import msgspec
 import nats
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -68,7 +67,7 @@ class ConsumerSpec:
 class Bus:
     """A connection to NATS with JetStream, and the operations Phalanx services need."""
 
-    def __init__(self, nc: NATS, url: str) -> None:
+    def __init__(self, nc: NatsClient, url: str) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.url = url
@@ -321,5 +320,3 @@ class ConsumerLoop:
             while True:
                 await asyncio.sleep(interval)
                 await msg.in_progress()
-
-

@@ -21,6 +21,7 @@ __all__ = [
     "IntentSkipped",
     "OrderAccepted",
     "OrderIntent",
+    "OrderOutcomeUnknown",
     "OrderRejected",
     "PositionReported",
     "ReauthRequired",
@@ -131,6 +132,7 @@ class SignalPlanned(Event, frozen=True, kw_only=True):
     intents: int
     batches: int
     skipped: int = 0
+    rejected: str = ""
 
 
 class IntentSkipped(Event, frozen=True, kw_only=True):
@@ -169,6 +171,20 @@ class OrderRejected(Event, frozen=True, kw_only=True):
     text: str = ""
 
 
+class OrderOutcomeUnknown(Event, frozen=True, kw_only=True):
+    """An order may or may not be at the venue (timeout, dropped socket, crashed claimant).
+
+    Never resent blindly: reconciliation looks the order up by ``clOrdId`` (= ``intent_id``).
+    """
+
+    intent_id: str
+    signal_id: str
+    strategy_id: str
+    account_id: int
+    login_id: str
+    reason: str
+
+
 class FillReceived(Event, frozen=True, kw_only=True):
     """A fill reported by the venue."""
 
@@ -203,7 +219,7 @@ class AccountLinked(Event, frozen=True, kw_only=True):
 
 
 class TokenRenewed(Event, frozen=True, kw_only=True):
-    """A login has a fresh access token in the token bucket (the token itself is never in events)."""
+    """A login has a fresh token in the tokens bucket (tokens are never in events)."""
 
     login_id: str
     user_id: int
@@ -224,6 +240,7 @@ AnyEvent = (
     | IntentSkipped
     | OrderAccepted
     | OrderRejected
+    | OrderOutcomeUnknown
     | FillReceived
     | PositionReported
     | AccountLinked

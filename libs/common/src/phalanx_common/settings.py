@@ -27,7 +27,7 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     service_name: str = "phalanx"
     shutdown_budget_s: float = 10.0
-    admin_token: str = "change-me"
+    admin_token: str = "change-me"  # noqa: S105 - services refuse it outside dev (ADR-0001)
     http_host: str = "127.0.0.1"
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "exec_subject",
     "fills_subject",
     "orders_subject",
+    "planned_subject",
     "safe_token",
     "signals_subject",
 ]
@@ -122,6 +123,11 @@ def exec_consumer(shard: int) -> str:
 def orders_subject(account_id: int) -> str:
     """Subject of one account's order outcomes."""
     return f"orders.{int(account_id)}"
+
+
+def planned_subject(strategy_id: str) -> str:
+    """Subject of the planner's verdict on each signal of a strategy."""
+    return f"orders.planned.{safe_token(strategy_id)}"
 
 
 def fills_subject(account_id: int) -> str:

@@ -4,7 +4,7 @@ Fixtures:
 - ``nats_server``: a fresh nats-server per test on a free loopback port with a temporary store
   (a :class:`ServerProcess`, so a test can stop and restart it).
 - ``nats_url``: its URL (a container's when a Docker engine is reachable).
-- ``redis_server``: one redis-server per session; ``redis_url`` flushes it before each test.
+- ``redis_server_url``: one redis-server per session; ``redis_url`` flushes it before each test.
 - ``fake_clock``: a :class:`FakeClock`.
 No fixture ever uses a server that merely happens to be running on the machine.
 """
@@ -20,7 +20,7 @@ from phalanx_testing.clock import FakeClock
 from phalanx_testing.containers import docker_available, nats_container, redis_container
 from phalanx_testing.servers import ServerProcess, start_nats, start_redis
 
-__all__ = ["fake_clock", "nats_server", "nats_url", "redis_server", "redis_url"]
+__all__ = ["fake_clock", "nats_server", "nats_url", "redis_server_url", "redis_url", "use_docker"]
 
 
 @pytest.fixture(scope="session")

@@ -124,7 +124,9 @@ class ServerProcess:
         _wait_for_port(self.port, self.proc, self.name)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 15) -> None:
+def _wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 15
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

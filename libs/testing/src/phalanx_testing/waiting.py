@@ -13,7 +13,7 @@ __all__ = ["eventually"]
 T = TypeVar("T")
 
 
-async def eventually(
+async def eventually(  # noqa: ASYNC109 - a deadline for polling, not a cancel scope
     probe: Callable[[], T | Awaitable[T]],
     timeout: float = 10.0,
     interval: float = 0.05,
@@ -28,7 +28,7 @@ async def eventually(
     last: T | None = None
     while True:
         result = probe()
-        value: T = await result if inspect.isawaitable(result) else result  # type: ignore[assignment]
+        value: T = await result if inspect.isawaitable(result) else result
         if value:
             return value
         last = value

@@ -1,0 +1,187 @@
+"""The planner: one signal in, deterministic per-shard batches of order intents out.
+
+:func:`plan` is pure: the same signal and subscriptions always give the same batches with the
+same ids, so a redelivered signal republishes identical batches and JetStream drops them.
+Sizing (foundation): ``fixed_quantity`` if set, else ``floor(signal quantity x multiplier)``
+(signal quantity defaults to 1), capped by ``max_quantity``; a zero result skips the account
+with a recorded reason, never "1".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+from typing import Literal
+
+from phalanx_common import ids
+from phalanx_common.events import IntentKind, OrderIntent, Signal, SignalReceived, VenueAction
+from phalanx_common.records import AccountRecord, SubscriptionRecord
+from phalanx_executor.contracts import ContractBook, ProductSpec, UnknownTicker
+from phalanx_executor.sharding import shard_of
+
+__all__ = ["Plan", "PlannedBatch", "Skip", "plan"]
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An account deliberately not traded, and why."""
+
+    account_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    """Intents for one shard, with a deterministic id."""
+
+    batch_id: str
+    shard: int
+    intents: tuple[OrderIntent, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a signal turns into."""
+
+    batches: list[PlannedBatch] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    rejected: str = ""
+
+    @property
+    def intent_count(self) -> int:
+        """Number of intents across all batches."""
+        return sum(len(b.intents) for b in self.batches)
+
+
+def _quantity(signal: Signal, sub: SubscriptionRecord) -> int:
+    if sub.fixed_quantity is not None:
+        qty = sub.fixed_quantity
+    else:
+        base = signal.quantity if signal.quantity is not None else Decimal(1)
+        qty = int((base * sub.multiplier).to_integral_value(rounding=ROUND_FLOOR))
+    if sub.max_quantity is not None:
+        qty = min(qty, sub.max_quantity)
+    return max(qty, 0)
+
+
+def _bracket(
+    signal: Signal, action: VenueAction, spec: ProductSpec
+) -> tuple[Decimal | None, Decimal | None]:
+    """Absolute take-profit and stop-loss prices, rounded to tick."""
+    ref = signal.signal_price if signal.signal_price is not None else signal.limit_price
+    sign = Decimal(1) if action == "Buy" else Decimal(-1)
+    tp: Decimal | None = None
+    sl: Decimal | None = None
+    if signal.take_profit is not None:
+        t = signal.take_profit
+        if t.limit_price is not None:
+            tp = t.limit_price
+        elif ref is not None and t.amount is not None:
+            tp = ref + sign * t.amount
+        elif ref is not None and t.percent is not None:
+            tp = ref * (1 + sign * t.percent / 100)
+        else:
+            raise ValueError("a relative take-profit needs price/signalPrice or limitPrice")
+    if signal.stop_loss is not None:
+        s = signal.stop_loss
+        if s.stop_price is not None:
+            sl = s.stop_price
+        elif ref is not None and s.amount is not None:
+            sl = ref - sign * s.amount
+        elif ref is not None and s.percent is not None:
+            sl = ref * (1 - sign * s.percent / 100)
+        else:
+            raise ValueError("a relative stop-loss needs price/signalPrice or limitPrice")
+    return (
+        spec.round_to_tick(tp) if tp is not None else None,
+        spec.round_to_tick(sl) if sl is not None else None,
+    )
+
+
+def plan(
+    event: SignalReceived,
+    subscriptions: Iterable[SubscriptionRecord],
+    accounts: dict[int, AccountRecord],
+    book: ContractBook,
+    shards: int,
+    batch_size: int,
+    today: dt.date,
+) -> Plan:
+    """Turn a signal into per-shard batches for the strategy's enabled subscriptions."""
+    signal = event.signal
+    try:
+        symbol, spec = book.resolve(signal.ticker, today)
+    except UnknownTicker as exc:
+        return Plan(rejected=str(exc))
+
+    flat = signal.sentiment == "flat"
+    if signal.action in ("exit", "cancel") or flat:
+        kind: IntentKind = "cancel" if signal.action == "cancel" else "exit"
+        action: VenueAction = "Sell"  # liquidation decides the side from the position
+        tp = sl = None
+    else:
+        kind = "entry"
+        action = "Buy" if signal.action == "buy" else "Sell"
+        try:
+            tp, sl = _bracket(signal, action, spec)
+        except ValueError as exc:
+            return Plan(rejected=str(exc))
+    order_type: Literal["Market", "Limit", "Stop"] = (
+        "Limit"
+        if signal.order_type == "limit"
+        else "Stop"
+        if signal.order_type == "stop"
+        else "Market"
+    )
+
+    by_shard: dict[int, list[OrderIntent]] = defaultdict(list)
+    skipped: list[Skip] = []
+    for sub in sorted(subscriptions, key=lambda s: s.account_id):
+        if sub.strategy_id != event.strategy_id:
+            continue
+        if not sub.enabled:
+            skipped.append(Skip(sub.account_id, "subscription-disabled"))
+            continue
+        account = accounts.get(sub.account_id)
+        if account is None or not account.active:
+            skipped.append(Skip(sub.account_id, "account-not-linked"))
+            continue
+        qty = _quantity(signal, sub) if kind == "entry" else 0
+        if kind == "entry" and qty == 0:
+            skipped.append(Skip(sub.account_id, "quantity-rounds-to-zero"))
+            continue
+        by_shard[shard_of(account.login_id, shards)].append(
+            OrderIntent(
+                intent_id=ids.intent_id(event.signal_id, sub.account_id),
+                signal_id=event.signal_id,
+                strategy_id=event.strategy_id,
+                account_id=sub.account_id,
+                account_spec=account.account_spec,
+                login_id=account.login_id,
+                kind=kind,
+                action=action,
+                symbol=symbol,
+                quantity=qty,
+                order_type=order_type if kind == "entry" else "Market",
+                limit_price=signal.limit_price if order_type == "Limit" else None,
+                stop_price=signal.stop_price if order_type == "Stop" else None,
+                take_profit=tp,
+                stop_loss=sl,
+            )
+        )
+
+    batches: list[PlannedBatch] = []
+    for shard in sorted(by_shard):
+        intents = by_shard[shard]
+        for index, start in enumerate(range(0, len(intents), batch_size)):
+            batches.append(
+                PlannedBatch(
+                    batch_id=ids.batch_id(event.signal_id, shard, index),
+                    shard=shard,
+                    intents=tuple(intents[start : start + batch_size]),
+                )
+            )
+    return Plan(batches=batches, skipped=skipped)

@@ -1,0 +1,142 @@
+"""One authorized trading WebSocket per login, reused across signals.
+
+Sockets are opened ahead of need (warm-up) for the logins of the shards this replica owns, so
+the hot path never connects or authorizes. Venue ``props`` events (orders, fills, positions)
+are turned into Phalanx events by a :class:`VenueEventSink`. When auth writes a renewed token,
+the login's socket is re-authorized with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from phalanx_common.records import TokenRecord
+from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateSocket
+
+__all__ = ["ConnectionPool", "LoginNotReady"]
+
+log = logging.getLogger(__name__)
+
+PropsCallback = Callable[[str, PropsEvent], None]
+SnapshotCallback = Callable[[str, SyncSnapshot], Awaitable[None]]
+
+
+class LoginNotReady(Exception):
+    """There is no token for the login yet (auth has not linked it), or it cannot connect."""
+
+
+class ConnectionPool:
+    """Authorized sockets keyed by login id."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        token_for: Callable[[str], TokenRecord | None],
+        on_props: PropsCallback,
+        on_snapshot: SnapshotCallback,
+        max_sockets: int,
+        connect_concurrency: int = 50,
+        request_timeout_s: float = 10.0,
+    ) -> None:
+        self._ws_url = ws_url
+        self._token_for = token_for
+        self._on_props = on_props
+        self._on_snapshot = on_snapshot
+        self._max_sockets = max_sockets
+        self._connect_sem = asyncio.Semaphore(connect_concurrency)
+        self._request_timeout_s = request_timeout_s
+        self._sockets: dict[str, TradovateSocket] = {}
+        self._tokens: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def has(self, login_id: str) -> bool:
+        """Whether the login has a socket (connected or not)."""
+        return login_id in self._sockets
+
+    async def get(self, login_id: str) -> TradovateSocket:
+        """The login's authorized, synced socket, connecting it if needed.
+
+        Raises:
+            LoginNotReady: when there is no token, the cap is reached, or connecting fails.
+        """
+        sock = self._sockets.get(login_id)
+        if sock is not None and sock.connected:
+            return sock
+        lock = self._locks.setdefault(login_id, asyncio.Lock())
+        async with lock:
+            sock = self._sockets.get(login_id)
+            if sock is not None and sock.connected:
+                return sock
+            return await self._connect(login_id)
+
+    async def _connect(self, login_id: str) -> TradovateSocket:
+        token = self._token_for(login_id)
+        if token is None:
+            raise LoginNotReady(f"no token for login {login_id!r} yet")
+        if login_id not in self._sockets and len(self._sockets) >= self._max_sockets:
+            raise LoginNotReady(f"socket cap of {self._max_sockets} reached")
+        old = self._sockets.pop(login_id, None)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+
+        def on_props(event: PropsEvent) -> None:
+            self._on_props(login_id, event)
+
+        sock = TradovateSocket(
+            self._ws_url,
+            token.access_token,
+            on_props=on_props,
+            request_timeout_s=self._request_timeout_s,
+        )
+        async with self._connect_sem:
+            try:
+                await sock.connect()
+                snapshot = await sock.sync(token.user_id)
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await sock.close()
+                raise LoginNotReady(f"login {login_id!r}: cannot connect: {exc}") from exc
+        self._sockets[login_id] = sock
+        self._tokens[login_id] = token.access_token
+        await self._on_snapshot(login_id, snapshot)
+        return sock
+
+    async def warm(self, login_ids: list[str]) -> int:
+        """Connect every listed login that has a token; return how many are connected."""
+        results = await asyncio.gather(
+            *(self.get(login) for login in login_ids if self._token_for(login) is not None),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("warm-up: %s", result)
+        return sum(1 for r in results if not isinstance(r, BaseException))
+
+    async def token_changed(self, login_id: str, token: TokenRecord | None) -> None:
+        """Follow auth: re-authorize the login's socket with a renewed token."""
+        sock = self._sockets.get(login_id)
+        if sock is None or token is None or self._tokens.get(login_id) == token.access_token:
+            return
+        try:
+            await sock.reauthorize(token.access_token)
+            self._tokens[login_id] = token.access_token
+        except Exception as exc:
+            log.warning(
+                "login %s: re-authorize failed (%s); reconnecting on next use", login_id, exc
+            )
+            self._sockets.pop(login_id, None)
+            with contextlib.suppress(Exception):
+                await sock.close()
+
+    async def close(self) -> None:
+        """Close every socket."""
+        socks = list(self._sockets.values())
+        self._sockets.clear()
+        await asyncio.gather(*(s.close() for s in socks), return_exceptions=True)

@@ -1,0 +1,204 @@
+"""The executor replica: composition root, start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from phalanx_common import subjects
+from phalanx_common.bus import Bus, ConsumerLoop, ConsumerSpec
+from phalanx_common.clock import Clock, LiveClock
+from phalanx_common.errors import DependencyUnavailable
+from phalanx_common.kvmirror import KvMirror
+from phalanx_common.records import AccountRecord, SubscriptionRecord, TokenRecord
+from phalanx_executor.contracts import ContractBook
+from phalanx_executor.planning_service import Planner
+from phalanx_executor.pool import ConnectionPool
+from phalanx_executor.ratelimit import RateLimiter
+from phalanx_executor.settings import ExecutorSettings
+from phalanx_executor.sharding import owned_shards, shard_of
+from phalanx_executor.venue_events import VenueEventSink
+from phalanx_executor.worker import BatchWorker
+
+__all__ = ["ExecutorService", "build_executor", "connect_redis"]
+
+log = logging.getLogger(__name__)
+
+
+async def connect_redis(url: str) -> aioredis.Redis:
+    """Connect to Redis and check it answers.
+
+    Raises:
+        DependencyUnavailable: naming Redis and the address.
+    """
+    client: aioredis.Redis = aioredis.from_url(url, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        raise DependencyUnavailable("Redis", url, exc) from exc
+    return client
+
+
+class ExecutorService:
+    """One executor replica: the planner plus workers for the shards it owns."""
+
+    def __init__(
+        self, settings: ExecutorSettings, bus: Bus, redis: aioredis.Redis, clock: Clock
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.redis = redis
+        self.clock = clock
+        self.shards = owned_shards(settings.replica_ordinal, settings.replicas, settings.shards)
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-r{settings.replica_ordinal}"
+        self._loops: list[ConsumerLoop] = []
+        self._mirrors: list[
+            KvMirror[AccountRecord] | KvMirror[SubscriptionRecord] | KvMirror[TokenRecord]
+        ] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
+        self.pool: ConnectionPool | None = None
+        self.worker: BatchWorker | None = None
+
+    async def start(self) -> None:
+        """Load mirrors, warm sockets for owned logins, start planner and shard consumers."""
+        s = self.settings
+        await self.bus.ensure_topology()
+        accounts = KvMirror(await self.bus.key_value(subjects.Buckets.ACCOUNTS), AccountRecord)
+        subs = KvMirror(
+            await self.bus.key_value(subjects.Buckets.SUBSCRIPTIONS), SubscriptionRecord
+        )
+        tokens = KvMirror(await self.bus.key_value(subjects.Buckets.TOKENS), TokenRecord)
+        for mirror in (accounts, subs, tokens):
+            await mirror.start()
+        self._mirrors = [accounts, subs, tokens]
+
+        sink_ref: list[VenueEventSink] = []
+        pool = ConnectionPool(
+            s.tradovate_ws_url,
+            token_for=tokens.get,
+            on_props=lambda login, ev: sink_ref[0].submit(login, ev),
+            on_snapshot=lambda login, snap: sink_ref[0].ingest_snapshot(login, snap),
+            max_sockets=s.max_sockets,
+            connect_concurrency=s.connect_concurrency,
+            request_timeout_s=s.request_timeout_s,
+        )
+        sink = VenueEventSink(self.bus, self.clock, pool.get)
+        sink_ref.append(sink)
+        sink.start()
+        self.pool = pool
+        self._sink = sink
+
+        def on_token(login_id: str, token: TokenRecord | None) -> None:
+            if shard_of(login_id, s.shards) not in self.shards:
+                return
+            task = asyncio.create_task(self._follow_token(login_id, token))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        tokens.on_change(on_token)
+        owned_logins = sorted(
+            {a.login_id for a in accounts.values() if shard_of(a.login_id, s.shards) in self.shards}
+        )
+        warmed = await pool.warm(owned_logins)
+        log.info(
+            "executor r%d owns shards %s; %d/%d logins connected",
+            s.replica_ordinal,
+            self.shards,
+            warmed,
+            len(owned_logins),
+        )
+
+        self.worker = BatchWorker(
+            bus=self.bus,
+            intents=await self.bus.key_value(subjects.Buckets.INTENTS),
+            pool=pool,
+            limiter=RateLimiter(self.redis),
+            sink=sink,
+            clock=self.clock,
+            owner=self.owner,
+            login_windows=s.login_windows,
+            ip_windows=s.ip_windows,
+            egress_ip=s.egress_ip,
+        )
+        planner = Planner(
+            bus=self.bus,
+            clock=self.clock,
+            book=ContractBook.load(),
+            subscriptions=subs,
+            accounts=accounts,
+            shards=s.shards,
+            batch_size=s.batch_size,
+        )
+        self._loops.append(
+            await self.bus.consume(
+                ConsumerSpec(
+                    subjects.SIGNALS.name,
+                    subjects.Consumers.PLANNER,
+                    filter_subject=subjects.SIGNALS_ALL,
+                ),
+                planner.handle,
+                batch=16,
+                concurrency=1,  # signals of a strategy are planned in order
+                double_ack=True,
+            )
+        )
+        for shard in self.shards:
+            self._loops.append(
+                await self.bus.consume(
+                    ConsumerSpec(
+                        subjects.EXEC.name,
+                        subjects.exec_consumer(shard),
+                        filter_subject=subjects.exec_subject(shard),
+                        ack_wait_s=60,
+                    ),
+                    self.worker.handle,
+                    batch=s.shard_concurrency,
+                    concurrency=s.shard_concurrency,
+                    double_ack=True,
+                )
+            )
+
+    async def _follow_token(self, login_id: str, token: TokenRecord | None) -> None:
+        assert self.pool is not None
+        if token is None:
+            return
+        if self.pool.has(login_id):
+            await self.pool.token_changed(login_id, token)
+        else:
+            await self.pool.warm([login_id])
+
+    async def stop(self) -> None:
+        """Stop consumers, then sockets, mirrors and connections (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await asyncio.gather(*(loop.stop() for loop in self._loops), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        if self.pool is not None:
+            await self._sink.stop()
+            await self.pool.close()
+        for mirror in self._mirrors:
+            await mirror.stop()
+        await self.bus.close()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+
+async def build_executor(settings: ExecutorSettings, clock: Clock | None = None) -> ExecutorService:
+    """Connect NATS and Redis (closing what opened if a later step fails) and build a replica."""
+    bus = await Bus.connect(settings.nats_url, f"executor-{settings.replica_ordinal}")
+    try:
+        redis = await connect_redis(settings.redis_url)
+    except DependencyUnavailable:
+        await bus.close()
+        raise
+    return ExecutorService(settings, bus, redis, clock or LiveClock())

@@ -1,0 +1,40 @@
+"""Executor settings (``PHALANX_*`` environment variables)."""
+
+from __future__ import annotations
+
+from phalanx_common.settings import CommonSettings
+
+__all__ = ["ExecutorSettings"]
+
+
+class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
+    """Everything an executor replica needs to know.
+
+    Attributes:
+        replica_ordinal: this replica's index (a StatefulSet ordinal), 0-based.
+        replicas: how many replicas share the shards.
+        shards: number of shards; logins map to shards by FNV-1a hash (ADR-0003).
+        batch_size: intents per batch command (the seed's 25; pacing comes from the budget).
+        batch_pause_s: optional pause between batches of one shard (the seed's 0.5 s knob; 0).
+        tradovate_ws_url: the venue's trading WebSocket.
+        login_windows: per-login rate windows as ``[[limit, seconds], ...]``.
+        ip_windows: per-egress-IP rate windows (empty: no IP budget).
+        egress_ip: the name of this replica's egress IP in the limiter's keys.
+        max_sockets: cap on broker WebSockets held by this replica.
+        request_timeout_s: how long to wait for a venue response before the outcome is unknown.
+    """
+
+    service_name: str = "executor"
+    replica_ordinal: int = 0
+    replicas: int = 1
+    shards: int = 16
+    batch_size: int = 25
+    batch_pause_s: float = 0.0
+    tradovate_ws_url: str = "ws://127.0.0.1:8900/v1/websocket"
+    login_windows: tuple[tuple[int, int], ...] = ((70, 60), (4500, 3600))
+    ip_windows: tuple[tuple[int, int], ...] = ()
+    egress_ip: str = "default"
+    max_sockets: int = 2000
+    connect_concurrency: int = 50
+    request_timeout_s: float = 10.0
+    shard_concurrency: int = 4
