@@ -1,0 +1,242 @@
+"""Tradovate REST client over httpx.
+
+Every call returns a typed wire struct or raises a typed :mod:`phalanx_tradovate.errors` error;
+the failure shapes (``errorText`` in a 200, ``failureReason``, ``p-ticket``, 401, 423/429, 5xx)
+are checked in :mod:`phalanx_tradovate.checks`. Only :meth:`TradovateRest.access_token_request`
+honours a penalty ticket by itself (once); for everything else the caller's rate limiter owns the
+wait and resends with ``p_ticket=`` (DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from phalanx_tradovate import wire
+from phalanx_tradovate.checks import is_read, raise_for_payload, raise_for_status
+from phalanx_tradovate.errors import (
+    ConnectionLost,
+    PenaltyError,
+    ProtocolError,
+    RequestTimeout,
+    VenueUnreachable,
+)
+
+__all__ = ["Sleep", "TradovateRest"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+class TradovateRest:
+    """A REST client for one Tradovate environment (``https://demo.tradovateapi.com/v1``).
+
+    Args:
+        base_url: the REST base including ``/v1``.
+        client: an ``httpx.AsyncClient`` to use (owned by the caller); one is created otherwise.
+        timeout_s: per-request timeout.
+        sleep: how to wait out a penalty on ``accesstokenrequest`` (inject a fake in tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        timeout_s: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        self._timeout_s = timeout_s
+        self._sleep = sleep
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it (idempotent)."""
+        if self._own_client:
+            await self._client.aclose()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        token: str | None = None,
+        body: bytes | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> Any:
+        headers = dict(_JSON_HEADERS)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        read = is_read(endpoint) or method == "GET"
+        try:
+            resp = await self._client.request(
+                method,
+                f"{self.base_url}/{endpoint}",
+                content=body,
+                params=params,
+                headers=headers,
+                timeout=self._timeout_s,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise VenueUnreachable(f"cannot connect: {exc!r}", endpoint=endpoint) from exc
+        except httpx.TimeoutException as exc:
+            raise RequestTimeout(
+                f"no answer within {self._timeout_s:g}s", endpoint=endpoint, retry_safe=read
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ConnectionLost(
+                f"connection failed mid-request: {exc!r}", endpoint=endpoint, retry_safe=read
+            ) from exc
+        data: Any
+        if resp.content:
+            try:
+                data = wire.decode_json(resp.content)
+            except msgspec.DecodeError:
+                data = resp.text
+        else:
+            data = None
+        raise_for_status(endpoint, resp.status_code, data)
+        raise_for_payload(endpoint, data)
+        return data
+
+    @staticmethod
+    def _convert(endpoint: str, data: Any, type_: type[T]) -> T:
+        try:
+            return wire.convert(data, type_)
+        except msgspec.ValidationError as exc:
+            raise ProtocolError(f"unexpected answer: {exc}", endpoint=endpoint) from exc
+
+    async def _post(
+        self,
+        endpoint: str,
+        token: str | None,
+        body: msgspec.Struct | dict[str, Any],
+        type_: type[T],
+        p_ticket: str | None = None,
+    ) -> T:
+        data = await self._call(
+            "POST", endpoint, token=token, body=wire.encode_with_ticket(body, p_ticket)
+        )
+        return self._convert(endpoint, data, type_)
+
+    async def _get(
+        self,
+        endpoint: str,
+        token: str,
+        type_: type[T],
+        params: dict[str, str | int] | None = None,
+    ) -> T:
+        data = await self._call("GET", endpoint, token=token, params=params)
+        return self._convert(endpoint, data, type_)
+
+    # -- auth ---------------------------------------------------------------------------------
+
+    async def access_token_request(self, req: wire.AccessTokenRequest) -> wire.AccessTokenResponse:
+        """Log in with username/password (``POST /auth/accesstokenrequest``).
+
+        This starts a new venue session (2 per user at most): call it once per login, then renew.
+        A time penalty is honoured once: wait ``p-time`` and resend the same body plus the ticket.
+
+        Raises:
+            AuthError: wrong credentials (``errorText``) or 401.
+            PenaltyError: ``p-captcha`` (immediately), or a second penalty after the retry.
+            LockoutError, VenueError, VenueUnreachable, RequestTimeout: as their names say.
+        """
+        endpoint = "auth/accesstokenrequest"
+        try:
+            return await self._post(endpoint, None, req, wire.AccessTokenResponse)
+        except PenaltyError as exc:
+            if exc.captcha:
+                raise
+            log.warning("%s: time penalty, retrying once after %.1fs", endpoint, exc.time_s)
+            await self._sleep(exc.time_s)
+            return await self._post(
+                endpoint, None, req, wire.AccessTokenResponse, p_ticket=exc.ticket
+            )
+
+    async def renew_access_token(self, token: str) -> wire.AccessTokenResponse:
+        """Extend the session with a new token (``GET /auth/renewaccesstoken``).
+
+        Raises:
+            AuthError: the token is expired or revoked (401) or ``errorText`` was returned.
+        """
+        return await self._get("auth/renewaccesstoken", token, wire.AccessTokenResponse)
+
+    async def me(self, token: str) -> wire.MeResponse:
+        """Who the token belongs to (``GET /auth/me``)."""
+        return await self._get("auth/me", token, wire.MeResponse)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def account_list(self, token: str) -> list[wire.Account]:
+        """Every account the login can see (``GET /account/list``)."""
+        return await self._get("account/list", token, list[wire.Account])
+
+    async def order_deps(self, token: str, account_id: int) -> list[wire.Order]:
+        """Orders of one account (``GET /order/deps?masterid=<accountId>``)."""
+        return await self._get("order/deps", token, list[wire.Order], {"masterid": account_id})
+
+    async def position_deps(self, token: str, account_id: int) -> list[wire.Position]:
+        """Positions of one account (``GET /position/deps?masterid=<accountId>``)."""
+        return await self._get(
+            "position/deps", token, list[wire.Position], {"masterid": account_id}
+        )
+
+    async def command_deps(self, token: str, order_id: int) -> list[wire.Command]:
+        """Commands of one order, with their ``clOrdId`` (``GET /command/deps?masterid=``)."""
+        return await self._get("command/deps", token, list[wire.Command], {"masterid": order_id})
+
+    async def contract_item(self, token: str, id: int) -> wire.Contract:
+        """One contract by id (``GET /contract/item?id=``)."""
+        return await self._get("contract/item", token, wire.Contract, {"id": id})
+
+    async def contract_find(self, token: str, name: str) -> wire.Contract:
+        """One contract by name, e.g. ``MNQZ5`` (``GET /contract/find?name=``)."""
+        return await self._get("contract/find", token, wire.Contract, {"name": name})
+
+    # -- orders -------------------------------------------------------------------------------
+
+    async def place_oso(
+        self, token: str, order: wire.PlaceOso, *, p_ticket: str | None = None
+    ) -> wire.PlaceOsoResult:
+        """Place an entry with its bracket legs (``POST /order/placeoso``).
+
+        Raises:
+            OrderRejected: ``failureReason`` set (retry-safe: nothing was placed).
+            PenaltyError: resend with ``p_ticket=exc.ticket`` after ``exc.time_s``.
+            RequestTimeout, ConnectionLost: outcome unknown; reconcile by ``clOrdId`` first.
+        """
+        return await self._post("order/placeoso", token, order, wire.PlaceOsoResult, p_ticket)
+
+    async def place_order(
+        self, token: str, order: wire.PlaceOrder, *, p_ticket: str | None = None
+    ) -> wire.PlaceOrderResult:
+        """Place a single order (``POST /order/placeorder``); errors as :meth:`place_oso`."""
+        return await self._post("order/placeorder", token, order, wire.PlaceOrderResult, p_ticket)
+
+    async def cancel_order(
+        self, token: str, cancel: wire.CancelOrder, *, p_ticket: str | None = None
+    ) -> wire.CommandResult:
+        """Cancel an order (``POST /order/cancelorder``); the result means queued, not applied."""
+        return await self._post("order/cancelorder", token, cancel, wire.CommandResult, p_ticket)
+
+    async def liquidate_position(
+        self, token: str, req: wire.LiquidatePosition, *, p_ticket: str | None = None
+    ) -> wire.PlaceOrderResult:
+        """Cancel a contract's orders and close its position (``/order/liquidateposition``)."""
+        return await self._post(
+            "order/liquidateposition", token, req, wire.PlaceOrderResult, p_ticket
+        )

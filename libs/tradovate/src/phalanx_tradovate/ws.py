@@ -1,0 +1,578 @@
+"""Tradovate trading WebSocket: authorize, heartbeat, request/response, ``props`` events.
+
+One :class:`TradovateSocket` per login. It costs two tasks (a reader and a heartbeat timer) and
+one future per request in flight, so a process can hold many of them. The heartbeat ``[]`` is sent
+every ``heartbeat_s`` on its own timer, never in answer to a server ``h`` (reference §3).
+
+When the connection drops every pending request fails with :class:`ConnectionLost` (retry-safe
+only for reads) and ``on_close`` is called once. Reconnecting is left to the caller, or to
+:class:`ReconnectingSocket`, which reconnects with capped exponential backoff and a fresh token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from phalanx_tradovate import wire
+from phalanx_tradovate.checks import is_read, raise_for_payload, raise_for_status
+from phalanx_tradovate.errors import (
+    AuthError,
+    ConnectionLost,
+    ProtocolError,
+    RequestTimeout,
+    TradovateError,
+    VenueUnreachable,
+)
+from phalanx_tradovate.frames import (
+    CLIENT_HEARTBEAT,
+    ArrayFrame,
+    CloseFrame,
+    EventMessage,
+    OpenFrame,
+    PropsEvent,
+    Response,
+    encode_request,
+    parse_frame,
+    parse_props,
+)
+
+__all__ = [
+    "OnClose",
+    "OnProps",
+    "OnShutdown",
+    "ReconnectingSocket",
+    "TokenSource",
+    "TradovateSocket",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+OnProps = Callable[[PropsEvent], None]
+OnClose = Callable[["TradovateSocket", str], None]
+OnShutdown = Callable[["TradovateSocket", Any], None]
+TokenSource = Callable[[], Awaitable[str]]
+
+# snapshot array name -> entity type, for extra parts of a split sync response
+_SNAPSHOT_ARRAYS = {
+    "accounts": "account",
+    "positions": "position",
+    "orders": "order",
+    "orderVersions": "orderVersion",
+    "commands": "command",
+    "commandReports": "commandReport",
+    "executionReports": "executionReport",
+    "fills": "fill",
+    "cashBalances": "cashBalance",
+    "contracts": "contract",
+}
+
+
+class TradovateSocket:
+    """An authorized trading WebSocket for one login.
+
+    Args:
+        url: the socket URL (``wss://demo.tradovateapi.com/v1/websocket``).
+        token: the access token used by ``authorize``.
+        on_props: called (synchronously, in the reader task) for each entity change.
+        on_close: called once with ``(socket, reason)`` when the connection ends.
+        on_shutdown: called with ``(socket, d)`` when the server announces a ``shutdown``.
+        heartbeat_s: interval of the client heartbeat ``[]``.
+        request_timeout_s: default time to wait for a response.
+        connect_timeout_s: time allowed to open the socket and receive ``o``.
+        stale_after_s: when set, close the socket after this long without any server frame
+            (detects silent stalls; the server sends ``h`` when idle).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        on_props: OnProps | None = None,
+        on_close: OnClose | None = None,
+        on_shutdown: OnShutdown | None = None,
+        heartbeat_s: float = 2.5,
+        request_timeout_s: float = 10.0,
+        connect_timeout_s: float = 10.0,
+        stale_after_s: float | None = None,
+    ) -> None:
+        self.url = url
+        self._token = token
+        self.on_props = on_props
+        self.on_close = on_close
+        self.on_shutdown = on_shutdown
+        self.heartbeat_s = heartbeat_s
+        self.request_timeout_s = request_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.stale_after_s = stale_after_s
+        self._ws: ClientConnection | None = None
+        self._next_id = 0
+        self._pending: dict[int, tuple[asyncio.Future[Response], str]] = {}
+        self._sync_ids: set[int] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._open = False
+        self._closed = False
+        self._last_rx = 0.0
+        self.close_reason = ""
+        self.shutdown_reason: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the socket is open and authorized."""
+        return self._open and not self._closed
+
+    async def connect(self) -> None:
+        """Open the socket, wait for ``o``, authorize, and start the reader and heartbeat.
+
+        Raises:
+            VenueUnreachable: the socket could not be opened (nothing was sent).
+            AuthError: ``authorize`` was refused (401); the socket is closed.
+            ProtocolError: the server did not start with ``o``.
+            RequestTimeout: no answer to ``authorize`` in time.
+        """
+        if self._ws is not None:
+            raise RuntimeError("TradovateSocket.connect() called twice; make a new socket")
+        try:
+            self._ws = await asyncio.wait_for(
+                connect(self.url, ping_interval=None, compression=None, max_size=None),
+                self.connect_timeout_s,
+            )
+            first = await asyncio.wait_for(self._ws.recv(), self.connect_timeout_s)
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
+            await self._abort(f"connect failed: {exc!r}")
+            raise VenueUnreachable(
+                f"cannot open {self.url}: {exc!r}", endpoint="websocket"
+            ) from exc
+        try:
+            frame = parse_frame(first)
+        except ProtocolError:
+            frame = None
+        if not isinstance(frame, OpenFrame):
+            await self._abort("no open frame")
+            raise ProtocolError(f"expected 'o' first, got {first!r:.80}", endpoint="websocket")
+        loop = asyncio.get_running_loop()
+        self._last_rx = loop.time()
+        self._reader = asyncio.create_task(self._read(), name=f"tradovate-ws-read:{self.url}")
+        self._heartbeat = asyncio.create_task(self._beat(), name=f"tradovate-ws-hb:{self.url}")
+        self._open = True
+        try:
+            await self.request("authorize", self._token)
+        except TradovateError:
+            await self.close("authorize failed")
+            raise
+
+    async def reauthorize(self, token: str) -> None:
+        """Send ``authorize`` again with a renewed token on the open socket.
+
+        Raises:
+            AuthError: the new token was refused.
+        """
+        await self.request("authorize", token)
+        self._token = token
+
+    async def close(self, reason: str = "closed by client") -> None:
+        """Close the socket; pending requests fail with :class:`ConnectionLost` (idempotent)."""
+        if self._closed:
+            return
+        self.close_reason = self.close_reason or reason
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        self._teardown(reason)
+
+    async def _abort(self, reason: str) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        self._closed = True
+        self.close_reason = reason
+
+    def _teardown(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.close_reason = self.close_reason or reason
+        if self._heartbeat is not None and self._heartbeat is not asyncio.current_task():
+            self._heartbeat.cancel()
+        pending, self._pending = self._pending, {}
+        for request_id, (fut, endpoint) in pending.items():
+            if not fut.done():
+                fut.set_exception(
+                    ConnectionLost(
+                        f"socket closed with request {request_id} in flight ({reason})",
+                        endpoint=endpoint,
+                        retry_safe=is_read(endpoint),
+                    )
+                )
+        if self.on_close is not None:
+            try:
+                self.on_close(self, self.close_reason)
+            except Exception:
+                log.exception("on_close callback failed")
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        reason = "connection closed"
+        loop = asyncio.get_running_loop()
+        try:
+            async for message in self._ws:
+                self._last_rx = loop.time()
+                try:
+                    frame = parse_frame(message)
+                except ProtocolError as exc:
+                    log.warning("%s: ignoring bad frame: %s", self.url, exc)
+                    continue
+                if isinstance(frame, ArrayFrame):
+                    for item in frame.messages:
+                        self._dispatch(item)
+                elif isinstance(frame, CloseFrame):
+                    reason = f"server closed: {frame.code} {frame.reason}".strip()
+                    break
+        except ConnectionClosed as exc:
+            reason = f"connection closed: {exc}"
+        except asyncio.CancelledError:
+            reason = "reader cancelled"
+            raise
+        except Exception as exc:
+            log.exception("%s: reader failed", self.url)
+            reason = f"reader failed: {exc!r}"
+        finally:
+            self._teardown(reason)
+            if self._ws is not None:
+                with contextlib.suppress(Exception):
+                    await self._ws.close()
+
+    def _dispatch(self, item: Response | EventMessage) -> None:
+        if isinstance(item, Response):
+            entry = self._pending.pop(item.request_id, None)
+            if entry is not None:
+                if not entry[0].done():
+                    entry[0].set_result(item)
+            elif item.request_id in self._sync_ids:
+                self._snapshot_part(item.data)
+            else:
+                log.debug("%s: response to unknown request %d", self.url, item.request_id)
+            return
+        if item.kind == "props":
+            try:
+                events = parse_props(item.data)
+            except ProtocolError as exc:
+                log.warning("%s: %s", self.url, exc)
+                return
+            self._emit(events)
+        elif item.kind == "shutdown":
+            self.shutdown_reason = item.data
+            log.warning("%s: server announced shutdown: %r", self.url, item.data)
+            if self.on_shutdown is not None:
+                try:
+                    self.on_shutdown(self, item.data)
+                except Exception:
+                    log.exception("on_shutdown callback failed")
+
+    def _emit(self, events: Iterable[PropsEvent]) -> None:
+        if self.on_props is None:
+            return
+        for event in events:
+            try:
+                self.on_props(event)
+            except Exception:
+                log.exception("on_props callback failed for %s", event.entity_type)
+
+    def _snapshot_part(self, data: Any) -> None:
+        """A later part of a split sync response: deliver its entities as ``Snapshot`` props."""
+        if not isinstance(data, dict):
+            return
+        for name, entity_type in _SNAPSHOT_ARRAYS.items():
+            items = data.get(name)
+            if isinstance(items, list):
+                self._emit(
+                    PropsEvent(entity_type, "Snapshot", e) for e in items if isinstance(e, dict)
+                )
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._closed and self._ws is not None:
+                await asyncio.sleep(self.heartbeat_s)
+                if self.stale_after_s is not None and (
+                    loop.time() - self._last_rx > self.stale_after_s
+                ):
+                    log.warning("%s: no frame for %.1fs; closing", self.url, self.stale_after_s)
+                    self.close_reason = "stale: no server frame"
+                    await self._ws.close()
+                    return
+                await self._ws.send(CLIENT_HEARTBEAT)
+        except ConnectionClosed:
+            return
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        endpoint: str,
+        body: msgspec.Struct | dict[str, Any] | list[Any] | str | bytes | None = None,
+        query: str = "",
+        *,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Send one request and return the response's ``d`` once its status is checked.
+
+        Args:
+            endpoint: e.g. ``order/placeoso`` (no leading slash).
+            body: a struct/dict (JSON), a raw string (``authorize``), or encoded JSON bytes.
+            query: the query string without ``?`` (``masterid=1``).
+            timeout_s: overrides ``request_timeout_s``.
+
+        Raises:
+            RequestTimeout: no response in time (retry-safe only for reads).
+            ConnectionLost: the socket is closed or dropped while waiting.
+            AuthError, LockoutError, PenaltyError, OrderRejected, VenueError: per the response.
+        """
+        response = await self._roundtrip(endpoint, body, query, timeout_s)
+        raise_for_status(endpoint, response.status, response.data)
+        raise_for_payload(endpoint, response.data)
+        return response.data
+
+    async def _roundtrip(
+        self,
+        endpoint: str,
+        body: msgspec.Struct | dict[str, Any] | list[Any] | str | bytes | None,
+        query: str,
+        timeout_s: float | None,
+    ) -> Response:
+        ws = self._ws
+        if ws is None or not self.connected:
+            raise ConnectionLost(
+                f"socket not connected ({self.close_reason or 'never opened'})",
+                endpoint=endpoint,
+                retry_safe=True,
+            )
+        request_id = self._next_id
+        self._next_id += 1
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (fut, endpoint)
+        try:
+            await ws.send(encode_request(endpoint, request_id, query, body))
+        except ConnectionClosed as exc:
+            self._pending.pop(request_id, None)
+            raise ConnectionLost(
+                f"socket closed while sending: {exc}",
+                endpoint=endpoint,
+                retry_safe=is_read(endpoint),
+            ) from exc
+        timeout = self.request_timeout_s if timeout_s is None else timeout_s
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            self._pending.pop(request_id, None)
+            raise RequestTimeout(
+                f"no response to request {request_id} within {timeout:g}s",
+                endpoint=endpoint,
+                retry_safe=is_read(endpoint),
+            ) from None
+
+    async def _typed(
+        self,
+        endpoint: str,
+        type_: type[T],
+        body: msgspec.Struct | dict[str, Any] | bytes | None = None,
+        query: str = "",
+    ) -> T:
+        data = await self.request(endpoint, body, query)
+        try:
+            return wire.convert(data, type_)
+        except msgspec.ValidationError as exc:
+            raise ProtocolError(f"unexpected answer: {exc}", endpoint=endpoint) from exc
+
+    async def place_oso(
+        self, order: wire.PlaceOso, *, p_ticket: str | None = None
+    ) -> wire.PlaceOsoResult:
+        """Place an entry with bracket legs over the socket (errors as the REST client's)."""
+        return await self._typed(
+            "order/placeoso", wire.PlaceOsoResult, wire.encode_with_ticket(order, p_ticket)
+        )
+
+    async def place_order(
+        self, order: wire.PlaceOrder, *, p_ticket: str | None = None
+    ) -> wire.PlaceOrderResult:
+        """Place a single order over the socket."""
+        return await self._typed(
+            "order/placeorder", wire.PlaceOrderResult, wire.encode_with_ticket(order, p_ticket)
+        )
+
+    async def cancel_order(
+        self, cancel: wire.CancelOrder, *, p_ticket: str | None = None
+    ) -> wire.CommandResult:
+        """Cancel an order over the socket (queued, not yet applied)."""
+        return await self._typed(
+            "order/cancelorder", wire.CommandResult, wire.encode_with_ticket(cancel, p_ticket)
+        )
+
+    async def liquidate_position(
+        self, req: wire.LiquidatePosition, *, p_ticket: str | None = None
+    ) -> wire.PlaceOrderResult:
+        """Cancel a contract's orders and close the position over the socket."""
+        return await self._typed(
+            "order/liquidateposition",
+            wire.PlaceOrderResult,
+            wire.encode_with_ticket(req, p_ticket),
+        )
+
+    async def order_deps(self, account_id: int) -> list[wire.Order]:
+        """Orders of one account (``order/deps?masterid=<accountId>``)."""
+        return await self._typed("order/deps", list[wire.Order], query=f"masterid={account_id}")
+
+    async def position_deps(self, account_id: int) -> list[wire.Position]:
+        """Positions of one account (``position/deps?masterid=<accountId>``)."""
+        return await self._typed(
+            "position/deps", list[wire.Position], query=f"masterid={account_id}"
+        )
+
+    async def command_deps(self, order_id: int) -> list[wire.Command]:
+        """Commands (with ``clOrdId``) of one order (``command/deps?masterid=<orderId>``)."""
+        return await self._typed("command/deps", list[wire.Command], query=f"masterid={order_id}")
+
+    async def contract_item(self, id: int) -> wire.Contract:
+        """One contract by id."""
+        return await self._typed("contract/item", wire.Contract, query=f"id={id}")
+
+    async def contract_find(self, name: str) -> wire.Contract:
+        """One contract by name (``MNQZ5``)."""
+        return await self._typed("contract/find", wire.Contract, query=f"name={name}")
+
+    async def sync(
+        self,
+        user_id: int,
+        account_ids: Iterable[int] | None = None,
+        entity_types: Iterable[str] = wire.DEFAULT_ENTITY_TYPES,
+    ) -> wire.SyncSnapshot:
+        """Start ``user/syncrequest`` and return the initial snapshot.
+
+        ``entityTypes`` is always sent explicitly and ``splitResponses`` is true. Updates then
+        arrive through ``on_props``; later parts of a split snapshot arrive there as
+        ``eventType == "Snapshot"``. A sync cannot be cancelled: close the socket instead.
+        """
+        req = wire.SyncRequest(
+            users=[user_id],
+            accounts=list(account_ids) if account_ids is not None else None,
+            entityTypes=list(entity_types),
+        )
+        request_id = self._next_id
+        self._sync_ids.add(request_id)
+        return await self._typed("user/syncrequest", wire.SyncSnapshot, req)
+
+
+class ReconnectingSocket:
+    """Keeps one :class:`TradovateSocket` connected, reconnecting with backoff and a fresh token.
+
+    ``token_source`` is awaited before every connection attempt (so a renewed token is used),
+    and ``on_connected`` after every successful connect (re-run ``sync`` there). An
+    :class:`AuthError` is not retried blindly: it waits for the longest backoff before trying
+    again with whatever token the source then returns.
+
+    Args:
+        url: the socket URL.
+        token_source: returns the current access token.
+        on_connected: awaited with each new, authorized socket.
+        backoff_s: first delay; doubled per failure up to ``max_backoff_s``, with jitter.
+        socket_kwargs: passed to every :class:`TradovateSocket`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token_source: TokenSource,
+        *,
+        on_connected: Callable[[TradovateSocket], Awaitable[None]] | None = None,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        **socket_kwargs: Any,
+    ) -> None:
+        self.url = url
+        self._token_source = token_source
+        self._on_connected = on_connected
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._socket_kwargs = socket_kwargs
+        self.socket: TradovateSocket | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._dropped = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self.connects = 0
+
+    def start(self) -> None:
+        """Start the connect/reconnect loop in a background task."""
+        self._task = asyncio.create_task(self._run(), name=f"tradovate-ws-keep:{self.url}")
+
+    async def wait_connected(self, timeout_s: float | None = None) -> TradovateSocket:
+        """Wait until a socket is connected and return it.
+
+        Raises:
+            TimeoutError: when ``timeout_s`` passes first.
+        """
+        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        assert self.socket is not None
+        return self.socket
+
+    async def stop(self) -> None:
+        """Stop reconnecting and close the socket (idempotent)."""
+        self._stopping = True
+        self._dropped.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.socket is not None:
+            await self.socket.close()
+
+    def _closed(self, sock: TradovateSocket, reason: str) -> None:
+        log.info("%s: socket closed (%s)", self.url, reason)
+        self._ready.clear()
+        self._dropped.set()
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            token = await self._token_source()
+            sock = TradovateSocket(self.url, token, on_close=self._closed, **self._socket_kwargs)
+            try:
+                self._dropped.clear()
+                await sock.connect()
+                if self._on_connected is not None:
+                    await self._on_connected(sock)
+            except TradovateError as exc:
+                failures += 1
+                await sock.close()
+                delay = (
+                    self._max_backoff_s
+                    if isinstance(exc, AuthError)
+                    else min(self._max_backoff_s, self._backoff_s * 2 ** (failures - 1))
+                )
+                log.warning("%s: connect failed (%s); retrying in %.1fs", self.url, exc, delay)
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+                continue
+            failures = 0
+            self.connects += 1
+            self.socket = sock
+            self._ready.set()
+            await self._dropped.wait()
