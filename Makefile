@@ -1,0 +1,56 @@
+# Phalanx: `make run` starts everything on this machine, `make test` runs every check.
+# Needs only Python 3.11+; everything else is installed into .venv from PyPI with the exact
+# pins in constraints.txt.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+MEMBERS := libs/common libs/tradovate libs/testing services/ingest services/auth \
+	services/executor services/ledger sim bench
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint typecheck pytest bench clean help
+
+help:
+	@echo "make run   - install and start NATS, Redis, the simulator and every service with 25 demo accounts"
+	@echo "make test  - install and run ruff, mypy --strict and the whole pytest suite (real servers)"
+	@echo "make bench - drive the running system and report latency/scale numbers as JSON"
+
+$(STAMP): constraints.txt requirements-dev.txt $(foreach m,$(MEMBERS),$(m)/pyproject.toml)
+	@test -n "$(PYTHON)" || { echo "Phalanx needs Python 3.11 or newer on the PATH"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
+		$(foreach m,$(MEMBERS),-e $(m))
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@mkdir -p .run
+	$(BIN)/honcho -f deploy/local/Procfile -e deploy/local/dev.env -d . start
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy libs/common/src libs/tradovate/src libs/testing/src services/ingest/src \
+		services/auth/src services/executor/src services/ledger/src sim/src bench/src
+
+# pytest exits 5 when it collects nothing: for this suite that is a broken collection, so fail.
+pytest: install
+	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/phalanx-bench $(BENCH_ARGS)
+
+clean:
+	rm -rf .run .mypy_cache .ruff_cache .pytest_cache
