@@ -1,0 +1,399 @@
+"""Parse a TradersPost-style webhook body into a :class:`phalanx_common.events.Signal`.
+
+Field names follow TradersPost (``ticker``, ``action``, ``sentiment``, ``quantity``,
+``orderType``, ``limitPrice``, ``stopPrice``, ``price``/``signalPrice``, ``takeProfit``,
+``stopLoss``, ``time``, ``interval``, ``extras``, ``test``) and are case-sensitive; unknown fields
+are ignored. Enumerated values are matched case-insensitively (``"BUY"`` is ``buy``), and
+``long``/``short`` are accepted for ``bullish``/``bearish`` as TradersPost's own example does.
+Numbers keep the exact decimal text that was sent (``1.10`` stays ``Decimal("1.10")``); a number
+sent as a string (``"2"``, common with quoted TradingView placeholders) is accepted too.
+
+Each field group has its own small parser raising
+:class:`~phalanx_ingest.responses.WebhookRejectedError` with TradersPost's ``messageCode``, so
+the remaining TradersPost checks (``quantityType``, ``timeInForce``, trailing stops on the
+entry, ...) slot in beside them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, cast, get_args
+
+import msgspec
+
+from phalanx_common.events import Sentiment, Signal, SignalAction, StopLoss, TakeProfit
+from phalanx_ingest.responses import MessageCode, WebhookRejectedError
+
+__all__ = ["parse_signal", "signal_to_payload"]
+
+OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+StopLossType = Literal["stop", "stop_limit", "trailing_stop"]
+
+_ACTIONS: tuple[str, ...] = get_args(SignalAction)
+_ORDER_TYPES: tuple[str, ...] = get_args(OrderType)
+_STOP_LOSS_TYPES: tuple[str, ...] = get_args(StopLossType)
+_SENTIMENTS: dict[str, Sentiment] = {
+    "bullish": "bullish",
+    "long": "bullish",
+    "bearish": "bearish",
+    "short": "bearish",
+    "flat": "flat",
+}
+_SENTIMENT_ACTIONS = ("buy", "sell")
+_JSON_EXAMPLE = '{"ticker": "MNQZ2025", "action": "buy", "quantity": 1}'
+
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def parse_signal(body: bytes) -> Signal:
+    """Validate a webhook body and return the normalised signal.
+
+    Args:
+        body: The raw request body, exactly as received.
+
+    Raises:
+        WebhookRejectedError: with the TradersPost ``messageCode`` of the first problem found.
+    """
+    if not body.strip():
+        raise WebhookRejectedError(
+            MessageCode.EMPTY_JSON,
+            "Your trade signal was empty. Send a JSON object such as " + _JSON_EXAMPLE + ".",
+        )
+    try:
+        data = _decoder.decode(body)
+    except msgspec.DecodeError:
+        raise WebhookRejectedError(
+            MessageCode.MALFORMED_JSON,
+            "The body could not be parsed as JSON. If this came from TradingView, the alert "
+            "message is plain text: replace it with a JSON object such as "
+            + _JSON_EXAMPLE
+            + " (check for trailing commas and curly quotes).",
+        ) from None
+    if data is None or data == {}:
+        raise WebhookRejectedError(
+            MessageCode.EMPTY_JSON,
+            "Your trade signal was empty. Send a JSON object such as " + _JSON_EXAMPLE + ".",
+        )
+    if not isinstance(data, dict):
+        raise WebhookRejectedError(
+            MessageCode.MALFORMED_JSON,
+            "The body must be a JSON object such as " + _JSON_EXAMPLE + ".",
+        )
+    return _signal_from(data)
+
+
+def _signal_from(data: dict[str, Any]) -> Signal:
+    ticker = _parse_ticker(data)
+    action = _parse_action(data)
+    sentiment = _parse_sentiment(data, action)
+    quantity = _parse_quantity(data)
+    order_type = _parse_order_type(data)
+    limit_price = _optional_price(data, "limitPrice")
+    stop_price = _optional_price(data, "stopPrice")
+    signal_price = _optional_price(data, "signalPrice")
+    if signal_price is None:
+        signal_price = _optional_price(data, "price")
+    return Signal(
+        ticker=ticker,
+        action=action,
+        sentiment=sentiment,
+        quantity=quantity,
+        order_type=order_type,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        signal_price=signal_price,
+        take_profit=_parse_take_profit(data.get("takeProfit")),
+        stop_loss=_parse_stop_loss(data.get("stopLoss")),
+        time=_optional_text(data.get("time")),
+        interval=_optional_text(data.get("interval")),
+        extras=data["extras"] if isinstance(data.get("extras"), dict) else None,
+        test=data.get("test") is True,
+    )
+
+
+# -- required fields ---------------------------------------------------------------------------
+
+
+def _parse_ticker(data: dict[str, Any]) -> str:
+    if "ticker" not in data or "action" not in data:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PAYLOAD,
+            "The payload is invalid: both the ticker and action fields are required, e.g. "
+            + _JSON_EXAMPLE
+            + ".",
+        )
+    ticker = data["ticker"]
+    if not isinstance(ticker, str):
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PAYLOAD,
+            'The ticker field must be a string such as "MNQZ2025".',
+        )
+    ticker = ticker.strip()
+    if not ticker:
+        raise WebhookRejectedError(
+            MessageCode.EMPTY_TICKER_NAME,
+            'The ticker field is empty. Send a contract symbol such as "MNQZ2025" '
+            "(in TradingView, {{ticker}}).",
+        )
+    return ticker
+
+
+def _parse_action(data: dict[str, Any]) -> SignalAction:
+    value = data["action"]
+    action = value.strip().lower() if isinstance(value, str) else None
+    if action not in _ACTIONS:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_ACTION,
+            f"The action {value!r} is invalid. The action field must be one of: buy, sell, exit, "
+            "cancel, add.",
+        )
+    return cast("SignalAction", action)
+
+
+# -- optional fields ---------------------------------------------------------------------------
+
+
+def _parse_sentiment(data: dict[str, Any], action: SignalAction) -> Sentiment | None:
+    value = data.get("sentiment")
+    if value is None:
+        return None
+    sentiment = _SENTIMENTS.get(value.strip().lower()) if isinstance(value, str) else None
+    if sentiment is None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_SENTIMENT,
+            f"The sentiment {value!r} is invalid. The sentiment field must be one of: bullish "
+            "(or long), bearish (or short), flat.",
+        )
+    if action not in _SENTIMENT_ACTIONS:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_SENTIMENT_ACTION,
+            f"A sentiment can only be sent with action buy or sell, not {action}. Remove the "
+            "sentiment field from this signal.",
+        )
+    return sentiment
+
+
+def _parse_quantity(data: dict[str, Any]) -> Decimal | None:
+    if data.get("quantity") is None:
+        return None
+    quantity = _decimal(data["quantity"])
+    if quantity is None or quantity <= 0:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_QUANTITY,
+            f"The quantity {data['quantity']!r} is invalid. The quantity field must be a positive "
+            "number (or left out to use the subscription's sizing).",
+        )
+    return quantity
+
+
+def _parse_order_type(data: dict[str, Any]) -> OrderType:
+    value = data.get("orderType")
+    if value is None:
+        return "market"
+    order_type = value.strip().lower() if isinstance(value, str) else None
+    if order_type not in _ORDER_TYPES:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_ORDER_TYPE,
+            f"The orderType {value!r} is invalid. The orderType field must be one of: market, "
+            "limit, stop, stop_limit, trailing_stop.",
+        )
+    return cast("OrderType", order_type)
+
+
+def _optional_price(data: dict[str, Any], name: str) -> Decimal | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    price = _decimal(value)
+    if price is None or price <= 0:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PAYLOAD,
+            f"The {name} {value!r} is invalid. It must be a positive number.",
+        )
+    return price
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str | int | Decimal):
+        return str(value)
+    return None
+
+
+# -- brackets ----------------------------------------------------------------------------------
+
+
+def _parse_take_profit(value: Any) -> TakeProfit | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise WebhookRejectedError(
+            MessageCode.INVALID_TAKE_PROFIT_VALUE_REQUIRED,
+            "The takeProfit field must be an object with one of limitPrice, percent or amount, "
+            'e.g. "takeProfit": {"amount": 20}.',
+        )
+    limit_price = _bracket_number(
+        value, "limitPrice", "takeProfit", MessageCode.INVALID_TAKE_PROFIT_LIMIT_PRICE
+    )
+    percent = _bracket_number(
+        value, "percent", "takeProfit", MessageCode.INVALID_TAKE_PROFIT_PERCENT
+    )
+    amount = _bracket_number(value, "amount", "takeProfit", MessageCode.INVALID_TAKE_PROFIT_AMOUNT)
+    if limit_price is not None and (percent is not None or amount is not None):
+        raise WebhookRejectedError(
+            MessageCode.INVALID_TAKE_PROFIT_RELATIVE_AND_ABSOLUTE,
+            "takeProfit has both an absolute limitPrice and a relative percent/amount. Send only "
+            "one of limitPrice, percent or amount.",
+        )
+    if percent is not None and amount is not None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_TAKE_PROFIT_AMOUNT_AND_PERCENT,
+            "takeProfit has both percent and amount. Send only one of them.",
+        )
+    if limit_price is None and percent is None and amount is None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_TAKE_PROFIT_VALUE_REQUIRED,
+            "takeProfit needs one of limitPrice, percent or amount, e.g. "
+            '"takeProfit": {"amount": 20}.',
+        )
+    return TakeProfit(limit_price=limit_price, percent=percent, amount=amount)
+
+
+def _parse_stop_loss(value: Any) -> StopLoss | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_VALUE_REQUIRED,
+            "The stopLoss field must be an object with one of stopPrice, percent or amount, "
+            'e.g. "stopLoss": {"type": "stop", "amount": 10}.',
+        )
+    raw_type = value.get("type", "stop")
+    sl_type = raw_type.strip().lower() if isinstance(raw_type, str) else None
+    if sl_type not in _STOP_LOSS_TYPES:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_TYPE,
+            f"The stopLoss.type {raw_type!r} is invalid. It must be one of: stop, stop_limit, "
+            "trailing_stop.",
+        )
+    stop_price = _bracket_number(
+        value, "stopPrice", "stopLoss", MessageCode.INVALID_STOP_LOSS_STOP_PRICE
+    )
+    percent = _bracket_number(value, "percent", "stopLoss", MessageCode.INVALID_STOP_LOSS_PERCENT)
+    amount = _bracket_number(value, "amount", "stopLoss", MessageCode.INVALID_STOP_LOSS_AMOUNT)
+    limit_price = _bracket_number(
+        value, "limitPrice", "stopLoss", MessageCode.INVALID_STOP_LOSS_LIMIT_PRICE
+    )
+    trail_amount = _bracket_number(
+        value, "trailAmount", "stopLoss", MessageCode.INVALID_STOP_LOSS_TRAIL_AMOUNT
+    )
+    trail_percent = _bracket_number(
+        value, "trailPercent", "stopLoss", MessageCode.INVALID_STOP_LOSS_TRAIL_PERCENT
+    )
+    if stop_price is not None and (percent is not None or amount is not None):
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_RELATIVE_AND_ABSOLUTE,
+            "stopLoss has both an absolute stopPrice and a relative percent/amount. Send only "
+            "one of stopPrice, percent or amount.",
+        )
+    if percent is not None and amount is not None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_AMOUNT_AND_PERCENT,
+            "stopLoss has both percent and amount. Send only one of them.",
+        )
+    if limit_price is not None and sl_type != "stop_limit":
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_LIMIT_PRICE,
+            'stopLoss.limitPrice is only used with "type": "stop_limit". Remove it or change '
+            "the type.",
+        )
+    if sl_type == "trailing_stop":
+        if trail_amount is not None and trail_percent is not None:
+            raise WebhookRejectedError(
+                MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE,
+                "stopLoss has both trailAmount and trailPercent. Send only one of them.",
+            )
+        if trail_amount is None and trail_percent is None:
+            raise WebhookRejectedError(
+                MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE_REQUIRED,
+                'A "trailing_stop" stopLoss needs trailAmount or trailPercent.',
+            )
+    else:
+        if trail_amount is not None or trail_percent is not None:
+            raise WebhookRejectedError(
+                MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE,
+                'trailAmount and trailPercent are only used with "type": "trailing_stop".',
+            )
+        if stop_price is None and percent is None and amount is None:
+            raise WebhookRejectedError(
+                MessageCode.INVALID_STOP_LOSS_VALUE_REQUIRED,
+                "stopLoss needs one of stopPrice, percent or amount, e.g. "
+                '"stopLoss": {"type": "stop", "amount": 10}.',
+            )
+    return StopLoss(
+        type=cast("StopLossType", sl_type),
+        stop_price=stop_price,
+        percent=percent,
+        amount=amount,
+        limit_price=limit_price,
+        trail_amount=trail_amount,
+        trail_percent=trail_percent,
+    )
+
+
+def _bracket_number(obj: dict[str, Any], name: str, parent: str, code: str) -> Decimal | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    number = _decimal(value)
+    if number is None or number <= 0:
+        raise WebhookRejectedError(
+            code, f"The {parent}.{name} {value!r} is invalid. It must be a positive number."
+        )
+    return number
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """A finite Decimal from a JSON number or numeric string; ``None`` if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+    else:
+        return None
+    return number if number.is_finite() else None
+
+
+# -- echo --------------------------------------------------------------------------------------
+
+
+def signal_to_payload(signal: Signal) -> dict[str, Any]:
+    """The accepted signal in TradersPost field names, for the ``payload`` of the answer.
+
+    Values are the normalised ones (``long`` comes back as ``bullish``; ``price`` as
+    ``signalPrice``; ``orderType`` is always present); ``extras`` is returned as sent.
+    """
+    builtins: dict[str, Any] = msgspec.to_builtins(signal, builtin_types=(Decimal,))
+    builtins["order_type"] = signal.order_type  # shown even when it is the default
+    return {
+        _camel(key): _camel_keys(val) if key != "extras" else val for key, val in builtins.items()
+    }
+
+
+def _camel_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_camel(k): v for k, v in value.items()}
+    return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
