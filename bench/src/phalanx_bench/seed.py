@@ -30,7 +30,7 @@ class Endpoints:
     auth: str = "http://127.0.0.1:8100"
     ingest: str = "http://127.0.0.1:8000"
     ledger: str = "http://127.0.0.1:8200"
-    admin_token: str = "dev-admin-token"
+    admin_token: str = "dev-admin-token"  # noqa: S105 - the documented make-run credential
 
     @classmethod
     def from_env(cls) -> Endpoints:

@@ -28,7 +28,9 @@ def wait_for(addresses: list[str], timeout_s: float = 60.0) -> None:
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"wait_for: {address} still closed after {timeout_s}s") from None
+                    raise SystemExit(
+                        f"wait_for: {address} still closed after {timeout_s}s"
+                    ) from None
                 time.sleep(0.1)
 
 

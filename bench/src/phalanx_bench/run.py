@@ -1,0 +1,163 @@
+"""``make bench``: webhook → last order acknowledged, through the real system.
+
+Starts NATS, Redis, the simulator and every service as separate processes (see
+:mod:`phalanx_bench.system`), seeds each scenario's logins and accounts through the public
+admin APIs, then posts webhooks to the public endpoint and times each until the last
+``OrderAccepted``/``OrderRejected`` for that signal is on the bus. Prints JSON (and writes
+``bench/results/latest.json``): p50/p99 per scenario, broker calls per account (from the
+simulator's request log) and rate-limit violations seen by the simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import nats
+from nats.aio.msg import Msg
+
+from phalanx_bench.seed import Endpoints, seed
+from phalanx_bench.system import System
+
+__all__ = ["main"]
+
+SCENARIOS: list[tuple[int, int]] = [
+    (25, 25),
+    (100, 100),
+    (250, 250),
+    (500, 500),
+    (1000, 1000),
+    (1000, 50),
+]
+
+
+class _Outcome(msgspec.Struct):
+    type: str
+    signal_id: str = ""
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _stats(http: httpx.AsyncClient, endpoints: Endpoints) -> dict[str, Any]:
+    resp = await http.get(endpoints.sim + "/admin/stats")
+    resp.raise_for_status()
+    stats: dict[str, Any] = resp.json()
+    return stats
+
+
+def _count(stats: dict[str, Any], endpoint: str) -> int:
+    by_endpoint = stats.get("by_endpoint") or stats.get("endpoints") or {}
+    return int(sum(v for k, v in by_endpoint.items() if k.lower() == endpoint))
+
+
+async def _scenario(
+    endpoints: Endpoints, nats_url: str, accounts: int, logins: int, runs: int
+) -> dict[str, Any]:
+    seeded = await seed(
+        endpoints,
+        logins,
+        accounts // logins,
+        strategy_name=f"bench-{accounts}x{logins}",
+        prefix=f"b{accounts}x{logins}u",
+    )
+    outcomes: dict[str, int] = {}
+    last_seen: dict[str, float] = {}
+    decoder = msgspec.json.Decoder(_Outcome)
+    changed = asyncio.Event()
+
+    async def on_msg(msg: Msg) -> None:
+        event = decoder.decode(msg.data)
+        if event.type in ("OrderAccepted", "OrderRejected", "OrderOutcomeUnknown"):
+            outcomes[event.signal_id] = outcomes.get(event.signal_id, 0) + 1
+            last_seen[event.signal_id] = time.perf_counter()
+            changed.set()
+
+    nc = await nats.connect(nats_url)
+    sub = await nc.subscribe("orders.>", cb=on_msg)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        await asyncio.sleep(2.0)  # let the executor connect the new logins' sockets
+        before = await _stats(http, endpoints)
+        for run in range(runs):
+            body = {
+                "ticker": "MNQ1!",
+                "action": "buy" if run % 2 == 0 else "sell",
+                "quantity": 1,
+                "price": 21000,
+                "time": f"bench-{accounts}x{logins}-{run}-{time.time_ns()}",
+            }
+            t0 = time.perf_counter()
+            resp = await http.post(seeded.webhook_url, json=body)
+            resp.raise_for_status()
+            signal_id = resp.json()["id"]
+            deadline = t0 + 120
+            while outcomes.get(signal_id, 0) < accounts and time.perf_counter() < deadline:
+                changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), deadline - time.perf_counter())
+            done = outcomes.get(signal_id, 0)
+            if done < accounts:
+                raise RuntimeError(f"{accounts}x{logins}: only {done}/{accounts} outcomes in 120s")
+            latencies.append(last_seen[signal_id] - t0)
+        after = await _stats(http, endpoints)
+    await sub.unsubscribe()
+    await nc.close()
+    calls = _count(after, "order/placeoso") - _count(before, "order/placeoso")
+    return {
+        "accounts": accounts,
+        "logins": logins,
+        "runs": runs,
+        "p50_s": round(statistics.median(latencies), 4),
+        "p99_s": round(_quantile(latencies, 0.99), 4),
+        "max_s": round(max(latencies), 4),
+        "broker_calls_per_account": round(calls / (accounts * runs), 3),
+        "violations": len(after.get("violations", [])),
+    }
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    system = System(executors=args.executors)
+    endpoints = system.start()
+    try:
+        assert system.nats is not None
+        results = []
+        for accounts, logins in SCENARIOS:
+            if accounts > args.max_accounts:
+                continue
+            runs = 3 if accounts // logins > 1 else args.runs
+            results.append(await _scenario(endpoints, system.nats.url, accounts, logins, runs))
+            print(json.dumps(results[-1]), flush=True)
+        return {"executors": args.executors, "scenarios": results}
+    finally:
+        system.stop()
+
+
+def main() -> None:
+    """Run the benchmark and print its JSON report."""
+    parser = argparse.ArgumentParser(prog="phalanx-bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=5, help="signals per scenario")
+    parser.add_argument("--executors", type=int, default=1)
+    parser.add_argument("--max-accounts", type=int, default=1000)
+    parser.add_argument("--out", default="bench/results/latest.json")
+    args = parser.parse_args()
+    report = asyncio.run(_main(args))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Start the whole system as separate processes on free loopback ports (for the benchmark)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from phalanx_bench.seed import Endpoints
+from phalanx_testing.servers import ServerProcess, free_port, start_nats, start_redis
+
+__all__ = ["System"]
+
+ADMIN_TOKEN = "bench-admin-token"  # noqa: S105 - a throwaway credential for a local benchmark
+
+
+@dataclass
+class System:
+    """NATS, Redis, the simulator and every service, each its own process."""
+
+    executors: int = 1
+    shards: int = 16
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="phalanx-bench-")))
+    nats: ServerProcess | None = None
+    redis: ServerProcess | None = None
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    endpoints: Endpoints = field(default_factory=Endpoints)
+
+    def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.procs.append(proc)
+
+    def start(self) -> Endpoints:
+        """Start everything and wait until every HTTP service answers."""
+        self.nats = start_nats()
+        self.redis = start_redis()
+        ports = {name: free_port() for name in ("sim", "auth", "ingest", "ledger")}
+        base = {
+            **os.environ,
+            "PHALANX_NATS_URL": self.nats.url,
+            "PHALANX_REDIS_URL": self.redis.url + "/0",
+            "PHALANX_ADMIN_TOKEN": ADMIN_TOKEN,
+            "PHALANX_LOG_LEVEL": "WARNING",
+            "PHALANX_SIM_PORT": str(ports["sim"]),
+            "PHALANX_AUTH_PORT": str(ports["auth"]),
+            "PHALANX_INGEST_PORT": str(ports["ingest"]),
+            "PHALANX_LEDGER_PORT": str(ports["ledger"]),
+            "PHALANX_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['ingest']}",
+            "PHALANX_TRADOVATE_REST_URL": f"http://127.0.0.1:{ports['sim']}/v1",
+            "PHALANX_TRADOVATE_WS_URL": f"ws://127.0.0.1:{ports['sim']}/v1/websocket",
+            "PHALANX_SHARDS": str(self.shards),
+            "PHALANX_REPLICAS": str(self.executors),
+        }
+        self._spawn("sim", "phalanx_sim", base)
+        self.endpoints = Endpoints(
+            sim=f"http://127.0.0.1:{ports['sim']}",
+            auth=f"http://127.0.0.1:{ports['auth']}",
+            ingest=f"http://127.0.0.1:{ports['ingest']}",
+            ledger=f"http://127.0.0.1:{ports['ledger']}",
+            admin_token=ADMIN_TOKEN,
+        )
+        self._wait_http(self.endpoints.sim + "/admin/stats")
+        self._spawn("auth", "phalanx_auth", base)
+        self._spawn("ingest", "phalanx_ingest", base)
+        self._spawn("ledger", "phalanx_ledger", base)
+        for ordinal in range(self.executors):
+            self._spawn(
+                f"executor-{ordinal}",
+                "phalanx_executor",
+                {**base, "PHALANX_REPLICA_ORDINAL": str(ordinal)},
+            )
+        self._wait_http(self.endpoints.auth + "/docs")
+        self._wait_http(self.endpoints.ingest + "/docs")
+        self._wait_http(self.endpoints.ledger + "/healthz")
+        return self.endpoints
+
+    def _wait_http(self, url: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"a service exited with {proc.returncode}; logs in {self.log_dir}"
+                    )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1).status_code < 500:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{url} did not answer within {timeout_s}s; logs in {self.log_dir}")
+
+    def stop(self) -> None:
+        """Stop every process this system started (by its own handle), then the servers."""
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for server in (self.redis, self.nats):
+            if server is not None:
+                server.stop()
+        if os.environ.get("PHALANX_BENCH_KEEP_LOGS") != "1":
+            shutil.rmtree(self.log_dir, ignore_errors=True)
