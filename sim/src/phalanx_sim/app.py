@@ -1,0 +1,35 @@
+"""The ASGI application: REST under ``/v1``, the WebSocket at ``/v1/websocket``, ``/admin``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from phalanx_sim.admin import admin_router
+from phalanx_sim.rest import rest_route
+
+if TYPE_CHECKING:
+    from phalanx_sim.runner import Simulator
+
+__all__ = ["build_app"]
+
+
+def build_app(sim: Simulator) -> FastAPI:
+    """Build the simulator's FastAPI app around a :class:`~phalanx_sim.runner.Simulator`."""
+    app = FastAPI(
+        title="Phalanx Tradovate simulator",
+        docs_url="/admin/docs",
+        redoc_url=None,
+        openapi_url="/admin/openapi.json",
+    )
+
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await sim.hub.serve(websocket)
+
+    app.router.routes.append(WebSocketRoute("/v1/websocket", websocket_endpoint))
+    app.include_router(admin_router(sim))
+    app.router.routes.append(rest_route(sim.venue))
+    return app

@@ -1,0 +1,560 @@
+"""Matching engine: order life cycle, fills, positions, cash, OSO brackets and OCO links.
+
+Rules (deterministic, one price per contract, unlimited liquidity):
+
+- A Market order fills at once, in full, at the contract's current price.
+- Limit/Stop orders rest until the price crosses them: a Sell Limit fills when price >= limit, a
+  Sell Stop when price <= stop; Buy orders mirror that. An order that is already crossed when it
+  starts working fills at once at the current price. A Limit reached by a price move fills at its
+  limit price, a Stop at the new price. A StopLimit turns into a Limit when its stop is reached.
+- OSO (``placeoso``): bracket orders are created with the entry as ``Suspended`` children
+  (``parentId`` = entry) and start working only after the entry fills, with the entry's quantity.
+  Two brackets are linked as an OCO (``linkedId`` = sibling): when one fills the other is
+  canceled. Canceling a parent cancels its suspended children.
+
+Resting orders sit in two heaps per contract (those that fire when the price rises to a level,
+and those that fire when it falls to one) with lazy deletion, so a price move costs
+O(k log n) for k triggered orders, never a scan of all orders.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from phalanx_sim.contracts import ContractInfo
+from phalanx_sim.entities import (
+    CashBalance,
+    Command,
+    CommandReport,
+    Entity,
+    ExecutionReport,
+    Fill,
+    Order,
+    OrderVersion,
+    Position,
+)
+from phalanx_sim.state import AccountBook, CommandRecord, OrderRecord, SimState
+from phalanx_sim.times import VenueClock
+
+__all__ = ["EventSink", "MatchingEngine", "NullSink", "OrderSpec", "Origin"]
+
+_EPS = 1e-9
+_LIVE = frozenset({"Working", "Suspended"})
+
+
+class EventSink(Protocol):
+    """Receives every entity change; the WebSocket hub turns them into ``props`` events."""
+
+    def publish(self, account_id: int, entity_type: str, event_type: str, entity: Entity) -> None:
+        """Called synchronously for each change, in the order the changes happen."""
+
+
+class NullSink:
+    """An :class:`EventSink` that drops everything."""
+
+    def publish(self, account_id: int, entity_type: str, event_type: str, entity: Entity) -> None:
+        """Drop the event."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """What one order asks for (entry or bracket leg)."""
+
+    action: str
+    order_type: str
+    qty: int
+    price: float | None = None
+    stop_price: float | None = None
+    time_in_force: str | None = None
+    text: str | None = None
+    cl_ord_id: str | None = None
+    max_show: int | None = None
+    peg_difference: float | None = None
+    expire_time: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who sends a command, and how (stored on the Command entity)."""
+
+    user_id: int
+    session_id: int
+    is_automated: bool = False
+    custom_tag50: str | None = None
+    activation_time: str | None = None
+
+
+@dataclass(slots=True)
+class _Resting:
+    up: list[tuple[float, int, int, int]] = field(default_factory=list)
+    down: list[tuple[float, int, int, int]] = field(default_factory=list)
+
+
+class MatchingEngine:
+    """Applies trading commands to :class:`SimState` and publishes every change to a sink."""
+
+    def __init__(self, state: SimState, clock: VenueClock, sink: EventSink | None = None) -> None:
+        self.state = state
+        self.clock = clock
+        self.sink: EventSink = sink or NullSink()
+        self.prices: dict[int, float] = {}
+        self._resting: dict[int, _Resting] = {}
+        self._seq = itertools.count()
+
+    # ----------------------------------------------------------------- prices
+
+    def price(self, info: ContractInfo) -> float:
+        """Current price of a contract (the product's default until set)."""
+        price = self.prices.get(info.contract.id)
+        if price is None:
+            price = info.spec.default_price
+            self.prices[info.contract.id] = price
+        return price
+
+    def set_price(self, info: ContractInfo, price: float) -> list[int]:
+        """Move the price and fill every resting order it crosses; returns the filled order ids."""
+        cid = info.contract.id
+        self.prices[cid] = price
+        resting = self._resting.get(cid)
+        if resting is None:
+            return []
+        fired: list[tuple[int, OrderRecord]] = []
+        orders = self.state.orders
+        while resting.up and resting.up[0][0] <= price + _EPS:
+            _, seq, oid, gen = heapq.heappop(resting.up)
+            rec = orders.get(oid)
+            if rec is not None and rec.generation == gen and rec.order.ordStatus == "Working":
+                fired.append((seq, rec))
+        while resting.down and -resting.down[0][0] >= price - _EPS:
+            _, seq, oid, gen = heapq.heappop(resting.down)
+            rec = orders.get(oid)
+            if rec is not None and rec.generation == gen and rec.order.ordStatus == "Working":
+                fired.append((seq, rec))
+        fired.sort(key=lambda item: item[0])
+        filled: list[int] = []
+        for _, rec in fired:
+            if rec.order.ordStatus == "Working" and self._on_trigger(rec, price):
+                filled.append(rec.order.id)
+        return filled
+
+    # ----------------------------------------------------------------- commands
+
+    def place(
+        self,
+        book: AccountBook,
+        info: ContractInfo,
+        spec: OrderSpec,
+        origin: Origin,
+        brackets: Sequence[OrderSpec] = (),
+    ) -> tuple[OrderRecord, list[OrderRecord]]:
+        """Place an order (with OSO brackets, if any) and work it at once.
+
+        Returns:
+            The entry order and its bracket orders, in the order given.
+        """
+        ts = self.clock.now_iso()
+        entry_id = self.state.next_id()
+        child_ids = [self.state.next_id() for _ in brackets]
+        entry = self._new_order(book, info, spec, origin, ts, entry_id, "Working")
+        children: list[OrderRecord] = []
+        for index, bracket in enumerate(brackets):
+            linked = None
+            if len(child_ids) == 2:
+                linked = child_ids[1 - index]
+            leg = replace(bracket, qty=spec.qty)
+            child = self._new_order(
+                book, info, leg, origin, ts, child_ids[index], "Suspended", entry_id, linked
+            )
+            children.append(child)
+        entry.children = child_ids
+        self._work(entry)
+        return entry, children
+
+    def cancel(
+        self, rec: OrderRecord, origin: Origin, cl_ord_id: str | None = None
+    ) -> CommandRecord | None:
+        """Cancel a live order (and its suspended children).
+
+        Returns:
+            The Cancel command, or ``None`` if the order is no longer live (too late).
+        """
+        if rec.order.ordStatus not in _LIVE:
+            return None
+        ts = self.clock.now_iso()
+        command = self._new_command(rec, "Cancel", origin, cl_ord_id, ts)
+        self._cancel(rec, command, ts, "Canceled by user")
+        return command
+
+    def liquidate(
+        self, book: AccountBook, info: ContractInfo, origin: Origin
+    ) -> tuple[OrderRecord | None, int]:
+        """Cancel the account's live orders in a contract and close its position at market.
+
+        Returns:
+            The closing order (``None`` if the position was flat) and how many orders were
+            canceled.
+        """
+        cid = info.contract.id
+        live = [rec for rec in book.live.values() if rec.info.contract.id == cid]
+        canceled = 0
+        for rec in live:
+            if rec.order.ordStatus in _LIVE and self.cancel(rec, origin) is not None:
+                canceled += 1
+        position = book.positions.get(cid)
+        if position is None or position.netPos == 0:
+            return None, canceled
+        action = "Sell" if position.netPos > 0 else "Buy"
+        spec = OrderSpec(action=action, order_type="Market", qty=abs(position.netPos))
+        closing, _ = self.place(book, info, spec, origin)
+        return closing, canceled
+
+    def modify(self, rec: OrderRecord, spec: OrderSpec, origin: Origin) -> CommandRecord | None:
+        """Replace quantity, type and prices of a live order (a new OrderVersion).
+
+        Returns:
+            The Modify command, or ``None`` if the order is no longer live (too late).
+        """
+        if rec.order.ordStatus not in _LIVE:
+            return None
+        ts = self.clock.now_iso()
+        version = OrderVersion(
+            id=self.state.next_id(),
+            orderId=rec.order.id,
+            orderQty=spec.qty,
+            orderType=spec.order_type,
+            price=spec.price,
+            stopPrice=spec.stop_price,
+            maxShow=spec.max_show,
+            pegDifference=spec.peg_difference,
+            timeInForce=spec.time_in_force or rec.version.timeInForce,
+            expireTime=spec.expire_time,
+            text=spec.text,
+        )
+        rec.version = version
+        rec.versions.append(version)
+        rec.generation += 1
+        rec.triggered = False
+        account_id = rec.account.id
+        self.state.register("orderVersion", version, account_id)
+        command = self._new_command(rec, "Modify", origin, spec.cl_ord_id, ts)
+        self._emit(account_id, "orderVersion", "Created", version)
+        self._execution(rec, command, ts, "Replaced")
+        if rec.order.ordStatus == "Working":
+            self._work(rec)
+        return command
+
+    # ----------------------------------------------------------------- internals
+
+    def _emit(self, account_id: int, entity_type: str, event_type: str, entity: Entity) -> None:
+        self.sink.publish(account_id, entity_type, event_type, entity)
+
+    def _new_order(
+        self,
+        book: AccountBook,
+        info: ContractInfo,
+        spec: OrderSpec,
+        origin: Origin,
+        ts: str,
+        order_id: int,
+        status: str,
+        parent_id: int | None = None,
+        linked_id: int | None = None,
+    ) -> OrderRecord:
+        state = self.state
+        account = book.account
+        order = Order(
+            id=order_id,
+            accountId=account.id,
+            contractId=info.contract.id,
+            timestamp=ts,
+            action=spec.action,
+            ordStatus=status,
+            admin=False,
+            parentId=parent_id,
+            linkedId=linked_id,
+        )
+        version = OrderVersion(
+            id=state.next_id(),
+            orderId=order_id,
+            orderQty=spec.qty,
+            orderType=spec.order_type,
+            price=spec.price,
+            stopPrice=spec.stop_price,
+            maxShow=spec.max_show,
+            pegDifference=spec.peg_difference,
+            timeInForce=spec.time_in_force,
+            expireTime=spec.expire_time,
+            text=spec.text,
+        )
+        rec = OrderRecord(order=order, version=version, info=info, account=account)
+        rec.versions.append(version)
+        state.orders[order_id] = rec
+        book.orders[order_id] = rec
+        book.live[order_id] = rec
+        state.register("order", order, account.id)
+        state.register("orderVersion", version, account.id)
+        self._emit(account.id, "order", "Created", order)
+        self._emit(account.id, "orderVersion", "Created", version)
+        command = self._new_command(rec, "New", origin, spec.cl_ord_id, ts)
+        if status == "Working":
+            self._execution(rec, command, ts, "New")
+        return rec
+
+    def _new_command(
+        self, rec: OrderRecord, kind: str, origin: Origin, cl_ord_id: str | None, ts: str
+    ) -> CommandRecord:
+        state = self.state
+        account_id = rec.account.id
+        command = Command(
+            id=state.next_id(),
+            orderId=rec.order.id,
+            timestamp=ts,
+            commandType=kind,
+            commandStatus="AtExecution",
+            clOrdId=cl_ord_id,
+            senderId=origin.user_id,
+            userSessionId=origin.session_id,
+            activationTime=origin.activation_time,
+            customTag50=origin.custom_tag50,
+            isAutomated=origin.is_automated,
+        )
+        crec = CommandRecord(command=command, account_id=account_id)
+        report = CommandReport(
+            id=state.next_id(),
+            commandId=command.id,
+            timestamp=ts,
+            commandStatus="AtExecution",
+            ordStatus=rec.order.ordStatus,
+        )
+        crec.reports.append(report)
+        rec.commands.append(crec)
+        state.commands[command.id] = crec
+        state.register("command", command, account_id)
+        state.register("commandReport", report, account_id)
+        self._emit(account_id, "command", "Created", command)
+        self._emit(account_id, "commandReport", "Created", report)
+        return crec
+
+    def _execution(
+        self,
+        rec: OrderRecord,
+        command: CommandRecord,
+        ts: str,
+        exec_type: str,
+        last_qty: int | None = None,
+        last_px: float | None = None,
+        text: str | None = None,
+    ) -> ExecutionReport:
+        order = rec.order
+        report = ExecutionReport(
+            id=self.state.next_id(),
+            commandId=command.command.id,
+            name=rec.account.name,
+            accountId=order.accountId,
+            contractId=order.contractId,
+            timestamp=ts,
+            tradeDate=self.clock.trade_date(),
+            orderId=order.id,
+            execType=exec_type,
+            action=order.action,
+            ordStatus=order.ordStatus,
+            cumQty=rec.cum_qty,
+            avgPx=rec.avg_px,
+            lastQty=last_qty,
+            lastPx=last_px,
+            text=text,
+            exchangeOrderId=str(order.id),
+        )
+        command.executions.append(report)
+        self.state.register("executionReport", report, order.accountId)
+        self._emit(order.accountId, "executionReport", "Created", report)
+        return report
+
+    def _work(self, rec: OrderRecord) -> None:
+        """Start working a Working order: fill it if marketable, else let it rest."""
+        price = self.price(rec.info)
+        version = rec.version
+        kind = version.orderType
+        if kind == "Market":
+            self._fill(rec, price)
+            return
+        if kind == "StopLimit" and not rec.triggered and self._stop_reached(rec, price):
+            rec.triggered = True
+        if self._crossed(rec, price):
+            self._fill(rec, price)
+            return
+        self._rest(rec)
+
+    def _limit_kind(self, rec: OrderRecord) -> bool:
+        kind = rec.version.orderType
+        return kind == "Limit" or (kind == "StopLimit" and rec.triggered)
+
+    def _stop_reached(self, rec: OrderRecord, price: float) -> bool:
+        stop = rec.version.stopPrice
+        if stop is None:
+            return False
+        if rec.order.action == "Buy":
+            return price >= stop - _EPS
+        return price <= stop + _EPS
+
+    def _crossed(self, rec: OrderRecord, price: float) -> bool:
+        if self._limit_kind(rec):
+            limit = rec.version.price
+            if limit is None:
+                return False
+            if rec.order.action == "Buy":
+                return price <= limit + _EPS
+            return price >= limit - _EPS
+        return self._stop_reached(rec, price)
+
+    def _rest(self, rec: OrderRecord) -> None:
+        cid = rec.info.contract.id
+        resting = self._resting.get(cid)
+        if resting is None:
+            resting = self._resting[cid] = _Resting()
+        if self._limit_kind(rec):
+            level = rec.version.price
+            rises = rec.order.action == "Sell"  # a Sell limit fires when the price rises to it
+        else:
+            level = rec.version.stopPrice
+            rises = rec.order.action == "Buy"  # a Buy stop fires when the price rises to it
+        assert level is not None
+        entry = (level if rises else -level, next(self._seq), rec.order.id, rec.generation)
+        heapq.heappush(resting.up if rises else resting.down, entry)
+
+    def _on_trigger(self, rec: OrderRecord, price: float) -> bool:
+        if rec.version.orderType == "StopLimit" and not rec.triggered:
+            rec.triggered = True
+            if self._crossed(rec, price):
+                self._fill(rec, price)
+                return True
+            self._rest(rec)
+            return False
+        if self._limit_kind(rec):
+            limit = rec.version.price
+            assert limit is not None
+            self._fill(rec, limit)
+        else:
+            self._fill(rec, price)
+        return True
+
+    def _fill(self, rec: OrderRecord, price: float) -> None:
+        state = self.state
+        order = rec.order
+        book = state.books[order.accountId]
+        ts = self.clock.now_iso()
+        trade_date = self.clock.trade_date()
+        qty = rec.version.orderQty - rec.cum_qty
+        rec.cum_qty += qty
+        rec.avg_px = price
+        order.ordStatus = "Filled"
+        book.live.pop(order.id, None)
+        self._execution(rec, rec.new_command, ts, "Trade", qty, price)
+        fill = Fill(
+            id=state.next_id(),
+            orderId=order.id,
+            contractId=order.contractId,
+            timestamp=ts,
+            tradeDate=trade_date,
+            action=order.action,
+            qty=qty,
+            price=price,
+            active=True,
+            finallyPaired=0,
+        )
+        rec.fills.append(fill)
+        book.fills.append(fill)
+        state.register("fill", fill, order.accountId)
+        state.counters["fills"] += 1
+        self._emit(order.accountId, "fill", "Created", fill)
+        self._emit(order.accountId, "order", "Updated", order)
+        self._apply_to_position(book, rec, qty, price, ts)
+        if order.linkedId is not None:
+            sibling = state.orders.get(order.linkedId)
+            if sibling is not None and sibling.order.ordStatus in _LIVE:
+                self._cancel(sibling, sibling.new_command, ts, "OCO sibling filled")
+        for child_id in rec.children:
+            child = state.orders.get(child_id)
+            if child is not None and child.order.ordStatus == "Suspended":
+                self._activate(child, ts)
+
+    def _activate(self, rec: OrderRecord, ts: str) -> None:
+        rec.order.ordStatus = "Working"
+        self._emit(rec.account.id, "order", "Updated", rec.order)
+        self._execution(rec, rec.new_command, ts, "New")
+        self._work(rec)
+
+    def _cancel(self, rec: OrderRecord, command: CommandRecord, ts: str, text: str) -> None:
+        order = rec.order
+        order.ordStatus = "Canceled"
+        rec.generation += 1
+        self.state.books[order.accountId].live.pop(order.id, None)
+        self._execution(rec, command, ts, "Canceled", text=text)
+        self._emit(order.accountId, "order", "Updated", order)
+        for child_id in rec.children:
+            child = self.state.orders.get(child_id)
+            if child is not None and child.order.ordStatus in _LIVE:
+                self._cancel(child, child.new_command, ts, "Parent order canceled")
+
+    def _apply_to_position(
+        self, book: AccountBook, rec: OrderRecord, qty: int, price: float, ts: str
+    ) -> None:
+        info = rec.info
+        cid = info.contract.id
+        position = book.positions.get(cid)
+        created = position is None
+        if position is None:
+            position = Position(
+                id=self.state.next_id(),
+                accountId=book.account.id,
+                contractId=cid,
+                timestamp=ts,
+                tradeDate=self.clock.trade_date(),
+                netPos=0,
+                bought=0,
+                boughtValue=0.0,
+                sold=0,
+                soldValue=0.0,
+                prevPos=0,
+            )
+            book.positions[cid] = position
+            self.state.register("position", position, book.account.id)
+        signed = qty if rec.order.action == "Buy" else -qty
+        if signed > 0:
+            position.bought += qty
+            position.boughtValue += qty * price
+        else:
+            position.sold += qty
+            position.soldValue += qty * price
+        net = position.netPos
+        avg = position.netPrice
+        realized = 0.0
+        if net == 0 or (net > 0) == (signed > 0):
+            held = abs(net)
+            base = avg if avg is not None else price
+            position.netPrice = (held * base + qty * price) / (held + qty)
+        else:
+            closed = min(qty, abs(net))
+            assert avg is not None
+            direction = 1 if net > 0 else -1
+            realized = (price - avg) * closed * direction * info.spec.value_per_point
+            if qty > abs(net):
+                position.netPrice = price
+            elif qty == abs(net):
+                position.netPrice = None
+        position.netPos = net + signed
+        position.timestamp = ts
+        self._emit(book.account.id, "position", "Created" if created else "Updated", position)
+        if realized:
+            self._realize(book.cash, round(realized, 2), ts)
+
+    def _realize(self, cash: CashBalance, amount: float, ts: str) -> None:
+        cash.amount = round(cash.amount + amount, 2)
+        cash.realizedPnL = round(cash.realizedPnL + amount, 2)
+        cash.weekRealizedPnL = round(cash.weekRealizedPnL + amount, 2)
+        cash.timestamp = ts
+        self._emit(cash.accountId, "cashBalance", "Updated", cash)

@@ -1,0 +1,160 @@
+"""In-memory venue state: users, sessions, accounts and every entity, indexed for O(1) access.
+
+Nothing here scans all orders: orders are indexed by account, fills, commands and versions by
+order, reports by command, and every entity by its (globally unique) id.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from phalanx_sim.contracts import ContractInfo
+from phalanx_sim.entities import (
+    Account,
+    CashBalance,
+    Command,
+    CommandReport,
+    Entity,
+    ExecutionReport,
+    Fill,
+    Order,
+    OrderVersion,
+    Position,
+    User,
+)
+
+__all__ = [
+    "AccountBook",
+    "CommandRecord",
+    "OrderRecord",
+    "RequestRecord",
+    "Session",
+    "SimState",
+    "UserRecord",
+]
+
+_FIRST_ID = 10_000_000
+
+
+@dataclass(slots=True)
+class UserRecord:
+    """A login: the User entity, its password and its accounts (in creation order)."""
+
+    user: User
+    password: str
+    account_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Session:
+    """One access token (a server session) of a user."""
+
+    token: str
+    md_token: str
+    user_id: int
+    session_id: int
+    expires_at: float
+
+    def valid_at(self, now: float) -> bool:
+        """Whether the token is still usable at epoch second ``now``."""
+        return now < self.expires_at
+
+
+@dataclass(slots=True)
+class CommandRecord:
+    """A command with its reports."""
+
+    command: Command
+    account_id: int
+    reports: list[CommandReport] = field(default_factory=list)
+    executions: list[ExecutionReport] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """An order with its versions, commands, fills and matching state."""
+
+    order: Order
+    version: OrderVersion
+    info: ContractInfo
+    account: Account
+    versions: list[OrderVersion] = field(default_factory=list)
+    commands: list[CommandRecord] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    children: list[int] = field(default_factory=list)
+    cum_qty: int = 0
+    avg_px: float | None = None
+    generation: int = 0
+    triggered: bool = False
+
+    @property
+    def new_command(self) -> CommandRecord:
+        """The command that created the order."""
+        return self.commands[0]
+
+
+@dataclass(slots=True)
+class AccountBook:
+    """Per-account indices."""
+
+    account: Account
+    cash: CashBalance
+    orders: dict[int, OrderRecord] = field(default_factory=dict)
+    positions: dict[int, Position] = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)
+    live: dict[int, OrderRecord] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class RequestRecord:
+    """One request the venue received (REST or WebSocket)."""
+
+    time: float
+    user_id: int | None
+    endpoint: str
+    transport: str
+    status: int
+
+
+class SimState:
+    """Everything the venue knows; the matching engine and handlers mutate it."""
+
+    def __init__(self, request_log_max: int = 200_000, first_id: int = _FIRST_ID) -> None:
+        self._ids = itertools.count(first_id)
+        self.users: dict[int, UserRecord] = {}
+        self.users_by_name: dict[str, UserRecord] = {}
+        self.sessions: dict[str, Session] = {}
+        self.accounts: dict[int, Account] = {}
+        self.accounts_by_name: dict[str, Account] = {}
+        self.books: dict[int, AccountBook] = {}
+        self.orders: dict[int, OrderRecord] = {}
+        self.commands: dict[int, CommandRecord] = {}
+        self.entities: dict[int, tuple[str, Entity, int]] = {}
+        self.requests: deque[RequestRecord] = deque(maxlen=max(1, request_log_max))
+        self.by_endpoint: Counter[str] = Counter()
+        self.by_user: Counter[int] = Counter()
+        self.violations: list[dict[str, Any]] = []
+        self.counters: Counter[str] = Counter()
+
+    def next_id(self) -> int:
+        """A new entity id, unique across all entity types."""
+        return next(self._ids)
+
+    def new_token(self) -> str:
+        """A new opaque access token."""
+        return secrets.token_urlsafe(32)
+
+    def register(self, entity_type: str, entity: Entity, account_id: int) -> None:
+        """Make an entity reachable by ``<type>/item?id=``."""
+        self.entities[entity.id] = (entity_type, entity, account_id)
+
+    def record_request(self, record: RequestRecord) -> None:
+        """Log a request and count it per endpoint and per user (O(1))."""
+        self.requests.append(record)
+        self.by_endpoint[record.endpoint] += 1
+        if record.user_id is not None:
+            self.by_user[record.user_id] += 1
