@@ -1,4 +1,4 @@
-"""A scriptable fake of Tradovate's WebSocket, for tests of failure shapes a simulator may not make.
+"""Fakes of Tradovate for tests: a scriptable WebSocket server and a REST venue for MockTransport.
 
 Not a simulator: each endpoint answers what the test scripts (a status and payload, or nothing at
 all to model a dropped response). It speaks the real framing (``o``, ``a[...]``, ``c[...]``) and
@@ -15,16 +15,18 @@ Example::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import httpx
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from phalanx_tradovate import wire
 
-__all__ = ["FakeRequest", "FakeTradovateSocketServer", "Reply"]
+__all__ = ["FakeRequest", "FakeTradovateRest", "FakeTradovateSocketServer", "Reply"]
 
 Reply = tuple[int, Any] | None
 """``(status, d)`` to answer, or ``None`` to never answer."""
@@ -150,3 +152,107 @@ class FakeTradovateSocketServer:
         if req.endpoint == "authorize":
             return (200, None) if req.body == self.token else (401, "Invalid access token")
         return (404, f'"Not found: {req.endpoint}"')
+
+
+class FakeTradovateRest:
+    """A fake Tradovate REST venue for ``httpx.MockTransport``: logins, accounts, renewal.
+
+    Tokens expire ``token_lifetime_s`` after ``now_ns()`` (inject a fake clock's ``time_ns``).
+    Wrong credentials answer ``errorText`` in a 200, like Tradovate; unknown tokens answer 401.
+
+    Example::
+
+        venue = FakeTradovateRest(clock.time_ns)
+        venue.add_user("alice", "pw", [(101, "DEMO101")])
+        rest = TradovateRest("http://venue/v1", client=httpx.AsyncClient(
+            transport=httpx.MockTransport(venue.handle)))
+
+    Args:
+        now_ns: the venue's clock.
+        token_lifetime_s: lifetime of issued tokens.
+    """
+
+    def __init__(self, now_ns: Callable[[], int], token_lifetime_s: float = 4800.0) -> None:
+        self.now_ns = now_ns
+        self.token_lifetime_s = token_lifetime_s
+        self.users: dict[str, tuple[str, int, list[tuple[int, str]]]] = {}
+        self.tokens: dict[str, int] = {}  # token -> user id
+        self.calls: list[str] = []
+        self.login_bodies: list[Any] = []
+        self.renew_status: int | None = None
+        self.before_renew: Callable[[], Awaitable[None]] | None = None
+        self._seq = 0
+
+    def add_user(self, name: str, password: str, accounts: list[tuple[int, str]]) -> int:
+        """Create a user with accounts ``(id, name)``; returns its user id."""
+        user_id = 1000 + len(self.users)
+        self.users[name] = (password, user_id, accounts)
+        return user_id
+
+    def calls_to(self, endpoint: str) -> int:
+        """How many times ``endpoint`` (``auth/renewaccesstoken``) was called."""
+        return sum(1 for c in self.calls if c == endpoint)
+
+    def _issue(self, user_id: int, name: str) -> dict[str, Any]:
+        self._seq += 1
+        token = f"tok-{user_id}-{self._seq}"
+        self.tokens[token] = user_id
+        expires = self.now_ns() + int(self.token_lifetime_s * 1e9)
+        stamp = datetime.fromtimestamp(expires / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
+        return {
+            "accessToken": token,
+            "mdAccessToken": f"md-{token}",
+            "expirationTime": stamp,
+            "userId": user_id,
+            "name": name,
+            "userStatus": "Active",
+            "hasLive": False,
+        }
+
+    def _user(self, request: httpx.Request) -> tuple[int, str] | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        user_id = self.tokens.get(token)
+        if user_id is None:
+            return None
+        name = next(n for n, (_, uid, _) in self.users.items() if uid == user_id)
+        return user_id, name
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        """The ``httpx.MockTransport`` handler."""
+        endpoint = request.url.path.split("/v1/", 1)[-1]
+        self.calls.append(endpoint)
+        if endpoint == "auth/accesstokenrequest":
+            body = wire.decode_json(request.content)
+            self.login_bodies.append(body)
+            user = self.users.get(body.get("name", ""))
+            if user is None or user[0] != body.get("password"):
+                return httpx.Response(
+                    200, json={"errorText": "Incorrect username or password. Please try again."}
+                )
+            return httpx.Response(200, json=self._issue(user[1], body["name"]))
+        who = self._user(request)
+        if who is None:
+            return httpx.Response(401, text="Access is denied")
+        user_id, name = who
+        if endpoint == "auth/renewaccesstoken":
+            if self.before_renew is not None:
+                await self.before_renew()
+            if self.renew_status is not None:
+                return httpx.Response(self.renew_status, text="Access is denied")
+            return httpx.Response(200, json=self._issue(user_id, name))
+        if endpoint == "account/list":
+            accounts = self.users[name][2]
+            return httpx.Response(
+                200,
+                json=[
+                    {
+                        "id": i,
+                        "name": n,
+                        "userId": user_id,
+                        "active": True,
+                        "accountType": "Customer",
+                    }
+                    for i, n in accounts
+                ],
+            )
+        return httpx.Response(404, text=f"Not found: {endpoint}")

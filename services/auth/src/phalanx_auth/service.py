@@ -1,0 +1,99 @@
+"""The auth service: NATS, the venue REST client, the admin API and the renewal loop as one."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from phalanx_auth.api import create_app
+from phalanx_auth.logins import LoginManager
+from phalanx_auth.settings import AuthSettings
+from phalanx_auth.store import AuthStore
+from phalanx_common.bus import Bus
+from phalanx_common.clock import Clock, LiveClock
+from phalanx_common.http import HttpServer
+from phalanx_common.subjects import Buckets
+from phalanx_tradovate.rest import TradovateRest
+
+__all__ = ["AuthService", "build_auth"]
+
+log = logging.getLogger(__name__)
+
+
+class AuthService:
+    """A built auth service; :meth:`start` serves HTTP and renews tokens, :meth:`stop` ends both.
+
+    Args:
+        settings: auth settings.
+        bus: the connected bus (owned: closed by :meth:`stop`).
+        rest: the venue REST client (owned: closed by :meth:`stop`).
+        manager: registration and renewal.
+        app: the FastAPI application.
+    """
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        bus: Bus,
+        rest: TradovateRest,
+        manager: LoginManager,
+        app: FastAPI,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.rest = rest
+        self.manager = manager
+        self.app = app
+        self._http = HttpServer(app, settings.http_host, settings.auth_port, name="auth")
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running admin API (its real port once started)."""
+        return self._http.url
+
+    async def start(self) -> None:
+        """Serve the admin API, then start the renewal loop."""
+        await self._http.start()
+        self.manager.start()
+
+    async def stop(self) -> None:
+        """Stop renewal and HTTP, close the venue client and NATS (idempotent)."""
+        await self.manager.stop()
+        await self._http.stop()
+        await self.rest.aclose()
+        await self.bus.close()
+
+
+async def build_auth(
+    settings: AuthSettings,
+    clock: Clock | None = None,
+    *,
+    rest: TradovateRest | None = None,
+) -> AuthService:
+    """Connect to NATS, declare the topology and assemble the service (not yet started).
+
+    Args:
+        settings: auth settings.
+        clock: the clock (the live clock by default).
+        rest: a venue client to use instead of one built from ``tradovate_rest_url``.
+
+    Raises:
+        DependencyUnavailable: if NATS cannot be reached.
+    """
+    clock = clock or LiveClock()
+    bus = await Bus.connect(settings.nats_url, "auth")
+    try:
+        await bus.ensure_topology()
+        store = AuthStore(
+            await bus.key_value(Buckets.LOGINS),
+            await bus.key_value(Buckets.TOKENS),
+            await bus.key_value(Buckets.ACCOUNTS),
+        )
+    except BaseException:
+        await bus.close()
+        raise
+    venue = rest or TradovateRest(settings.tradovate_rest_url, timeout_s=settings.venue_timeout_s)
+    manager = LoginManager(settings, store, bus, venue, clock)
+    app = create_app(settings, manager)
+    return AuthService(settings, bus, venue, manager, app)
