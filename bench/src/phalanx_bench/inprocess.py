@@ -1,0 +1,79 @@
+"""The whole system in one event loop: simulator, auth, ingest, executor and ledger, talking
+through real NATS and Redis. Used by the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from phalanx_auth.service import AuthService, build_auth
+from phalanx_auth.settings import AuthSettings
+from phalanx_bench.seed import Endpoints
+from phalanx_executor.service import ExecutorService, build_executor
+from phalanx_executor.settings import ExecutorSettings
+from phalanx_ingest.service import IngestService, build_ingest
+from phalanx_ingest.settings import IngestSettings
+from phalanx_ledger.service import LedgerService, build_ledger
+from phalanx_ledger.settings import LedgerSettings
+from phalanx_sim import Simulator
+from phalanx_sim.settings import SimSettings
+from phalanx_testing.servers import free_port
+
+ADMIN = "e2e-admin-token"
+
+__all__ = ["RunningSystem", "running_system"]
+
+
+@dataclass
+class RunningSystem:
+    """Handles on every running part."""
+
+    endpoints: Endpoints
+    sim: Simulator
+    auth: AuthService
+    ingest: IngestService
+    executor: ExecutorService
+    ledger: LedgerService
+    nats_url: str
+
+
+@asynccontextmanager
+async def running_system(
+    nats_url: str, redis_url: str, shards: int = 4
+) -> AsyncIterator[RunningSystem]:
+    """Start everything on free ports; stop it all on exit."""
+    sim = Simulator(SimSettings(sim_port=0))
+    await sim.start()
+    common = {"nats_url": nats_url, "redis_url": redis_url, "admin_token": ADMIN}
+    ingest_port = free_port()
+    auth = await build_auth(AuthSettings(**common, auth_port=0, tradovate_rest_url=sim.url + "/v1"))
+    ingest = await build_ingest(
+        IngestSettings(
+            **common, ingest_port=ingest_port, public_base_url=f"http://127.0.0.1:{ingest_port}"
+        )
+    )
+    ledger = await build_ledger(LedgerSettings(**common, ledger_port=0))
+    executor = await build_executor(
+        ExecutorSettings(**common, tradovate_ws_url=sim.ws_url, shards=shards)
+    )
+    started: list[AuthService | IngestService | LedgerService | ExecutorService] = []
+    try:
+        for service in (auth, ingest, ledger, executor):
+            await service.start()
+            started.append(service)
+        yield RunningSystem(
+            endpoints=Endpoints(
+                sim=sim.url, auth=auth.url, ingest=ingest.url, ledger=ledger.url, admin_token=ADMIN
+            ),
+            sim=sim,
+            auth=auth,
+            ingest=ingest,
+            executor=executor,
+            ledger=ledger,
+            nats_url=nats_url,
+        )
+    finally:
+        for service in reversed(started):
+            await service.stop()
+        await sim.stop()
