@@ -1,0 +1,166 @@
+"""The positions projection: fills in, positions and realized P&L out (pure, no I/O).
+
+One position per (account id, symbol):
+
+- ``net_pos``: signed contracts (long > 0, short < 0);
+- ``avg_price``: average price of the open contracts (``None`` when flat); adding to a position
+  averages in, reducing keeps it, reversing restarts it at the reversing fill's price;
+- ``realized_pnl``: closed contracts * (exit - entry) in **price points**, signed by side. It is
+  not money: multiply by the product's point value (MNQ $2, NQ $20, ...) once contract specs are
+  known to the ledger (later);
+- ``fill_count``, ``bought``, ``sold``: fills and contracts applied.
+
+Fills are applied in stream order and deduplicated by ``fill_id`` (the venue's id): a fill
+delivered twice, or published twice under different message ids, counts once. The projection
+holds no clock and no randomness, so replaying the same stream gives the same positions.
+Averages are exact decimals (default 28-digit context), not rounded to tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import msgspec
+
+from phalanx_common.events import FillReceived, OrderAccepted, OrderRejected
+
+__all__ = ["OrderCounts", "PositionView", "PositionsProjection"]
+
+
+class PositionView(msgspec.Struct, frozen=True, kw_only=True):
+    """A position as the API shows it (decimals encode as strings)."""
+
+    account_id: int
+    symbol: str
+    contract_id: int
+    net_pos: int
+    avg_price: Decimal | None
+    realized_pnl: Decimal
+    fill_count: int
+    bought: int
+    sold: int
+    last_fill_id: int
+    updated_ns: int
+
+
+class OrderCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """Order outcomes seen for one account (each intent counted once per outcome)."""
+
+    accepted: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class _Position:
+    account_id: int
+    symbol: str
+    contract_id: int
+    net_pos: int = 0
+    avg_price: Decimal | None = None
+    realized_pnl: Decimal = Decimal(0)
+    fill_count: int = 0
+    bought: int = 0
+    sold: int = 0
+    last_fill_id: int = 0
+    updated_ns: int = 0
+
+    def apply(self, fill: FillReceived) -> None:
+        qty = int(fill.qty)
+        signed = qty if fill.action == "Buy" else -qty
+        price = fill.price
+        held = self.net_pos
+        if held == 0 or (held > 0) == (signed > 0):
+            opened = abs(held)
+            average = self.avg_price if self.avg_price is not None else price
+            self.avg_price = (average * opened + price * qty) / (opened + qty)
+            self.net_pos = held + signed
+        else:
+            closing = min(qty, abs(held))
+            entry = self.avg_price if self.avg_price is not None else price
+            direction = 1 if held > 0 else -1
+            self.realized_pnl += (price - entry) * closing * direction
+            self.net_pos = held + signed
+            if self.net_pos == 0:
+                self.avg_price = None
+            elif (self.net_pos > 0) != (held > 0):  # reversed: the rest opened at this price
+                self.avg_price = price
+        if fill.action == "Buy":
+            self.bought += qty
+        else:
+            self.sold += qty
+        self.fill_count += 1
+        self.contract_id = fill.contract_id
+        self.last_fill_id = fill.fill_id
+        self.updated_ns = fill.ts_event
+
+    def view(self) -> PositionView:
+        return PositionView(
+            account_id=self.account_id,
+            symbol=self.symbol,
+            contract_id=self.contract_id,
+            net_pos=self.net_pos,
+            avg_price=self.avg_price,
+            realized_pnl=self.realized_pnl,
+            fill_count=self.fill_count,
+            bought=self.bought,
+            sold=self.sold,
+            last_fill_id=self.last_fill_id,
+            updated_ns=self.updated_ns,
+        )
+
+
+class PositionsProjection:
+    """Positions per (account, symbol) and order counts per account, built from events."""
+
+    def __init__(self) -> None:
+        self._positions: dict[tuple[int, str], _Position] = {}
+        self._fill_ids: set[int] = set()
+        self._accepted: dict[int, set[str]] = {}
+        self._rejected: dict[int, set[str]] = {}
+        self.fills_applied = 0
+        self.duplicate_fills = 0
+
+    def apply_fill(self, fill: FillReceived) -> bool:
+        """Apply a fill; return ``False`` (and change nothing) if its ``fill_id`` was seen."""
+        if fill.fill_id in self._fill_ids:
+            self.duplicate_fills += 1
+            return False
+        self._fill_ids.add(fill.fill_id)
+        key = (fill.account_id, fill.symbol)
+        position = self._positions.get(key)
+        if position is None:
+            position = _Position(fill.account_id, fill.symbol, fill.contract_id)
+            self._positions[key] = position
+        position.apply(fill)
+        self.fills_applied += 1
+        return True
+
+    def apply_order(self, event: OrderAccepted | OrderRejected) -> bool:
+        """Count an order outcome once per intent; return ``False`` for a repeat."""
+        book = self._accepted if isinstance(event, OrderAccepted) else self._rejected
+        intents = book.setdefault(event.account_id, set())
+        if event.intent_id in intents:
+            return False
+        intents.add(event.intent_id)
+        return True
+
+    def positions(self, account_id: int | None = None) -> list[PositionView]:
+        """Positions (of one account when given), ordered by account then symbol."""
+        return [
+            position.view()
+            for key, position in sorted(self._positions.items())
+            if account_id is None or key[0] == account_id
+        ]
+
+    def order_counts(self, account_id: int) -> OrderCounts:
+        """Accepted and rejected orders seen for an account."""
+        return OrderCounts(
+            accepted=len(self._accepted.get(account_id, ())),
+            rejected=len(self._rejected.get(account_id, ())),
+        )
+
+    def accounts(self) -> list[int]:
+        """Every account with a position or an order outcome, ascending."""
+        seen = {key[0] for key in self._positions} | set(self._accepted) | set(self._rejected)
+        return sorted(seen)

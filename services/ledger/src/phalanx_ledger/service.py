@@ -1,0 +1,110 @@
+"""The ledger service: replay FILLS and ORDERS into the projection, then serve it over HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from phalanx_common import subjects
+from phalanx_common.bus import Bus
+from phalanx_common.events import AnyEvent, FillReceived, OrderAccepted, OrderRejected
+from phalanx_common.http import HttpServer
+from phalanx_ledger.api import create_app
+from phalanx_ledger.follower import StreamFollower
+from phalanx_ledger.projection import PositionsProjection
+from phalanx_ledger.settings import LedgerSettings
+
+__all__ = ["LedgerService", "build_ledger"]
+
+log = logging.getLogger(__name__)
+
+
+class LedgerService:
+    """A built ledger; :meth:`start` replays the streams and serves, :meth:`stop` releases all.
+
+    Args:
+        settings: Ledger settings.
+        bus: The connected bus (owned: closed by :meth:`stop`).
+        projection: The positions projection the followers feed.
+        followers: One follower per consumed stream.
+        app: The FastAPI application.
+    """
+
+    def __init__(
+        self,
+        settings: LedgerSettings,
+        bus: Bus,
+        projection: PositionsProjection,
+        followers: list[StreamFollower],
+        app: FastAPI,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.projection = projection
+        self.followers = followers
+        self.app = app
+        self._http = HttpServer(app, settings.http_host, settings.ledger_port, name="ledger")
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running HTTP server (its real port once started)."""
+        return self._http.url
+
+    async def start(self) -> None:
+        """Replay every stream from its first message, then serve HTTP.
+
+        Returns once the replay reached the end each stream had at start (or, after
+        ``replay_timeout_s``, serves anyway with ``/healthz`` saying ``replaying``).
+        """
+        for follower in self.followers:
+            await follower.start()
+        for follower in self.followers:
+            if not await follower.wait_caught_up(self.settings.replay_timeout_s):
+                log.warning("replay of %s still running; serving meanwhile", follower.name)
+        log.info(
+            "ledger replayed %d fills (%d duplicates)",
+            self.projection.fills_applied,
+            self.projection.duplicate_fills,
+        )
+        await self._http.start()
+
+    async def stop(self) -> None:
+        """Stop serving and following, close NATS (idempotent)."""
+        await self._http.stop()
+        for follower in self.followers:
+            await follower.stop()
+        await self.bus.close()
+
+
+def _dispatcher(projection: PositionsProjection) -> Callable[[AnyEvent], None]:
+    def apply(event: AnyEvent) -> None:
+        if isinstance(event, FillReceived):
+            projection.apply_fill(event)
+        elif isinstance(event, OrderAccepted | OrderRejected):
+            projection.apply_order(event)
+
+    return apply
+
+
+async def build_ledger(settings: LedgerSettings) -> LedgerService:
+    """Connect to NATS, declare the topology and assemble the ledger (not yet started).
+
+    Raises:
+        DependencyUnavailable: if NATS cannot be reached.
+    """
+    bus = await Bus.connect(settings.nats_url, "ledger")
+    try:
+        await bus.ensure_topology()
+    except BaseException:
+        await bus.close()
+        raise
+    projection = PositionsProjection()
+    apply = _dispatcher(projection)
+    followers = [
+        StreamFollower(bus, subjects.FILLS, apply),
+        StreamFollower(bus, subjects.ORDERS, apply),
+    ]
+    app = create_app(projection, followers)
+    return LedgerService(settings, bus, projection, followers, app)
