@@ -27,7 +27,7 @@ async def _serve() -> None:
     print(
         f"phalanx-sim: REST {sim.rest_url}  WebSocket {sim.ws_url}  admin {sim.url}/admin",
         flush=True,
-    )  # noqa: T201, E501
+    )
     try:
         await stop.wait()
     finally:

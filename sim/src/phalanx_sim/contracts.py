@@ -5,8 +5,6 @@ same contract, whose canonical (Tradovate) name uses the 1-digit year. Contract,
 product ids are derived from the symbol, so they are stable across resets and restarts.
 """
 
-# ruff: noqa: N815
-
 from __future__ import annotations
 
 import datetime as dt
@@ -123,7 +121,7 @@ class ContractBook:
         return product
 
     def resolve(self, symbol: str) -> ContractInfo | None:
-        """Resolve a dated symbol (``MNQZ6``, ``ESH27``); ``None`` if it names no listed contract."""
+        """Resolve a dated symbol (``MNQZ6``, ``ESH27``); ``None`` unless a listed contract."""
         info = self._by_name.get(symbol)
         if info is not None:
             return info

@@ -7,8 +7,6 @@ Format (JSON)::
      "prices": {"MNQZ6": 21000.25}}
 """
 
-# ruff: noqa: N815
-
 from __future__ import annotations
 
 from pathlib import Path

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+
 import msgspec
 from starlette.websockets import WebSocket
 
