@@ -75,6 +75,14 @@ async def test_nats_stopped_gives_503_nothing_stored_then_recovers(
             assert "nats://" not in during.text
             assert "Error" not in during.text
 
+            # A strategy not in memory cannot be ruled unknown while KV is unreachable: 503, not
+            # 404, so TradingView resends instead of dropping it.
+            uncached = await client.post(
+                "/webhooks/not-in-memory/secret", json={"ticker": "MNQZ2025", "action": "buy"}
+            )
+            assert uncached.status_code == 503
+            assert uncached.json()["messageCode"] == "service-unavailable"
+
             durable_nats.restart()
 
             async def connected() -> bool:

@@ -19,6 +19,7 @@ from phalanx_common.http import admin_guard
 from phalanx_common.records import StrategyRecord, SubscriptionRecord
 from phalanx_ingest.strategies import (
     StrategyDirectory,
+    StrategyLookupError,
     hash_secret,
     new_secret,
     new_strategy_id,
@@ -169,7 +170,12 @@ def admin_router(
     base_url = public_base_url.rstrip("/")
 
     async def _strategy(strategy_id: str) -> StrategyRecord:
-        record = await strategies.lookup(strategy_id)
+        try:
+            record = await strategies.lookup(strategy_id)
+        except StrategyLookupError:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "strategy store unreachable; retry shortly"
+            ) from None
         if record is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no strategy {strategy_id!r}")
         return record

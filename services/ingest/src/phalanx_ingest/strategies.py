@@ -25,11 +25,13 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from phalanx_common.codec import decode, encode
+from phalanx_common.errors import PhalanxError
 from phalanx_common.records import StrategyRecord
 from phalanx_common.subjects import safe_token
 
 __all__ = [
     "StrategyDirectory",
+    "StrategyLookupError",
     "hash_secret",
     "new_secret",
     "new_strategy_id",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class StrategyLookupError(PhalanxError):
+    """A strategy could not be looked up because KV is unreachable (not: it does not exist)."""
 
 
 def new_strategy_id() -> str:
@@ -64,10 +70,12 @@ class StrategyDirectory:
 
     Args:
         kv: The bound ``Buckets.STRATEGIES`` bucket.
+        lookup_timeout_s: Bound on the KV read for a strategy not in memory.
     """
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, lookup_timeout_s: float = 1.0) -> None:
         self._kv = kv
+        self._lookup_timeout_s = lookup_timeout_s
         self._records: dict[str, StrategyRecord] = {}
         self._watcher: KeyValue.KeyWatcher | None = None
         self._task: asyncio.Task[None] | None = None
@@ -104,6 +112,9 @@ class StrategyDirectory:
         """The strategy from memory, else from KV once (then remembered), else ``None``.
 
         Ids that cannot be a KV key or subject token are never looked up.
+
+        Raises:
+            StrategyLookupError: if the id is not in memory and KV cannot be asked.
         """
         record = self._records.get(strategy_id)
         if record is not None:
@@ -113,12 +124,13 @@ class StrategyDirectory:
         except ValueError:
             return None
         try:
-            entry = await self._kv.get(strategy_id)
+            entry = await asyncio.wait_for(self._kv.get(strategy_id), self._lookup_timeout_s)
         except KeyNotFoundError:
             return None
-        except (NatsError, TimeoutError) as exc:
-            log.warning("strategy lookup in KV failed: %s", exc)
-            return None
+        except (NatsError, TimeoutError, OSError) as exc:
+            # Not "unknown": a 404 would stop TradingView from resending a valid signal.
+            log.warning("strategy lookup in KV failed: %r", exc)
+            raise StrategyLookupError(strategy_id) from exc
         if entry.value is None:
             return None
         record = decode(entry.value, StrategyRecord)

@@ -29,7 +29,7 @@ from phalanx_ingest.responses import (
     accepted_response,
     rejected_response,
 )
-from phalanx_ingest.strategies import StrategyDirectory, secret_matches
+from phalanx_ingest.strategies import StrategyDirectory, StrategyLookupError, secret_matches
 
 __all__ = ["WEBHOOK_PATH", "webhook_router"]
 
@@ -102,14 +102,7 @@ class _WebhookHandler:
             try:
                 result = await self._publisher.publish(strategy_id, signal_id, signal, received_ns)
             except SignalsUnavailableError:
-                raise WebhookRejectedError(
-                    MessageCode.SERVICE_UNAVAILABLE,
-                    "The signal was not accepted because the message bus is unavailable; nothing "
-                    "will be traded for it. Send it again in a few seconds (TradingView resends "
-                    "automatically after a 5xx).",
-                    status.HTTP_503_SERVICE_UNAVAILABLE,
-                    {"Retry-After": "5"},
-                ) from None
+                raise _unavailable() from None
             return accepted_response(signal_id, signal_to_payload(signal), result.duplicate)
         except WebhookRejectedError as rejection:
             return rejected_response(rejection)
@@ -134,7 +127,10 @@ class _WebhookHandler:
         return b"".join(chunks)
 
     async def _authenticate(self, strategy_id: str, secret: str) -> StrategyRecord:
-        strategy = await self._strategies.lookup(strategy_id)
+        try:
+            strategy = await self._strategies.lookup(strategy_id)
+        except StrategyLookupError:
+            raise _unavailable() from None
         if strategy is None:
             raise WebhookRejectedError(
                 MessageCode.NOT_FOUND,
@@ -160,6 +156,17 @@ class _WebhookHandler:
                 {"Allow": "POST"},
             )
         )
+
+
+def _unavailable() -> WebhookRejectedError:
+    return WebhookRejectedError(
+        MessageCode.SERVICE_UNAVAILABLE,
+        "The signal was not accepted because the message bus is unavailable; nothing will be "
+        "traded for it. Send it again in a few seconds (TradingView resends automatically "
+        "after a 5xx).",
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        {"Retry-After": "5"},
+    )
 
 
 def _check_ticker(strategy: StrategyRecord, ticker: str) -> None:
