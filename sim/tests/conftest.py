@@ -50,7 +50,9 @@ def make_user(
     """
 
     async def _make(
-        name: str, accounts: int | list[str] = 1, password: str = "pw"
+        name: str,
+        accounts: int | list[str] = 1,
+        password: str = "pw",  # noqa: S107
     ) -> dict[str, Any]:
         created = await http.post(
             "/admin/users", json={"name": name, "password": password, "accounts": accounts}

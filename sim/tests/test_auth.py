@@ -21,7 +21,8 @@ async def test_login_returns_access_token_response(make_user: MakeUser, login: L
     assert token["name"] == "alice"
     assert token["userStatus"] == "Active"
     assert token["hasLive"] is False
-    assert token["accessToken"] and token["mdAccessToken"]
+    assert token["accessToken"]
+    assert token["mdAccessToken"]
     assert token["accessToken"] != user["token"]  # every login is a new session
     assert token["expirationTime"].endswith("Z")
     expires = dt.datetime.fromisoformat(token["expirationTime"].replace("Z", "+00:00"))
@@ -38,7 +39,8 @@ async def test_wrong_password_is_http_200_with_error_text(
     wrong = await login("alice", "nope")
     unknown = await login("nobody", "pw")
 
-    assert set(wrong) == {"errorText"} and wrong["errorText"]
+    assert set(wrong) == {"errorText"}
+    assert wrong["errorText"]
     assert set(unknown) == {"errorText"}
 
 
@@ -72,7 +74,8 @@ async def test_account_list_shows_only_the_users_accounts(
         assert account["userId"] == alice["userId"]
         assert account["accountType"] == "Customer"
         assert account["active"] is True
-        assert account["name"].startswith("DEMO") and len(account["name"]) == 11
+        assert account["name"].startswith("DEMO")
+        assert len(account["name"]) == 11
 
 
 async def test_renew_access_token_gives_a_new_token(

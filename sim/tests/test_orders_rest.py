@@ -40,7 +40,8 @@ async def test_placeoso_market_entry_fills_and_arms_brackets(
     assert entry["ordStatus"] == "Filled"
     assert take_profit["ordStatus"] == stop_loss["ordStatus"] == "Working"
     assert take_profit["parentId"] == stop_loss["parentId"] == entry["id"]
-    assert take_profit["linkedId"] == stop_loss["id"] and stop_loss["linkedId"] == take_profit["id"]
+    assert take_profit["linkedId"] == stop_loss["id"]
+    assert stop_loss["linkedId"] == take_profit["id"]
 
     fills = await _get(http, user, "fill/deps", masterid=result["orderId"])
     assert [(f["action"], f["qty"], f["price"]) for f in fills] == [("Buy", 3, 21000.0)]
@@ -186,7 +187,8 @@ async def test_contract_find_and_item(http: httpx.AsyncClient, make_user: MakeUs
 
     assert short == long == item
     assert short["name"] == "MNQZ6"
-    assert es["name"] == "ESH7" and es["id"] != short["id"]
+    assert es["name"] == "ESH7"
+    assert es["id"] != short["id"]
     assert missing.status_code == 404
 
 

@@ -35,6 +35,7 @@ class SimSocket:
         self.events: list[dict[str, Any]] = []
         self.responses: dict[int, dict[str, Any]] = {}
         self.close_frame: list[Any] | None = None
+        self.timeout_s = 10.0
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader = asyncio.create_task(self._read(), name="sim-socket-reader")
@@ -71,10 +72,11 @@ class SimSocket:
         """Send the client heartbeat ``[]``."""
         await self.connection.send("[]")
 
-    async def request(
-        self, endpoint: str, body: Any = None, query: str = "", timeout: float = 10.0
-    ) -> dict[str, Any]:
-        """Send ``<endpoint>\\n<id>\\n<query>\\n<body>`` and return the matching response."""
+    async def request(self, endpoint: str, body: Any = None, query: str = "") -> dict[str, Any]:
+        """Send ``<endpoint>\\n<id>\\n<query>\\n<body>`` and return the matching response.
+
+        Waits at most :attr:`timeout_s` seconds.
+        """
         request_id = next(self._ids)
         if body is None:
             text = ""
@@ -85,7 +87,7 @@ class SimSocket:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
         await self.connection.send(f"{endpoint}\n{request_id}\n{query}\n{text}")
-        return await asyncio.wait_for(future, timeout)
+        return await asyncio.wait_for(future, self.timeout_s)
 
     async def authorize(self, token: str) -> dict[str, Any]:
         """Send ``authorize`` with a raw token body."""
