@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
+
+from phalanx_sim import SimSettings, running_simulator
+from phalanx_sim.testing import SimSocket, login_body
+from phalanx_testing.waiting import eventually
 
 MakeUser = Callable[..., Awaitable[dict[str, Any]]]
 Login = Callable[[str, str], Awaitable[dict[str, Any]]]
@@ -87,3 +91,24 @@ async def test_renew_access_token_gives_a_new_token(
     assert renewed["accessToken"] != user["token"]
     headers = {"Authorization": f"Bearer {renewed['accessToken']}"}
     assert (await http.get("/v1/account/list", headers=headers)).status_code == 200
+
+
+async def test_expired_token_is_refused() -> None:
+    settings = SimSettings(sim_token_lifetime_s=0.2)
+    async with running_simulator(settings) as sim, httpx.AsyncClient(base_url=sim.url) as http:
+        await http.post("/admin/users", json={"name": "alice", "password": "pw"})
+        token = (
+            await http.post("/v1/auth/accesstokenrequest", json=login_body("alice", "pw"))
+        ).json()["accessToken"]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def refused() -> bool:
+            return (await http.get("/v1/account/list", headers=headers)).status_code == 401
+
+        probe = cast("Callable[[], bool | Awaitable[bool]]", refused)
+        await eventually(probe, what="token expired")
+        sock = await SimSocket.connect(sim.ws_url)
+        try:
+            assert (await sock.authorize(token))["s"] == 401
+        finally:
+            await sock.close()

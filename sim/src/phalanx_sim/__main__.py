@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -18,6 +19,9 @@ async def _serve() -> None:
         level=settings.sim_log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.sim_gc_threshold > 0:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(settings.sim_gc_threshold, max(gen1, 20), max(gen2, 100))
     sim = Simulator(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ __all__ = [
     "array_frame",
     "close_frame",
     "encode_event",
+    "encode_props",
     "encode_response",
     "parse_client_frame",
 ]
@@ -67,6 +68,23 @@ def encode_response(status: int, request_id: int, payload: Any = None) -> bytes:
 def encode_event(kind: str, payload: Any) -> bytes:
     """One event message ``{"e":..,"d":..}``."""
     return _encoder.encode(WsEvent(kind, payload))
+
+
+_props_prefixes: dict[tuple[str, str], bytes] = {}
+
+
+def encode_props(entity_type: str, event_type: str, entity: Any) -> bytes:
+    """One ``props`` event ``{"e":"props","d":{"entityType","eventType","entity"}}``.
+
+    Byte-identical to ``encode_event("props", PropsData(...))``, built from a cached prefix
+    because it is the hottest path of the simulator.
+    """
+    key = (entity_type, event_type)
+    prefix = _props_prefixes.get(key)
+    if prefix is None:
+        head = _encoder.encode({"entityType": entity_type, "eventType": event_type})
+        prefix = _props_prefixes[key] = b'{"e":"props","d":' + head[:-1] + b',"entity":'
+    return prefix + _encoder.encode(entity) + b"}}"
 
 
 def array_frame(messages: list[bytes]) -> str:

@@ -165,7 +165,7 @@ class MatchingEngine:
             linked = None
             if len(child_ids) == 2:
                 linked = child_ids[1 - index]
-            leg = replace(bracket, qty=spec.qty)
+            leg = bracket if bracket.qty == spec.qty else replace(bracket, qty=spec.qty)
             child = self._new_order(
                 book, info, leg, origin, ts, child_ids[index], "Suspended", entry_id, linked
             )

@@ -41,6 +41,9 @@ class SimSettings(msgspec.Struct, frozen=True, kw_only=True):
         sim_admin_loopback_only: Refuse ``/admin`` requests that do not come from loopback.
         sim_account_prefix: Prefix of generated account names (``DEMO1234567``).
         sim_log_level: Log level of the simulator process.
+        sim_gc_threshold: Generation-0 threshold of the garbage collector set by
+            ``python -m phalanx_sim`` (the venue allocates many long-lived entities; a larger
+            threshold roughly halves the cost of an order). 0 keeps Python's default.
     """
 
     sim_host: str = "127.0.0.1"
@@ -61,6 +64,7 @@ class SimSettings(msgspec.Struct, frozen=True, kw_only=True):
     sim_admin_loopback_only: bool = True
     sim_account_prefix: str = "DEMO"
     sim_log_level: str = "WARNING"
+    sim_gc_threshold: int = 50_000
 
     def __post_init__(self) -> None:
         if self.sim_foreign_account_mode not in ("failure", "denied"):

@@ -24,10 +24,11 @@ from phalanx_sim.frames import (
     array_frame,
     close_frame,
     encode_event,
+    encode_props,
     encode_response,
     parse_client_frame,
 )
-from phalanx_sim.schemas import PropsData, SyncRequestBody
+from phalanx_sim.schemas import SyncRequestBody
 from phalanx_sim.state import Session
 from phalanx_sim.venue import Subscription, Venue
 
@@ -135,7 +136,7 @@ class Hub:
             if types is not None and entity_type not in types:
                 continue
             if data is None:
-                data = encode_event("props", PropsData(entity_type, event_type, entity))
+                data = encode_props(entity_type, event_type, entity)
             if self._holding:
                 self._held.append((conn, data))
             else:
