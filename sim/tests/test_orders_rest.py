@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from phalanx_sim.testing import oso_body
+from phalanx_sim import SimSettings, running_simulator
+from phalanx_sim.testing import login_body, oso_body
 
 MakeUser = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -196,3 +197,22 @@ async def test_unknown_endpoint_is_404(http: httpx.AsyncClient, make_user: MakeU
     user = await make_user("alice")
     response = await http.get("/v1/quote/subscribe", headers=user["headers"])
     assert response.status_code == 404
+
+
+async def test_foreign_account_denied_mode_answers_401() -> None:
+    settings = SimSettings(sim_foreign_account_mode="denied")
+    async with running_simulator(settings) as sim, httpx.AsyncClient(base_url=sim.url) as http:
+        await http.post("/admin/users", json={"name": "alice", "password": "pw"})
+        bob = (await http.post("/admin/users", json={"name": "bob", "password": "pw"})).json()
+        token = (
+            await http.post("/v1/auth/accesstokenrequest", json=login_body("alice", "pw"))
+        ).json()["accessToken"]
+
+        response = await http.post(
+            "/v1/order/placeoso",
+            json=oso_body(bob["accounts"][0]),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    assert response.status_code == 401
+    assert response.json() == "Access is denied"

@@ -9,7 +9,7 @@ import httpx
 import pytest_asyncio
 
 from phalanx_sim import SimSettings, Simulator, running_simulator
-from phalanx_sim.testing import SimSocket, oso_body
+from phalanx_sim.testing import SimSocket, login_body, oso_body
 from phalanx_testing.waiting import eventually
 
 MakeUser = Callable[..., Awaitable[dict[str, Any]]]
@@ -257,3 +257,23 @@ async def test_admin_shutdown_sends_shutdown_event(
     assert sock.events == [
         {"e": "shutdown", "d": {"reasonCode": "Maintenance", "reason": "weekly maintenance"}}
     ]
+
+
+async def test_without_coalescing_every_message_has_its_own_frame() -> None:
+    async with running_simulator(SimSettings(sim_ws_coalesce=False)) as sim:
+        async with httpx.AsyncClient(base_url=sim.url) as http:
+            user = (await http.post("/admin/users", json={"name": "a", "password": "pw"})).json()
+            token = (
+                await http.post("/v1/auth/accesstokenrequest", json=login_body("a", "pw"))
+            ).json()["accessToken"]
+        sock = await SimSocket.connect(sim.ws_url)
+        try:
+            await sock.authorize(token)
+            await sock.request("user/syncrequest", {"users": [user["userId"]]})
+            await sock.request("order/placeoso", oso_body(user["accounts"][0]))
+            await eventually(lambda: sock.props("position"), what="position event")
+            arrays = [f for f in sock.frames if f.startswith("a")]
+            assert all(f.count('"e":"props"') + f.count('"s":') == 1 for f in arrays)
+            assert len(arrays) == 3 + len(sock.props())
+        finally:
+            await sock.close()
