@@ -277,3 +277,23 @@ async def test_without_coalescing_every_message_has_its_own_frame() -> None:
             assert len(arrays) == 3 + len(sock.props())
         finally:
             await sock.close()
+
+
+async def test_syncrequest_by_accounts_only_subscribes_those_accounts(
+    http: httpx.AsyncClient,
+    connect: Callable[[], Awaitable[SimSocket]],
+    make_user: MakeUser,
+) -> None:
+    user = await make_user("alice", accounts=2)
+    first, second = user["accounts"]
+    sock = await connect()
+    await sock.authorize(user["token"])
+
+    sync = await sock.request("user/syncrequest", {"accounts": [second["id"]]})
+    for account in (first, second):
+        await http.post("/v1/order/placeoso", json=oso_body(account), headers=user["headers"])
+    await eventually(lambda: sock.props("position"), what="position event")
+    await sock.request("account/list")
+
+    assert [a["id"] for a in sync["d"]["accounts"]] == [second["id"]]
+    assert {d["entity"]["accountId"] for d in sock.props("order")} == {second["id"]}

@@ -28,6 +28,7 @@ Decisions where the reference is silent or uncertain (reference/tradovate-api.md
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl
@@ -59,6 +60,7 @@ from phalanx_sim.times import VenueClock, iso_from_epoch
 __all__ = ["ACCESS_DENIED", "SNAPSHOT_KEYS", "CreatedUser", "Reply", "Subscription", "Venue"]
 
 ACCESS_DENIED = "Access is denied"
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: entityType (as in ``entityTypes`` and props events) → key of the syncrequest snapshot.
@@ -306,6 +308,9 @@ class Venue:
                 reply = route[0](self, session, query, body)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 reply = Reply(400, ErrorText(errorText=f"Invalid request: {exc}"))
+            except Exception:  # a simulator bug must not kill the socket or the server
+                log.exception("endpoint %s failed", key)
+                reply = Reply(500, '"Internal error"')
         user_id = (
             reply.user_id
             if reply.user_id is not None
