@@ -165,7 +165,8 @@ async def test_replayed_signals_and_redelivered_batches_never_place_a_second_ord
             )
             # Every batch delivered again under a fresh message id, as after a replica crash:
             # the intent claims stop every order.
-            for n, (subject, data) in enumerate(batches):
+            await sub.unsubscribe()
+            for n, (subject, data) in enumerate(list(batches)):
                 await bus.js.publish(subject, data, headers={"Nats-Msg-Id": f"again-{n}"})
 
             async def settled() -> bool:
@@ -187,5 +188,4 @@ async def test_replayed_signals_and_redelivered_batches_never_place_a_second_ord
                 entry = await intents.get(ids.intent_id(signal_id, account_id))
                 assert decode(entry.value or b"", IntentRecord).state == "accepted"
     finally:
-        await sub.unsubscribe()
         await bus.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from phalanx_auth.service import AuthService, build_auth
 from phalanx_auth.settings import AuthSettings
@@ -45,7 +46,7 @@ async def running_system(
     """Start everything on free ports; stop it all on exit."""
     sim = Simulator(SimSettings(sim_port=0))
     await sim.start()
-    common = {"nats_url": nats_url, "redis_url": redis_url, "admin_token": ADMIN}
+    common: dict[str, Any] = {"nats_url": nats_url, "redis_url": redis_url, "admin_token": ADMIN}
     ingest_port = free_port()
     auth = await build_auth(AuthSettings(**common, auth_port=0, tradovate_rest_url=sim.url + "/v1"))
     ingest = await build_ingest(

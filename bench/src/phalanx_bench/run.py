@@ -58,7 +58,7 @@ async def _stats(http: httpx.AsyncClient, endpoints: Endpoints) -> dict[str, Any
 
 
 def _count(stats: dict[str, Any], endpoint: str) -> int:
-    by_endpoint = stats.get("by_endpoint") or stats.get("endpoints") or {}
+    by_endpoint: dict[str, int] = stats.get("byEndpoint") or {}
     return int(sum(v for k, v in by_endpoint.items() if k.lower() == endpoint))
 
 

@@ -112,7 +112,7 @@ async def test_undecodable_message_is_terminated_not_redelivered(nats_url: str) 
 
         async def settled() -> bool:
             info = await bus.js.consumer_info(subjects.SIGNALS.name, "c")
-            return info.num_ack_pending == 0 and info.num_pending == 0 and info.num_redelivered == 0
+            return (info.num_ack_pending, info.num_pending, info.num_redelivered) == (0, 0, 0)
 
         await eventually(settled, what="both messages settled without redelivery")
     finally:

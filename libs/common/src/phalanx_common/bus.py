@@ -110,14 +110,15 @@ class Bus:
         nc.options["reconnect_time_wait"] = 0.5
         return cls(nc, url)
 
-    async def close(self) -> None:
-        """Drain and close the connection (idempotent)."""
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Drain and close the connection (idempotent, bounded even when NATS is gone)."""
         if self.nc.is_closed:
             return
+        if self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), timeout_s)
         with contextlib.suppress(Exception):
-            await self.nc.drain()
-        with contextlib.suppress(Exception):
-            await self.nc.close()
+            await asyncio.wait_for(self.nc.close(), timeout_s)
 
     # -- topology ---------------------------------------------------------------------------
 

@@ -6,32 +6,48 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 __all__ = ["eventually"]
 
 T = TypeVar("T")
 
 
-async def eventually(  # noqa: ASYNC109 - a deadline for polling, not a cancel scope
-    probe: Callable[[], T | Awaitable[T]],
-    timeout: float = 10.0,
+@overload
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    timeout: float = ...,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    probe: Callable[[], T],
+    timeout: float = ...,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+async def eventually(
+    probe: Callable[[], Any],
+    timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
     interval: float = 0.05,
     what: str = "condition",
-) -> T:
-    """Call ``probe`` until it returns a truthy value, and return that value.
+) -> Any:
+    """Call ``probe`` (sync or async) until it returns a truthy value, and return that value.
 
     Raises:
         AssertionError: if it is still falsy after ``timeout`` seconds, with the last value.
     """
     deadline = time.monotonic() + timeout
-    last: T | None = None
     while True:
         result = probe()
-        value: T = await result if inspect.isawaitable(result) else result
+        value = await result if inspect.isawaitable(result) else result
         if value:
             return value
-        last = value
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s (last value: {last!r})")
+            raise AssertionError(f"{what} not met within {timeout}s (last value: {value!r})")
         await asyncio.sleep(interval)
