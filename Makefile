@@ -30,8 +30,9 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach m,$(MEMBERS),$(m)/pypro
 
 install: $(STAMP)
 
+# A demo: state lives in .run/ and starts fresh each time.
 run: install
-	@mkdir -p .run
+	@rm -rf .run && mkdir -p .run
 	$(BIN)/honcho -f deploy/local/Procfile -e deploy/local/dev.env -d . start
 
 lint: install

@@ -27,7 +27,9 @@ class HttpServer:
             app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
         )
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
+        # Signals belong to the service lifecycle (phalanx_common.lifecycle), not to uvicorn:
+        # uvicorn would otherwise replace our handlers and re-raise SIGTERM after its shutdown.
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self._task: asyncio.Task[None] | None = None
         self.host = host
         self.port = port
