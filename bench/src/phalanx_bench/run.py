@@ -42,6 +42,7 @@ SCENARIOS: list[tuple[int, int]] = [
 class _Outcome(msgspec.Struct):
     type: str
     signal_id: str = ""
+    reason: str = ""
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -59,7 +60,7 @@ async def _stats(http: httpx.AsyncClient, endpoints: Endpoints) -> dict[str, Any
 
 def _count(stats: dict[str, Any], endpoint: str) -> int:
     by_endpoint: dict[str, int] = stats.get("byEndpoint") or {}
-    return int(sum(v for k, v in by_endpoint.items() if k.lower() == endpoint))
+    return int(sum(v for k, v in by_endpoint.items() if k.lower() == endpoint.lower()))
 
 
 async def _scenario(
@@ -73,6 +74,7 @@ async def _scenario(
         prefix=f"b{accounts}x{logins}u",
     )
     outcomes: dict[str, int] = {}
+    kinds: dict[str, int] = {}
     last_seen: dict[str, float] = {}
     decoder = msgspec.json.Decoder(_Outcome)
     changed = asyncio.Event()
@@ -81,6 +83,8 @@ async def _scenario(
         event = decoder.decode(msg.data)
         if event.type in ("OrderAccepted", "OrderRejected", "OrderOutcomeUnknown"):
             outcomes[event.signal_id] = outcomes.get(event.signal_id, 0) + 1
+            kind = event.type + (f":{event.reason}" if event.reason else "")
+            kinds[kind] = kinds.get(kind, 0) + 1
             last_seen[event.signal_id] = time.perf_counter()
             changed.set()
 
@@ -88,6 +92,10 @@ async def _scenario(
     sub = await nc.subscribe("orders.>", cb=on_msg)
     latencies: list[float] = []
     async with httpx.AsyncClient(timeout=30) as http:
+        resp = await http.post(
+            endpoints.sim + "/admin/prices", json={"symbol": "MNQZ6", "price": 21000}
+        )
+        resp.raise_for_status()
         await asyncio.sleep(2.0)  # let the executor connect the new logins' sockets
         before = await _stats(http, endpoints)
         for run in range(runs):
@@ -115,6 +123,7 @@ async def _scenario(
     await sub.unsubscribe()
     await nc.close()
     calls = _count(after, "order/placeoso") - _count(before, "order/placeoso")
+    calls += _count(after, "order/placeorder") - _count(before, "order/placeorder")
     return {
         "accounts": accounts,
         "logins": logins,
@@ -124,6 +133,7 @@ async def _scenario(
         "max_s": round(max(latencies), 4),
         "broker_calls_per_account": round(calls / (accounts * runs), 3),
         "violations": len(after.get("violations", [])),
+        "outcomes": kinds,
     }
 
 
@@ -135,6 +145,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         results = []
         for accounts, logins in SCENARIOS:
             if accounts > args.max_accounts:
+                continue
+            if args.only and f"{accounts}x{logins}" not in args.only:
                 continue
             runs = 3 if accounts // logins > 1 else args.runs
             results.append(await _scenario(endpoints, system.nats.url, accounts, logins, runs))
@@ -151,6 +163,9 @@ def main() -> None:
     parser.add_argument("--executors", type=int, default=1)
     parser.add_argument("--max-accounts", type=int, default=1000)
     parser.add_argument("--out", default="bench/results/latest.json")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="scenarios to run, e.g. 1000x1000 1000x50"
+    )
     args = parser.parse_args()
     report = asyncio.run(_main(args))
     out = Path(args.out)

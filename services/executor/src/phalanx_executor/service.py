@@ -31,13 +31,16 @@ __all__ = ["ExecutorService", "build_executor", "connect_redis"]
 log = logging.getLogger(__name__)
 
 
-async def connect_redis(url: str) -> aioredis.Redis:
-    """Connect to Redis and check it answers.
+async def connect_redis(url: str, max_connections: int = 64) -> aioredis.Redis:
+    """Connect to Redis with a bounded, blocking pool and check it answers.
 
     Raises:
         DependencyUnavailable: naming Redis and the address.
     """
-    client: aioredis.Redis = aioredis.from_url(url, socket_connect_timeout=3)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=10, socket_connect_timeout=3
+    )
+    client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
     try:
         await client.ping()
     except (RedisError, OSError) as exc:
@@ -197,7 +200,7 @@ async def build_executor(settings: ExecutorSettings, clock: Clock | None = None)
     """Connect NATS and Redis (closing what opened if a later step fails) and build a replica."""
     bus = await Bus.connect(settings.nats_url, f"executor-{settings.replica_ordinal}")
     try:
-        redis = await connect_redis(settings.redis_url)
+        redis = await connect_redis(settings.redis_url, settings.redis_max_connections)
     except DependencyUnavailable:
         await bus.close()
         raise

@@ -22,6 +22,8 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
         egress_ip: the name of this replica's egress IP in the limiter's keys.
         max_sockets: cap on broker WebSockets held by this replica.
         request_timeout_s: how long to wait for a venue response before the outcome is unknown.
+        shard_concurrency: batches of one shard executed at once.
+        redis_max_connections: size of the (blocking) Redis connection pool.
     """
 
     service_name: str = "executor"
@@ -38,3 +40,4 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     connect_concurrency: int = 50
     request_timeout_s: float = 10.0
     shard_concurrency: int = 4
+    redis_max_connections: int = 64

@@ -99,10 +99,20 @@ class BatchWorker:
         """Bus handler for one batch message."""
         if not isinstance(event, ExecBatch):
             raise Poison(f"unexpected {type(event).__name__} on an exec subject")
-        outcomes = await asyncio.gather(*(self.execute(i) for i in event.intents))
-        waiting = [o for o in outcomes if o.state == "not-ready"]
-        if waiting:
-            raise Retry(f"{len(waiting)} intents waiting for their login", delay_s=2.0)
+        # Every intent runs to its end before the batch is acked or nak'ed, so a redelivery
+        # never races an attempt still in flight.
+        results = await asyncio.gather(
+            *(self.execute(i) for i in event.intents), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for exc in failed:
+            log.error("batch %s: intent failed before sending: %r", event.batch_id, exc)
+        waiting = [r for r in results if isinstance(r, IntentOutcome) and r.state == "not-ready"]
+        if failed or waiting:
+            raise Retry(
+                f"{len(waiting)} intents waiting for their login, {len(failed)} failed",
+                delay_s=2.0,
+            )
 
     async def execute(self, intent: OrderIntent) -> IntentOutcome:
         """Run one intent to a terminal outcome (or release it if it cannot start)."""
@@ -114,12 +124,16 @@ class BatchWorker:
 
         try:
             sock = await self._pool.get(intent.login_id)
+            await self._limiter.acquire(self.budgets(intent.login_id))
         except LoginNotReady as exc:
             log.info("intent %s: %s; released for redelivery", intent.intent_id, exc)
             await self._intents.delete(intent.intent_id, last=revision)
             return IntentOutcome(intent.intent_id, "not-ready")
-
-        await self._limiter.acquire(self.budgets(intent.login_id))
+        except BaseException:
+            # Nothing was sent (no socket or no permit, e.g. Redis down: fail closed), so the
+            # claim is released and a redelivery may try again.
+            await self._intents.delete(intent.intent_id, last=revision)
+            raise
         sent_ns = self._clock.time_ns()
         try:
             result = await self._send(sock, intent)
