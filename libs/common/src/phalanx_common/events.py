@@ -17,6 +17,8 @@ __all__ = [
     "AnyEvent",
     "Event",
     "ExecBatch",
+    "FlattenCompleted",
+    "KillSwitchEngaged",
     "FillReceived",
     "IntentSkipped",
     "OrderAccepted",
@@ -31,12 +33,14 @@ __all__ = [
     "StopLoss",
     "TakeProfit",
     "TokenRenewed",
+    "TradingStateChanged",
 ]
 
 SignalAction = Literal["buy", "sell", "exit", "cancel", "add"]
 Sentiment = Literal["bullish", "bearish", "flat"]
 VenueAction = Literal["Buy", "Sell"]
-IntentKind = Literal["entry", "exit", "cancel"]
+IntentKind = Literal["entry", "exit", "cancel", "add"]
+TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -112,6 +116,11 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     stop_price: Decimal | None = None
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
+    sentiment: Sentiment | None = None
+    exit_quantity: int | None = None  # None: the whole position
+    allow_add: bool = False
+    allow_reversal: bool = True
+    traceparent: str = ""
 
 
 class ExecBatch(Event, frozen=True, kw_only=True):
@@ -122,6 +131,7 @@ class ExecBatch(Event, frozen=True, kw_only=True):
     strategy_id: str
     shard: int
     intents: tuple[OrderIntent, ...]
+    traceparent: str = ""
 
 
 class SignalPlanned(Event, frozen=True, kw_only=True):
@@ -157,6 +167,8 @@ class OrderAccepted(Event, frozen=True, kw_only=True):
     oso1_id: int | None = None
     oso2_id: int | None = None
     sent_ns: int = 0
+    operation: str = "placeoso"
+    recovered: bool = False  # found at the venue by clOrdId after an unknown outcome
 
 
 class OrderRejected(Event, frozen=True, kw_only=True):
@@ -233,6 +245,32 @@ class ReauthRequired(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class TradingStateChanged(Event, frozen=True, kw_only=True):
+    """Trading state of a scope changed: ``global``, ``strategy.<id>`` or ``account.<id>``."""
+
+    scope: str
+    state: TradingState
+    reason: str = ""
+
+
+class KillSwitchEngaged(Event, frozen=True, kw_only=True):
+    """Halt everything, cancel every working order and flatten every position."""
+
+    reason: str
+    requested_by: str = ""
+
+
+class FlattenCompleted(Event, frozen=True, kw_only=True):
+    """One replica finished the kill switch for the accounts it owns."""
+
+    kill_event_id: str
+    owner: str
+    accounts: int
+    cancelled: int
+    liquidated: int
+    failed: int = 0
+
+
 AnyEvent = (
     SignalReceived
     | ExecBatch
@@ -246,4 +284,7 @@ AnyEvent = (
     | AccountLinked
     | TokenRenewed
     | ReauthRequired
+    | TradingStateChanged
+    | KillSwitchEngaged
+    | FlattenCompleted
 )

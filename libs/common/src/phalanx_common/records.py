@@ -8,13 +8,16 @@ from typing import Literal
 import msgspec
 
 __all__ = [
+    "AccountGuardRecord",
     "AccountRecord",
     "IntentRecord",
     "IntentState",
     "LoginRecord",
+    "ShardLeaseRecord",
     "StrategyRecord",
     "SubscriptionRecord",
     "TokenRecord",
+    "TradingStateRecord",
 ]
 
 
@@ -37,6 +40,8 @@ class SubscriptionRecord(msgspec.Struct, frozen=True, kw_only=True):
     fixed_quantity: int | None = None
     max_quantity: int | None = None
     enabled: bool = True
+    allow_add: bool = False
+    allow_reversal: bool = True
 
 
 class AccountRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +75,7 @@ class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
         return f"TokenRecord(login_id={self.login_id!r}, expiration_time={self.expiration_time!r})"
 
 
-IntentState = Literal["claimed", "sent", "accepted", "rejected", "unknown"]
+IntentState = Literal["claimed", "accepted", "rejected", "unknown"]
 
 
 class IntentRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,3 +86,30 @@ class IntentRecord(msgspec.Struct, frozen=True, kw_only=True):
     owner: str
     order_id: int | None = None
     reason: str = ""
+    attempt: int = 1
+    claimed_ns: int = 0
+
+
+class TradingStateRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Trading state of one scope (``global``, ``strategy.<id>``, ``account.<id>``)."""
+
+    scope: str
+    state: Literal["ACTIVE", "REDUCING", "HALTED"]
+    reason: str = ""
+    updated_ns: int = 0
+
+
+class AccountGuardRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-account limits checked before any entry is sent."""
+
+    account_id: int
+    max_contracts: int | None = None
+    daily_loss_limit: Decimal | None = None
+
+
+class ShardLeaseRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Which replica works a shard, until when (renewed by compare-and-set)."""
+
+    shard: int
+    owner: str
+    expires_ns: int

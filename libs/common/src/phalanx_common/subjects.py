@@ -141,6 +141,8 @@ def auth_subject(login_id: str) -> str:
 
 
 CONTROL_STATE = "control.state"
+CONTROL_KILL = "control.kill"
+CONTROL_ALL = "control.>"
 
 
 class Consumers:
@@ -161,6 +163,12 @@ class Buckets:
     LOGINS = Bucket("logins", description="Broker logins and how to reach them")
     TOKENS = Bucket("tokens", description="Current access token per login")
     INTENTS = Bucket("intents", history=1, description="Claimed order intents and their state")
+    TRADING_STATE = Bucket(
+        "trading_state",
+        description="ACTIVE/REDUCING/HALTED per global, strategy.<id>, account.<id>",
+    )
+    GUARDS = Bucket("guards", description="Per-account max contracts and daily loss limit")
+    SHARD_LEASES = Bucket("shard_leases", description="Shard ownership leases of executor replicas")
 
 
 ALL_BUCKETS: tuple[Bucket, ...] = (
@@ -170,4 +178,7 @@ ALL_BUCKETS: tuple[Bucket, ...] = (
     Buckets.LOGINS,
     Buckets.TOKENS,
     Buckets.INTENTS,
+    Buckets.TRADING_STATE,
+    Buckets.GUARDS,
+    Buckets.SHARD_LEASES,
 )
