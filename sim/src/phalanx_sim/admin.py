@@ -16,6 +16,8 @@ Shapes (JSON, camelCase like the venue):
   "status"}]`` oldest first (REST and WebSocket, including failures).
 - ``GET /admin/stats`` → ``{"requests", "byEndpoint", "byUser", "placeOso", "placeOrder",
   "fills", "connections", "users", "accounts", "orders", "violations": []}``.
+- ``POST /admin/oauth/clients`` ``{"client_id", "client_secret", "redirect_uris": [..]}`` → 201
+  ``{"client_id"}`` (replaces a client of the same id); ``GET /admin/oauth/clients``.
 - ``POST /admin/reset`` → ``{"ok": true}``: closes sockets, forgets everything, re-applies the seed.
 - ``POST /admin/shutdown`` ``{"reasonCode", "reason", "userId"?}`` → ``{"told": n}``: sends a
   ``shutdown`` event and closes the sockets (of one user, or all).
@@ -57,6 +59,14 @@ class PriceBody(msgspec.Struct, kw_only=True):
 
     symbol: str
     price: float
+
+
+class OAuthClientBody(msgspec.Struct, kw_only=True):
+    """``POST /admin/oauth/clients`` body."""
+
+    client_id: str
+    client_secret: str
+    redirect_uris: list[str]
 
 
 class ShutdownBody(msgspec.Struct, kw_only=True):
@@ -242,6 +252,23 @@ def admin_router(sim: Simulator) -> APIRouter:
         body = ShutdownBody() if not raw.strip() else await _body(request, ShutdownBody)
         told = sim.hub.shutdown(body.reasonCode, body.reason, body.userId)
         return _json({"told": told})
+
+    @route("POST", "/oauth/clients")
+    async def oauth_client(request: Request) -> Response:
+        body: OAuthClientBody = await _body(request, OAuthClientBody)
+        if not body.client_id or not body.redirect_uris:
+            raise HTTPException(status_code=400, detail="client_id and redirect_uris required")
+        sim.register_oauth_client(body.client_id, body.client_secret, body.redirect_uris)
+        return _json({"client_id": body.client_id}, 201)
+
+    @route("GET", "/oauth/clients")
+    async def oauth_clients() -> Response:
+        return _json(
+            [
+                {"client_id": c.client_id, "redirect_uris": list(c.redirect_uris)}
+                for c in sim.venue.state.oauth_clients.values()
+            ]
+        )
 
     @route("GET", "/health")
     async def health() -> Response:

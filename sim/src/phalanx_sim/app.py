@@ -1,4 +1,4 @@
-"""The ASGI application: REST under ``/v1``, the WebSocket at ``/v1/websocket``, ``/admin``."""
+"""The ASGI application: REST under ``/v1``, the WebSocket, OAuth (``/oauth``), ``/admin``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from phalanx_sim.admin import admin_router
+from phalanx_sim.oauth import oauth_routes
 from phalanx_sim.rest import rest_route
 
 if TYPE_CHECKING:
@@ -31,5 +32,6 @@ def build_app(sim: Simulator) -> FastAPI:
 
     app.router.routes.append(WebSocketRoute("/v1/websocket", websocket_endpoint))
     app.include_router(admin_router(sim))
+    app.router.routes.extend(oauth_routes(sim.venue))
     app.router.routes.append(rest_route(sim.venue))
     return app

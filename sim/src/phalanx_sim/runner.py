@@ -15,7 +15,7 @@ from phalanx_sim.app import build_app
 from phalanx_sim.pricefeed import random_walk
 from phalanx_sim.seed import Seed, apply_seed, load_seed
 from phalanx_sim.settings import SimSettings
-from phalanx_sim.state import SimState
+from phalanx_sim.state import OAuthClient, SimState
 from phalanx_sim.venue import CreatedUser, Venue
 from phalanx_sim.ws import Hub
 
@@ -157,6 +157,14 @@ class Simulator:
             ValueError: price not on tick.
         """
         return self.venue.set_price(symbol, price)[1]
+
+    def register_oauth_client(
+        self, client_id: str, client_secret: str, redirect_uris: Iterable[str]
+    ) -> None:
+        """Register an OAuth application (same as ``POST /admin/oauth/clients``)."""
+        self.venue.state.oauth_clients[client_id] = OAuthClient(
+            client_id, client_secret, tuple(redirect_uris)
+        )
 
     def reset(self) -> None:
         """Close every socket, forget all state, re-apply the seed (``POST /admin/reset``)."""

@@ -44,6 +44,37 @@ class SimSettings(msgspec.Struct, frozen=True, kw_only=True):
         sim_gc_threshold: Generation-0 threshold of the garbage collector set by
             ``python -m phalanx_sim`` (the venue allocates many long-lived entities; a larger
             threshold roughly halves the cost of an order). 0 keeps Python's default.
+        sim_max_sessions_per_user: Concurrent server sessions per login (Tradovate: 2); a new
+            login or OAuth token beyond it closes the oldest session, its tokens and sockets.
+            0 = unlimited.
+        sim_oauth_code_ttl_s: Lifetime of an OAuth authorization code (single-use).
+        sim_oauth_error_status: HTTP status of a failed ``/auth/oauthtoken`` exchange (the
+            swagger puts ``error``/``error_description`` in the 200 response; 400 is RFC 6749).
+        sim_rate_limits: Enforce the per-login and per-endpoint limits below.
+        sim_limit_per_minute: Requests per login in any rolling ``sim_limit_minute_s`` window.
+        sim_limit_per_hour: Requests per login in any rolling ``sim_limit_hour_s`` window.
+        sim_limit_minute_s: Length of the "minute" window (shorten it in tests).
+        sim_limit_hour_s: Length of the "hour" windows (per-login and per-endpoint).
+        sim_limit_count_authorize: Count the socket ``authorize`` frame toward the login budget.
+        sim_penalty_strikes: Requests that ignore a running penalty and get another p-ticket;
+            the next one gets HTTP 423 (about to be locked out), the one after that a 429 lockout.
+        sim_lockout_s: Length of a 429 lockout; every request during it restarts it.
+        sim_limit_renew_per_hour: ``auth/renewaccesstoken`` per hour (successes count).
+        sim_limit_sync_per_hour: ``user/syncrequest`` per hour (successes count).
+        sim_limit_me_failures_per_hour: failed ``auth/me`` per hour.
+        sim_limit_login_failures_per_hour: failed ``auth/accesstokenrequest`` per hour; beyond it
+            the answer is a p-ticket with ``p-captcha: true``.
+        sim_endpoint_limit_scope: ``"login"`` keys endpoint limits by login (user id or name);
+            ``"ip"`` by client address, as Tradovate documents (everything on one machine then
+            shares one budget).
+        sim_max_sockets_per_user: Sockets per login; the oldest is told ``shutdown``
+            ``ConnectionQuotaReached``, closed, and its token revoked. 0 = unlimited.
+        sim_violation_log_max: Most recent violations kept for ``/admin/violations``.
+        sim_session_closed: Start with the market closed (orders fail with ``SessionClosed``).
+        sim_max_position: Default max absolute position per account and contract (0 = none);
+            beyond it orders fail with ``MaxPosLimitReached``.
+        sim_fault_drop_hang_s: How long a REST request whose response is dropped hangs before
+            the simulator answers 504 (a socket response is simply never sent).
     """
 
     sim_host: str = "127.0.0.1"
@@ -65,10 +96,33 @@ class SimSettings(msgspec.Struct, frozen=True, kw_only=True):
     sim_account_prefix: str = "DEMO"
     sim_log_level: str = "WARNING"
     sim_gc_threshold: int = 50_000
+    sim_max_sessions_per_user: int = 2
+    sim_oauth_code_ttl_s: float = 60.0
+    sim_oauth_error_status: int = 200
+    sim_rate_limits: bool = True
+    sim_limit_per_minute: int = 80
+    sim_limit_per_hour: int = 5_000
+    sim_limit_minute_s: float = 60.0
+    sim_limit_hour_s: float = 3_600.0
+    sim_limit_count_authorize: bool = False
+    sim_penalty_strikes: int = 3
+    sim_lockout_s: float = 3_600.0
+    sim_limit_renew_per_hour: int = 15
+    sim_limit_sync_per_hour: int = 300
+    sim_limit_me_failures_per_hour: int = 10
+    sim_limit_login_failures_per_hour: int = 5
+    sim_endpoint_limit_scope: str = "login"
+    sim_max_sockets_per_user: int = 50
+    sim_violation_log_max: int = 100_000
+    sim_session_closed: bool = False
+    sim_max_position: int = 0
+    sim_fault_drop_hang_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.sim_foreign_account_mode not in ("failure", "denied"):
             raise ValueError("sim_foreign_account_mode must be 'failure' or 'denied'")
+        if self.sim_endpoint_limit_scope not in ("login", "ip"):
+            raise ValueError("sim_endpoint_limit_scope must be 'login' or 'ip'")
 
 
 def load_sim_settings(environ: Mapping[str, str] | None = None) -> SimSettings:

@@ -30,6 +30,8 @@ from phalanx_sim.entities import (
 __all__ = [
     "AccountBook",
     "CommandRecord",
+    "OAuthClient",
+    "OAuthCode",
     "OrderRecord",
     "RequestRecord",
     "Session",
@@ -58,10 +60,11 @@ class Session:
     user_id: int
     session_id: int
     expires_at: float
+    revoked: bool = False
 
     def valid_at(self, now: float) -> bool:
-        """Whether the token is still usable at epoch second ``now``."""
-        return now < self.expires_at
+        """Whether the token is still usable at epoch second ``now`` (not expired nor revoked)."""
+        return now < self.expires_at and not self.revoked
 
 
 @dataclass(slots=True)
@@ -110,6 +113,28 @@ class AccountBook:
 
 
 @dataclass(slots=True, frozen=True)
+class OAuthClient:
+    """A registered OAuth application."""
+
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class OAuthCode:
+    """An issued authorization code (single-use)."""
+
+    code: str
+    client_id: str
+    redirect_uri: str
+    user_id: int
+    expires_at: float
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class RequestRecord:
     """One request the venue received (REST or WebSocket)."""
 
@@ -128,6 +153,8 @@ class SimState:
         self.users: dict[int, UserRecord] = {}
         self.users_by_name: dict[str, UserRecord] = {}
         self.sessions: dict[str, Session] = {}
+        # user id -> its open server sessions (session id -> tokens), oldest first
+        self.user_sessions: dict[int, dict[int, list[Session]]] = {}
         self.accounts: dict[int, Account] = {}
         self.accounts_by_name: dict[str, Account] = {}
         self.books: dict[int, AccountBook] = {}
@@ -138,6 +165,8 @@ class SimState:
         self.by_endpoint: Counter[str] = Counter()
         self.by_user: Counter[int] = Counter()
         self.violations: list[dict[str, Any]] = []
+        self.oauth_clients: dict[str, OAuthClient] = {}
+        self.oauth_codes: dict[str, OAuthCode] = {}
         self.counters: Counter[str] = Counter()
 
     def next_id(self) -> int:

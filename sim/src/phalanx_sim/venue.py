@@ -164,6 +164,8 @@ class Venue:
         self.state = SimState(self.settings.sim_request_log_max)
         self.engine = MatchingEngine(self.state, self.clock, self._sink)
         self._routes: dict[str, tuple[Handler, bool]] = _build_routes()
+        #: called with ``(user_id, session_id, reason)`` when a server session is closed
+        self.on_session_closed: Callable[[int, int, str], None] | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -273,6 +275,53 @@ class Venue:
         return info, self.engine.set_price(info, price)
 
     # ------------------------------------------------------------------ dispatch
+
+    def issue_session(self, record: UserRecord, session_id: int | None = None) -> Session:
+        """A new token: a new server session (``session_id=None``) or a renewal of one.
+
+        A new session beyond ``sim_max_sessions_per_user`` closes the user's oldest session:
+        its tokens are revoked and :attr:`on_session_closed` closes its sockets.
+        """
+        state = self.state
+        now = self.clock.time()
+        user_id = record.user.id
+        sessions = state.user_sessions.setdefault(user_id, {})
+        if session_id is None:
+            session_id = state.next_id()
+            limit = self.settings.sim_max_sessions_per_user
+            while limit > 0 and len(sessions) >= limit:
+                oldest = next(iter(sessions))
+                self.close_session(user_id, oldest, "Session closed: too many sessions")
+        session = Session(
+            token=state.new_token(),
+            md_token=state.new_token(),
+            user_id=user_id,
+            session_id=session_id,
+            expires_at=now + self.settings.sim_token_lifetime_s,
+        )
+        state.sessions[session.token] = session
+        tokens = sessions.setdefault(session_id, [])
+        # forget expired tokens of the session so a long-lived session stays small
+        tokens[:] = [t for t in tokens if t.expires_at > now]
+        tokens.append(session)
+        return session
+
+    def close_session(self, user_id: int, session_id: int, reason: str) -> None:
+        """Revoke every token of a server session and close its sockets."""
+        tokens = self.state.user_sessions.get(user_id, {}).pop(session_id, [])
+        for session in tokens:
+            session.revoked = True
+            self.state.sessions.pop(session.token, None)
+        if self.on_session_closed is not None:
+            self.on_session_closed(user_id, session_id, reason)
+
+    def revoke_token(self, session: Session) -> None:
+        """Revoke one token (its session lives on through other tokens, if any)."""
+        session.revoked = True
+        self.state.sessions.pop(session.token, None)
+        tokens = self.state.user_sessions.get(session.user_id, {}).get(session.session_id)
+        if tokens is not None and session in tokens:
+            tokens.remove(session)
 
     def authenticate(self, token: str | None) -> Session | None:
         """The live session of an access token, or ``None``."""
@@ -525,16 +574,8 @@ def _access_token_request(venue: Venue, _s: Session | None, _q: str, body: bytes
 
 
 def _issue_token(venue: Venue, record: UserRecord, session_id: int | None) -> Reply:
-    state = venue.state
+    session = venue.issue_session(record, session_id)
     now = venue.clock.time()
-    session = Session(
-        token=state.new_token(),
-        md_token=state.new_token(),
-        user_id=record.user.id,
-        session_id=session_id if session_id is not None else state.next_id(),
-        expires_at=now + venue.settings.sim_token_lifetime_s,
-    )
-    state.sessions[session.token] = session
     response = AccessTokenResponse(
         accessToken=session.token,
         mdAccessToken=session.md_token,

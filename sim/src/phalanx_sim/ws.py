@@ -123,6 +123,7 @@ class Hub:
         self._holding = False
         self._held: list[tuple[Connection, bytes]] = []
         venue.sink = self
+        venue.on_session_closed = self.close_session
 
     # ------------------------------------------------------------------ events
 
@@ -162,6 +163,13 @@ class Hub:
             conn.close(1000, reason)
             told += 1
         return told
+
+    def close_session(self, user_id: int, session_id: int, reason: str) -> None:
+        """Close the sockets authorized by a session that the venue closed."""
+        for conn in list(self.connections):
+            session = conn.session
+            if session is not None and session.session_id == session_id:
+                conn.close(1000, reason)
 
     # ------------------------------------------------------------------ sockets
 
