@@ -1,134 +1,387 @@
-"""The batch worker over real NATS KV, a real simulator, and real (or really absent) Redis."""
+"""The batch worker against real NATS KV, a real in-process simulator and real Redis.
+
+Each test drives :meth:`BatchWorker.execute` with intents as the planner makes them and checks
+what the venue (the simulator) ends up with.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 from nats.js.errors import KeyNotFoundError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from phalanx_common import ids, subjects
+from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
-from phalanx_common.codec import decode
-from phalanx_common.events import OrderIntent
-from phalanx_common.records import IntentRecord, TokenRecord
+from phalanx_common.codec import decode, encode
+from phalanx_common.events import IntentKind, OrderIntent, Sentiment, VenueAction
+from phalanx_common.kvmirror import KvMirror
+from phalanx_common.records import (
+    AccountGuardRecord,
+    IntentRecord,
+    TokenRecord,
+    TradingStateRecord,
+)
+from phalanx_executor.gates import Gates
+from phalanx_executor.intents import IntentStore
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
-from phalanx_executor.venue_events import VenueEventSink
-from phalanx_executor.worker import BatchWorker
+from phalanx_executor.venue_view import VenueView
+from phalanx_executor.worker import BatchWorker, WorkerSettings
 from phalanx_sim import Simulator
 from phalanx_testing.servers import free_port
+from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
+SYMBOL = "MESZ6"
+
 
 @dataclass
-class Venue:
+class Rig:
     sim: Simulator
+    bus: Bus
+    worker: BatchWorker
+    view: VenueView
+    pool: ConnectionPool
     token: TokenRecord
-    account_id: int
-    account_spec: str
+    accounts: list[tuple[int, str]]
+    states: KvMirror[TradingStateRecord]
+    guards: KvMirror[AccountGuardRecord]
+    seq: int = 0
+
+    def intent(
+        self,
+        kind: IntentKind = "entry",
+        action: VenueAction = "Buy",
+        quantity: int = 1,
+        account: int = 0,
+        **extra: Any,
+    ) -> OrderIntent:
+        self.seq += 1
+        account_id, spec = self.accounts[account]
+        return OrderIntent(
+            intent_id=f"sig{self.seq}-{account_id}",
+            signal_id=f"sig{self.seq}",
+            strategy_id="strat",
+            account_id=account_id,
+            account_spec=spec,
+            login_id="trader",
+            kind=kind,
+            action=action,
+            symbol=SYMBOL,
+            quantity=quantity,
+            **extra,
+        )
+
+    def position(self, account: int = 0) -> int:
+        account_id = self.accounts[account][0]
+        rows = (
+            self.sim.state.books[account_id].positions.values()
+            if account_id in self.sim.state.books
+            else []
+        )
+        return sum(int(getattr(p, "netPos", 0) or 0) for p in rows)
+
+    def working(self, account: int = 0) -> list[Any]:
+        account_id = self.accounts[account][0]
+        book = self.sim.state.books.get(account_id)
+        if book is None:
+            return []
+        return [r for r in book.orders.values() if _status(r) in ("Working", "Suspended")]
+
+    def venue_orders(self, account: int = 0) -> int:
+        account_id = self.accounts[account][0]
+        book = self.sim.state.books.get(account_id)
+        return 0 if book is None else len([r for r in book.orders.values() if _parent(r) is None])
+
+    async def settle(self, account: int = 0) -> None:
+        """Wait until the worker's view agrees with the venue's position."""
+        account_id = self.accounts[account][0]
+        cid = await self.view.contract_id("trader", SYMBOL)
+        await eventually(lambda: self.view.position(account_id, cid) == self.position(account))
+
+
+def _status(rec: Any) -> str:
+    order = getattr(rec, "order", rec)
+    return str(getattr(order, "ordStatus", ""))
+
+
+def _parent(rec: Any) -> Any:
+    order = getattr(rec, "order", rec)
+    return getattr(order, "parentId", None)
+
+
+async def _rig(nats_url: str, redis_url: str, sim: Simulator, **settings: Any) -> Rig:
+    user = sim.create_user("trader", "pw", accounts=2)
+    sim.set_price(SYMBOL, 6000)
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(
+            sim.rest_url + "/auth/accesstokenrequest", json={"name": "trader", "password": "pw"}
+        )
+        body = resp.json()
+    token = TokenRecord(
+        login_id="trader",
+        user_id=user.userId,
+        access_token=body["accessToken"],
+        expiration_time=body["expirationTime"],
+    )
+    bus = await Bus.connect(nats_url, "t")
+    await bus.ensure_topology()
+    views: list[VenueView] = []
+    pool = ConnectionPool(
+        sim.ws_url,
+        token_for=lambda login: token if login == "trader" else None,
+        on_props=lambda login, ev: views[0].submit(login, ev),
+        on_snapshot=lambda login, snap: views[0].ingest_snapshot(login, snap),
+        max_sockets=10,
+        request_timeout_s=settings.pop("request_timeout_s", 10.0),
+    )
+    view = VenueView(bus, LiveClock(), pool.get)
+    views.append(view)
+    view.start()
+    states = KvMirror(await bus.key_value(subjects.Buckets.TRADING_STATE), TradingStateRecord)
+    guards = KvMirror(await bus.key_value(subjects.Buckets.GUARDS), AccountGuardRecord)
+    await states.start()
+    await guards.start()
+    worker = BatchWorker(
+        bus=bus,
+        store=IntentStore(await bus.key_value(subjects.Buckets.INTENTS), "test-owner"),
+        pool=pool,
+        limiter=RateLimiter(aioredis.from_url(redis_url, socket_connect_timeout=0.5)),
+        view=view,
+        gates=Gates(states, guards, view),
+        clock=LiveClock(),
+        settings=WorkerSettings(login_windows=((70, 60),), **settings),
+    )
+    accounts = [(int(a["id"]), str(a["name"])) for a in user.accounts]
+    return Rig(sim, bus, worker, view, pool, token, accounts, states, guards)
 
 
 @pytest_asyncio.fixture
-async def venue() -> AsyncIterator[Venue]:
+async def rig(nats_url: str, redis_url: str) -> AsyncIterator[Rig]:
     async with Simulator(port=0) as sim:
-        user = sim.create_user("trader", "pw", accounts=1)
-        sim.set_price("MESZ6", 6000)
-        async with httpx.AsyncClient() as http:
-            resp = await http.post(
-                sim.rest_url + "/auth/accesstokenrequest", json={"name": "trader", "password": "pw"}
-            )
-            body = resp.json()
-        token = TokenRecord(
-            login_id="trader",
-            user_id=user.userId,
-            access_token=body["accessToken"],
-            expiration_time=body["expirationTime"],
-        )
-        account = user.accounts[0]
-        yield Venue(sim, token, int(account["id"]), str(account["name"]))
+        r = await _rig(nats_url, redis_url, sim, reconcile_grace_s=0.3, reversal_wait_s=5.0)
+        try:
+            yield r
+        finally:
+            await r.states.stop()
+            await r.guards.stop()
+            await r.view.stop()
+            await r.pool.close()
+            await r.bus.close()
 
 
-def _intent(venue: Venue, signal: str = "s1") -> OrderIntent:
-    return OrderIntent(
-        intent_id=ids.intent_id(signal, venue.account_id),
-        signal_id=signal,
-        strategy_id="strat",
-        account_id=venue.account_id,
-        account_spec=venue.account_spec,
-        login_id="trader",
-        kind="entry",
-        action="Buy",
-        symbol="MESZ6",
-        quantity=1,
-    )
+async def _intent_record(rig: Rig, intent_id: str) -> IntentRecord:
+    entry = await (await rig.bus.key_value(subjects.Buckets.INTENTS)).get(intent_id)
+    return decode(entry.value or b"", IntentRecord)
 
 
-async def _worker(bus: Bus, venue: Venue, redis_url: str) -> tuple[BatchWorker, ConnectionPool]:
-    sink = VenueEventSink(bus, LiveClock(), lambda login: pool.get(login))
-    pool = ConnectionPool(
-        venue.sim.ws_url,
-        token_for=lambda login: venue.token if login == "trader" else None,
-        on_props=sink.submit,
-        on_snapshot=sink.ingest_snapshot,
-        max_sockets=10,
-    )
-    worker = BatchWorker(
-        bus=bus,
-        intents=await bus.key_value(subjects.Buckets.INTENTS),
-        pool=pool,
-        limiter=RateLimiter(aioredis.from_url(redis_url, socket_connect_timeout=0.5)),
-        sink=sink,
-        clock=LiveClock(),
-        owner="test",
-        login_windows=((70, 60),),
-        ip_windows=(),
-        egress_ip="default",
-    )
-    return worker, pool
-
-
-async def test_an_intent_is_placed_once_even_when_executed_twice(
-    nats_url: str, redis_url: str, venue: Venue
-) -> None:
-    bus = await Bus.connect(nats_url, "t")
-    await bus.ensure_topology()
-    worker, pool = await _worker(bus, venue, redis_url)
-    try:
-        first = await worker.execute(_intent(venue))
-        second = await worker.execute(_intent(venue))
-        assert (first.state, second.state) == ("accepted", "duplicate")
-        assert venue.sim.state.counters["placeorder"] + venue.sim.state.counters["placeoso"] == 1
-        entry = await (await bus.key_value(subjects.Buckets.INTENTS)).get(_intent(venue).intent_id)
-        record = decode(entry.value or b"", IntentRecord)
-        assert record.state == "accepted"
-        assert record.order_id is not None
-    finally:
-        await pool.close()
-        await bus.close()
+async def test_an_intent_is_placed_once_even_when_executed_twice(rig: Rig) -> None:
+    intent = rig.intent()
+    first = await rig.worker.execute(intent)
+    second = await rig.worker.execute(intent)
+    assert (first.state, second.state) == ("accepted", "duplicate")
+    assert rig.venue_orders() == 1
+    record = await _intent_record(rig, intent.intent_id)
+    assert record.state == "accepted"
+    assert record.order_id is not None
 
 
 async def test_without_redis_nothing_is_sent_and_the_claim_is_released(
-    nats_url: str, venue: Venue
+    nats_url: str,
 ) -> None:
-    bus = await Bus.connect(nats_url, "t")
-    await bus.ensure_topology()
-    worker, pool = await _worker(bus, venue, f"redis://127.0.0.1:{free_port()}/0")
-    intents = await bus.key_value(subjects.Buckets.INTENTS)
-    try:
-        with pytest.raises(RedisConnectionError):
-            await worker.execute(_intent(venue))
-        assert venue.sim.state.counters["placeorder"] == 0
-        assert venue.sim.state.counters["placeoso"] == 0
-        with pytest.raises(KeyNotFoundError):  # released: a redelivery may claim it again
-            await intents.get(_intent(venue).intent_id)
-    finally:
-        await pool.close()
-        await bus.close()
+    async with Simulator(port=0) as sim:
+        rig = await _rig(nats_url, f"redis://127.0.0.1:{free_port()}/0", sim)
+        try:
+            intent = rig.intent()
+            with pytest.raises(RedisConnectionError):
+                await rig.worker.execute(intent)
+            assert rig.venue_orders() == 0
+            with pytest.raises(KeyNotFoundError):  # released: a redelivery may claim it again
+                await (await rig.bus.key_value(subjects.Buckets.INTENTS)).get(intent.intent_id)
+        finally:
+            await rig.states.stop()
+            await rig.guards.stop()
+            await rig.view.stop()
+            await rig.pool.close()
+            await rig.bus.close()
+
+
+async def test_exit_liquidates_and_leaves_no_resting_bracket_orders(rig: Rig) -> None:
+    entry = rig.intent(take_profit=Decimal(6050), stop_loss=Decimal(5950), quantity=2)
+    assert (await rig.worker.execute(entry)).state == "accepted"
+    await rig.settle()
+    assert rig.position() == 2
+    assert len(rig.working()) == 2  # both bracket legs rest
+
+    assert (await rig.worker.execute(rig.intent(kind="exit"))).state == "accepted"
+    await eventually(lambda: rig.position() == 0 and rig.working() == [], what="flat, no legs")
+
+
+async def test_partial_exit_reduces_by_the_exit_quantity(rig: Rig) -> None:
+    await rig.worker.execute(rig.intent(quantity=3))
+    await rig.settle()
+    assert (await rig.worker.execute(rig.intent(kind="exit", exit_quantity=2))).state == "accepted"
+    await eventually(lambda: rig.position() == 1)
+
+
+async def test_a_buy_while_short_reverses_liquidate_wait_flat_then_enter(rig: Rig) -> None:
+    await rig.worker.execute(rig.intent(action="Sell", quantity=2))
+    await rig.settle()
+    assert rig.position() == -2
+    outcome = await rig.worker.execute(rig.intent(action="Buy", quantity=1))
+    assert outcome.state == "accepted"
+    await eventually(lambda: rig.position() == 1, what="reversed to long 1")
+
+
+async def test_same_side_entry_is_refused_unless_adding_is_allowed(rig: Rig) -> None:
+    await rig.worker.execute(rig.intent(quantity=1))
+    await rig.settle()
+    refused = await rig.worker.execute(rig.intent(quantity=1))
+    assert refused.state == "rejected"
+    assert rig.position() == 1
+    allowed = await rig.worker.execute(rig.intent(quantity=1, allow_add=True))
+    assert allowed.state == "accepted"
+    await eventually(lambda: rig.position() == 2)
+    added = await rig.worker.execute(rig.intent(kind="add", quantity=1))
+    assert added.state == "accepted"
+    await eventually(lambda: rig.position() == 3)
+
+
+async def test_partial_cover_by_sentiment_never_flips_the_position(rig: Rig) -> None:
+    sentiment: Sentiment = "bearish"
+    await rig.worker.execute(rig.intent(action="Sell", quantity=3))
+    await rig.settle()
+    await rig.worker.execute(rig.intent(action="Buy", quantity=5, sentiment=sentiment))
+    await eventually(lambda: rig.position() == 0)  # covered 3 of the asked 5, not flipped long
+
+
+async def test_exit_when_flat_and_cancel_with_nothing_working_are_refused(rig: Rig) -> None:
+    assert (await rig.worker.execute(rig.intent(kind="exit"))).state == "rejected"
+    assert (await rig.worker.execute(rig.intent(kind="cancel"))).state == "rejected"
+    assert rig.venue_orders() == 0
+
+
+async def test_cancel_cancels_the_working_orders_of_the_contract(rig: Rig) -> None:
+    limit = rig.intent(order_type="Limit", limit_price=Decimal(5900))  # rests below the market
+    assert (await rig.worker.execute(limit)).state == "accepted"
+    await eventually(lambda: len(rig.working()) == 1)
+    await rig.settle()
+    cid = await rig.view.contract_id("trader", SYMBOL)
+    await eventually(lambda: len(rig.view.working_orders(rig.accounts[0][0], cid)) == 1)
+    assert (await rig.worker.execute(rig.intent(kind="cancel"))).state == "accepted"
+    await eventually(lambda: rig.working() == [])
+
+
+async def _set_state(rig: Rig, scope: str, state: str) -> None:
+    kv = await rig.bus.key_value(subjects.Buckets.TRADING_STATE)
+    await kv.put(scope, encode(TradingStateRecord(scope=scope, state=state)))  # type: ignore[arg-type]
+    await eventually(lambda: (r := rig.states.get(scope)) is not None and r.state == state)
+
+
+async def test_halted_refuses_everything_but_cancels_and_reducing_allows_only_exits(
+    rig: Rig,
+) -> None:
+    await rig.worker.execute(rig.intent(quantity=2))
+    await rig.settle()
+    account_id = rig.accounts[0][0]
+
+    await _set_state(rig, "global", "HALTED")
+    assert (await rig.worker.execute(rig.intent(kind="exit"))).state == "rejected"
+    await _set_state(rig, "global", "ACTIVE")
+
+    await _set_state(rig, f"account.{account_id}", "REDUCING")
+    refused = await rig.worker.execute(rig.intent(kind="add", quantity=1))
+    assert refused.state == "rejected"
+    assert (await rig.worker.execute(rig.intent(account=1))).state == "accepted"  # other account
+    assert (await rig.worker.execute(rig.intent(kind="exit"))).state == "accepted"
+    await eventually(lambda: rig.position() == 0)
+
+
+async def test_the_max_contracts_guard_refuses_entries_beyond_it(rig: Rig) -> None:
+    account_id = rig.accounts[0][0]
+    kv = await rig.bus.key_value(subjects.Buckets.GUARDS)
+    await kv.put(
+        str(account_id), encode(AccountGuardRecord(account_id=account_id, max_contracts=2))
+    )
+    await eventually(lambda: rig.guards.get(str(account_id)) is not None)
+    assert (await rig.worker.execute(rig.intent(quantity=3))).state == "rejected"
+    assert rig.venue_orders() == 0
+    assert (await rig.worker.execute(rig.intent(quantity=2))).state == "accepted"
+
+
+async def test_a_stale_claim_whose_order_reached_the_venue_is_recovered_not_resent(
+    rig: Rig,
+) -> None:
+    intent = rig.intent()
+    # A replica claimed the intent, sent the order, then died before recording the outcome.
+    sock = await rig.pool.get("trader")
+    from phalanx_tradovate import wire
+
+    placed = await sock.place_order(
+        wire.PlaceOrder(
+            accountSpec=intent.account_spec,
+            accountId=intent.account_id,
+            action="Buy",
+            symbol=SYMBOL,
+            orderQty=1,
+            orderType="Market",
+            clOrdId=intent.intent_id,
+            isAutomated=True,
+        )
+    )
+    kv = await rig.bus.key_value(subjects.Buckets.INTENTS)
+    stale = IntentRecord(
+        intent_id=intent.intent_id, state="claimed", owner="dead-replica", claimed_ns=1
+    )
+    await kv.put(intent.intent_id, encode(stale))
+
+    outcome = await rig.worker.execute(intent)
+    assert outcome.state == "accepted"
+    assert rig.venue_orders() == 1
+    record = await _intent_record(rig, intent.intent_id)
+    assert (record.state, record.order_id) == ("accepted", placed.orderId)
+
+
+async def test_a_stale_claim_whose_order_never_reached_the_venue_is_sent_once(rig: Rig) -> None:
+    intent = rig.intent()
+    kv = await rig.bus.key_value(subjects.Buckets.INTENTS)
+    stale = IntentRecord(
+        intent_id=intent.intent_id, state="claimed", owner="dead-replica", claimed_ns=1
+    )
+    await kv.put(intent.intent_id, encode(stale))
+
+    outcome = await rig.worker.execute(intent)
+    assert outcome.state == "accepted"
+    assert rig.venue_orders() == 1
+    record = await _intent_record(rig, intent.intent_id)
+    assert (record.state, record.attempt) == ("accepted", 2)
+    assert (await rig.worker.execute(intent)).state == "duplicate"
+    assert rig.venue_orders() == 1
+
+
+async def test_a_fresh_claim_of_another_replica_is_left_alone(rig: Rig) -> None:
+    intent = rig.intent()
+    kv = await rig.bus.key_value(subjects.Buckets.INTENTS)
+    busy = IntentRecord(
+        intent_id=intent.intent_id,
+        state="claimed",
+        owner="other-replica",
+        claimed_ns=LiveClock().time_ns(),
+    )
+    await kv.put(intent.intent_id, encode(busy))
+    assert (await rig.worker.execute(intent)).state == "pending"
+    assert rig.venue_orders() == 0
+    assert msgspec.json.decode((await kv.get(intent.intent_id)).value or b"")["owner"] == (
+        "other-replica"
+    )

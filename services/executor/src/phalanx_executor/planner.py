@@ -2,9 +2,11 @@
 
 :func:`plan` is pure: the same signal and subscriptions always give the same batches with the
 same ids, so a redelivered signal republishes identical batches and JetStream drops them.
-Sizing (foundation): ``fixed_quantity`` if set, else ``floor(signal quantity x multiplier)``
-(signal quantity defaults to 1), capped by ``max_quantity``; a zero result skips the account
-with a recorded reason, never "1".
+Sizing: ``fixed_quantity`` if set, else ``floor(signal quantity x multiplier)`` (signal quantity
+defaults to 1), capped by ``max_quantity``; a zero result skips the account with a recorded
+reason, never "1". A partial exit's quantity is sized the same way; an exit without a quantity,
+or with ``sentiment: flat``, closes the whole position. Whether an entry opens, adds, reverses
+or is refused depends on the live position and is decided by the worker (:mod:`decisions`).
 """
 
 from __future__ import annotations
@@ -118,13 +120,18 @@ def plan(
         return Plan(rejected=str(exc))
 
     flat = signal.sentiment == "flat"
-    if signal.action in ("exit", "cancel") or flat:
-        kind: IntentKind = "cancel" if signal.action == "cancel" else "exit"
-        action: VenueAction = "Sell"  # liquidation decides the side from the position
-        tp = sl = None
+    kind: IntentKind
+    if signal.action == "cancel":
+        kind = "cancel"
+    elif signal.action == "exit" or flat:
+        kind = "exit"
+    elif signal.action == "add":
+        kind = "add"
     else:
         kind = "entry"
-        action = "Buy" if signal.action == "buy" else "Sell"
+    tp = sl = None
+    action: VenueAction = "Buy" if signal.action == "buy" else "Sell"
+    if kind in ("entry", "add"):
         try:
             tp, sl = _bracket(signal, action, spec)
         except ValueError as exc:
@@ -149,8 +156,11 @@ def plan(
         if account is None or not account.active:
             skipped.append(Skip(sub.account_id, "account-not-linked"))
             continue
-        qty = _quantity(signal, sub) if kind == "entry" else 0
-        if kind == "entry" and qty == 0:
+        qty = _quantity(signal, sub) if kind in ("entry", "add") else 0
+        exit_qty: int | None = None
+        if kind == "exit" and not flat and signal.quantity is not None:
+            exit_qty = _quantity(signal, sub)
+        if (kind in ("entry", "add") and qty == 0) or exit_qty == 0:
             skipped.append(Skip(sub.account_id, "quantity-rounds-to-zero"))
             continue
         by_shard[shard_of(account.login_id, shards)].append(
@@ -165,11 +175,15 @@ def plan(
                 action=action,
                 symbol=symbol,
                 quantity=qty,
-                order_type=order_type if kind == "entry" else "Market",
+                order_type=order_type if kind in ("entry", "add") else "Market",
                 limit_price=signal.limit_price if order_type == "Limit" else None,
                 stop_price=signal.stop_price if order_type == "Stop" else None,
                 take_profit=tp,
                 stop_loss=sl,
+                sentiment=signal.sentiment,
+                exit_quantity=exit_qty,
+                allow_add=sub.allow_add,
+                allow_reversal=sub.allow_reversal,
             )
         )
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -16,15 +17,23 @@ from phalanx_common.bus import Bus, ConsumerLoop, ConsumerSpec
 from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.errors import DependencyUnavailable
 from phalanx_common.kvmirror import KvMirror
-from phalanx_common.records import AccountRecord, SubscriptionRecord, TokenRecord
+from phalanx_common.records import (
+    AccountGuardRecord,
+    AccountRecord,
+    SubscriptionRecord,
+    TokenRecord,
+    TradingStateRecord,
+)
 from phalanx_executor.contracts import ContractBook
+from phalanx_executor.gates import Gates
+from phalanx_executor.intents import IntentStore
 from phalanx_executor.planning_service import Planner
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.settings import ExecutorSettings
 from phalanx_executor.sharding import owned_shards, shard_of
-from phalanx_executor.venue_events import VenueEventSink
-from phalanx_executor.worker import BatchWorker
+from phalanx_executor.venue_view import VenueView
+from phalanx_executor.worker import BatchWorker, WorkerSettings
 
 __all__ = ["ExecutorService", "build_executor", "connect_redis"]
 
@@ -62,9 +71,7 @@ class ExecutorService:
         self.shards = owned_shards(settings.replica_ordinal, settings.replicas, settings.shards)
         self.owner = f"{socket.gethostname()}-{os.getpid()}-r{settings.replica_ordinal}"
         self._loops: list[ConsumerLoop] = []
-        self._mirrors: list[
-            KvMirror[AccountRecord] | KvMirror[SubscriptionRecord] | KvMirror[TokenRecord]
-        ] = []
+        self._mirrors: list[KvMirror[Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
         self.pool: ConnectionPool | None = None
@@ -79,25 +86,31 @@ class ExecutorService:
             await self.bus.key_value(subjects.Buckets.SUBSCRIPTIONS), SubscriptionRecord
         )
         tokens = KvMirror(await self.bus.key_value(subjects.Buckets.TOKENS), TokenRecord)
-        for mirror in (accounts, subs, tokens):
+        states = KvMirror(
+            await self.bus.key_value(subjects.Buckets.TRADING_STATE), TradingStateRecord
+        )
+        guards = KvMirror(await self.bus.key_value(subjects.Buckets.GUARDS), AccountGuardRecord)
+        self._mirrors = [accounts, subs, tokens, states, guards]
+        for mirror in self._mirrors:
             await mirror.start()
-        self._mirrors = [accounts, subs, tokens]
+        self.accounts = accounts
+        self.states = states
 
-        sink_ref: list[VenueEventSink] = []
+        view_ref: list[VenueView] = []
         pool = ConnectionPool(
             s.tradovate_ws_url,
             token_for=tokens.get,
-            on_props=lambda login, ev: sink_ref[0].submit(login, ev),
-            on_snapshot=lambda login, snap: sink_ref[0].ingest_snapshot(login, snap),
+            on_props=lambda login, ev: view_ref[0].submit(login, ev),
+            on_snapshot=lambda login, snap: view_ref[0].ingest_snapshot(login, snap),
             max_sockets=s.max_sockets,
             connect_concurrency=s.connect_concurrency,
             request_timeout_s=s.request_timeout_s,
         )
-        sink = VenueEventSink(self.bus, self.clock, pool.get)
-        sink_ref.append(sink)
-        sink.start()
+        view = VenueView(self.bus, self.clock, pool.get)
+        view_ref.append(view)
+        view.start()
         self.pool = pool
-        self._sink = sink
+        self.view = view
 
         def on_token(login_id: str, token: TokenRecord | None) -> None:
             if shard_of(login_id, s.shards) not in self.shards:
@@ -121,15 +134,20 @@ class ExecutorService:
 
         self.worker = BatchWorker(
             bus=self.bus,
-            intents=await self.bus.key_value(subjects.Buckets.INTENTS),
+            store=IntentStore(await self.bus.key_value(subjects.Buckets.INTENTS), self.owner),
             pool=pool,
             limiter=RateLimiter(self.redis),
-            sink=sink,
+            view=view,
+            gates=Gates(states, guards, view),
             clock=self.clock,
-            owner=self.owner,
-            login_windows=s.login_windows,
-            ip_windows=s.ip_windows,
-            egress_ip=s.egress_ip,
+            settings=WorkerSettings(
+                login_windows=s.login_windows,
+                ip_windows=s.ip_windows,
+                egress_ip=s.egress_ip,
+                reversal_wait_s=s.reversal_wait_s,
+                reconcile_grace_s=s.reconcile_grace_s,
+                reconcile_deadline_s=s.reconcile_deadline_s,
+            ),
         )
         planner = Planner(
             bus=self.bus,
@@ -160,7 +178,7 @@ class ExecutorService:
                         subjects.EXEC.name,
                         subjects.exec_consumer(shard),
                         filter_subject=subjects.exec_subject(shard),
-                        ack_wait_s=60,
+                        ack_wait_s=s.exec_ack_wait_s,
                     ),
                     self.worker.handle,
                     batch=s.shard_concurrency,
@@ -187,7 +205,7 @@ class ExecutorService:
         for task in list(self._tasks):
             task.cancel()
         if self.pool is not None:
-            await self._sink.stop()
+            await self.view.stop()
             await self.pool.close()
         for mirror in self._mirrors:
             await mirror.stop()

@@ -24,6 +24,11 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
         request_timeout_s: how long to wait for a venue response before the outcome is unknown.
         shard_concurrency: batches of one shard executed at once.
         redis_max_connections: size of the (blocking) Redis connection pool.
+        reversal_wait_s: how long a reversal waits for the position to be flat before entering.
+        reconcile_grace_s: after a send with an unknown outcome (or a claim left by another
+            replica), how long before "not found by clOrdId" counts as proof of absence.
+        reconcile_deadline_s: how long one delivery keeps trying to resolve an unknown outcome.
+        exec_ack_wait_s: ack wait of the shard consumers (in-progress keeps long work alive).
     """
 
     service_name: str = "executor"
@@ -41,3 +46,7 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     request_timeout_s: float = 10.0
     shard_concurrency: int = 4
     redis_max_connections: int = 64
+    reversal_wait_s: float = 10.0
+    reconcile_grace_s: float = 12.0
+    reconcile_deadline_s: float = 60.0
+    exec_ack_wait_s: float = 30.0

@@ -1,11 +1,11 @@
-"""Shard worker: executes a batch of intents, each at most once (ADR-0006).
+"""Shard worker: runs each intent of a batch to a terminal outcome, at most once (ADR-0006).
 
-For each intent: claim it (KV ``create``: a second claim loses), take a permit from the shared
-budget of its login (and egress IP), send one ``placeOSO`` on the login's socket, record the
-outcome in the claim and publish it. A claim found already in place means another delivery
-got there first: a terminal claim is skipped; a non-terminal one is an unknown outcome and is
-never resent blindly. The batch is acked when every intent is terminal; an intent that could
-not be attempted (login not ready) releases its claim and the batch is redelivered later.
+For each intent: claim it (KV create; a second claim loses), check trading state and guards,
+decide the venue steps from the account's live position (:mod:`decisions`), take a permit per
+request (exits first when the budget is short), send, and record the outcome in the claim and
+on the bus. An unknown outcome (timeout, dropped socket) is resolved by looking the order up by
+``clOrdId`` at the venue; the intent is retried only when the venue provably has no such order.
+A batch is acked when every intent is terminal; otherwise it is nak'ed and comes back.
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from dataclasses import dataclass
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.js.errors import KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
-from phalanx_common.codec import decode, encode
 from phalanx_common.errors import Poison, Retry
 from phalanx_common.events import (
     AnyEvent,
@@ -33,27 +30,63 @@ from phalanx_common.events import (
     OrderRejected,
     VenueAction,
 )
-from phalanx_common.records import IntentRecord, IntentState
+from phalanx_executor.decisions import Decision, Step, decide
+from phalanx_executor.gates import Gates
+from phalanx_executor.intents import TERMINAL, Claim, IntentStore, LostRace
+from phalanx_executor.lookup import find_order_by_cl_ord_id
+from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.pool import ConnectionPool, LoginNotReady
 from phalanx_executor.ratelimit import Budget, RateLimiter, Window
-from phalanx_executor.venue_events import VenueEventSink
+from phalanx_executor.venue_view import VenueView
+from phalanx_tradovate import TradovateSocket, wire
 from phalanx_tradovate import errors as tv_errors
-from phalanx_tradovate import wire
-from phalanx_tradovate.ws import TradovateSocket
 
-__all__ = ["BatchWorker", "IntentOutcome"]
+__all__ = ["BatchWorker", "IntentOutcome", "WorkerSettings"]
 
 log = logging.getLogger(__name__)
 
-TERMINAL: frozenset[IntentState] = frozenset({"accepted", "rejected", "unknown"})
+_DONE = frozenset({"accepted", "rejected", "duplicate"})
 
 
 @dataclass(frozen=True)
 class IntentOutcome:
-    """What happened to one intent in this delivery."""
+    """What happened to one intent in this delivery.
+
+    ``state`` is accepted | rejected | duplicate (terminal) or not-ready | pending | unresolved
+    (the batch comes back later).
+    """
 
     intent_id: str
-    state: str  # accepted | rejected | unknown | duplicate | not-ready
+    state: str
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Knobs of the worker (from ExecutorSettings)."""
+
+    login_windows: tuple[tuple[int, int], ...] = ((70, 60), (4500, 3600))
+    ip_windows: tuple[tuple[int, int], ...] = ()
+    egress_ip: str = "default"
+    reversal_wait_s: float = 10.0
+    reconcile_grace_s: float = 12.0
+    reconcile_deadline_s: float = 60.0
+    lockout_s: float = 3600.0
+
+
+class _Unknown(Exception):
+    """A request was sent and its outcome is unknown."""
+
+
+class _NotSent(Exception):
+    """Nothing could be sent (no socket or token); the claim may be released."""
+
+
+class _FailedBeforeSending(Exception):
+    """An unexpected error (e.g. Redis down) happened before any request was sent."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class BatchWorker:
@@ -63,33 +96,36 @@ class BatchWorker:
         self,
         *,
         bus: Bus,
-        intents: KeyValue,
+        store: IntentStore,
         pool: ConnectionPool,
         limiter: RateLimiter,
-        sink: VenueEventSink,
+        view: VenueView,
+        gates: Gates,
         clock: Clock,
-        owner: str,
-        login_windows: tuple[tuple[int, int], ...],
-        ip_windows: tuple[tuple[int, int], ...],
-        egress_ip: str,
+        settings: WorkerSettings,
     ) -> None:
         self._bus = bus
-        self._intents = intents
+        self._store = store
         self._pool = pool
         self._limiter = limiter
-        self._sink = sink
+        self._permits = Permits(limiter)
+        self._view = view
+        self._gates = gates
         self._clock = clock
-        self._owner = owner
-        self._login_windows = tuple(Window(n, s) for n, s in login_windows)
+        self._s = settings
+        self._login_windows = tuple(Window(n, s) for n, s in settings.login_windows)
         self._ip_budget = (
-            Budget(f"ip:{egress_ip}", tuple(Window(n, s) for n, s in ip_windows))
-            if ip_windows
+            Budget(f"ip:{settings.egress_ip}", tuple(Window(n, s) for n, s in settings.ip_windows))
+            if settings.ip_windows
             else None
         )
+        self._inflight: set[str] = set()
         self.placed = 0
 
+    # -- batches ------------------------------------------------------------------------------
+
     def budgets(self, login_id: str) -> list[Budget]:
-        """The budgets one order of ``login_id`` spends."""
+        """The budgets one request of ``login_id`` spends."""
         budgets = [Budget(f"login:{login_id}", self._login_windows)]
         if self._ip_budget is not None:
             budgets.append(self._ip_budget)
@@ -100,79 +136,285 @@ class BatchWorker:
         if not isinstance(event, ExecBatch):
             raise Poison(f"unexpected {type(event).__name__} on an exec subject")
         # Every intent runs to its end before the batch is acked or nak'ed, so a redelivery
-        # never races an attempt still in flight.
+        # never races an attempt still in flight here.
         results = await asyncio.gather(
             *(self.execute(i) for i in event.intents), return_exceptions=True
         )
         failed = [r for r in results if isinstance(r, BaseException)]
         for exc in failed:
-            log.error("batch %s: intent failed before sending: %r", event.batch_id, exc)
-        waiting = [r for r in results if isinstance(r, IntentOutcome) and r.state == "not-ready"]
-        if failed or waiting:
-            raise Retry(
-                f"{len(waiting)} intents waiting for their login, {len(failed)} failed",
-                delay_s=2.0,
-            )
+            log.error("batch %s: intent failed: %r", event.batch_id, exc)
+        open_ = [r for r in results if isinstance(r, IntentOutcome) and r.state not in _DONE]
+        if failed or open_:
+            raise Retry(f"{len(open_)} intents not terminal, {len(failed)} failed", delay_s=2.0)
+
+    # -- one intent ---------------------------------------------------------------------------
 
     async def execute(self, intent: OrderIntent) -> IntentOutcome:
-        """Run one intent to a terminal outcome (or release it if it cannot start)."""
-        claim = IntentRecord(intent_id=intent.intent_id, state="claimed", owner=self._owner)
+        """Run one intent to a terminal outcome, or leave it resumable."""
+        if intent.intent_id in self._inflight:
+            return IntentOutcome(intent.intent_id, "pending")
+        self._inflight.add(intent.intent_id)
         try:
-            revision = await self._intents.create(intent.intent_id, encode(claim))
-        except KeyWrongLastSequenceError:
-            return await self._already_claimed(intent)
+            claim = await self._store.claim(intent.intent_id, self._clock.time_ns())
+            if claim.fresh:
+                return await self._attempt(intent, claim)
+            return await self._resume(intent, claim)
+        except LostRace:
+            return IntentOutcome(intent.intent_id, "pending")
+        finally:
+            self._inflight.discard(intent.intent_id)
 
+    async def _resume(self, intent: OrderIntent, claim: Claim) -> IntentOutcome:
+        record = claim.record
+        if record.state in TERMINAL:
+            await self._republish(intent, claim)
+            return IntentOutcome(intent.intent_id, "duplicate")
+        age_s = (self._clock.time_ns() - record.claimed_ns) / 1e9
+        if age_s < self._s.reconcile_grace_s:
+            return IntentOutcome(intent.intent_id, "pending")  # its claimant may still be at it
+        if record.state == "claimed":  # claimant gone without an outcome: maybe sent
+            claim = await self._store.move(claim, "unknown", reason="claim-without-outcome")
+            await self._publish_unknown(intent, f"claimed by {record.owner} without an outcome")
+        return await self._reconcile(intent, claim, sent_ns=record.claimed_ns)
+
+    async def _attempt(self, intent: OrderIntent, claim: Claim) -> IntentOutcome:
         try:
             sock = await self._pool.get(intent.login_id)
-            await self._limiter.acquire(self.budgets(intent.login_id))
+            contract_id = await self._view.contract_id(intent.login_id, intent.symbol)
         except LoginNotReady as exc:
             log.info("intent %s: %s; released for redelivery", intent.intent_id, exc)
-            await self._intents.delete(intent.intent_id, last=revision)
+            await self._store.release(claim)
             return IntentOutcome(intent.intent_id, "not-ready")
         except BaseException:
-            # Nothing was sent (no socket or no permit, e.g. Redis down: fail closed), so the
-            # claim is released and a redelivery may try again.
-            await self._intents.delete(intent.intent_id, last=revision)
+            await self._store.release(claim)  # nothing was sent: a redelivery may retry
             raise
+
+        position = self._view.position(intent.account_id, contract_id)
+        working = [o.id for o in self._view.working_orders(intent.account_id, contract_id)]
+        decision = decide(intent, position, working)
+        if decision.refused:
+            return await self._reject(intent, claim, decision.refused, decision.text)
+        refusal = self._gates.check(intent, position, decision.added)
+        if refusal is not None:
+            return await self._reject(intent, claim, refusal.reason, refusal.text)
+
         sent_ns = self._clock.time_ns()
         try:
-            result = await self._send(sock, intent)
+            order_id, legs = await self._run(intent, sock, decision, contract_id)
+        except _NotSent as exc:
+            await self._store.release(claim)
+            log.info("intent %s: %s; released for redelivery", intent.intent_id, exc)
+            return IntentOutcome(intent.intent_id, "not-ready")
+        except _FailedBeforeSending as exc:
+            await self._store.release(claim)  # nothing was sent: a redelivery may retry
+            raise exc.cause from None
         except tv_errors.OrderRejected as exc:
-            return await self._finish_rejected(
-                intent, revision, exc.failure_reason, exc.failure_text
-            )
-        except tv_errors.PenaltyError as exc:
-            # ADR-0004: the whole login waits p-time; the retry carries the ticket.
-            await self._limiter.block(self.budgets(intent.login_id)[0], exc.time_s)
-            if exc.captcha:
-                return await self._finish_rejected(intent, revision, "penalty-captcha", str(exc))
-            await self._limiter.acquire(self.budgets(intent.login_id))
-            try:
-                result = await self._send(sock, intent, p_ticket=exc.ticket)
-            except tv_errors.TradovateError as again:
-                return await self._finish_unknown_or_rejected(intent, revision, again)
+            return await self._reject(intent, claim, exc.failure_reason, exc.failure_text)
         except tv_errors.LockoutError as exc:
-            await self._limiter.block(self.budgets(intent.login_id)[0], 3600)
-            return await self._finish_rejected(intent, revision, "venue-lockout", str(exc))
-        except tv_errors.TradovateError as exc:
-            return await self._finish_unknown_or_rejected(intent, revision, exc)
+            await self._limiter.block(self.budgets(intent.login_id)[0], self._s.lockout_s)
+            return await self._reject(intent, claim, "venue-lockout", str(exc))
+        except tv_errors.PenaltyError as exc:  # a captcha, or penalties that did not end
+            return await self._reject(intent, claim, "venue-penalty", str(exc))
+        except _Unknown as exc:
+            claim = await self._store.move(claim, "unknown", reason=str(exc))
+            await self._publish_unknown(intent, str(exc))
+            return await self._reconcile(intent, claim, sent_ns)
+        except RefusedStep as exc:
+            return await self._reject(intent, claim, exc.reason, exc.text)
+        return await self._accept(intent, claim, order_id, legs, decision.operation, sent_ns)
 
-        self.placed += 1
-        order_id, oso1_id, oso2_id = result
-        for placed_id in result:
-            self._sink.remember_order(placed_id, intent.account_id)
-        await self._intents.update(
-            intent.intent_id,
-            encode(
-                IntentRecord(
-                    intent_id=intent.intent_id,
-                    state="accepted",
-                    owner=self._owner,
-                    order_id=order_id,
-                )
-            ),
-            last=revision,
+    # -- venue steps --------------------------------------------------------------------------
+
+    async def _run(
+        self, intent: OrderIntent, sock: TradovateSocket, decision: Decision, contract_id: int
+    ) -> tuple[int | None, tuple[int | None, int | None]]:
+        order_id: int | None = None
+        legs: tuple[int | None, int | None] = (None, None)
+        sent_any = False
+        for step in decision.steps:
+            try:
+                if step.kind == "wait_flat":
+                    flat = await self._view.wait_for(
+                        lambda: self._view.position(intent.account_id, contract_id) == 0,
+                        self._s.reversal_wait_s,
+                    )
+                    if not flat:
+                        raise RefusedStep(
+                            "reversal-exit-not-filled",
+                            f"position not flat {self._s.reversal_wait_s:g}s after liquidating; "
+                            "entry not sent",
+                        )
+                    continue
+                priority = Priority.ENTRY if step.kind == "entry" else Priority.PROTECT
+                result = await self._call(intent, sock, step, contract_id, priority)
+                sent_any = True
+                if result is not None:
+                    order_id, legs = result
+            except (tv_errors.AuthError, tv_errors.VenueUnreachable) as exc:
+                if not sent_any:
+                    raise _NotSent(str(exc)) from exc
+                raise _Unknown(str(exc)) from exc
+            except (tv_errors.RequestTimeout, tv_errors.ConnectionLost) as exc:
+                raise _Unknown(f"{type(exc).__name__}: {exc}") from exc
+            except tv_errors.VenueError as exc:
+                if exc.retry_safe and not sent_any:
+                    raise _NotSent(str(exc)) from exc
+                raise _Unknown(str(exc)) from exc
+            except (tv_errors.TradovateError, RefusedStep):
+                raise
+            except Exception as exc:  # e.g. no permit because Redis is down: fail closed
+                if not sent_any:
+                    raise _FailedBeforeSending(exc) from exc
+                raise
+        return order_id, legs
+
+    async def _call(
+        self,
+        intent: OrderIntent,
+        sock: TradovateSocket,
+        step: Step,
+        contract_id: int,
+        priority: Priority,
+    ) -> tuple[int | None, tuple[int | None, int | None]] | None:
+        ticket: str | None = None
+        for _ in range(3):
+            await self._permits.acquire(self.budgets(intent.login_id), priority)
+            try:
+                return await self._send(intent, sock, step, contract_id, ticket)
+            except tv_errors.PenaltyError as exc:
+                # ADR-0004: the whole login waits p-time, then the request goes again with the
+                # ticket; a captcha needs a person.
+                await self._limiter.block(self.budgets(intent.login_id)[0], exc.time_s)
+                if exc.captcha:
+                    raise
+                ticket = exc.ticket
+        raise tv_errors.PenaltyError(ticket or "", 0.0, endpoint="penalties did not end")
+
+    async def _send(
+        self,
+        intent: OrderIntent,
+        sock: TradovateSocket,
+        step: Step,
+        contract_id: int,
+        ticket: str | None,
+    ) -> tuple[int | None, tuple[int | None, int | None]] | None:
+        if step.kind == "liquidate":
+            liq = wire.LiquidatePosition(accountId=intent.account_id, contractId=contract_id)
+            done = await sock.liquidate_position(liq, p_ticket=ticket)
+            return done.orderId, (None, None)
+        if step.kind == "cancel":
+            assert step.order_id is not None
+            await sock.cancel_order(wire.CancelOrder(orderId=step.order_id), p_ticket=ticket)
+            return step.order_id, (None, None)
+        assert step.action is not None
+        base = wire.PlaceOrder(
+            accountSpec=intent.account_spec,
+            accountId=intent.account_id,
+            action=step.action,
+            symbol=intent.symbol,
+            orderQty=step.quantity,
+            orderType=intent.order_type if step.kind == "entry" else "Market",
+            price=intent.limit_price if step.kind == "entry" else None,
+            stopPrice=intent.stop_price if step.kind == "entry" else None,
+            clOrdId=intent.intent_id,
+            isAutomated=True,
         )
+        legs = self._bracket(intent, step.action) if step.kind == "entry" else []
+        if not legs:
+            single = await sock.place_order(base, p_ticket=ticket)
+            self._view.remember_order(single.orderId, intent.account_id, intent.intent_id)
+            return single.orderId, (None, None)
+        oso = await sock.place_oso(
+            wire.PlaceOso(
+                **msgspec.structs.asdict(base),
+                bracket1=legs[0],
+                bracket2=legs[1] if len(legs) > 1 else None,
+            ),
+            p_ticket=ticket,
+        )
+        for placed in (oso.orderId, oso.oso1Id, oso.oso2Id):
+            self._view.remember_order(placed, intent.account_id)
+        self._view.remember_order(oso.orderId, intent.account_id, intent.intent_id)
+        return oso.orderId, (oso.oso1Id, oso.oso2Id)
+
+    @staticmethod
+    def _bracket(intent: OrderIntent, action: VenueAction) -> list[wire.RestrainedOrderVersion]:
+        exit_action: VenueAction = "Sell" if action == "Buy" else "Buy"
+        legs = []
+        if intent.take_profit is not None:
+            legs.append(
+                wire.RestrainedOrderVersion(
+                    action=exit_action, orderType="Limit", price=intent.take_profit
+                )
+            )
+        if intent.stop_loss is not None:
+            legs.append(
+                wire.RestrainedOrderVersion(
+                    action=exit_action, orderType="Stop", stopPrice=intent.stop_loss
+                )
+            )
+        return legs
+
+    # -- unknown outcomes ---------------------------------------------------------------------
+
+    async def _reconcile(self, intent: OrderIntent, claim: Claim, sent_ns: int) -> IntentOutcome:
+        """Find the order by clOrdId; retry only once the venue provably has none."""
+        deadline = self._clock.monotonic() + self._s.reconcile_deadline_s
+        delay = 0.5
+        while True:
+            try:
+                found = await self._look_up(intent)
+            except (LoginNotReady, tv_errors.TradovateError) as exc:
+                log.info("intent %s: lookup failed (%s); will retry", intent.intent_id, exc)
+                found = None
+                proven = False
+            else:
+                proven = True
+            if found is not None:
+                return await self._accept(
+                    intent, claim, found, (None, None), "recovered", sent_ns, recovered=True
+                )
+            waited_s = (self._clock.time_ns() - sent_ns) / 1e9
+            if proven and waited_s >= self._s.reconcile_grace_s:
+                # The venue has no order with this clOrdId, long after the last send: retry.
+                attempt = claim.record.attempt + 1
+                claim = await self._store.move(
+                    claim, "claimed", attempt=attempt, claimed_ns=self._clock.time_ns(), reason=""
+                )
+                log.warning("intent %s: not at the venue; attempt %d", intent.intent_id, attempt)
+                return await self._attempt(intent, claim)
+            if self._clock.monotonic() > deadline:
+                return IntentOutcome(intent.intent_id, "unresolved")
+            await self._clock.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _look_up(self, intent: OrderIntent) -> int | None:
+        known = self._view.order_for(intent.intent_id)
+        if known is not None:
+            return known
+        if intent.kind in ("exit", "cancel") and intent.exit_quantity is None:
+            return None  # liquidation and cancels carry no clOrdId; re-deciding is idempotent
+        sock = await self._pool.get(intent.login_id)
+
+        async def permit() -> None:
+            await self._permits.acquire(self.budgets(intent.login_id), Priority.RECONCILE)
+
+        return await find_order_by_cl_ord_id(sock, intent.account_id, intent.intent_id, permit)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    async def _accept(
+        self,
+        intent: OrderIntent,
+        claim: Claim,
+        order_id: int | None,
+        legs: tuple[int | None, int | None],
+        operation: str,
+        sent_ns: int,
+        recovered: bool = False,
+    ) -> IntentOutcome:
+        self.placed += 1
+        claim = await self._store.move(claim, "accepted", order_id=order_id)
         now = self._clock.time_ns()
         await self._bus.publish(
             subjects.orders_subject(intent.account_id),
@@ -187,113 +429,24 @@ class BatchWorker:
                 login_id=intent.login_id,
                 symbol=intent.symbol,
                 order_id=order_id or 0,
-                oso1_id=oso1_id,
-                oso2_id=oso2_id,
+                oso1_id=legs[0],
+                oso2_id=legs[1],
                 sent_ns=sent_ns,
+                operation=operation,
+                recovered=recovered,
             ),
             msg_id=f"accepted-{intent.intent_id}",
         )
         return IntentOutcome(intent.intent_id, "accepted")
 
-    async def _send(
-        self, sock: TradovateSocket, intent: OrderIntent, p_ticket: str | None = None
-    ) -> tuple[int | None, int | None, int | None]:
-        """One venue call: ``placeOSO`` with the bracket, or ``placeorder`` when it has none."""
-        if intent.kind != "entry":
-            raise tv_errors.OrderRejected("Unsupported", f"{intent.kind} is not in the foundation")
-        exit_action: VenueAction = "Sell" if intent.action == "Buy" else "Buy"
-        legs = []
-        if intent.take_profit is not None:
-            legs.append(
-                wire.RestrainedOrderVersion(
-                    action=exit_action, orderType="Limit", price=intent.take_profit
-                )
-            )
-        if intent.stop_loss is not None:
-            legs.append(
-                wire.RestrainedOrderVersion(
-                    action=exit_action, orderType="Stop", stopPrice=intent.stop_loss
-                )
-            )
-        base = wire.PlaceOrder(
-            accountSpec=intent.account_spec,
-            accountId=intent.account_id,
-            action=intent.action,
-            symbol=intent.symbol,
-            orderQty=intent.quantity,
-            orderType=intent.order_type,
-            price=intent.limit_price,
-            stopPrice=intent.stop_price,
-            clOrdId=intent.intent_id,
-            isAutomated=True,
-        )
-        if not legs:
-            single = await sock.place_order(base, p_ticket=p_ticket)
-            return single.orderId, None, None
-        oso = await sock.place_oso(
-            wire.PlaceOso(
-                **msgspec.structs.asdict(base),
-                bracket1=legs[0],
-                bracket2=legs[1] if len(legs) > 1 else None,
-            ),
-            p_ticket=p_ticket,
-        )
-        return oso.orderId, oso.oso1Id, oso.oso2Id
-
-    async def _already_claimed(self, intent: OrderIntent) -> IntentOutcome:
-        entry = await self._intents.get(intent.intent_id)
-        record = decode(entry.value or b"{}", IntentRecord)
-        if record.state in TERMINAL:
-            return IntentOutcome(intent.intent_id, "duplicate")
-        # Claimed but never finished: the claimant may have sent it. Never resend blindly.
-        await self._publish_unknown(intent, f"claimed by {record.owner} without an outcome")
-        await self._intents.update(
-            intent.intent_id,
-            encode(
-                IntentRecord(
-                    intent_id=intent.intent_id,
-                    state="unknown",
-                    owner=self._owner,
-                    reason="claim-without-outcome",
-                )
-            ),
-            last=entry.revision,
-        )
-        return IntentOutcome(intent.intent_id, "unknown")
-
-    async def _finish_unknown_or_rejected(
-        self, intent: OrderIntent, revision: int, exc: tv_errors.TradovateError
+    async def _reject(
+        self, intent: OrderIntent, claim: Claim, reason: str, text: str
     ) -> IntentOutcome:
-        if isinstance(exc, tv_errors.OrderRejected):
-            return await self._finish_rejected(
-                intent, revision, exc.failure_reason, exc.failure_text
-            )
-        if exc.retry_safe:
-            return await self._finish_rejected(intent, revision, type(exc).__name__, str(exc))
-        await self._publish_unknown(intent, str(exc))
-        await self._intents.update(
-            intent.intent_id,
-            encode(
-                IntentRecord(
-                    intent_id=intent.intent_id, state="unknown", owner=self._owner, reason=str(exc)
-                )
-            ),
-            last=revision,
-        )
-        return IntentOutcome(intent.intent_id, "unknown")
+        await self._store.move(claim, "rejected", reason=reason)
+        await self._publish_rejected(intent, reason, text)
+        return IntentOutcome(intent.intent_id, "rejected")
 
-    async def _finish_rejected(
-        self, intent: OrderIntent, revision: int, reason: str, text: str
-    ) -> IntentOutcome:
-        await self._intents.update(
-            intent.intent_id,
-            encode(
-                IntentRecord(
-                    intent_id=intent.intent_id, state="rejected", owner=self._owner, reason=reason
-                )
-            ),
-            last=revision,
-        )
+    async def _publish_rejected(self, intent: OrderIntent, reason: str, text: str) -> None:
         now = self._clock.time_ns()
         await self._bus.publish(
             subjects.orders_subject(intent.account_id),
@@ -311,7 +464,30 @@ class BatchWorker:
             ),
             msg_id=f"rejected-{intent.intent_id}",
         )
-        return IntentOutcome(intent.intent_id, "rejected")
+
+    async def _republish(self, intent: OrderIntent, claim: Claim) -> None:
+        """Publish a terminal outcome again (dropped as a duplicate if it was published)."""
+        record = claim.record
+        if record.state == "rejected":
+            await self._publish_rejected(intent, record.reason, "")
+            return
+        now = self._clock.time_ns()
+        await self._bus.publish(
+            subjects.orders_subject(intent.account_id),
+            OrderAccepted(
+                event_id=ids.new_event_id(),
+                ts_event=now,
+                ts_init=now,
+                intent_id=intent.intent_id,
+                signal_id=intent.signal_id,
+                strategy_id=intent.strategy_id,
+                account_id=intent.account_id,
+                login_id=intent.login_id,
+                symbol=intent.symbol,
+                order_id=record.order_id or 0,
+            ),
+            msg_id=f"accepted-{intent.intent_id}",
+        )
 
     async def _publish_unknown(self, intent: OrderIntent, reason: str) -> None:
         now = self._clock.time_ns()
@@ -328,5 +504,14 @@ class BatchWorker:
                 login_id=intent.login_id,
                 reason=reason,
             ),
-            msg_id=f"unknown-{intent.intent_id}",
+            msg_id=f"unknown-{intent.intent_id}-{now}",
         )
+
+
+class RefusedStep(Exception):
+    """A step found the venue state did not allow going on (e.g. reversal not flat in time)."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text

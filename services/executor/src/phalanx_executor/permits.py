@@ -1,0 +1,80 @@
+"""Priority over the shared budget: when a login's budget is short, exits and cancels go first.
+
+The Redis limiter (ADR-0004) decides *whether* a request may go now; this module decides *which*
+of this replica's waiting requests of one login asks first. A login lives on one replica
+(ADR-0003), so ordering its waiters here orders all of its traffic. Requests of different
+logins never wait for each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Sequence
+from enum import IntEnum
+
+from phalanx_executor.ratelimit import Budget, RateLimiter
+
+__all__ = ["Permits", "Priority"]
+
+log = logging.getLogger(__name__)
+
+
+class Priority(IntEnum):
+    """Lower goes first."""
+
+    PROTECT = 0  # exits, cancels, kill switch
+    RECONCILE = 1  # lookups that resolve unknown outcomes
+    ENTRY = 2
+
+
+class Permits:
+    """Per-login priority queues in front of the shared limiter."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+        self._queues: dict[str, list[tuple[int, int, Sequence[Budget], asyncio.Future[None]]]] = {}
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._seq = itertools.count()
+
+    async def acquire(self, budgets: Sequence[Budget], priority: Priority) -> None:
+        """Wait for a permit from every budget; higher priority waiters of the login go first.
+
+        Raises:
+            Exception: whatever the limiter raises (e.g. Redis unreachable: fail closed).
+        """
+        key = budgets[0].key
+        if key not in self._queues and await self._limiter.try_acquire(budgets) == 0.0:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queues.setdefault(key, []), (priority, next(self._seq), budgets, fut))
+        if key not in self._pumps:
+            self._pumps[key] = asyncio.create_task(self._pump(key), name=f"permits:{key}")
+        await fut
+
+    async def _pump(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                _, _, budgets, fut = queue[0]
+                if fut.cancelled():
+                    heapq.heappop(queue)
+                    continue
+                try:
+                    wait = await self._limiter.try_acquire(budgets)
+                except Exception as exc:
+                    heapq.heappop(queue)
+                    if not fut.done():
+                        fut.set_exception(exc)
+                    continue
+                if wait == 0.0:
+                    heapq.heappop(queue)
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    await asyncio.sleep(wait)
+        finally:
+            del self._queues[key]
+            del self._pumps[key]

@@ -1,0 +1,241 @@
+"""What this replica knows of the venue, kept current by the sync snapshot and ``props`` events.
+
+Per account: positions by contract, working orders, cash (realized P&L); per ``clOrdId``: the
+order it created. Fills are published to the bus as :class:`FillReceived` (the venue's fill id
+is the message id, so re-syncs and re-deliveries are dropped). Workers read this view to decide
+exits, reversals and cancels, and wait on it (e.g. for a position to become flat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+from phalanx_common import ids, subjects
+from phalanx_common.bus import Bus
+from phalanx_common.clock import Clock
+from phalanx_common.events import FillReceived
+from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateSocket, wire
+
+__all__ = ["WORKING", "VenueView"]
+
+log = logging.getLogger(__name__)
+
+WORKING = frozenset({"Working", "Suspended", "PendingNew", "PendingReplace"})
+
+
+class VenueView:
+    """The replica's view of its logins' accounts at the venue."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        clock: Clock,
+        socket_for: Callable[[str], Awaitable[TradovateSocket]],
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._socket_for = socket_for
+        self._queue: asyncio.Queue[tuple[str, PropsEvent]] = asyncio.Queue()
+        self._order_account: dict[int, int] = {}
+        self._orders: dict[int, dict[int, wire.Order]] = {}  # account -> order id -> order
+        self._cl_ord: dict[str, int] = {}  # clOrdId -> order id
+        self._positions: dict[tuple[int, int], int] = {}  # (account, contract) -> netPos
+        self._realized: dict[int, Decimal] = {}  # account -> realized P&L today
+        self._contract_names: dict[int, str] = {}
+        self._contract_ids: dict[str, int] = {}
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self.published_fills = 0
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def position(self, account_id: int, contract_id: int) -> int:
+        """Signed net position (0 when none is known)."""
+        return self._positions.get((account_id, contract_id), 0)
+
+    def working_orders(self, account_id: int, contract_id: int | None = None) -> list[wire.Order]:
+        """Working (or suspended bracket) orders of an account, optionally of one contract."""
+        return [
+            o
+            for o in self._orders.get(account_id, {}).values()
+            if o.ordStatus in WORKING and (contract_id is None or o.contractId == contract_id)
+        ]
+
+    def open_contracts(self, account_id: int) -> set[int]:
+        """Contracts in which the account has a position or working orders."""
+        found = {c for (a, c), pos in self._positions.items() if a == account_id and pos != 0}
+        found |= {o.contractId for o in self.working_orders(account_id) if o.contractId is not None}
+        return found
+
+    def realized_pnl(self, account_id: int) -> Decimal:
+        """Realized P&L of the account as the venue reports it (cash balance)."""
+        return self._realized.get(account_id, Decimal(0))
+
+    def order_for(self, cl_ord_id: str) -> int | None:
+        """The order created by a command with this ``clOrdId``, if this view has seen it."""
+        return self._cl_ord.get(cl_ord_id)
+
+    def accounts(self) -> set[int]:
+        """Every account this view has seen."""
+        return set(self._orders) | {a for a, _ in self._positions} | set(self._realized)
+
+    async def contract_id(self, login_id: str, symbol: str) -> int:
+        """The venue's id of a dated symbol (looked up once, then cached)."""
+        cid = self._contract_ids.get(symbol)
+        if cid is None:
+            sock = await self._socket_for(login_id)
+            contract = await sock.contract_find(symbol)
+            cid = contract.id
+            self._contract_ids[symbol] = cid
+            self._contract_names[cid] = contract.name
+        return cid
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until ``predicate()`` holds after some venue update; False on timeout."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout_s)
+            except TimeoutError:
+                return predicate()
+        return True
+
+    # -- feeding ------------------------------------------------------------------------------
+
+    def remember_order(self, order_id: int | None, account_id: int, cl_ord_id: str = "") -> None:
+        """Record an order this replica placed (before its props arrive)."""
+        if order_id is None:
+            return
+        self._order_account[order_id] = account_id
+        if cl_ord_id:
+            self._cl_ord[cl_ord_id] = order_id
+
+    def submit(self, login_id: str, event: PropsEvent) -> None:
+        """Accept a props event from a socket's reader (non-blocking)."""
+        self._queue.put_nowait((login_id, event))
+
+    async def ingest_snapshot(self, login_id: str, snapshot: SyncSnapshot) -> None:
+        """Take a sync snapshot: orders, commands, positions, cash, contracts; publish fills."""
+        for contract in snapshot.contracts:
+            self._learn_contract(contract)
+        for order in snapshot.orders:
+            self._apply_order(order)
+        for command in snapshot.commands:
+            self._apply_command(command)
+        for position in snapshot.positions:
+            self._apply_position(position)
+        for cash in snapshot.cashBalances:
+            self._apply_cash(cash)
+        await self._notify()
+        for fill in snapshot.fills:
+            await self._publish_fill(login_id, fill)
+
+    def start(self) -> None:
+        """Start applying queued events."""
+        self._task = asyncio.create_task(self._run(), name="venue-view")
+
+    async def stop(self) -> None:
+        """Apply what is queued, then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), 5)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            login_id, event = await self._queue.get()
+            try:
+                await self._handle(login_id, event)
+            except Exception:
+                log.exception("venue event from %s failed: %s", login_id, event.entity_type)
+            finally:
+                self._queue.task_done()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _handle(self, login_id: str, event: PropsEvent) -> None:
+        entity = event.decode_entity()
+        if isinstance(entity, wire.Order):
+            self._apply_order(entity)
+        elif isinstance(entity, wire.Command):
+            self._apply_command(entity)
+        elif isinstance(entity, wire.Position):
+            self._apply_position(entity)
+        elif isinstance(entity, wire.CashBalance):
+            self._apply_cash(entity)
+        elif isinstance(entity, wire.Contract):
+            self._learn_contract(entity)
+        elif isinstance(entity, wire.Fill) and event.event_type in ("Created", "Snapshot"):
+            await self._publish_fill(login_id, entity)
+            return
+        else:
+            return
+        await self._notify()
+
+    def _apply_order(self, order: wire.Order) -> None:
+        if order.accountId is None:
+            return
+        self._order_account[order.id] = order.accountId
+        self._orders.setdefault(order.accountId, {})[order.id] = order
+
+    def _apply_command(self, command: wire.Command) -> None:
+        if command.clOrdId and command.orderId is not None and command.commandType in (None, "New"):
+            self._cl_ord[command.clOrdId] = command.orderId
+
+    def _apply_position(self, position: wire.Position) -> None:
+        if position.accountId is None or position.contractId is None:
+            return
+        self._positions[(position.accountId, position.contractId)] = position.netPos or 0
+
+    def _apply_cash(self, cash: wire.CashBalance) -> None:
+        if cash.accountId is not None and cash.realizedPnL is not None:
+            self._realized[cash.accountId] = cash.realizedPnL
+
+    def _learn_contract(self, contract: wire.Contract) -> None:
+        self._contract_names[contract.id] = contract.name
+        self._contract_ids[contract.name] = contract.id
+
+    async def _publish_fill(self, login_id: str, fill: wire.Fill) -> None:
+        if fill.orderId is None or fill.contractId is None or fill.price is None:
+            log.warning("fill %s without order, contract or price; ignored", fill.id)
+            return
+        account_id = self._order_account.get(fill.orderId)
+        if account_id is None:
+            log.warning("fill %s: order %s of unknown account; ignored", fill.id, fill.orderId)
+            return
+        symbol = await self._contract_name(login_id, fill.contractId)
+        now = self._clock.time_ns()
+        event = FillReceived(
+            event_id=ids.new_event_id(),
+            ts_event=now,
+            ts_init=now,
+            fill_id=fill.id,
+            order_id=fill.orderId,
+            account_id=account_id,
+            contract_id=fill.contractId,
+            symbol=symbol,
+            action=fill.action or "Buy",
+            qty=fill.qty or 0,
+            price=fill.price,
+            venue_timestamp=fill.timestamp or "",
+        )
+        await self._bus.publish(subjects.fills_subject(account_id), event, msg_id=f"fill-{fill.id}")
+        self.published_fills += 1
+
+    async def _contract_name(self, login_id: str, contract_id: int) -> str:
+        name = self._contract_names.get(contract_id)
+        if name is None:
+            sock = await self._socket_for(login_id)
+            contract = await sock.contract_item(contract_id)
+            self._learn_contract(contract)
+            name = contract.name
+        return name
