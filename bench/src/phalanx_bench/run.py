@@ -81,7 +81,9 @@ async def _scenario(
 
     async def on_msg(msg: Msg) -> None:
         event = decoder.decode(msg.data)
-        if event.type in ("OrderAccepted", "OrderRejected", "OrderOutcomeUnknown"):
+        if event.type == "OrderOutcomeUnknown":  # not an outcome yet: reconciliation follows
+            kinds[event.type] = kinds.get(event.type, 0) + 1
+        if event.type in ("OrderAccepted", "OrderRejected"):
             outcomes[event.signal_id] = outcomes.get(event.signal_id, 0) + 1
             kind = event.type + (f":{event.reason}" if event.reason else "")
             kinds[kind] = kinds.get(kind, 0) + 1
