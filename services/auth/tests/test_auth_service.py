@@ -109,7 +109,10 @@ async def test_register_stores_login_token_accounts_and_publishes(harness: Harne
 
     store = harness.service.manager.store
     assert await store.get_login("apex_12345") == LoginRecord(
-        login_id="apex_12345", username="APEX_12345", user_id=1000
+        login_id="apex_12345",
+        username="APEX_12345",
+        user_id=1000,
+        connected_ns=harness.clock.time_ns(),
     )
     found = await harness.token("apex_12345")
     assert found is not None

@@ -14,6 +14,7 @@ import msgspec
 
 __all__ = [
     "AccountLinked",
+    "AccountUnlinked",
     "AnyEvent",
     "Event",
     "ExecBatch",
@@ -88,6 +89,17 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     interval: str | None = None
     extras: dict[str, Any] | None = None
     test: bool = False
+    # Added by ingest issue #6 (all optional; planners that do not read them are unaffected).
+    id: str | None = None
+    quantity_type: Literal["fixed_quantity", "percent_of_position"] | None = None
+    time_in_force: Literal["day", "gtc", "opg", "cls", "ioc", "fok"] | None = None
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+    cancel: bool | None = None
+    cancel_order_type: str | None = None
+    delay_s: Decimal | None = None
+    ignore_trading_windows: bool | None = None
+    expires_at: str | None = None
 
 
 class SignalReceived(Event, frozen=True, kw_only=True):
@@ -230,6 +242,14 @@ class AccountLinked(Event, frozen=True, kw_only=True):
     user_id: int
 
 
+class AccountUnlinked(Event, frozen=True, kw_only=True):
+    """A broker account is no longer reachable through a login (closed, or login disconnected)."""
+
+    account_id: int
+    login_id: str
+    reason: str = ""
+
+
 class TokenRenewed(Event, frozen=True, kw_only=True):
     """A login has a fresh token in the tokens bucket (tokens are never in events)."""
 
@@ -282,6 +302,7 @@ AnyEvent = (
     | FillReceived
     | PositionReported
     | AccountLinked
+    | AccountUnlinked
     | TokenRenewed
     | ReauthRequired
     | TradingStateChanged

@@ -23,12 +23,24 @@ T = TypeVar("T", bound=msgspec.Struct)
 class KvMirror(Generic[T]):
     """Mirror of one bucket: ``key -> record``, plus optional change callbacks.
 
+    ``decoder`` replaces the JSON decoding of ``type_`` (e.g.
+    :func:`phalanx_common.crypto.token_decoder` opens sealed tokens); it signals an unusable value
+    with ``msgspec.DecodeError``, which is logged and skipped.
+
     :meth:`start` returns once the bucket's current values are loaded.
     """
 
-    def __init__(self, kv: KeyValue, type_: type[T], name: str = "") -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        type_: type[T],
+        name: str = "",
+        *,
+        decoder: Callable[[bytes], T] | None = None,
+    ) -> None:
         self._kv = kv
         self._type = type_
+        self._decoder = decoder
         self._name = name or type_.__name__
         self._items: dict[str, T] = {}
         self._revisions: dict[str, int] = {}
@@ -92,7 +104,10 @@ class KvMirror(Generic[T]):
                 record = None
             else:
                 try:
-                    record = decode(entry.value, self._type)
+                    if self._decoder is not None:
+                        record = self._decoder(entry.value)
+                    else:
+                        record = decode(entry.value, self._type)
                 except msgspec.DecodeError as exc:
                     log.error("%s: ignoring undecodable value at %s: %s", self._name, key, exc)
                     continue

@@ -29,6 +29,17 @@ class StrategyRecord(msgspec.Struct, frozen=True, kw_only=True):
     secret_sha256: str
     allowed_tickers: tuple[str, ...] = ()
     created_ns: int = 0
+    # Added by ingest issue #6 (all optional): rotation grace, sender restrictions, signing.
+    previous_secret_sha256: str = ""
+    previous_secret_expires_ns: int = 0
+    tradingview_only: bool = False
+    allowed_ips: tuple[str, ...] = ()
+    signing_secret: str = ""
+    previous_signing_secret: str = ""
+    previous_signing_secret_expires_ns: int = 0
+    require_signature: bool = False
+    max_signal_age_s: float = 0.0
+    rate_limit_per_min: int = 0
 
 
 class SubscriptionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +72,10 @@ class LoginRecord(msgspec.Struct, frozen=True, kw_only=True):
     username: str
     user_id: int = 0
     status: Literal["active", "reauth_required", "disconnected"] = "active"
+    method: str = "api"  # "oauth" | "api": how the login was connected
+    reason: str = ""  # why it needs re-authorization or was disconnected
+    connected_ns: int = 0
+    has_credentials: bool = False  # sealed API-access credentials are stored (opt-in)
 
 
 class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):

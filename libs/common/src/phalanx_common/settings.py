@@ -29,6 +29,10 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_budget_s: float = 10.0
     admin_token: str = "change-me"  # noqa: S105 - services refuse it outside dev (ADR-0001)
     http_host: str = "127.0.0.1"
+    token_keys: str = ""  # PHALANX_TOKEN_KEYS: "<id>:<base64>,..." (phalanx_common.crypto)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(nats_url={self.nats_url!r}, service={self.service_name!r})"
 
 
 def load_settings(cls: type[S], environ: Mapping[str, str] | None = None) -> S:

@@ -142,6 +142,7 @@ def auth_subject(login_id: str) -> str:
 
 CONTROL_STATE = "control.state"
 CONTROL_KILL = "control.kill"
+CONTROL_FLATTENED = "control.flattened"
 CONTROL_ALL = "control.>"
 
 
@@ -149,6 +150,12 @@ class Consumers:
     """Durable consumer names."""
 
     PLANNER = "planner"
+
+    @staticmethod
+    def control(ordinal: int) -> str:
+        """Durable consumer through which one executor replica follows the kill switch."""
+        return f"control-r{int(ordinal)}"
+
     LEDGER = "ledger"
 
 
@@ -163,6 +170,12 @@ class Buckets:
     LOGINS = Bucket("logins", description="Broker logins and how to reach them")
     TOKENS = Bucket("tokens", description="Current access token per login")
     INTENTS = Bucket("intents", history=1, description="Claimed order intents and their state")
+    CREDENTIALS = Bucket(
+        "credentials", description="Opt-in API-access credentials per login, sealed (AES-GCM)"
+    )
+    OAUTH_STATES = Bucket(
+        "oauth-states", ttl_s=600.0, description="Pending OAuth state + PKCE verifier (single use)"
+    )
     TRADING_STATE = Bucket(
         "trading_state",
         description="ACTIVE/REDUCING/HALTED per global, strategy.<id>, account.<id>",

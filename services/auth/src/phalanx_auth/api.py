@@ -1,10 +1,19 @@
-"""The auth admin API (bearer ``PHALANX_ADMIN_TOKEN``): register logins, list logins and accounts.
+"""The auth admin API (bearer ``PHALANX_ADMIN_TOKEN``); OpenAPI at ``/openapi.json``, ``/docs``.
 
-- ``POST /admin/logins`` ``{"username","password", "app_id"?, "cid"?, "sec"?, "device_id"?}``
-  → 201 ``LoginOut`` (never the token or password); 400 wrong credentials; 409 the login id
-  belongs to another username; 429 the venue throttles logins; 502 venue unreachable.
-- ``GET /admin/logins`` → ``[LoginOut]``; ``GET /admin/accounts`` → ``[AccountOut]``.
+- ``POST /admin/logins`` ``{"username","password", "app_id"?, "cid"?, "sec"?, "device_id"?,
+  "remember_credentials"?}`` → 201 ``LoginOut`` (never the token or password); 400 wrong
+  credentials; 409 the login id belongs to another username; 429 the venue throttles logins
+  (or the failure budget is spent); 502 venue unreachable.
+- ``GET /admin/logins`` → ``[LoginOut]``; ``GET /admin/logins/{id}`` → ``LoginOut`` (404).
+- ``DELETE /admin/logins/{id}`` → ``LoginOut`` (disconnected: token and credentials forgotten,
+  accounts unlinked).
+- ``POST /admin/logins/{id}/discover`` → ``[AccountOut]`` (502 when the venue fails).
+- ``POST /admin/oauth/start`` ``{"login_id"?}`` → ``{"authorize_url"}`` (409 not configured).
+- ``GET /admin/accounts`` → ``[AccountOut]``; ``GET /admin/metrics`` → counters.
+- ``POST /admin/keys/rotate`` → ``{"rotated": n}`` (re-seal under the primary key).
 - ``GET /healthz`` → ``{"status": "ok"}`` (no auth).
+
+The account page and the OAuth callback are in :mod:`phalanx_auth.page`.
 """
 
 from __future__ import annotations
@@ -17,14 +26,18 @@ from phalanx_auth.logins import (
     LoginConflict,
     LoginManager,
     LoginRequest,
+    UnknownLogin,
     VenueRefused,
     VenueUnavailable,
 )
+from phalanx_auth.oauth import OAuthError, OAuthFlow
+from phalanx_auth.page import add_page_routes
 from phalanx_auth.settings import AuthSettings
+from phalanx_auth.views import AccountOut, LoginOut, account_out, login_view
 from phalanx_common.http import admin_guard
-from phalanx_common.records import AccountRecord, LoginRecord
+from phalanx_common.records import LoginRecord
 
-__all__ = ["AccountOut", "LoginIn", "LoginOut", "create_app"]
+__all__ = ["AccountOut", "LoginIn", "LoginOut", "OAuthStartIn", "OAuthStartOut", "create_app"]
 
 
 class LoginIn(BaseModel):
@@ -36,65 +49,51 @@ class LoginIn(BaseModel):
     cid: str | None = None
     sec: str | None = None
     device_id: str | None = None
-
-
-class AccountOut(BaseModel):
-    """One broker account as the admin API shows it."""
-
-    account_id: int
-    account_spec: str
-    login_id: str
-    user_id: int
-    active: bool
-
-
-class LoginOut(BaseModel):
-    """One login as the admin API shows it (no token, no password)."""
-
-    login_id: str
-    username: str
-    user_id: int
-    status: str
-    token_expiration_time: str | None = None
-    accounts: list[AccountOut] = Field(default_factory=list)
-
-
-def _account_out(record: AccountRecord) -> AccountOut:
-    return AccountOut(
-        account_id=record.account_id,
-        account_spec=record.account_spec,
-        login_id=record.login_id,
-        user_id=record.user_id,
-        active=record.active,
+    remember_credentials: bool = Field(
+        default=False,
+        description="keep the credentials sealed in KV so renewal can fall back to API access",
     )
 
 
-def create_app(settings: AuthSettings, manager: LoginManager) -> FastAPI:
+class OAuthStartIn(BaseModel):
+    """Body of ``POST /admin/oauth/start``."""
+
+    login_id: str | None = None
+
+
+class OAuthStartOut(BaseModel):
+    """Where to send the person who gives consent."""
+
+    authorize_url: str
+
+
+def create_app(settings: AuthSettings, manager: LoginManager, flow: OAuthFlow) -> FastAPI:
     """Build the FastAPI app of the auth service.
 
     Args:
-        settings: auth settings (``admin_token`` guards ``/admin``).
-        manager: registers logins and reads the store.
+        settings: auth settings (``admin_token`` guards ``/admin`` and the page).
+        manager: connects logins and reads the store.
+        flow: the OAuth flow.
     """
-    app = FastAPI(title="Phalanx auth", version="0.1.0")
+    app = FastAPI(
+        title="Phalanx auth",
+        version="0.2.0",
+        description="Broker logins (OAuth or API access), tokens and accounts.",
+    )
     admin = APIRouter(prefix="/admin", dependencies=[Depends(admin_guard(settings.admin_token))])
     store = manager.store
 
-    async def login_out(login: LoginRecord, accounts: list[AccountRecord]) -> LoginOut:
-        token = await store.get_token(login.login_id)
-        return LoginOut(
-            login_id=login.login_id,
-            username=login.username,
-            user_id=login.user_id,
-            status=login.status,
-            token_expiration_time=token[0].expiration_time if token else None,
-            accounts=[_account_out(a) for a in accounts if a.login_id == login.login_id],
-        )
+    async def one_login(login_id: str) -> LoginRecord:
+        login = await store.get_login(login_id)
+        if login is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no login {login_id!r}")
+        return login
 
     @admin.post("/logins", status_code=status.HTTP_201_CREATED)
     async def register_login(body: LoginIn) -> LoginOut:
+        """Connect a login by API access (username/password): the fallback to OAuth."""
         try:
-            login, accounts = await manager.register(
+            login, _ = await manager.register(
                 LoginRequest(
                     username=body.username,
                     password=body.password,
@@ -102,6 +101,7 @@ def create_app(settings: AuthSettings, manager: LoginManager) -> FastAPI:
                     cid=body.cid,
                     sec=body.sec,
                     device_id=body.device_id,
+                    remember=body.remember_credentials,
                 )
             )
         except ValueError as exc:
@@ -118,20 +118,68 @@ def create_app(settings: AuthSettings, manager: LoginManager) -> FastAPI:
             ) from exc
         except VenueUnavailable as exc:
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from exc
-        return await login_out(login, accounts)
+        return await login_view(manager, login)
 
     @admin.get("/logins")
     async def list_logins() -> list[LoginOut]:
-        accounts = await store.list_accounts()
-        return [await login_out(login, accounts) for login in await store.list_logins()]
+        """Every login with status, token expiry and accounts."""
+        return [await login_view(manager, login) for login in await store.list_logins()]
+
+    @admin.get("/logins/{login_id}")
+    async def get_login(login_id: str) -> LoginOut:
+        """One login."""
+        return await login_view(manager, await one_login(login_id))
+
+    @admin.delete("/logins/{login_id}")
+    async def disconnect_login(login_id: str) -> LoginOut:
+        """Disconnect: forget the token and credentials, unlink the accounts."""
+        try:
+            login = await manager.disconnect(login_id)
+        except UnknownLogin as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        return await login_view(manager, login)
+
+    @admin.post("/logins/{login_id}/discover")
+    async def discover(login_id: str) -> list[AccountOut]:
+        """List the login's accounts at the venue now and link/unlink to match."""
+        login = await one_login(login_id)
+        if login.status != "active":
+            raise HTTPException(status.HTTP_409_CONFLICT, f"login {login_id!r} is {login.status}")
+        found = await manager.discover(login_id)
+        if found is None:
+            raise HTTPException(
+                status.HTTP_502_BAD_GATEWAY, "account discovery failed at the venue"
+            )
+        return [account_out(a) for a in found]
+
+    @admin.post("/oauth/start")
+    async def oauth_start(body: OAuthStartIn) -> OAuthStartOut:
+        """Start an OAuth consent; send the person to ``authorize_url`` (valid once)."""
+        try:
+            started = await flow.start(browser=False, login_hint=body.login_id or "")
+        except OAuthError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return OAuthStartOut(authorize_url=started.authorize_url)
 
     @admin.get("/accounts")
     async def list_accounts() -> list[AccountOut]:
-        return [_account_out(a) for a in await store.list_accounts()]
+        """Every linked account."""
+        return [account_out(a) for a in await store.list_accounts()]
+
+    @admin.get("/metrics")
+    async def metrics() -> dict[str, int]:
+        """Counters: renewals, fallbacks to API access, token sources, discoveries..."""
+        return manager.metrics.snapshot()
+
+    @admin.post("/keys/rotate")
+    async def rotate_keys() -> dict[str, int]:
+        """Re-seal tokens and credentials under the primary key of ``PHALANX_TOKEN_KEYS``."""
+        return {"rotated": await manager.rotate_keys()}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     app.include_router(admin)
+    add_page_routes(app, settings, manager, flow)
     return app
