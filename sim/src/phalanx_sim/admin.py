@@ -18,6 +18,19 @@ Shapes (JSON, camelCase like the venue):
   "fills", "connections", "users", "accounts", "orders", "violations": []}``.
 - ``POST /admin/oauth/clients`` ``{"client_id", "client_secret", "redirect_uris": [..]}`` → 201
   ``{"client_id"}`` (replaces a client of the same id); ``GET /admin/oauth/clients``.
+- ``GET /admin/limits[?userId=]`` → ``{"config", "logins": {id: {"lastMinute", "lastHour",
+  "penaltyS", "lockoutS", "strikes", "violations"}}}``; ``PUT /admin/limits`` with any of
+  ``enabled, perMinute, perHour, minuteS, hourS, countAuthorize, penaltyStrikes, lockoutS,
+  renewPerHour, syncPerHour, meFailuresPerHour, loginFailuresPerHour, endpointScope``;
+  ``POST /admin/limits/reset`` forgets windows, penalties, lockouts and violations.
+- ``GET /admin/violations[?userId=]`` → ``{"count", "byLogin", "recent": [{"time", "login",
+  "endpoint", "kind": "rate"|"penalty"|"warning"|"lockout"|"endpoint", "transport"}]}``.
+- ``POST /admin/faults`` (see ``faults.py``) → the fault set; ``GET /admin/faults``;
+  ``DELETE /admin/faults[?userId=]``. ``POST /admin/sockets/drop {"userId"?}`` →
+  ``{"dropped": n}`` (closed without a ``c`` frame).
+- ``POST /admin/market {"open": bool}`` (closed: orders fail ``SessionClosed``);
+  ``POST /admin/risk {"accountId", "maxPosition"}`` (``MaxPosLimitReached``);
+  ``POST /admin/partialfills {"accountId", "qty"}`` (fills of at most ``qty`` lots; 0: off).
 - ``POST /admin/reset`` → ``{"ok": true}``: closes sockets, forgets everything, re-applies the seed.
 - ``POST /admin/shutdown`` ``{"reasonCode", "reason", "userId"?}`` → ``{"told": n}``: sends a
   ``shutdown`` event and closes the sockets (of one user, or all).
@@ -27,6 +40,7 @@ Shapes (JSON, camelCase like the venue):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +48,8 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
+from phalanx_sim.faults import Faults
+from phalanx_sim.limits import LimitConfig
 from phalanx_sim.state import OrderRecord
 from phalanx_sim.times import iso_from_epoch
 
@@ -67,6 +83,71 @@ class OAuthClientBody(msgspec.Struct, kw_only=True):
     client_id: str
     client_secret: str
     redirect_uris: list[str]
+
+
+class MarketBody(msgspec.Struct, kw_only=True):
+    """``POST /admin/market`` body."""
+
+    open: bool
+
+
+class RiskBody(msgspec.Struct, kw_only=True):
+    """``POST /admin/risk`` body (``maxPosition`` null or 0: no limit)."""
+
+    accountId: int
+    maxPosition: int | None = None
+
+
+class PartialFillBody(msgspec.Struct, kw_only=True):
+    """``POST /admin/partialfills`` body (``qty`` 0: fill in full)."""
+
+    accountId: int
+    qty: int
+
+
+class DropBody(msgspec.Struct, kw_only=True):
+    """``POST /admin/sockets/drop`` body."""
+
+    userId: int | None = None
+
+
+class LimitsBody(msgspec.Struct, kw_only=True):
+    """``PUT /admin/limits`` body: any subset of the limits."""
+
+    enabled: bool | None = None
+    perMinute: int | None = None
+    perHour: int | None = None
+    minuteS: float | None = None
+    hourS: float | None = None
+    countAuthorize: bool | None = None
+    penaltyStrikes: int | None = None
+    lockoutS: float | None = None
+    renewPerHour: int | None = None
+    syncPerHour: int | None = None
+    meFailuresPerHour: int | None = None
+    loginFailuresPerHour: int | None = None
+    endpointScope: str | None = None
+
+
+_LIMIT_FIELDS = {
+    "enabled": "enabled",
+    "perMinute": "per_minute",
+    "perHour": "per_hour",
+    "minuteS": "minute_s",
+    "hourS": "hour_s",
+    "countAuthorize": "count_authorize",
+    "penaltyStrikes": "penalty_strikes",
+    "lockoutS": "lockout_s",
+    "renewPerHour": "renew_per_hour",
+    "syncPerHour": "sync_per_hour",
+    "meFailuresPerHour": "me_failures_per_hour",
+    "loginFailuresPerHour": "login_failures_per_hour",
+    "endpointScope": "endpoint_scope",
+}
+
+
+def _limits_view(config: LimitConfig) -> dict[str, Any]:
+    return {name: getattr(config, attr) for name, attr in _LIMIT_FIELDS.items()}
 
 
 class ShutdownBody(msgspec.Struct, kw_only=True):
@@ -237,7 +318,9 @@ def admin_router(sim: Simulator) -> APIRouter:
                 "users": len(state.users),
                 "accounts": len(state.accounts),
                 "orders": len(state.orders),
-                "violations": list(state.violations),
+                "violations": list(sim.venue.limiter.violations),
+                "violationCount": sim.venue.limiter.violation_count,
+                "violationsByLogin": {str(k): n for k, n in sim.venue.limiter.by_login.items()},
             }
         )
 
@@ -269,6 +352,119 @@ def admin_router(sim: Simulator) -> APIRouter:
                 for c in sim.venue.state.oauth_clients.values()
             ]
         )
+
+    # -------------------------------------------------------------- limits and violations
+
+    @route("GET", "/limits")
+    async def limits(request: Request) -> Response:
+        limiter = sim.venue.limiter
+        now = sim.venue.clock.time()
+        user = request.query_params.get("userId")
+        logins = {
+            str(key): state.view(now)
+            for key, state in limiter.logins.items()
+            if user is None or str(key) == user
+        }
+        return _json({"config": _limits_view(limiter.config), "logins": logins})
+
+    @route("PUT", "/limits")
+    async def set_limits(request: Request) -> Response:
+        body: LimitsBody = await _body(request, LimitsBody)
+        changes = {
+            attr: getattr(body, name)
+            for name, attr in _LIMIT_FIELDS.items()
+            if getattr(body, name) is not None
+        }
+        if changes.get("endpoint_scope", "login") not in ("login", "ip"):
+            raise HTTPException(status_code=400, detail="endpointScope is 'login' or 'ip'")
+        limiter = sim.venue.limiter
+        limiter.configure(dataclasses.replace(limiter.config, **changes))
+        return _json({"config": _limits_view(limiter.config)})
+
+    @route("POST", "/limits/reset")
+    async def reset_limits() -> Response:
+        sim.venue.limiter.reset()
+        return _json({"ok": True})
+
+    @route("GET", "/violations")
+    async def violations(request: Request) -> Response:
+        limiter = sim.venue.limiter
+        user = request.query_params.get("userId")
+        records = [
+            {**v, "time": iso_from_epoch(v["time"])}
+            for v in limiter.violations
+            if user is None or str(v["login"]) == user
+        ]
+        return _json(
+            {
+                "count": limiter.violation_count,
+                "byLogin": {str(k): n for k, n in limiter.by_login.items()},
+                "recent": records,
+            }
+        )
+
+    # -------------------------------------------------------------- faults
+
+    @route("POST", "/faults")
+    async def set_faults(request: Request) -> Response:
+        faults: Faults = await _body(request, Faults)
+        if faults.errorCount > 0 and not 500 <= faults.errorStatus <= 599:
+            raise HTTPException(status_code=400, detail="errorStatus must be a 5xx status")
+        if faults.idle:
+            sim.venue.faults.pop(faults.userId, None)
+        else:
+            sim.venue.faults[faults.userId] = faults
+        return _json(faults)
+
+    @route("GET", "/faults")
+    async def get_faults() -> Response:
+        return _json(list(sim.venue.faults.values()))
+
+    @route("DELETE", "/faults")
+    async def clear_faults(request: Request) -> Response:
+        user = request.query_params.get("userId")
+        if user is None:
+            sim.venue.faults.clear()
+        elif user.isdigit():
+            sim.venue.faults.pop(int(user), None)
+        return _json({"ok": True})
+
+    @route("POST", "/sockets/drop")
+    async def drop_sockets(request: Request) -> Response:
+        raw = await request.body()
+        body = DropBody() if not raw.strip() else await _body(request, DropBody)
+        return _json({"dropped": sim.hub.drop(body.userId)})
+
+    # -------------------------------------------------------------- market and risk
+
+    @route("POST", "/market")
+    async def market(request: Request) -> Response:
+        body: MarketBody = await _body(request, MarketBody)
+        sim.venue.market_open = body.open
+        return _json({"open": sim.venue.market_open})
+
+    @route("POST", "/risk")
+    async def risk(request: Request) -> Response:
+        body: RiskBody = await _body(request, RiskBody)
+        if body.accountId not in sim.venue.state.accounts:
+            raise HTTPException(status_code=404, detail="unknown account")
+        if body.maxPosition is None:
+            sim.venue.max_position.pop(body.accountId, None)
+        else:
+            sim.venue.max_position[body.accountId] = body.maxPosition
+        return _json({"accountId": body.accountId, "maxPosition": body.maxPosition})
+
+    @route("POST", "/partialfills")
+    async def partial_fills(request: Request) -> Response:
+        body: PartialFillBody = await _body(request, PartialFillBody)
+        if body.accountId not in sim.venue.state.accounts:
+            raise HTTPException(status_code=404, detail="unknown account")
+        engine = sim.venue.engine
+        if body.qty > 0:
+            engine.partial_fill_qty[body.accountId] = body.qty
+        else:
+            engine.partial_fill_qty.pop(body.accountId, None)
+        return _json({"accountId": body.accountId, "qty": body.qty})
 
     @route("GET", "/health")
     async def health() -> Response:

@@ -3,6 +3,10 @@
 Rules (deterministic, one price per contract, unlimited liquidity):
 
 - A Market order fills at once, in full, at the contract's current price.
+- Partial fills on demand (:attr:`MatchingEngine.partial_fill_qty`, per account): a fill takes at
+  most that many lots; the order stays ``Working`` with ``cumQty > 0`` and fills further (another
+  chunk) at each later price move of its contract that still crosses it. Bracket children start,
+  and an OCO sibling is canceled, only when the order is completely filled.
 - Limit/Stop orders rest until the price crosses them: a Sell Limit fills when price >= limit, a
   Sell Stop when price <= stop; Buy orders mirror that. An order that is already crossed when it
   starts working fills at once at the current price. A Limit reached by a price move fills at its
@@ -104,6 +108,10 @@ class MatchingEngine:
         self.prices: dict[int, float] = {}
         self._resting: dict[int, _Resting] = {}
         self._seq = itertools.count()
+        #: account id -> most lots one fill may take (partial fills on demand)
+        self.partial_fill_qty: dict[int, int] = {}
+        # contract id -> partly filled Working orders, filled further on the next price move
+        self._partial: dict[int, dict[int, OrderRecord]] = {}
 
     # ----------------------------------------------------------------- prices
 
@@ -119,9 +127,21 @@ class MatchingEngine:
         """Move the price and fill every resting order it crosses; returns the filled order ids."""
         cid = info.contract.id
         self.prices[cid] = price
+        filled: list[int] = []
+        partial = self._partial.pop(cid, None)
+        if partial:
+            for part in partial.values():
+                if part.order.ordStatus != "Working":
+                    continue
+                if part.version.orderType == "Market" or self._crossed(part, price):
+                    limit = part.version.price if self._limit_kind(part) else None
+                    self._fill(part, price if limit is None else limit)
+                    filled.append(part.order.id)
+                else:
+                    self._partial.setdefault(cid, {})[part.order.id] = part
         resting = self._resting.get(cid)
         if resting is None:
-            return []
+            return filled
         fired: list[tuple[int, OrderRecord]] = []
         orders = self.state.orders
         while resting.up and resting.up[0][0] <= price + _EPS:
@@ -135,7 +155,6 @@ class MatchingEngine:
             if rec is not None and rec.generation == gen and rec.order.ordStatus == "Working":
                 fired.append((seq, rec))
         fired.sort(key=lambda item: item[0])
-        filled: list[int] = []
         for _, rec in fired:
             if rec.order.ordStatus == "Working" and self._on_trigger(rec, price):
                 filled.append(rec.order.id)
@@ -449,10 +468,23 @@ class MatchingEngine:
         ts = self.clock.now_iso()
         trade_date = self.clock.trade_date()
         qty = rec.version.orderQty - rec.cum_qty
+        chunk = self.partial_fill_qty.get(order.accountId, 0)
+        if 0 < chunk < qty:
+            qty = chunk
+        before = rec.cum_qty
         rec.cum_qty += qty
-        rec.avg_px = price
-        order.ordStatus = "Filled"
-        book.live.pop(order.id, None)
+        rec.avg_px = (
+            price
+            if before == 0 or rec.avg_px is None
+            else (rec.avg_px * before + price * qty) / rec.cum_qty
+        )
+        complete = rec.cum_qty >= rec.version.orderQty
+        if complete:
+            order.ordStatus = "Filled"
+            book.live.pop(order.id, None)
+        else:
+            # a partial fill: still Working with cumQty > 0; the rest fills on a later price
+            self._partial.setdefault(order.contractId, {})[order.id] = rec
         self._execution(rec, rec.new_command, ts, "Trade", qty, price)
         fill = Fill(
             id=state.next_id(),
@@ -473,6 +505,8 @@ class MatchingEngine:
         self._emit(order.accountId, "fill", "Created", fill)
         self._emit(order.accountId, "order", "Updated", order)
         self._apply_to_position(book, rec, qty, price, ts)
+        if not complete:
+            return
         if order.linkedId is not None:
             sibling = state.orders.get(order.linkedId)
             if sibling is not None and sibling.order.ordStatus in _LIVE:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,7 +33,14 @@ def rest_route(venue: Venue) -> Route:
         path = request.path_params["endpoint"]
         session = venue.authenticate(bearer_token(request.headers.get("authorization")))
         body = await request.body()
-        reply = venue.handle(path, session, request.url.query, body, "rest")
+        client = request.client.host if request.client is not None else ""
+        reply = venue.handle(path, session, request.url.query, body, "rest", client)
+        if reply.delay > 0:
+            await asyncio.sleep(reply.delay)
+        if reply.drop:
+            # the order was accepted; its answer is lost: hang, then a gateway timeout
+            await venue.hang(venue.settings.sim_fault_drop_hang_s)
+            return Response(b'"Gateway Timeout"', status_code=504, media_type="application/json")
         headers = {"WWW-Authenticate": "Bearer"} if reply.status == 401 else None
         return Response(
             _encoder.encode(reply.payload),

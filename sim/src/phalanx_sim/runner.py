@@ -90,6 +90,7 @@ class Simulator:
     async def stop(self) -> None:
         """Close the sockets, stop the background tasks and the server (idempotent)."""
         self.hub.close_all("Server stopping")
+        self.venue.release_hung()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

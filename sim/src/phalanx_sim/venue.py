@@ -22,12 +22,19 @@ Decisions where the reference is silent or uncertain (reference/tradovate-api.md
 - ``<type>/item`` of an unknown or foreign id: status 404; ``deps`` of a foreign master: ``[]``.
 - Unknown endpoints: status 404 with ``d`` = ``"\\"Not found: <endpoint>\\""`` (as observed).
 - ``clOrdId`` is stored on the Command and never deduplicated.
+- Market closed (``sim_session_closed`` or ``POST /admin/market``) → failureReason
+  ``SessionClosed`` for every new order; a position beyond the account's max position
+  (``sim_max_position`` or ``POST /admin/risk``) → ``MaxPosLimitReached`` (orders that reduce
+  the position are always allowed).
+- Faults and rate limits (``faults.py``, ``limits.py``) are applied before an endpoint runs.
 """
 
 # ruff: noqa: N815
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
@@ -37,6 +44,8 @@ import msgspec
 
 from phalanx_sim.contracts import ContractBook, ContractInfo, on_tick
 from phalanx_sim.entities import Account, CashBalance, Entity, User
+from phalanx_sim.faults import DROPPABLE, Faults
+from phalanx_sim.limits import LimitConfig, Limiter, Verdict
 from phalanx_sim.matching import EventSink, MatchingEngine, NullSink, OrderSpec, Origin
 from phalanx_sim.schemas import (
     AccessTokenRequest,
@@ -101,11 +110,50 @@ _ACTIONS = frozenset({"Buy", "Sell"})
 
 
 class Reply(NamedTuple):
-    """What an endpoint answers: an HTTP-like status and a JSON-encodable payload."""
+    """What an endpoint answers: an HTTP-like status and a JSON-encodable payload.
+
+    ``drop`` (the response is lost after the request was handled) and ``delay`` (seconds to
+    hold the response) come from faults; the transports apply them.
+    """
 
     status: int
     payload: Any = None
     user_id: int | None = None
+    drop: bool = False
+    delay: float = 0.0
+
+
+def refused_reply(verdict: Verdict, user_id: int | None) -> Reply:
+    """The reply of a request refused by the limiter (penalty, 423 or 429)."""
+    return Reply(verdict.status, verdict.payload, user_id)
+
+
+_ENDPOINT_LIMITED = frozenset(
+    {"auth/accesstokenrequest", "auth/renewaccesstoken", "auth/me", "user/syncrequest"}
+)
+_TICKET_DECODER = msgspec.json.Decoder(dict[str, Any])
+
+
+def _ticket_of(body: bytes | str) -> str | None:
+    """The ``p-ticket`` of a resent request body, if any (cheap when there is none)."""
+    if isinstance(body, str):
+        if "p-ticket" not in body:
+            return None
+    elif b"p-ticket" not in body:
+        return None
+    try:
+        ticket = _TICKET_DECODER.decode(body).get("p-ticket")
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return str(ticket) if ticket is not None else None
+
+
+def _login_name(body: bytes | str) -> str:
+    try:
+        name = _TICKET_DECODER.decode(body).get("name")
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return ""
+    return str(name) if name is not None else ""
 
 
 class Subscription(NamedTuple):
@@ -164,6 +212,15 @@ class Venue:
         self.state = SimState(self.settings.sim_request_log_max)
         self.engine = MatchingEngine(self.state, self.clock, self._sink)
         self._routes: dict[str, tuple[Handler, bool]] = _build_routes()
+        self.limiter = Limiter(
+            LimitConfig.from_settings(self.settings), self.settings.sim_violation_log_max
+        )
+        #: fault sets by user id (``None``: everyone)
+        self.faults: dict[int | None, Faults] = {}
+        self.market_open = not self.settings.sim_session_closed
+        self._release: asyncio.Event | None = None
+        #: max absolute position per account (overrides ``sim_max_position``)
+        self.max_position: dict[int, int] = {}
         #: called with ``(user_id, session_id, reason)`` when a server session is closed
         self.on_session_closed: Callable[[int, int, str], None] | None = None
 
@@ -183,6 +240,10 @@ class Venue:
         """Forget every user, account, order and price."""
         # ids keep growing across resets, so a stale client id never names a new entity
         self.state = SimState(self.settings.sim_request_log_max, self.state.next_id())
+        self.limiter.reset()
+        self.faults.clear()
+        self.max_position.clear()
+        self.market_open = not self.settings.sim_session_closed
         self.engine = MatchingEngine(self.state, self.clock, self._sink)
 
     def create_user(
@@ -288,6 +349,9 @@ class Venue:
         sessions = state.user_sessions.setdefault(user_id, {})
         if session_id is None:
             session_id = state.next_id()
+            for old_id, old_tokens in list(sessions.items()):
+                if all(not t.valid_at(now) for t in old_tokens):
+                    del sessions[old_id]
             limit = self.settings.sim_max_sessions_per_user
             while limit > 0 and len(sessions) >= limit:
                 oldest = next(iter(sessions))
@@ -344,30 +408,158 @@ class Venue:
         query: str = "",
         body: bytes | str = b"",
         transport: str = "rest",
+        client: str = "",
     ) -> Reply:
-        """Serve one request and record it for ``/admin/requests`` and ``/admin/stats``."""
+        """Serve one request and record it for ``/admin/requests`` and ``/admin/stats``.
+
+        Faults and limits come first (:meth:`admit`): a refused request is not handled.
+        """
         key = endpoint.strip("/").lower()
         route = self._routes.get(key)
+        now = self.clock.time()
         if route is None:
             reply = Reply(404, f'"Not found: {endpoint}"')
         elif not route[1] and session is None:
             reply = Reply(401, ACCESS_DENIED)
+            if key == "auth/me" and self.limits.enabled:
+                refused = self.limiter.check_endpoint(client, key, now, transport)
+                reply = refused_reply(refused, None) if refused is not None else reply
+                self.limiter.count_endpoint(client, key, True, now)
         else:
-            try:
-                reply = route[0](self, session, query, body)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                reply = Reply(400, ErrorText(errorText=f"Invalid request: {exc}"))
-            except Exception:  # a simulator bug must not kill the socket or the server
-                log.exception("endpoint %s failed", key)
-                reply = Reply(500, '"Internal error"')
+            refused_by = self.admit(key, session, body, transport, client, now)
+            if refused_by is not None:
+                reply = refused_by
+            else:
+                try:
+                    reply = route[0](self, session, query, body)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    reply = Reply(400, ErrorText(errorText=f"Invalid request: {exc}"))
+                except Exception:  # a simulator bug must not kill the socket or the server
+                    log.exception("endpoint %s failed", key)
+                    reply = Reply(500, '"Internal error"')
+                reply = self.settle(key, session, body, reply, client, now)
         user_id = (
             reply.user_id
             if reply.user_id is not None
             else (session.user_id if session is not None else None)
         )
-        self.state.record_request(
-            RequestRecord(self.clock.time(), user_id, key, transport, reply.status)
+        self.state.record_request(RequestRecord(now, user_id, key, transport, reply.status))
+        return reply
+
+    # ------------------------------------------------------------------ faults and limits
+
+    async def hang(self, seconds: float) -> None:
+        """Wait ``seconds`` or until :meth:`release_hung` (the dropped-response fault)."""
+        if self._release is None:
+            self._release = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._release.wait(), seconds)
+
+    def release_hung(self) -> None:
+        """End every :meth:`hang` now (the simulator is stopping)."""
+        if self._release is not None:
+            self._release.set()
+            self._release = None
+
+    @property
+    def limits(self) -> LimitConfig:
+        """The limits in force."""
+        return self.limiter.config
+
+    def _login_key(self, key: str, session: Session | None, body: bytes | str) -> int | str:
+        if session is not None:
+            return session.user_id
+        if key == "auth/accesstokenrequest":
+            name = _login_name(body)
+            record = self.state.users_by_name.get(name)
+            return record.user.id if record is not None else name.lower()
+        return ""
+
+    def _endpoint_key(self, login: int | str, client: str) -> int | str:
+        return client if self.limiter.config.endpoint_scope == "ip" else login
+
+    def _faults(self, login: int | str) -> list[Faults]:
+        found: list[Faults] = []
+        own = self.faults.get(login) if isinstance(login, int) else None
+        if own is not None:
+            found.append(own)
+        common = self.faults.get(None)
+        if common is not None:
+            found.append(common)
+        return found
+
+    def admit(
+        self,
+        key: str,
+        session: Session | None,
+        body: bytes | str,
+        transport: str,
+        client: str,
+        now: float,
+    ) -> Reply | None:
+        """Faults and limits before handling: the refusal, or ``None`` to handle the request."""
+        if key == "authorize" and not self.limiter.config.count_authorize:
+            return None
+        faults_on = bool(self.faults)
+        limits_on = self.limiter.config.enabled
+        if not faults_on and not limits_on:
+            return None
+        login = self._login_key(key, session, body)
+        ticket = _ticket_of(body)
+        user_id = session.user_id if session is not None else None
+        if faults_on:
+            for faults in self._faults(login):
+                if faults.errorCount > 0 and faults.applies_to(key):
+                    faults.errorCount -= 1
+                    return Reply(faults.errorStatus, '"Service Unavailable"', user_id)
+            if ticket is not None and self.limiter.redeem(login, ticket, now):
+                ticket = None  # a storm ticket, honoured
+            else:
+                for faults in self._faults(login):
+                    if faults.penaltyCount > 0 and faults.applies_to(key):
+                        faults.penaltyCount -= 1
+                        storm = self.limiter.penalty(login, faults.penaltyTimeS, now)
+                        return Reply(storm.status, storm.payload, user_id)
+        if not limits_on:
+            return None
+        if session is not None:
+            refused = self.limiter.check_login(session.user_id, key, ticket, now, transport)
+            if refused is not None:
+                return refused_reply(refused, user_id)
+        refused = self.limiter.check_endpoint(
+            self._endpoint_key(login, client), key, now, transport
         )
+        return refused_reply(refused, user_id) if refused is not None else None
+
+    def settle(
+        self,
+        key: str,
+        session: Session | None,
+        body: bytes | str,
+        reply: Reply,
+        client: str,
+        now: float,
+    ) -> Reply:
+        """After handling: count endpoint limits, apply the drop and latency faults."""
+        if self.limiter.config.enabled and key in _ENDPOINT_LIMITED:
+            failed = reply.status != 200 or isinstance(reply.payload, ErrorText)
+            login = self._login_key(key, session, body)
+            self.limiter.count_endpoint(self._endpoint_key(login, client), key, failed, now)
+        if not self.faults or session is None:
+            return reply
+        for faults in self._faults(session.user_id):
+            if (
+                faults.dropResponses > 0
+                and key in DROPPABLE
+                and reply.status == 200
+                and getattr(reply.payload, "orderId", None) is not None
+            ):
+                faults.dropResponses -= 1
+                reply = reply._replace(drop=True)
+                break
+        for faults in self._faults(session.user_id):
+            if faults.latencyMs > 0:
+                return reply._replace(delay=faults.latencyMs / 1000.0)
         return reply
 
     def record(self, endpoint: str, user_id: int | None, transport: str, status: int) -> None:
@@ -557,9 +749,29 @@ def _check_order(
             ),
         )
     failure = _price_failure(info, body.orderType, body.action, body.price, body.stopPrice)
+    if failure is None:
+        failure = _risk_failure(venue, book, info, body.action, body.orderQty)
     if failure is not None:
         return Reply(200, PlaceOrderResult(failureReason=failure[0], failureText=failure[1]))
     return book, info
+
+
+def _risk_failure(
+    venue: Venue, book: AccountBook, info: ContractInfo, action: str, qty: int
+) -> tuple[str, str] | None:
+    if not venue.market_open:
+        return "SessionClosed", "Trading session is closed"
+    limit = venue.max_position.get(book.account.id, venue.settings.sim_max_position)
+    if limit > 0:
+        position = book.positions.get(info.contract.id)
+        net = position.netPos if position is not None else 0
+        after = net + (qty if action == "Buy" else -qty)
+        if abs(after) > limit and abs(after) > abs(net):
+            return (
+                "MaxPosLimitReached",
+                f"Max position of {limit} for {info.contract.name} would be exceeded ({after})",
+            )
+    return None
 
 
 # ---------------------------------------------------------------------- handlers

@@ -30,7 +30,7 @@ from phalanx_sim.frames import (
 )
 from phalanx_sim.schemas import SyncRequestBody
 from phalanx_sim.state import Session
-from phalanx_sim.venue import Subscription, Venue
+from phalanx_sim.venue import Reply, Subscription, Venue
 
 __all__ = ["Connection", "Hub", "decode_sync_request"]
 
@@ -43,6 +43,8 @@ class Connection:
     def __init__(self, websocket: WebSocket, coalesce: bool) -> None:
         now = time.monotonic()
         self.websocket = websocket
+        self.client = websocket.client.host if websocket.client is not None else ""
+        self.aborted = False
         self.coalesce = coalesce
         self.session: Session | None = None
         self.opened = now
@@ -78,6 +80,13 @@ class Connection:
         self.push_frame(close_frame(code, reason))
         self.closing = True
 
+    def abort(self) -> None:
+        """Drop the connection without a ``c`` frame (the socket-drop fault)."""
+        self.aborted = True
+        self.closing = True
+        self._out.clear()
+        self._wake.set()
+
     async def run_writer(self) -> None:
         """Write queued frames until the socket closes."""
         websocket = self.websocket
@@ -85,6 +94,9 @@ class Connection:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                if self.aborted:
+                    await websocket.close(code=1011)
+                    return
                 out, self._out = self._out, []
                 batch: list[bytes] = []
                 for item in out:
@@ -119,6 +131,8 @@ class Hub:
         self.venue = venue
         self.settings = venue.settings
         self.connections: set[Connection] = set()
+        # authorized sockets per user, oldest first (for the connection quota)
+        self.by_user: dict[int, dict[Connection, None]] = {}
         self._subs: dict[int, dict[Connection, frozenset[str] | None]] = {}
         self._holding = False
         self._held: list[tuple[Connection, bytes]] = []
@@ -166,10 +180,19 @@ class Hub:
 
     def close_session(self, user_id: int, session_id: int, reason: str) -> None:
         """Close the sockets authorized by a session that the venue closed."""
-        for conn in list(self.connections):
+        for conn in list(self.by_user.get(user_id, ())):
             session = conn.session
             if session is not None and session.session_id == session_id:
                 conn.close(1000, reason)
+
+    def drop(self, user_id: int | None = None) -> int:
+        """Drop sockets (of one user, or all) without a ``c`` frame; returns how many."""
+        dropped = 0
+        for conn in list(self.connections):
+            if user_id is None or conn.user_id == user_id:
+                conn.abort()
+                dropped += 1
+        return dropped
 
     # ------------------------------------------------------------------ sockets
 
@@ -201,6 +224,7 @@ class Hub:
 
     def _forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        self._unlist(conn)
         for account_id in conn.accounts:
             targets = self._subs.get(account_id)
             if targets is not None:
@@ -208,6 +232,55 @@ class Hub:
                 if not targets:
                     del self._subs[account_id]
         conn.accounts.clear()
+
+    def _unlist(self, conn: Connection) -> None:
+        if conn.session is None:
+            return
+        own = self.by_user.get(conn.session.user_id)
+        if own is not None:
+            own.pop(conn, None)
+            if not own:
+                del self.by_user[conn.session.user_id]
+
+    def _authorized(self, conn: Connection, session: Session) -> None:
+        """Attach a session to a socket and enforce the per-user connection quota."""
+        if conn.session is not None and conn.session.user_id != session.user_id:
+            self._unlist(conn)
+        conn.session = session
+        own = self.by_user.setdefault(session.user_id, {})
+        own.setdefault(conn, None)
+        limit = self.settings.sim_max_sockets_per_user
+        while limit > 0 and len(own) > limit:
+            oldest = next(iter(own))
+            del own[oldest]
+            oldest.push(
+                encode_event(
+                    "shutdown",
+                    {
+                        "reasonCode": "ConnectionQuotaReached",
+                        "reason": f"More than {limit} connections: closing the oldest",
+                    },
+                )
+            )
+            oldest.close(1000, "ConnectionQuotaReached")
+            if oldest.session is not None:
+                self.venue.revoke_token(oldest.session)
+
+    def _respond(
+        self, conn: Connection, request_id: int, reply: Reply, held: list[tuple[Connection, bytes]]
+    ) -> None:
+        """Queue a response (unless dropped) and the events it caused, maybe after a delay."""
+
+        def send() -> None:
+            if not reply.drop:
+                conn.push(encode_response(reply.status, request_id, reply.payload))
+            for target, data in held:
+                target.push(data)
+
+        if reply.delay > 0:
+            asyncio.get_running_loop().call_later(reply.delay, send)
+        else:
+            send()
 
     def on_frame(self, conn: Connection, text: str) -> None:
         """Handle one client frame (heartbeat or request)."""
@@ -227,7 +300,13 @@ class Hub:
                 conn.push(encode_response(401, request.request_id, "Invalid access token"))
                 venue.record(endpoint, None, "ws", 401)
                 return
-            conn.session = session
+            now = venue.clock.time()
+            refused = venue.admit(endpoint, session, "", "ws", conn.client, now)
+            if refused is not None:
+                conn.push(encode_response(refused.status, request.request_id, refused.payload))
+                venue.record(endpoint, session.user_id, "ws", refused.status)
+                return
+            self._authorized(conn, session)
             conn.push(encode_response(200, request.request_id))
             venue.record(endpoint, session.user_id, "ws", 200)
             return
@@ -239,16 +318,24 @@ class Hub:
             return
         self._holding = True
         try:
-            reply = venue.handle(request.endpoint, session, request.query, request.body, "ws")
+            reply = venue.handle(
+                request.endpoint, session, request.query, request.body, "ws", conn.client
+            )
         finally:
             self._holding = False
             held, self._held = self._held, []
-        conn.push(encode_response(reply.status, request.request_id, reply.payload))
-        for target, data in held:
-            target.push(data)
+        self._respond(conn, request.request_id, reply, held)
 
     def _sync(self, conn: Connection, session: Session, request_id: int, body: str) -> None:
         venue = self.venue
+        key = "user/syncrequest"
+        now = venue.clock.time()
+        refused = venue.admit(key, session, body, "ws", conn.client, now)
+        if refused is not None:
+            conn.push(encode_response(refused.status, request_id, refused.payload))
+            venue.record(key, session.user_id, "ws", refused.status)
+            return
+        venue.settle(key, session, body, Reply(200), conn.client, now)
         try:
             request = decode_sync_request(body)
         except ValueError as exc:
@@ -269,10 +356,14 @@ class Hub:
         idle = settings.sim_ws_idle_timeout_s
         authorize = settings.sim_ws_authorize_timeout_s
         beat = settings.sim_ws_heartbeat_s
+        venue_now = self.venue.clock.time()
         for conn in list(self.connections):
             if conn.closing:
                 continue
-            if idle > 0 and now - conn.last_client > idle:
+            if conn.session is not None and not conn.session.valid_at(venue_now):
+                expired = conn.session.expires_at <= venue_now
+                conn.close(1000, "Closed: access token expired" if expired else "Closed: revoked")
+            elif idle > 0 and now - conn.last_client > idle:
                 conn.close(1000, "Closed: no client heartbeat")
             elif authorize > 0 and conn.session is None and now - conn.opened > authorize:
                 conn.close(1000, "Closed: not authorized")
