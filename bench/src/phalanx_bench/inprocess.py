@@ -56,7 +56,7 @@ async def running_system(
     )
     ledger = await build_ledger(LedgerSettings(**common, ledger_port=0))
     executor = await build_executor(
-        ExecutorSettings(**common, tradovate_ws_url=sim.ws_url, shards=shards)
+        ExecutorSettings(**common, tradovate_ws_url=sim.ws_url, shards=shards, executor_port=0)
     )
     started: list[AuthService | IngestService | LedgerService | ExecutorService] = []
     try:

@@ -61,6 +61,7 @@ class System:
             "PHALANX_TRADOVATE_WS_URL": f"ws://127.0.0.1:{ports['sim']}/v1/websocket",
             "PHALANX_SHARDS": str(self.shards),
             "PHALANX_REPLICAS": str(self.executors),
+            "PHALANX_EXECUTOR_PORT": str(free_port()),
         }
         self._spawn("sim", "phalanx_sim", base)
         self.endpoints = Endpoints(

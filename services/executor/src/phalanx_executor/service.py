@@ -15,7 +15,9 @@ from redis.exceptions import RedisError
 from phalanx_common import subjects
 from phalanx_common.bus import Bus, ConsumerLoop, ConsumerSpec
 from phalanx_common.clock import Clock, LiveClock
+from phalanx_common.crypto import key_ring_from_settings, token_decoder
 from phalanx_common.errors import DependencyUnavailable
+from phalanx_common.http import HttpServer
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import (
     AccountGuardRecord,
@@ -24,9 +26,11 @@ from phalanx_common.records import (
     TokenRecord,
     TradingStateRecord,
 )
+from phalanx_executor.admin import create_app
 from phalanx_executor.contracts import ContractBook
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
+from phalanx_executor.killswitch import Flattener
 from phalanx_executor.planning_service import Planner
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
@@ -76,6 +80,7 @@ class ExecutorService:
         self._stopped = False
         self.pool: ConnectionPool | None = None
         self.worker: BatchWorker | None = None
+        self.http: HttpServer | None = None
 
     async def start(self) -> None:
         """Load mirrors, warm sockets for owned logins, start planner and shard consumers."""
@@ -85,7 +90,13 @@ class ExecutorService:
         subs = KvMirror(
             await self.bus.key_value(subjects.Buckets.SUBSCRIPTIONS), SubscriptionRecord
         )
-        tokens = KvMirror(await self.bus.key_value(subjects.Buckets.TOKENS), TokenRecord)
+        # ADR-0020: the bucket holds sealed tokens; they are opened only in this process's memory.
+        ring = key_ring_from_settings(s.token_keys, s.admin_token)
+        tokens = KvMirror(
+            await self.bus.key_value(subjects.Buckets.TOKENS),
+            TokenRecord,
+            decoder=token_decoder(ring),
+        )
         states = KvMirror(
             await self.bus.key_value(subjects.Buckets.TRADING_STATE), TradingStateRecord
         )
@@ -186,6 +197,70 @@ class ExecutorService:
                     double_ack=True,
                 )
             )
+        worker = self.worker
+        flattener = Flattener(
+            bus=self.bus,
+            clock=self.clock,
+            pool=pool,
+            view=view,
+            permits=worker.permits,
+            budgets=worker.budgets,
+            owned_accounts=self.owned_accounts,
+            owner=self.owner,
+        )
+        self._loops.append(
+            await self.bus.consume(
+                ConsumerSpec(
+                    subjects.CONTROL.name,
+                    subjects.Consumers.control(s.replica_ordinal),
+                    filter_subject=subjects.CONTROL_KILL,
+                    ack_wait_s=60,
+                    deliver_all=False,
+                ),
+                flattener.handle,
+                batch=1,
+                double_ack=True,
+            )
+        )
+        self.http = HttpServer(
+            create_app(
+                bus=self.bus,
+                clock=self.clock,
+                admin_token=s.admin_token,
+                states=states,
+                guards=guards,
+                health=self.health,
+            ),
+            s.http_host,
+            s.executor_port + s.replica_ordinal if s.executor_port else 0,
+            name=f"executor-{s.replica_ordinal}",
+        )
+        await self.http.start()
+
+    def owned_accounts(self) -> list[AccountRecord]:
+        """Accounts whose login falls on a shard this replica owns."""
+        return [
+            a
+            for a in self.accounts.values()
+            if shard_of(a.login_id, self.settings.shards) in self.shards
+        ]
+
+    def health(self) -> dict[str, Any]:
+        """What ``/healthz`` reports."""
+        return {
+            "status": "ok",
+            "owner": self.owner,
+            "replica": self.settings.replica_ordinal,
+            "shards": self.shards,
+            "logins_connected": len(self.pool) if self.pool is not None else 0,
+            "orders_placed": self.worker.placed if self.worker is not None else 0,
+        }
+
+    @property
+    def url(self) -> str:
+        """Base URL of this replica's HTTP API."""
+        assert self.http is not None
+        return self.http.url
 
     async def _follow_token(self, login_id: str, token: TokenRecord | None) -> None:
         assert self.pool is not None
@@ -201,6 +276,8 @@ class ExecutorService:
         if self._stopped:
             return
         self._stopped = True
+        if self.http is not None:
+            await self.http.stop()
         await asyncio.gather(*(loop.stop() for loop in self._loops), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()

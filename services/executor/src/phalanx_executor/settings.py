@@ -29,6 +29,8 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
             replica), how long before "not found by clOrdId" counts as proof of absence.
         reconcile_deadline_s: how long one delivery keeps trying to resolve an unknown outcome.
         exec_ack_wait_s: ack wait of the shard consumers (in-progress keeps long work alive).
+        executor_port: HTTP port of replica 0; replica N listens on ``executor_port + N``
+            (0: any free port).
     """
 
     service_name: str = "executor"
@@ -50,3 +52,4 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     reconcile_grace_s: float = 12.0
     reconcile_deadline_s: float = 60.0
     exec_ack_wait_s: float = 30.0
+    executor_port: int = 8300

@@ -108,7 +108,7 @@ class BatchWorker:
         self._store = store
         self._pool = pool
         self._limiter = limiter
-        self._permits = Permits(limiter)
+        self.permits = Permits(limiter)
         self._view = view
         self._gates = gates
         self._clock = clock
@@ -278,7 +278,7 @@ class BatchWorker:
     ) -> tuple[int | None, tuple[int | None, int | None]] | None:
         ticket: str | None = None
         for _ in range(3):
-            await self._permits.acquire(self.budgets(intent.login_id), priority)
+            await self.permits.acquire(self.budgets(intent.login_id), priority)
             try:
                 return await self._send(intent, sock, step, contract_id, ticket)
             except tv_errors.PenaltyError as exc:
@@ -397,7 +397,7 @@ class BatchWorker:
         sock = await self._pool.get(intent.login_id)
 
         async def permit() -> None:
-            await self._permits.acquire(self.budgets(intent.login_id), Priority.RECONCILE)
+            await self.permits.acquire(self.budgets(intent.login_id), Priority.RECONCILE)
 
         return await find_order_by_cl_ord_id(sock, intent.account_id, intent.intent_id, permit)
 
