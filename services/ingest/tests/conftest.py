@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,21 +18,23 @@ ADMIN_TOKEN = "test-admin-token"
 PUBLIC_BASE_URL = "https://hooks.example.test"
 
 
-def ingest_settings(nats_url: str) -> IngestSettings:
-    """Settings for a test ingest service on a free port."""
+def ingest_settings(nats_url: str, outbox_dir: Path | None = None, **extra: Any) -> IngestSettings:
+    """Settings for a test ingest service on a free port (with an outbox when a dir is given)."""
     return IngestSettings(
         nats_url=nats_url,
         ingest_port=0,
         admin_token=ADMIN_TOKEN,
         public_base_url=PUBLIC_BASE_URL,
         publish_timeout_s=2.0,
+        ingest_outbox_dir=str(outbox_dir) if outbox_dir is not None else "",
+        **extra,
     )
 
 
 @pytest_asyncio.fixture
-async def ingest(nats_url: str) -> AsyncIterator[IngestService]:
-    """A started ingest service."""
-    service = await build_ingest(ingest_settings(nats_url))
+async def ingest(nats_url: str, tmp_path: Path) -> AsyncIterator[IngestService]:
+    """A started ingest service, configured as deployed: with a durable outbox."""
+    service = await build_ingest(ingest_settings(nats_url, tmp_path / "outbox"))
     await service.start()
     try:
         yield service

@@ -80,12 +80,17 @@ async def test_create_strategy_returns_secret_once_and_stores_only_its_hash(
     shown = await client.get(f"/admin/strategies/{created['strategy_id']}", headers=admin_headers)
     listed = await client.get("/admin/strategies", headers=admin_headers)
     assert shown.status_code == 200
-    assert shown.json() == {
+    view = shown.json()
+    assert {k: view[k] for k in ("strategy_id", "name", "allowed_tickers", "created_ns")} == {
         "strategy_id": created["strategy_id"],
         "name": "Trend MNQ",
         "allowed_tickers": ["MNQZ2025"],
         "created_ns": record.created_ns,
     }
+    # The secret is stored hashed: the URL is shown with a placeholder where it goes.
+    assert view["webhook_url"] == (
+        f"https://hooks.example.test/webhooks/{created['strategy_id']}/{{secret}}"
+    )
     assert [s["strategy_id"] for s in listed.json()["strategies"]] == [created["strategy_id"]]
     assert secret not in shown.text + listed.text
 

@@ -318,7 +318,12 @@ async def test_health_and_openapi_are_served(client: httpx.AsyncClient) -> None:
     health = await client.get("/healthz")
     spec = await client.get("/openapi.json")
 
-    assert health.json() == {"status": "ok", "nats_connected": True}
+    assert health.json() == {
+        "status": "ok",
+        "nats_connected": True,
+        "outbox": True,
+        "outbox_pending": 0,
+    }
     paths = spec.json()["paths"]
     assert "/webhooks/{strategy_id}/{secret}" in paths
     assert "/admin/strategies" in paths

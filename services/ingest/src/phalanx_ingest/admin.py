@@ -1,22 +1,34 @@
-"""The admin API: strategies and subscriptions, behind ``Authorization: Bearer <admin token>``.
+"""The admin API: strategies, subscriptions and the signal log, behind
+``Authorization: Bearer <admin token>``.
 
 - ``POST /admin/strategies`` creates a strategy and shows its secret and webhook URL once;
-- ``GET /admin/strategies`` and ``GET /admin/strategies/{strategy_id}`` never show a secret;
+- ``GET /admin/strategies`` and ``GET /admin/strategies/{strategy_id}`` never show a secret
+  (``webhook_url`` holds ``{secret}`` in its place);
+- ``PATCH /admin/strategies/{strategy_id}`` changes tickers, sender restrictions and limits;
+- ``POST .../secret:rotate`` and ``.../signing-secret:rotate`` rotate with a grace period;
 - ``PUT /admin/strategies/{strategy_id}/subscriptions/{account_id}`` subscribes one account;
 - ``POST /admin/strategies/{strategy_id}/subscriptions:bulk`` subscribes many with one sizing;
-- ``GET /admin/strategies/{strategy_id}/subscriptions`` lists them.
+- ``GET /admin/strategies/{strategy_id}/subscriptions`` lists them;
+- ``GET /admin/strategies/{strategy_id}/signals`` and ``GET /admin/signals/{signal_id}``: the log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+import msgspec
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from phalanx_common.clock import Clock
 from phalanx_common.http import admin_guard
 from phalanx_common.records import StrategyRecord, SubscriptionRecord
+from phalanx_ingest.responses import MessageCode
+from phalanx_ingest.senders import parse_networks
+from phalanx_ingest.signallog import SignalLog
+from phalanx_ingest.signatures import new_signing_secret
 from phalanx_ingest.strategies import (
     StrategyDirectory,
     StrategyLookupError,
@@ -29,9 +41,14 @@ from phalanx_ingest.subscriptions import SubscriptionStore
 __all__ = [
     "BulkSubscriptionIn",
     "BulkSubscriptionOut",
+    "RotateIn",
+    "SecretRotated",
+    "SignalList",
+    "SigningSecretRotated",
     "StrategyCreate",
     "StrategyCreated",
     "StrategyList",
+    "StrategyPatch",
     "StrategyView",
     "SubscriptionIn",
     "SubscriptionList",
@@ -47,8 +64,62 @@ class StrategyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     allowed_tickers: list[str] = Field(
-        default_factory=list, description="Empty: any ticker is allowed."
+        default_factory=list, max_length=1000, description="Empty: any ticker is allowed."
     )
+    tradingview_only: bool = Field(
+        default=False, description="Accept only TradingView's published sender addresses."
+    )
+    allowed_ips: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Sender addresses or CIDRs (with tradingview_only: in addition to them).",
+    )
+    max_signal_age_s: float = Field(
+        default=0.0, ge=0, le=86400, description="Refuse signals whose time is older (0: off)."
+    )
+    rate_limit_per_min: int = Field(
+        default=0, ge=0, le=1_000_000, description="Webhooks per minute (0: service default)."
+    )
+    require_signature: bool = Field(
+        default=False, description="Accept only Standard Webhooks-signed requests."
+    )
+
+
+class StrategyPatch(BaseModel):
+    """Body of ``PATCH /admin/strategies/{strategy_id}``: only the fields sent change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    allowed_tickers: list[str] | None = Field(default=None, max_length=1000)
+    tradingview_only: bool | None = None
+    allowed_ips: list[str] | None = Field(default=None, max_length=1000)
+    max_signal_age_s: float | None = Field(default=None, ge=0, le=86400)
+    rate_limit_per_min: int | None = Field(default=None, ge=0, le=1_000_000)
+    require_signature: bool | None = None
+
+
+class RotateIn(BaseModel):
+    """Body of the rotation routes: how long the old secret stays valid."""
+
+    grace_s: float | None = Field(
+        default=None, ge=0, le=30 * 86400, description="Default: PHALANX_SECRET_GRACE_S."
+    )
+
+
+class SecretRotated(BaseModel):
+    """A new webhook secret and URL (shown only this once); the old one works until the time."""
+
+    strategy_id: str
+    secret: str
+    webhook_url: str
+    previous_secret_valid_until_ns: int
+
+
+class SigningSecretRotated(BaseModel):
+    """A new Standard Webhooks signing key (``whsec_...``, shown only this once)."""
+
+    strategy_id: str
+    signing_secret: str
+    previous_signing_secret_valid_until_ns: int
 
 
 class StrategyCreated(BaseModel):
@@ -62,12 +133,24 @@ class StrategyCreated(BaseModel):
 
 
 class StrategyView(BaseModel):
-    """A strategy as the admin API shows it (never its secret)."""
+    """A strategy as the admin API shows it (never its secret).
+
+    ``webhook_url`` holds ``{secret}`` where the secret goes: secrets are stored hashed, so the
+    full URL is shown only when the strategy is created or its secret rotated.
+    """
 
     strategy_id: str
     name: str
     allowed_tickers: list[str]
     created_ns: int
+    webhook_url: str = ""
+    tradingview_only: bool = False
+    allowed_ips: list[str] = Field(default_factory=list)
+    max_signal_age_s: float = 0.0
+    rate_limit_per_min: int = 0
+    require_signature: bool = False
+    has_signing_secret: bool = False
+    previous_secret_valid_until_ns: int = 0
 
 
 class StrategyList(BaseModel):
@@ -117,13 +200,44 @@ class BulkSubscriptionOut(BaseModel):
     account_ids: list[int]
 
 
-def _view(record: StrategyRecord) -> StrategyView:
+def _view(record: StrategyRecord, base_url: str) -> StrategyView:
     return StrategyView(
         strategy_id=record.strategy_id,
         name=record.name,
         allowed_tickers=list(record.allowed_tickers),
         created_ns=record.created_ns,
+        webhook_url=f"{base_url}/webhooks/{record.strategy_id}/{{secret}}",
+        tradingview_only=record.tradingview_only,
+        allowed_ips=list(record.allowed_ips),
+        max_signal_age_s=record.max_signal_age_s,
+        rate_limit_per_min=record.rate_limit_per_min,
+        require_signature=record.require_signature,
+        has_signing_secret=bool(record.signing_secret),
+        previous_secret_valid_until_ns=record.previous_secret_expires_ns,
     )
+
+
+def _tickers(values: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in values if t.strip()))
+
+
+def _ips(values: list[str]) -> tuple[str, ...]:
+    """Normalised sender networks; 422 ``invalid-ip-address-format`` on the first bad one."""
+    try:
+        networks = parse_networks(v for v in values if v.strip())
+    except ValueError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {"messageCode": MessageCode.INVALID_IP_ADDRESS_FORMAT, "message": f"{exc}."},
+        ) from None
+    return tuple(dict.fromkeys(str(n) for n in networks))
+
+
+class SignalList(BaseModel):
+    """Body of ``GET .../signals``: see :meth:`phalanx_ingest.signallog.SignalLog.signals`."""
+
+    strategy_id: str
+    signals: list[dict[str, Any]]
 
 
 def _sub_view(record: SubscriptionRecord) -> SubscriptionView:
@@ -154,6 +268,8 @@ def admin_router(
     admin_token: str,
     public_base_url: str,
     clock: Clock,
+    secret_grace_s: float = 24 * 3600.0,
+    signal_log: SignalLog | None = None,
 ) -> APIRouter:
     """The admin routes, bound to their collaborators and guarded by the admin token.
 
@@ -163,6 +279,8 @@ def admin_router(
         admin_token: The bearer token the admin API requires.
         public_base_url: Base of the webhook URL handed out on creation.
         clock: Source of ``created_ns``.
+        secret_grace_s: Default grace of a rotated-out secret.
+        signal_log: The signal log (``None``: its routes answer 404).
     """
     router = APIRouter(
         prefix="/admin", tags=["admin"], dependencies=[Depends(admin_guard(admin_token))]
@@ -184,13 +302,18 @@ def admin_router(
     async def create_strategy(body: StrategyCreate) -> StrategyCreated:
         """Create a strategy; the answer holds its secret and webhook URL (shown once)."""
         secret = new_secret()
-        tickers = tuple(dict.fromkeys(t.strip() for t in body.allowed_tickers if t.strip()))
+        tickers = _tickers(body.allowed_tickers)
         record = StrategyRecord(
             strategy_id=new_strategy_id(),
             name=body.name,
             secret_sha256=hash_secret(secret),
             allowed_tickers=tickers,
             created_ns=clock.time_ns(),
+            tradingview_only=body.tradingview_only,
+            allowed_ips=_ips(body.allowed_ips),
+            max_signal_age_s=body.max_signal_age_s,
+            rate_limit_per_min=body.rate_limit_per_min,
+            require_signature=body.require_signature,
         )
         await strategies.create(record)
         return StrategyCreated(
@@ -204,12 +327,91 @@ def admin_router(
     @router.get("/strategies")
     async def list_strategies() -> StrategyList:
         """Every strategy (without secrets)."""
-        return StrategyList(strategies=[_view(r) for r in strategies.all()])
+        return StrategyList(strategies=[_view(r, base_url) for r in strategies.all()])
 
     @router.get("/strategies/{strategy_id}")
     async def get_strategy(strategy_id: str) -> StrategyView:
-        """One strategy (without its secret)."""
-        return _view(await _strategy(strategy_id))
+        """One strategy (without its secret; ``webhook_url`` shows where the secret goes)."""
+        return _view(await _strategy(strategy_id), base_url)
+
+    async def _change(
+        strategy_id: str, change: Callable[[StrategyRecord], StrategyRecord]
+    ) -> StrategyRecord:
+        await _strategy(strategy_id)
+        try:
+            record = await strategies.update(strategy_id, change)
+        except StrategyLookupError:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, "the strategy kept changing; retry"
+            ) from None
+        if record is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no strategy {strategy_id!r}")
+        return record
+
+    @router.patch("/strategies/{strategy_id}")
+    async def patch_strategy(strategy_id: str, body: StrategyPatch) -> StrategyView:
+        """Change a strategy's name, allowed tickers, sender restrictions or limits."""
+        changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude_none=True)
+        if "allowed_tickers" in changes:
+            changes["allowed_tickers"] = _tickers(changes["allowed_tickers"])
+        if "allowed_ips" in changes:
+            changes["allowed_ips"] = _ips(changes["allowed_ips"])
+
+        def change(record: StrategyRecord) -> StrategyRecord:
+            return msgspec.structs.replace(record, **changes)
+
+        return _view(await _change(strategy_id, change), base_url)
+
+    @router.post("/strategies/{strategy_id}/secret:rotate")
+    async def rotate_secret(strategy_id: str, body: RotateIn | None = None) -> SecretRotated:
+        """A new webhook secret; the old one stays valid for ``grace_s`` (no downtime).
+
+        Only one previous secret is kept: rotating again ends the previous grace at once.
+        """
+        grace_s = secret_grace_s if body is None or body.grace_s is None else body.grace_s
+        secret = new_secret()
+        until_ns = clock.time_ns() + int(grace_s * 1e9)
+
+        def change(record: StrategyRecord) -> StrategyRecord:
+            return msgspec.structs.replace(
+                record,
+                secret_sha256=hash_secret(secret),
+                previous_secret_sha256=record.secret_sha256,
+                previous_secret_expires_ns=until_ns,
+            )
+
+        await _change(strategy_id, change)
+        return SecretRotated(
+            strategy_id=strategy_id,
+            secret=secret,
+            webhook_url=f"{base_url}/webhooks/{strategy_id}/{secret}",
+            previous_secret_valid_until_ns=until_ns,
+        )
+
+    @router.post("/strategies/{strategy_id}/signing-secret:rotate")
+    async def rotate_signing_secret(
+        strategy_id: str, body: RotateIn | None = None
+    ) -> SigningSecretRotated:
+        """Create (or replace) the Standard Webhooks signing key; the old key stays valid for
+        ``grace_s``. The key is stored as is: an HMAC needs it (ADR-0013)."""
+        grace_s = secret_grace_s if body is None or body.grace_s is None else body.grace_s
+        key = new_signing_secret()
+        until_ns = clock.time_ns() + int(grace_s * 1e9)
+
+        def change(record: StrategyRecord) -> StrategyRecord:
+            return msgspec.structs.replace(
+                record,
+                signing_secret=key,
+                previous_signing_secret=record.signing_secret,
+                previous_signing_secret_expires_ns=until_ns if record.signing_secret else 0,
+            )
+
+        record = await _change(strategy_id, change)
+        return SigningSecretRotated(
+            strategy_id=strategy_id,
+            signing_secret=key,
+            previous_signing_secret_valid_until_ns=record.previous_signing_secret_expires_ns,
+        )
 
     @router.put("/strategies/{strategy_id}/subscriptions/{account_id}")
     async def put_subscription(
@@ -252,5 +454,24 @@ def admin_router(
         return SubscriptionList(
             strategy_id=strategy_id, subscriptions=[_sub_view(r) for r in records]
         )
+
+    @router.get("/strategies/{strategy_id}/signals")
+    async def list_signals(
+        strategy_id: str, limit: int = Query(default=50, ge=1, le=1000)
+    ) -> SignalList:
+        """The strategy's recent signals, newest first, with each account's outcome and the
+        time of each phase (received, stored, planned, sent, acknowledged) in ns and in ms
+        after reception."""
+        await _strategy(strategy_id)
+        entries = signal_log.signals(strategy_id, limit) if signal_log is not None else []
+        return SignalList(strategy_id=strategy_id, signals=entries)
+
+    @router.get("/signals/{signal_id}")
+    async def get_signal(signal_id: str) -> dict[str, Any]:
+        """One signal of the log (404 if unknown or evicted)."""
+        entry = signal_log.signal(signal_id) if signal_log is not None else None
+        if entry is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no signal {signal_id!r} in the log")
+        return entry
 
     return router

@@ -12,6 +12,7 @@ from phalanx_ingest.admin import admin_router
 from phalanx_ingest.publisher import SignalPublisher
 from phalanx_ingest.responses import MessageCode
 from phalanx_ingest.settings import IngestSettings
+from phalanx_ingest.signallog import SignalLog
 from phalanx_ingest.strategies import StrategyDirectory
 from phalanx_ingest.subscriptions import SubscriptionStore
 from phalanx_ingest.webhook import webhook_router
@@ -27,6 +28,7 @@ def create_app(
     subscriptions: SubscriptionStore,
     publisher: SignalPublisher,
     clock: Clock,
+    signal_log: SignalLog | None = None,
 ) -> FastAPI:
     """Assemble the ingest API from its collaborators.
 
@@ -39,6 +41,7 @@ def create_app(
         subscriptions: Subscription and account storage.
         publisher: Makes accepted signals durable.
         clock: The clock.
+        signal_log: The signal log, if it is kept.
     """
     app = FastAPI(
         title="Phalanx ingest",
@@ -46,17 +49,28 @@ def create_app(
         description="TradersPost-compatible webhook for trading signals; strategies and "
         "subscriptions admin API.",
     )
-    app.include_router(webhook_router(strategies, publisher, clock, settings.max_body_bytes))
+    app.include_router(webhook_router(strategies, publisher, clock, settings))
     app.include_router(
         admin_router(
-            strategies, subscriptions, settings.admin_token, settings.public_base_url, clock
+            strategies,
+            subscriptions,
+            settings.admin_token,
+            settings.public_base_url,
+            clock,
+            settings.secret_grace_s,
+            signal_log,
         )
     )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, object]:
-        """Liveness, and whether NATS is connected right now."""
-        return {"status": "ok", "nats_connected": publisher.connected}
+        """Liveness, whether NATS is connected right now, and the outbox backlog."""
+        return {
+            "status": "ok",
+            "nats_connected": publisher.connected,
+            "outbox": publisher.outbox is not None,
+            "outbox_pending": publisher.outbox_pending,
+        }
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> Response:

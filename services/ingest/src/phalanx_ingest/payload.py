@@ -1,21 +1,24 @@
 """Parse a TradersPost-style webhook body into a :class:`phalanx_common.events.Signal`.
 
 Field names follow TradersPost (``ticker``, ``action``, ``sentiment``, ``quantity``,
-``orderType``, ``limitPrice``, ``stopPrice``, ``price``/``signalPrice``, ``takeProfit``,
-``stopLoss``, ``time``, ``interval``, ``extras``, ``test``) and are case-sensitive; unknown fields
-are ignored. Enumerated values are matched case-insensitively (``"BUY"`` is ``buy``), and
-``long``/``short`` are accepted for ``bullish``/``bearish`` as TradersPost's own example does.
-Numbers keep the exact decimal text that was sent (``1.10`` stays ``Decimal("1.10")``); a number
-sent as a string (``"2"``, common with quoted TradingView placeholders) is accepted too.
+``quantityType``, ``orderType``, ``limitPrice``, ``stopPrice``, ``trailAmount``/``trailPercent``,
+``timeInForce``, ``price``/``signalPrice``, ``takeProfit``, ``stopLoss``, ``time``, ``interval``,
+``cancel``, ``cancelOrderType``, ``delay``, ``ignoreTradingWindows``, ``expiresAt``, ``extras``,
+``test``, plus Phalanx's optional ``id``) and are case-sensitive; unknown fields are ignored
+(options/stocks fields such as ``extendedHours`` too). Enumerated values are matched
+case-insensitively (``"BUY"`` is ``buy``), and ``long``/``short`` are accepted for
+``bullish``/``bearish`` as TradersPost's own example does. Numbers keep the exact decimal text
+that was sent (``1.10`` stays ``Decimal("1.10")``); a number sent as a string (``"2"``, common
+with quoted TradingView placeholders) is accepted too.
 
 Each field group has its own small parser raising
-:class:`~phalanx_ingest.responses.WebhookRejectedError` with TradersPost's ``messageCode``, so
-the remaining TradersPost checks (``quantityType``, ``timeInForce``, trailing stops on the
-entry, ...) slot in beside them.
+:class:`~phalanx_ingest.responses.WebhookRejectedError` with TradersPost's ``messageCode``.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, cast, get_args
 
@@ -24,9 +27,11 @@ import msgspec
 from phalanx_common.events import Sentiment, Signal, SignalAction, StopLoss, TakeProfit
 from phalanx_ingest.responses import MessageCode, WebhookRejectedError
 
-__all__ = ["parse_signal", "signal_to_payload"]
+__all__ = ["parse_signal", "parse_time_ns", "signal_to_payload"]
 
 OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+QuantityType = Literal["fixed_quantity", "percent_of_position"]
+TimeInForce = Literal["day", "gtc", "opg", "cls", "ioc", "fok"]
 StopLossType = Literal["stop", "stop_limit", "trailing_stop"]
 
 _ACTIONS: tuple[str, ...] = get_args(SignalAction)
@@ -43,6 +48,23 @@ _SENTIMENT_ACTIONS = ("buy", "sell")
 _JSON_EXAMPLE = '{"ticker": "MNQZ2025", "action": "buy", "quantity": 1}'
 
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+# Symbols as TradingView and brokers write them: MNQZ2025, MNQ1!, CME_MINI:MNQ1!, ES.c.0, 6E/M.
+_TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!._:/&-]{0,39}$")
+_QUANTITY_TYPES: tuple[str, ...] = get_args(QuantityType)
+# Known to TradersPost, but sized from equity or risk, which it does not support for futures.
+_DYNAMIC_QUANTITY_TYPES = (
+    "dollar_amount",
+    "risk_dollar_amount",
+    "risk_percent",
+    "percent_of_equity",
+    "amount_per_position",
+    "risk_per_position",
+)
+_RISK_QUANTITY_TYPES = ("risk_dollar_amount", "risk_percent", "risk_per_position")
+_TIME_IN_FORCE: tuple[str, ...] = get_args(TimeInForce)
+_MAX_DELAY_S = Decimal(3600)
+_MAX_ID_LENGTH = 128
 
 
 def parse_signal(body: bytes) -> Signal:
@@ -87,7 +109,9 @@ def _signal_from(data: dict[str, Any]) -> Signal:
     action = _parse_action(data)
     sentiment = _parse_sentiment(data, action)
     quantity = _parse_quantity(data)
+    quantity_type = _parse_quantity_type(data, action, quantity)
     order_type = _parse_order_type(data)
+    trail_amount, trail_percent = _parse_trail(data, order_type)
     limit_price = _optional_price(data, "limitPrice")
     stop_price = _optional_price(data, "stopPrice")
     signal_price = _optional_price(data, "signalPrice")
@@ -108,6 +132,16 @@ def _signal_from(data: dict[str, Any]) -> Signal:
         interval=_optional_text(data.get("interval")),
         extras=data["extras"] if isinstance(data.get("extras"), dict) else None,
         test=data.get("test") is True,
+        id=_parse_id(data),
+        quantity_type=quantity_type,
+        time_in_force=_parse_time_in_force(data),
+        trail_amount=trail_amount,
+        trail_percent=trail_percent,
+        cancel=_optional_bool(data, "cancel"),
+        cancel_order_type=_parse_cancel_order_type(data),
+        delay_s=_parse_delay(data),
+        ignore_trading_windows=_optional_bool(data, "ignoreTradingWindows"),
+        expires_at=_parse_expires_at(data),
     )
 
 
@@ -134,6 +168,13 @@ def _parse_ticker(data: dict[str, Any]) -> str:
             MessageCode.EMPTY_TICKER_NAME,
             'The ticker field is empty. Send a contract symbol such as "MNQZ2025" '
             "(in TradingView, {{ticker}}).",
+        )
+    if not _TICKER.match(ticker):
+        raise WebhookRejectedError(
+            MessageCode.TICKER_DOES_NOT_EXIST,
+            f"The ticker {ticker[:40]!r} cannot be a futures symbol. Send a contract symbol such "
+            'as "MNQZ2025" or "MNQ1!" (an unreplaced {{placeholder}} means the alert message '
+            "was not filled in by TradingView).",
         )
     return ticker
 
@@ -219,6 +260,194 @@ def _optional_text(value: Any) -> str | None:
     if isinstance(value, str | int | Decimal):
         return str(value)
     return None
+
+
+def _parse_id(data: dict[str, Any]) -> str | None:
+    value = data.get("id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PAYLOAD,
+            "The id field must be a string (or a number) that identifies this alert, e.g. "
+            '"{{strategy.order.id}}-{{timenow}}".',
+        )
+    text = str(value).strip()
+    if not text or len(text) > _MAX_ID_LENGTH:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PAYLOAD,
+            f"The id field must be 1 to {_MAX_ID_LENGTH} characters long (or left out).",
+        )
+    return text
+
+
+def _parse_quantity_type(
+    data: dict[str, Any], action: SignalAction, quantity: Decimal | None
+) -> QuantityType | None:
+    value = data.get("quantityType")
+    if value is None:
+        return None
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name not in _QUANTITY_TYPES and name not in _DYNAMIC_QUANTITY_TYPES:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_QUANTITY_TYPE,
+            f"The quantityType {value!r} is invalid. For futures it must be fixed_quantity or "
+            "percent_of_position.",
+        )
+    if action == "cancel":
+        raise WebhookRejectedError(
+            MessageCode.INVALID_QUANTITY_TYPE_ACTION,
+            "A cancel signal has no quantity, so quantityType cannot be used with it. Remove "
+            "quantityType.",
+        )
+    if quantity is None:
+        raise WebhookRejectedError(
+            MessageCode.QUANTITY_TYPE_REQUIRES_QUANTITY,
+            f"quantityType {name} needs a quantity. Add a quantity field or remove quantityType.",
+        )
+    if name in _RISK_QUANTITY_TYPES and action == "exit":
+        raise WebhookRejectedError(
+            MessageCode.INVALID_RISK_DOLLAR_AMOUNT_ACTION,
+            f"quantityType {name} sizes an entry by its risk; it cannot be used with an exit. "
+            "Use percent_of_position or a fixed quantity.",
+        )
+    if name == "percent_of_position" and action != "exit":
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PERCENT_OF_POSITION_ACTION,
+            f"quantityType percent_of_position can only be used with action exit, not {action}.",
+        )
+    if name in _DYNAMIC_QUANTITY_TYPES:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_QUANTITY_TYPE_FOR_ASSET_CLASS,
+            f"quantityType {name} is not supported for futures (sizing from equity or risk). "
+            "Send a number of contracts with fixed_quantity.",
+        )
+    if name == "percent_of_position" and quantity > 100:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_QUANTITY,
+            "With quantityType percent_of_position the quantity is a percent from 0 to 100.",
+        )
+    return cast("QuantityType", name)
+
+
+def _parse_trail(
+    data: dict[str, Any], order_type: OrderType
+) -> tuple[Decimal | None, Decimal | None]:
+    raw_amount, raw_percent = data.get("trailAmount"), data.get("trailPercent")
+    if order_type != "trailing_stop":
+        if raw_amount is not None or raw_percent is not None:
+            raise WebhookRejectedError(
+                MessageCode.INVALID_TRAILING_STOP,
+                'trailAmount and trailPercent are only used with "orderType": "trailing_stop".',
+            )
+        return None, None
+    amount = None if raw_amount is None else _decimal(raw_amount)
+    percent = None if raw_percent is None else _decimal(raw_percent)
+    bad = (raw_amount is not None and (amount is None or amount <= 0)) or (
+        raw_percent is not None and (percent is None or percent <= 0)
+    )
+    if bad or (amount is None) == (percent is None):
+        raise WebhookRejectedError(
+            MessageCode.INVALID_TRAILING_STOP,
+            "A trailing_stop order needs exactly one of trailAmount or trailPercent, a "
+            "positive number.",
+        )
+    return amount, percent
+
+
+def _parse_time_in_force(data: dict[str, Any]) -> TimeInForce | None:
+    value = data.get("timeInForce")
+    if value is None:
+        return None
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name not in _TIME_IN_FORCE:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_TIME_IN_FORCE,
+            f"The timeInForce {value!r} is invalid. It must be one of: day, gtc, opg, cls, ioc, "
+            "fok.",
+        )
+    return cast("TimeInForce", name)
+
+
+def _optional_bool(data: dict[str, Any], name: str) -> bool | None:
+    value = data.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise WebhookRejectedError(
+        MessageCode.INVALID_PAYLOAD,
+        f"The {name} field must be true or false, not {value!r}.",
+    )
+
+
+def _parse_cancel_order_type(data: dict[str, Any]) -> str | None:
+    value = data.get("cancelOrderType")
+    if value is None:
+        return None
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name not in _ORDER_TYPES:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_ORDER_TYPE,
+            f"The cancelOrderType {value!r} is invalid. It must be one of: market, limit, stop, "
+            "stop_limit, trailing_stop.",
+        )
+    return name
+
+
+def _parse_delay(data: dict[str, Any]) -> Decimal | None:
+    value = data.get("delay")
+    if value is None:
+        return None
+    delay = _decimal(value)
+    if delay is None or delay < 0 or delay > _MAX_DELAY_S:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PAYLOAD,
+            f"The delay {value!r} is invalid. It must be a number of seconds from 0 to "
+            f"{_MAX_DELAY_S}.",
+        )
+    return delay
+
+
+def _parse_expires_at(data: dict[str, Any]) -> str | None:
+    value = data.get("expiresAt")
+    if value is None:
+        return None
+    if parse_time_ns(value) is None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_EXPIRES_AT,
+            f"The expiresAt {value!r} is invalid. Send an ISO-8601 time such as "
+            '"2025-06-18T14:35:00Z".',
+        )
+    return str(value)
+
+
+def parse_time_ns(value: Any) -> int | None:
+    """A signal time as ns since the epoch: ISO-8601 text (TradingView's ``{{timenow}}``) or
+    epoch seconds / milliseconds; ``None`` if it is none of those."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | Decimal) or (isinstance(value, str) and value.strip().isdigit()):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            return None
+        if not number.is_finite() or number < 0 or number >= Decimal(10) ** 14:
+            return None
+        seconds = number / 1000 if number >= Decimal(10) ** 11 else number
+        return int(seconds * 1_000_000_000)
+    if not isinstance(value, str) or not 10 <= len(value.strip()) <= 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return int(moment.timestamp() * 1_000_000) * 1000
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 # -- brackets ----------------------------------------------------------------------------------
@@ -325,6 +554,12 @@ def _parse_stop_loss(value: Any) -> StopLoss | None:
                 MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE,
                 'trailAmount and trailPercent are only used with "type": "trailing_stop".',
             )
+        if stop_price is None and percent is None and amount is None and sl_type == "stop_limit":
+            raise WebhookRejectedError(
+                MessageCode.INVALID_STOP_LOSS_STOP_PRICE_REQUIRED,
+                'A "stop_limit" stopLoss needs its stop: stopPrice (or a percent or amount), '
+                "besides limitPrice.",
+            )
         if stop_price is None and percent is None and amount is None:
             raise WebhookRejectedError(
                 MessageCode.INVALID_STOP_LOSS_VALUE_REQUIRED,
@@ -384,8 +619,12 @@ def signal_to_payload(signal: Signal) -> dict[str, Any]:
     builtins: dict[str, Any] = msgspec.to_builtins(signal, builtin_types=(Decimal,))
     builtins["order_type"] = signal.order_type  # shown even when it is the default
     return {
-        _camel(key): _camel_keys(val) if key != "extras" else val for key, val in builtins.items()
+        _RENAMED.get(key, _camel(key)): _camel_keys(val) if key != "extras" else val
+        for key, val in builtins.items()
     }
+
+
+_RENAMED = {"delay_s": "delay"}
 
 
 def _camel_keys(value: Any) -> Any:

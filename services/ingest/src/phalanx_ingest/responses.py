@@ -3,7 +3,8 @@
 Success is ``{"success": true, "id", "logId", "payload"}``; every refusal is
 ``{"success": false, "messageCode", "message"}`` where ``message`` is a sentence a person can act
 on. The codes are TradersPost's (its published ``webhook-spec.json``), plus ``not-found`` (its
-404 body), and Phalanx's own ``service-unavailable`` and ``payload-too-large``.
+404 body) and ``too-many-requests`` (its 429 body), and Phalanx's own codes for what TradersPost
+does not do (``service-unavailable``, ``payload-too-large``, signatures, freshness, timeouts).
 """
 
 from __future__ import annotations
@@ -59,7 +60,29 @@ class MessageCode:
     INVALID_STOP_LOSS_AMOUNT_AND_PERCENT = "invalid-stop-loss-amount-and-percent"
     INVALID_STOP_LOSS_RELATIVE_AND_ABSOLUTE = "invalid-stop-loss-relative-and-absolute"
     INVALID_STOP_LOSS_VALUE_REQUIRED = "invalid-stop-loss-value-required"
+    INVALID_TRAILING_STOP = "invalid-trailing-stop"
+    TICKER_DOES_NOT_EXIST = "ticker-does-not-exist"
+    INVALID_QUANTITY_TYPE = "invalid-quantity-type"
+    INVALID_QUANTITY_TYPE_ACTION = "invalid-quantity-type-action"
+    INVALID_RISK_DOLLAR_AMOUNT_ACTION = "invalid-risk-dollar-amount-action"
+    INVALID_PERCENT_OF_POSITION_ACTION = "invalid-percent-of-position-action"
+    QUANTITY_TYPE_REQUIRES_QUANTITY = "quantity-type-requires-quantity"
+    INVALID_QUANTITY_TYPE_FOR_ASSET_CLASS = "invalid-quantity-type-for-asset-class"
+    INVALID_TIME_IN_FORCE = "invalid-time-in-force"
+    INVALID_STOP_LOSS_STOP_PRICE_REQUIRED = "invalid-stop-loss-stop-price-required"
+    INVALID_EXPIRES_AT = "invalid-expires-at"
+    NOT_TRADING_VIEW = "not-trading-view"
+    INVALID_IP_ADDRESS = "invalid-ip-address"
+    INVALID_IP_ADDRESS_FORMAT = "invalid-ip-address-format"
+    TOO_MANY_REQUESTS = "too-many-requests"
     NOT_FOUND = "not-found"
+    # Phalanx's own (TradersPost has no equivalent):
+    INVALID_TIME = "invalid-time"
+    SIGNAL_TOO_OLD = "signal-too-old"
+    SIGNATURE_REQUIRED = "signature-required"
+    INVALID_SIGNATURE = "invalid-signature"
+    SIGNATURE_EXPIRED = "signature-expired"
+    REQUEST_TIMEOUT = "request-timeout"
     PAYLOAD_TOO_LARGE = "payload-too-large"
     SERVICE_UNAVAILABLE = "service-unavailable"
     INTERNAL_ERROR = "internal-error"
@@ -104,13 +127,17 @@ def rejected_response(rejection: WebhookRejectedError) -> Response:
     )
 
 
-def accepted_response(signal_id: str, payload: dict[str, Any], duplicate: bool) -> Response:
+def accepted_response(
+    signal_id: str, payload: dict[str, Any], duplicate: bool, queued: bool = False
+) -> Response:
     """The TradersPost success body; ``duplicate`` is added (true) for a resent signal.
 
     Args:
         signal_id: The signal id, returned as both ``id`` and ``logId``.
         payload: The accepted signal in webhook field names (see ``payload.signal_to_payload``).
-        duplicate: Whether JetStream had already stored this signal (it trades nothing new).
+        duplicate: Whether this signal was already stored (it trades nothing new).
+        queued: Whether it is durable in the local outbox rather than in JetStream yet: the
+            answer is then ``202 Accepted`` with ``"queued": true`` (ADR-0010).
     """
     body: dict[str, Any] = {
         "success": True,
@@ -120,4 +147,10 @@ def accepted_response(signal_id: str, payload: dict[str, Any], duplicate: bool) 
     }
     if duplicate:
         body["duplicate"] = True
-    return Response(content=_encoder.encode(body), status_code=200, media_type="application/json")
+    if queued:
+        body["queued"] = True
+    return Response(
+        content=_encoder.encode(body),
+        status_code=202 if queued else 200,
+        media_type="application/json",
+    )

@@ -12,8 +12,10 @@ from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.http import HttpServer
 from phalanx_common.subjects import Buckets
 from phalanx_ingest.app import create_app
+from phalanx_ingest.outbox import Outbox
 from phalanx_ingest.publisher import SignalPublisher
 from phalanx_ingest.settings import IngestSettings
+from phalanx_ingest.signallog import SignalLog, SignalLogFollower
 from phalanx_ingest.strategies import StrategyDirectory
 from phalanx_ingest.subscriptions import SubscriptionStore
 
@@ -30,6 +32,8 @@ class IngestService:
         bus: The connected bus (owned: closed by :meth:`stop`).
         strategies: The strategy directory (started by :meth:`start`).
         app: The FastAPI application.
+        publisher: The signal publisher (its outbox drainer runs while the service does).
+        follower: Feeds the signal log, if it is kept.
     """
 
     def __init__(
@@ -38,11 +42,15 @@ class IngestService:
         bus: Bus,
         strategies: StrategyDirectory,
         app: FastAPI,
+        publisher: SignalPublisher | None = None,
+        follower: SignalLogFollower | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus
         self.strategies = strategies
         self.app = app
+        self.publisher = publisher
+        self.follower = follower
         self._http = HttpServer(app, settings.http_host, settings.ingest_port, name="ingest")
 
     @property
@@ -51,19 +59,31 @@ class IngestService:
         return self._http.url
 
     async def start(self) -> None:
-        """Load strategies, then serve HTTP; returns once the socket listens."""
+        """Load strategies, start the outbox drainer and the signal log, then serve HTTP;
+        returns once the socket listens."""
         await self.strategies.start()
+        if self.publisher is not None:
+            self.publisher.start()
+        if self.follower is not None:
+            await self.follower.start()
         await self._http.start()
 
     async def stop(self) -> None:
-        """Stop serving, stop following strategies, close NATS (idempotent)."""
+        """Stop serving, then the drainer and followers, close the outbox and NATS
+        (idempotent). Unpublished outbox rows stay on disk for the next start."""
         await self._http.stop()
+        if self.follower is not None:
+            await self.follower.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()
+            if self.publisher.outbox is not None:
+                await self.publisher.outbox.close()
         await self.strategies.stop()
         await self.bus.close()
 
 
 async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> IngestService:
-    """Connect to NATS, declare the topology and assemble the service (not yet started).
+    """Connect to NATS, declare the topology, open the outbox and assemble the service.
 
     Args:
         settings: Ingest settings.
@@ -71,18 +91,29 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
 
     Raises:
         DependencyUnavailable: if NATS cannot be reached.
+        OutboxLockedError: if another process uses the outbox directory.
     """
     clock = clock or LiveClock()
     bus = await Bus.connect(settings.nats_url, "ingest")
+    outbox: Outbox | None = None
     try:
         await bus.ensure_topology()
         strategies = StrategyDirectory(await bus.key_value(Buckets.STRATEGIES))
         subscriptions = SubscriptionStore(
             await bus.key_value(Buckets.SUBSCRIPTIONS), await bus.key_value(Buckets.ACCOUNTS)
         )
+        if settings.ingest_outbox_dir:
+            outbox = Outbox(settings.ingest_outbox_dir, clock)
+            await outbox.open()
     except BaseException:
+        if outbox is not None:
+            await outbox.close()
         await bus.close()
         raise
-    publisher = SignalPublisher(bus, clock, settings.publish_timeout_s)
-    app = create_app(settings, strategies, subscriptions, publisher, clock)
-    return IngestService(settings, bus, strategies, app)
+    publisher = SignalPublisher(
+        bus, clock, settings.publish_timeout_s, outbox, settings.outbox_retention_s
+    )
+    signal_log = SignalLog(settings.signal_log_size) if settings.signal_log_size > 0 else None
+    follower = SignalLogFollower(bus.js, signal_log) if signal_log is not None else None
+    app = create_app(settings, strategies, subscriptions, publisher, clock, signal_log)
+    return IngestService(settings, bus, strategies, app, publisher, follower)

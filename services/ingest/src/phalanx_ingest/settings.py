@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from phalanx_common.settings import CommonSettings
 
-__all__ = ["IngestSettings"]
+__all__ = ["TRADINGVIEW_SENDER_IPS", "IngestSettings"]
+
+# TradingView's published webhook sender addresses (support page 43000529348). Data, not code:
+# override with PHALANX_TRADINGVIEW_IPS='["...", ...]' when TradingView publishes new ones.
+TRADINGVIEW_SENDER_IPS: tuple[str, ...] = (
+    "52.89.214.238",
+    "34.212.75.30",
+    "54.218.53.128",
+    "52.32.178.7",
+)
 
 
 class IngestSettings(CommonSettings, frozen=True, kw_only=True):
@@ -14,14 +23,47 @@ class IngestSettings(CommonSettings, frozen=True, kw_only=True):
         ingest_port: TCP port of the HTTP API (``PHALANX_INGEST_PORT``; 0 picks a free one).
         public_base_url: Base URL senders reach this service at, used to build the webhook URL
             shown when a strategy is created (``PHALANX_PUBLIC_BASE_URL``).
-        publish_timeout_s: How long a webhook waits for JetStream's ack before answering 503
-            (``PHALANX_PUBLISH_TIMEOUT_S``); TradingView gives up after about 3 s.
+        publish_timeout_s: How long a webhook waits for JetStream's ack before it falls back to
+            the outbox (or answers 503 without one) (``PHALANX_PUBLISH_TIMEOUT_S``).
         max_body_bytes: Largest webhook body accepted; larger ones get 413
             (``PHALANX_MAX_BODY_BYTES``).
+        body_timeout_s: How long reading a webhook body may take before 408
+            (``PHALANX_BODY_TIMEOUT_S``).
+        ingest_outbox_dir: Directory of the durable outbox (SQLite, WAL). Empty: no outbox, and a
+            webhook that cannot reach JetStream answers 503 (``PHALANX_INGEST_OUTBOX_DIR``).
+            One directory per ingest process (it is locked).
+        outbox_retention_s: How long published outbox rows are kept to recognise resends while
+            NATS is away (``PHALANX_OUTBOX_RETENTION_S``, 24 h like the SIGNALS window).
+        webhook_rate_per_min: Requests per minute per strategy (token bucket refill), unless the
+            strategy sets its own (``PHALANX_WEBHOOK_RATE_PER_MIN``).
+        webhook_burst: Bucket size of that limit (``PHALANX_WEBHOOK_BURST``).
+        max_signal_age_s: Default freshness window on the body's ``time`` (0 = off; a strategy
+            may set its own) (``PHALANX_MAX_SIGNAL_AGE_S``).
+        trusted_proxies: Addresses or CIDRs whose ``X-Forwarded-For`` is believed
+            (``PHALANX_TRUSTED_PROXIES``, JSON list). Empty: the TCP peer is the sender.
+        tradingview_ips: The sender addresses of "TradingView only" strategies
+            (``PHALANX_TRADINGVIEW_IPS``, JSON list).
+        signature_tolerance_s: Standard Webhooks ``webhook-timestamp`` tolerance
+            (``PHALANX_SIGNATURE_TOLERANCE_S``).
+        secret_grace_s: Default time a rotated-out secret stays valid
+            (``PHALANX_SECRET_GRACE_S``).
+        signal_log_size: Signals remembered per strategy by the signal log
+            (``PHALANX_SIGNAL_LOG_SIZE``; 0 disables the log's consumers).
     """
 
     service_name: str = "ingest"
     ingest_port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
-    publish_timeout_s: float = 2.0
+    publish_timeout_s: float = 1.5
     max_body_bytes: int = 64 * 1024
+    body_timeout_s: float = 2.0
+    ingest_outbox_dir: str = ""
+    outbox_retention_s: float = 24 * 3600.0
+    webhook_rate_per_min: float = 120.0
+    webhook_burst: int = 60
+    max_signal_age_s: float = 0.0
+    trusted_proxies: tuple[str, ...] = ()
+    tradingview_ips: tuple[str, ...] = TRADINGVIEW_SENDER_IPS
+    signature_tolerance_s: float = 300.0
+    secret_grace_s: float = 24 * 3600.0
+    signal_log_size: int = 200

@@ -18,10 +18,11 @@ import hmac
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 
 import msgspec
 from nats.errors import Error as NatsError
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from phalanx_common.codec import decode, encode
@@ -60,9 +61,13 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def secret_matches(record: StrategyRecord, secret: str) -> bool:
-    """Whether ``secret`` is the strategy's secret (constant-time comparison of the digests)."""
-    return hmac.compare_digest(hash_secret(secret).encode(), record.secret_sha256.encode())
+def secret_matches(record: StrategyRecord, secret: str, now_ns: int = 0) -> bool:
+    """Whether ``secret`` is the strategy's secret, or its previous one still in its grace period
+    (constant-time comparisons of the digests; both are always compared)."""
+    digest = hash_secret(secret).encode()
+    current = hmac.compare_digest(digest, record.secret_sha256.encode())
+    previous = hmac.compare_digest(digest, (record.previous_secret_sha256 or "-").encode())
+    return current or (previous and now_ns < record.previous_secret_expires_ns)
 
 
 class StrategyDirectory:
@@ -145,6 +150,29 @@ class StrategyDirectory:
         """
         await self._kv.create(record.strategy_id, encode(record))
         self._records[record.strategy_id] = record
+
+    async def update(
+        self, strategy_id: str, change: Callable[[StrategyRecord], StrategyRecord]
+    ) -> StrategyRecord | None:
+        """Apply ``change`` to the stored strategy with compare-and-set (retried on a conflict).
+
+        Returns the new record, or ``None`` if the strategy does not exist.
+        """
+        for _ in range(10):
+            try:
+                entry = await self._kv.get(strategy_id)
+            except KeyNotFoundError:
+                return None
+            if entry.value is None or entry.revision is None:
+                return None
+            record = change(decode(entry.value, StrategyRecord))
+            try:
+                await self._kv.update(strategy_id, encode(record), last=entry.revision)
+            except KeyWrongLastSequenceError:
+                continue
+            self._records[strategy_id] = record
+            return record
+        raise StrategyLookupError(strategy_id)
 
     def all(self) -> list[StrategyRecord]:
         """Every known strategy, by name then id."""

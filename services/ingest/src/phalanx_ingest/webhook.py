@@ -1,9 +1,13 @@
 """``POST /webhooks/{strategy_id}/{secret}``: the TradersPost-compatible signal endpoint.
 
-Order of checks, cheapest and least revealing first: body size (413), strategy (404, TradersPost's
-``not-found`` body), secret (403 ``invalid-password``), body (400 with TradersPost's
-``messageCode``), allowed tickers (400 ``unsupported-ticker``), then the publish (200 after
-JetStream's ack, or 503 ``service-unavailable``).
+Order of checks, cheapest and least revealing first: body size and read time (413, 408),
+strategy (404, TradersPost's ``not-found`` body), secret (403 ``invalid-password``; a rotated-out
+secret still works during its grace period), sender address (403 ``not-trading-view`` /
+``invalid-ip-address``), Standard Webhooks signature when the strategy has a signing key (403),
+the strategy's rate limit (429 ``too-many-requests``), body (400 with TradersPost's
+``messageCode``), allowed tickers (400 ``unsupported-ticker``), freshness (400), then durability:
+200 after JetStream's ack, 202 ``queued`` after the outbox's fsync, or 503
+``service-unavailable``. See ADR-0012 for the status codes.
 
 A wrong secret answers **403**, not TradersPost's 400: the request is well-formed but not
 allowed, and 401 would promise an HTTP authentication scheme (``WWW-Authenticate``) that a
@@ -13,25 +17,33 @@ read ``messageCode`` behave the same. Other methods on the URL answer 405 ``post
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
 
 from phalanx_common.clock import Clock
+from phalanx_common.events import Signal
 from phalanx_common.ids import signal_id_from
 from phalanx_common.records import StrategyRecord
-from phalanx_ingest.payload import parse_signal, signal_to_payload
+from phalanx_ingest.payload import parse_signal, parse_time_ns, signal_to_payload
 from phalanx_ingest.publisher import SignalPublisher, SignalsUnavailableError
+from phalanx_ingest.ratelimit import RateLimiter
 from phalanx_ingest.responses import (
     MessageCode,
     WebhookRejectedError,
     accepted_response,
     rejected_response,
 )
+from phalanx_ingest.senders import Address, IpMatcher, check_sender, client_ip, parse_networks
+from phalanx_ingest.settings import IngestSettings
+from phalanx_ingest.signatures import SIGNATURE_HEADERS, verify_signature
 from phalanx_ingest.strategies import StrategyDirectory, StrategyLookupError, secret_matches
 
-__all__ = ["WEBHOOK_PATH", "webhook_router"]
+__all__ = ["WEBHOOK_PATH", "derive_signal_id", "webhook_router"]
 
 WEBHOOK_PATH = "/webhooks/{strategy_id}/{secret}"
 
@@ -57,8 +69,18 @@ _OPENAPI_BODY: dict[str, Any] = {
                         "signalPrice": {"type": "number"},
                         "takeProfit": {"type": "object"},
                         "stopLoss": {"type": "object"},
+                        "quantityType": {"enum": ["fixed_quantity", "percent_of_position"]},
+                        "trailAmount": {"type": "number"},
+                        "trailPercent": {"type": "number"},
+                        "timeInForce": {"enum": ["day", "gtc", "opg", "cls", "ioc", "fok"]},
                         "time": {"type": "string"},
                         "interval": {"type": "string"},
+                        "cancel": {"type": "boolean"},
+                        "cancelOrderType": {"type": "string"},
+                        "delay": {"type": "number", "minimum": 0, "maximum": 3600},
+                        "ignoreTradingWindows": {"type": "boolean"},
+                        "expiresAt": {"type": "string"},
+                        "id": {"type": "string", "maxLength": 128},
                         "extras": {"type": "object"},
                         "test": {"type": "boolean"},
                     },
@@ -69,10 +91,18 @@ _OPENAPI_BODY: dict[str, Any] = {
     },
     "responses": {
         "200": {"description": "Durable: JetStream stored the signal (or already had it)."},
+        "202": {
+            "description": "Durable in the local outbox (queued); published when NATS is back."
+        },
         "400": {"description": "Refused: see messageCode and message."},
-        "403": {"description": "invalid-password: the secret in the URL is wrong."},
+        "403": {
+            "description": "invalid-password, not-trading-view, invalid-ip-address, "
+            "signature-required, invalid-signature, signature-expired."
+        },
         "404": {"description": "not-found: no such strategy."},
+        "408": {"description": "request-timeout: the body did not arrive in time."},
         "413": {"description": "payload-too-large."},
+        "429": {"description": "too-many-requests: the strategy's rate limit."},
         "503": {"description": "service-unavailable: not stored; safe to resend."},
     },
 }
@@ -84,26 +114,37 @@ class _WebhookHandler:
         strategies: StrategyDirectory,
         publisher: SignalPublisher,
         clock: Clock,
-        max_body_bytes: int,
+        settings: IngestSettings,
+        limiter: RateLimiter,
     ) -> None:
         self._strategies = strategies
         self._publisher = publisher
         self._clock = clock
-        self._max_body_bytes = max_body_bytes
+        self._settings = settings
+        self._max_body_bytes = settings.max_body_bytes
+        self._limiter = limiter
+        self._trusted = IpMatcher(parse_networks(settings.trusted_proxies))
+        self._tradingview_ips = tuple(settings.tradingview_ips)
 
     async def receive(self, strategy_id: str, secret: str, request: Request) -> Response:
         received_ns = self._clock.time_ns()
         try:
             body = await self._read_body(request)
-            strategy = await self._authenticate(strategy_id, secret)
+            strategy = await self._authenticate(strategy_id, secret, received_ns)
+            check_sender(strategy, self._sender(request), self._tradingview_ips)
+            webhook_id = self._check_signature(strategy, request, body, received_ns)
+            self._check_rate(strategy)
             signal = parse_signal(body)
             _check_ticker(strategy, signal.ticker)
-            signal_id = signal_id_from(strategy_id, body)
+            self._check_freshness(strategy, signal, received_ns)
+            signal_id = derive_signal_id(strategy_id, body, signal.id or webhook_id)
             try:
                 result = await self._publisher.publish(strategy_id, signal_id, signal, received_ns)
             except SignalsUnavailableError:
                 raise _unavailable() from None
-            return accepted_response(signal_id, signal_to_payload(signal), result.duplicate)
+            return accepted_response(
+                signal_id, signal_to_payload(signal), result.duplicate, result.queued
+            )
         except WebhookRejectedError as rejection:
             return rejected_response(rejection)
 
@@ -119,14 +160,24 @@ class _WebhookHandler:
             raise too_large
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body_bytes:
-                raise too_large
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self._settings.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self._max_body_bytes:
+                        raise too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise WebhookRejectedError(
+                MessageCode.REQUEST_TIMEOUT,
+                f"The body did not arrive within {self._settings.body_timeout_s:g} s; nothing "
+                "was traded. Send it again.",
+                status.HTTP_408_REQUEST_TIMEOUT,
+                {"Connection": "close"},
+            ) from None
         return b"".join(chunks)
 
-    async def _authenticate(self, strategy_id: str, secret: str) -> StrategyRecord:
+    async def _authenticate(self, strategy_id: str, secret: str, now_ns: int) -> StrategyRecord:
         try:
             strategy = await self._strategies.lookup(strategy_id)
         except StrategyLookupError:
@@ -138,7 +189,7 @@ class _WebhookHandler:
                 "again from the strategy.",
                 status.HTTP_404_NOT_FOUND,
             )
-        if not secret_matches(strategy, secret):
+        if not secret_matches(strategy, secret, now_ns):
             raise WebhookRejectedError(
                 MessageCode.INVALID_PASSWORD,
                 "The secret in your webhook URL is not correct. Copy the webhook URL again, or "
@@ -146,6 +197,90 @@ class _WebhookHandler:
                 status.HTTP_403_FORBIDDEN,
             )
         return strategy
+
+    def _sender(self, request: Request) -> Address | None:
+        peer = request.client.host if request.client is not None else None
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+        return client_ip(peer, forwarded, self._trusted)
+
+    def _check_signature(
+        self, strategy: StrategyRecord, request: Request, body: bytes, now_ns: int
+    ) -> str | None:
+        signed = any(h in request.headers for h in SIGNATURE_HEADERS)
+        if not signed:
+            if strategy.require_signature:
+                raise WebhookRejectedError(
+                    MessageCode.SIGNATURE_REQUIRED,
+                    "This strategy accepts only signed webhooks: send webhook-id, "
+                    "webhook-timestamp and webhook-signature (Standard Webhooks).",
+                    status.HTTP_403_FORBIDDEN,
+                )
+            return None
+        keys = [strategy.signing_secret]
+        if (
+            strategy.previous_signing_secret
+            and now_ns < strategy.previous_signing_secret_expires_ns
+        ):
+            keys.append(strategy.previous_signing_secret)
+        if not strategy.signing_secret:
+            if strategy.require_signature:
+                raise WebhookRejectedError(
+                    MessageCode.INVALID_SIGNATURE,
+                    "This strategy requires signatures but has no signing secret yet; create "
+                    "one with the admin API.",
+                    status.HTTP_403_FORBIDDEN,
+                )
+            return None  # nothing to verify against: the URL secret authenticated it
+        return verify_signature(
+            request.headers, body, keys, now_ns / 1e9, self._settings.signature_tolerance_s
+        )
+
+    def _check_rate(self, strategy: StrategyRecord) -> None:
+        rate = strategy.rate_limit_per_min or self._settings.webhook_rate_per_min
+        burst = self._settings.webhook_burst
+        if strategy.rate_limit_per_min:
+            burst = max(1, min(burst, strategy.rate_limit_per_min))
+        wait_s = self._limiter.acquire(strategy.strategy_id, rate, burst)
+        if wait_s > 0:
+            raise WebhookRejectedError(
+                MessageCode.TOO_MANY_REQUESTS,
+                f"Too many signals for this strategy (limit {rate:g} per minute). This one was "
+                "not traded; slow the alerts down.",
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                {"Retry-After": str(max(1, math.ceil(wait_s)))},
+            )
+
+    def _check_freshness(self, strategy: StrategyRecord, signal: Signal, now_ns: int) -> None:
+        if signal.expires_at is not None:
+            expires_ns = parse_time_ns(signal.expires_at)
+            if expires_ns is not None and expires_ns <= now_ns:
+                raise WebhookRejectedError(
+                    MessageCode.INVALID_EXPIRES_AT,
+                    f"The signal expired at {signal.expires_at}; it was not traded.",
+                )
+        max_age_s = strategy.max_signal_age_s or self._settings.max_signal_age_s
+        if max_age_s <= 0:
+            return
+        signal_ns = parse_time_ns(signal.time) if signal.time is not None else None
+        if signal_ns is None:
+            raise WebhookRejectedError(
+                MessageCode.INVALID_TIME,
+                "This strategy refuses signals older than "
+                f"{max_age_s:g} s, so each needs its time: add "
+                '"time": "{{timenow}}" (ISO-8601) to the alert message.',
+            )
+        age_s = (now_ns - signal_ns) / 1e9
+        if age_s > max_age_s:
+            raise WebhookRejectedError(
+                MessageCode.SIGNAL_TOO_OLD,
+                f"The signal is {age_s:.0f} s old, more than this strategy's {max_age_s:g} s; "
+                "it was not traded.",
+            )
+        if -age_s > max_age_s:
+            raise WebhookRejectedError(
+                MessageCode.INVALID_TIME,
+                f"The signal's time is {-age_s:.0f} s in the future; check the sender's clock.",
+            )
 
     async def wrong_method(self) -> Response:
         return rejected_response(
@@ -156,6 +291,17 @@ class _WebhookHandler:
                 {"Allow": "POST"},
             )
         )
+
+
+def derive_signal_id(strategy_id: str, body: bytes, explicit_id: str | None) -> str:
+    """The signal id (ADR-0011): from the sender's explicit id when there is one, else from the
+    strategy and the exact body (which holds ``time``)."""
+    if explicit_id is None:
+        return signal_id_from(strategy_id, body)
+    digest = hashlib.sha256(
+        b"id\x00" + strategy_id.encode() + b"\x00" + explicit_id.encode()
+    ).hexdigest()
+    return f"s{digest[:31]}"
 
 
 def _unavailable() -> WebhookRejectedError:
@@ -186,7 +332,8 @@ def webhook_router(
     strategies: StrategyDirectory,
     publisher: SignalPublisher,
     clock: Clock,
-    max_body_bytes: int,
+    settings: IngestSettings,
+    limiter: RateLimiter | None = None,
 ) -> APIRouter:
     """The webhook route, bound to its collaborators.
 
@@ -194,9 +341,10 @@ def webhook_router(
         strategies: Where strategies (and their secret digests) are looked up.
         publisher: Makes accepted signals durable.
         clock: Source of the reception timestamp (``ts_event``).
-        max_body_bytes: Largest accepted body.
+        settings: Limits, proxies, sender lists, tolerances.
+        limiter: The per-strategy rate limiter.
     """
-    handler = _WebhookHandler(strategies, publisher, clock, max_body_bytes)
+    handler = _WebhookHandler(strategies, publisher, clock, settings, limiter or RateLimiter())
     router = APIRouter(tags=["webhook"])
     router.add_api_route(
         WEBHOOK_PATH,

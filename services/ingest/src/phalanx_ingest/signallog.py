@@ -1,0 +1,246 @@
+"""The signal log: each strategy's recent signals with every account's outcome and phase times.
+
+Like TradersPost's signal list and trade execution panel, built from the record (ADR-0015): an
+ordered consumer on SIGNALS (``SignalReceived``: received, stored) and one on ORDERS
+(``SignalPlanned``: planned; ``OrderAccepted``: sent, acknowledged; ``OrderRejected``,
+``OrderOutcomeUnknown``, ``IntentSkipped``). Both replay their stream from the start when ingest
+starts, so the log survives restarts; each strategy keeps its ``size`` most recent signals in
+memory (older ones are evicted; the streams still hold them). Events of one signal may arrive
+from the two streams in any order: whichever comes first creates the entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
+from nats.js.client import JetStreamContext
+
+from phalanx_common import subjects
+from phalanx_common.codec import decode_event
+from phalanx_common.events import (
+    AnyEvent,
+    IntentSkipped,
+    OrderAccepted,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    SignalPlanned,
+    SignalReceived,
+)
+
+__all__ = ["SignalLog", "SignalLogFollower"]
+
+log = logging.getLogger(__name__)
+
+
+def _ms(start_ns: int, end_ns: int) -> float | None:
+    if not start_ns or not end_ns:
+        return None
+    return round((end_ns - start_ns) / 1e6, 3)
+
+
+@dataclass
+class _Account:
+    account_id: int
+    outcome: str
+    reason: str = ""
+    order_id: int | None = None
+    sent_ns: int = 0
+    acknowledged_ns: int = 0
+    decided_ns: int = 0
+
+
+@dataclass
+class _Entry:
+    signal_id: str
+    strategy_id: str
+    ticker: str = ""
+    action: str = ""
+    received_ns: int = 0
+    stored_ns: int = 0
+    planned_ns: int = 0
+    intents: int = 0
+    planner_rejected: str = ""
+    duplicate_deliveries: int = 0
+    accounts: dict[int, _Account] = field(default_factory=dict)
+
+    def view(self) -> dict[str, Any]:
+        counts = {"accepted": 0, "rejected": 0, "unknown": 0, "skipped": 0}
+        for account in self.accounts.values():
+            counts[account.outcome] = counts.get(account.outcome, 0) + 1
+        acks = [a.acknowledged_ns for a in self.accounts.values() if a.acknowledged_ns]
+        sends = [a.sent_ns for a in self.accounts.values() if a.sent_ns]
+        if self.planner_rejected:
+            status = "rejected"
+        elif not self.planned_ns:
+            status = "received"
+        elif self.intents and counts["accepted"] + counts["rejected"] + counts["unknown"] < (
+            self.intents
+        ):
+            status = "executing"
+        else:
+            status = "done"
+        base = self.received_ns
+        return {
+            "signal_id": self.signal_id,
+            "strategy_id": self.strategy_id,
+            "ticker": self.ticker,
+            "action": self.action,
+            "status": status,
+            "planner_rejected": self.planner_rejected,
+            "intents": self.intents,
+            "counts": counts,
+            "received_ns": self.received_ns,
+            "stored_ns": self.stored_ns,
+            "planned_ns": self.planned_ns,
+            "first_sent_ns": min(sends) if sends else 0,
+            "last_acknowledged_ns": max(acks) if acks else 0,
+            "timings_ms": {
+                "stored": _ms(base, self.stored_ns),
+                "planned": _ms(base, self.planned_ns),
+                "first_sent": _ms(base, min(sends)) if sends else None,
+                "last_acknowledged": _ms(base, max(acks)) if acks else None,
+            },
+            "accounts": [
+                {
+                    "account_id": a.account_id,
+                    "outcome": a.outcome,
+                    "reason": a.reason,
+                    "order_id": a.order_id,
+                    "sent_ns": a.sent_ns,
+                    "acknowledged_ns": a.acknowledged_ns,
+                    "sent_ms": _ms(base, a.sent_ns),
+                    "acknowledged_ms": _ms(base, a.acknowledged_ns),
+                    "decided_ms": _ms(base, a.decided_ns),
+                }
+                for a in sorted(self.accounts.values(), key=lambda x: x.account_id)
+            ],
+        }
+
+
+class SignalLog:
+    """In-memory projection of recent signals per strategy.
+
+    Args:
+        size: Signals kept per strategy (the most recent by arrival).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = max(1, size)
+        self._by_strategy: dict[str, OrderedDict[str, _Entry]] = {}
+        self._index: dict[str, _Entry] = {}
+
+    def _entry(self, signal_id: str, strategy_id: str) -> _Entry:
+        entry = self._index.get(signal_id)
+        if entry is not None:
+            return entry
+        entry = _Entry(signal_id=signal_id, strategy_id=strategy_id)
+        bucket = self._by_strategy.setdefault(strategy_id, OrderedDict())
+        bucket[signal_id] = entry
+        self._index[signal_id] = entry
+        while len(bucket) > self._size:
+            evicted, _ = bucket.popitem(last=False)
+            self._index.pop(evicted, None)
+        return entry
+
+    def apply(self, event: AnyEvent) -> None:
+        """Fold one event into the log (events of other kinds are ignored)."""
+        if isinstance(event, SignalReceived):
+            entry = self._entry(event.signal_id, event.strategy_id)
+            if entry.received_ns:
+                entry.duplicate_deliveries += 1
+                return
+            entry.ticker = event.signal.ticker
+            entry.action = event.signal.action
+            entry.received_ns = event.ts_event
+            entry.stored_ns = event.ts_init
+        elif isinstance(event, SignalPlanned):
+            entry = self._entry(event.signal_id, event.strategy_id)
+            entry.planned_ns = event.ts_event
+            entry.intents = event.intents
+            entry.planner_rejected = event.rejected
+        elif isinstance(event, OrderAccepted):
+            account = self._account(event.signal_id, event.strategy_id, event.account_id)
+            account.outcome = "accepted"
+            account.order_id = event.order_id
+            account.sent_ns = event.sent_ns
+            account.acknowledged_ns = event.ts_event
+            account.decided_ns = event.ts_event
+        elif isinstance(event, OrderRejected | OrderOutcomeUnknown | IntentSkipped):
+            account = self._account(event.signal_id, event.strategy_id, event.account_id)
+            if account.outcome == "accepted":
+                return  # a later doubt never hides a venue's acknowledgement
+            account.outcome = {
+                OrderRejected: "rejected",
+                OrderOutcomeUnknown: "unknown",
+                IntentSkipped: "skipped",
+            }[type(event)]
+            account.reason = event.reason
+            account.decided_ns = event.ts_event
+
+    def _account(self, signal_id: str, strategy_id: str, account_id: int) -> _Account:
+        entry = self._entry(signal_id, strategy_id)
+        account = entry.accounts.get(account_id)
+        if account is None:
+            account = entry.accounts[account_id] = _Account(account_id, "pending")
+        return account
+
+    def signals(self, strategy_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The strategy's most recent signals, newest first."""
+        bucket = self._by_strategy.get(strategy_id)
+        if not bucket:
+            return []
+        entries = list(bucket.values())[-limit:]
+        return [e.view() for e in reversed(entries)]
+
+    def signal(self, signal_id: str) -> dict[str, Any] | None:
+        """One signal, or ``None`` if it is not (or no longer) in the log."""
+        entry = self._index.get(signal_id)
+        return entry.view() if entry is not None else None
+
+
+class SignalLogFollower:
+    """Feeds a :class:`SignalLog` from SIGNALS and ORDERS (ordered consumers, from the start)."""
+
+    def __init__(self, js: JetStreamContext, signal_log: SignalLog) -> None:
+        self._js = js
+        self._log = signal_log
+        self._subs: list[JetStreamContext.PushSubscription] = []
+
+    async def start(self) -> None:
+        """Subscribe to both streams from their first message."""
+        for stream in (subjects.SIGNALS, subjects.ORDERS):
+            (subject,) = stream.subjects
+            self._subs.append(
+                await self._js.subscribe(
+                    subject,
+                    stream=stream.name,
+                    ordered_consumer=True,
+                    deliver_policy=DeliverPolicy.ALL,
+                    cb=self._on_message,
+                )
+            )
+
+    async def stop(self) -> None:
+        """Unsubscribe (idempotent)."""
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            event = decode_event(msg.data)
+        except msgspec.DecodeError as exc:
+            log.debug("signal log skips an undecodable message on %s: %s", msg.subject, exc)
+            return
+        try:
+            self._log.apply(event)
+        except Exception:
+            log.exception("signal log failed on %s; event skipped", msg.subject)
