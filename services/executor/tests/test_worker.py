@@ -385,3 +385,63 @@ async def test_a_fresh_claim_of_another_replica_is_left_alone(rig: Rig) -> None:
     assert msgspec.json.decode((await kv.get(intent.intent_id)).value or b"")["owner"] == (
         "other-replica"
     )
+
+
+async def test_a_dropped_response_is_resolved_by_clordid_never_by_resending(
+    nats_url: str, redis_url: str
+) -> None:
+    async with Simulator(port=0) as sim:
+        rig = await _rig(nats_url, redis_url, sim, request_timeout_s=0.5, reconcile_grace_s=0.3)
+        try:
+            await rig.pool.get("trader")
+            async with httpx.AsyncClient() as http:
+                resp = await http.post(
+                    sim.url + "/admin/faults",
+                    json={"userId": rig.token.user_id, "dropResponses": 1},
+                )
+                resp.raise_for_status()
+            intent = rig.intent()
+            outcome = await rig.worker.execute(intent)
+            assert outcome.state == "accepted"
+            assert rig.venue_orders() == 1  # the accepted order was found, not placed again
+            record = await _intent_record(rig, intent.intent_id)
+            assert record.state == "accepted"
+            assert record.order_id is not None
+        finally:
+            await rig.states.stop()
+            await rig.guards.stop()
+            await rig.view.stop()
+            await rig.pool.close()
+            await rig.bus.close()
+
+
+async def test_lookup_by_clordid_finds_only_the_asked_accounts_order(rig: Rig) -> None:
+    from phalanx_executor.lookup import find_order_by_cl_ord_id
+    from phalanx_tradovate import wire
+
+    sock = await rig.pool.get("trader")
+    placed = {}
+    for index, (account_id, spec) in enumerate(rig.accounts):
+        result = await sock.place_order(
+            wire.PlaceOrder(
+                accountSpec=spec,
+                accountId=account_id,
+                action="Buy",
+                symbol=SYMBOL,
+                orderQty=1,
+                orderType="Market",
+                clOrdId=f"cl-{index}",
+                isAutomated=True,
+            )
+        )
+        placed[index] = result.orderId
+
+    async def permit() -> None:
+        return None
+
+    (a0, _), (a1, _) = rig.accounts
+    assert await find_order_by_cl_ord_id(sock, a0, "cl-0", permit) == placed[0]
+    assert await find_order_by_cl_ord_id(sock, a1, "cl-1", permit) == placed[1]
+    # another account's clOrdId is never found through this account (the seed's cross-account bug)
+    assert await find_order_by_cl_ord_id(sock, a0, "cl-1", permit) is None
+    assert await find_order_by_cl_ord_id(sock, a1, "cl-0", permit) is None
