@@ -16,6 +16,7 @@ from phalanx_sim.pricefeed import random_walk
 from phalanx_sim.seed import Seed, apply_seed, load_seed
 from phalanx_sim.settings import SimSettings
 from phalanx_sim.state import OAuthClient, SimState
+from phalanx_sim.times import VenueClock
 from phalanx_sim.venue import CreatedUser, Venue
 from phalanx_sim.ws import Hub
 
@@ -39,6 +40,8 @@ class Simulator:
         host: Overrides ``settings.sim_host``.
         port: Overrides ``settings.sim_port`` (0 binds a free port; see :attr:`port`).
         seed: A seed to apply at start and on reset (overrides ``settings.sim_seed``).
+        clock: The venue's clock (token expiry, limit windows, timestamps); a
+            :class:`phalanx_sim.testing.ManualClock` makes time-dependent tests exact.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class Simulator:
         host: str | None = None,
         port: int | None = None,
         seed: Seed | None = None,
+        clock: VenueClock | None = None,
     ) -> None:
         base = settings or SimSettings()
         self.settings = msgspec.structs.replace(
@@ -56,7 +60,7 @@ class Simulator:
             sim_port=base.sim_port if port is None else port,
         )
         self._seed = seed
-        self.venue = Venue(self.settings)
+        self.venue = Venue(self.settings, clock)
         self.hub = Hub(self.venue)
         self.app = build_app(self)
         self._server = HttpServer(
@@ -184,10 +188,13 @@ class Simulator:
 
 @contextlib.asynccontextmanager
 async def running_simulator(
-    settings: SimSettings | None = None, *, seed: Seed | None = None
+    settings: SimSettings | None = None,
+    *,
+    seed: Seed | None = None,
+    clock: VenueClock | None = None,
 ) -> AsyncIterator[Simulator]:
     """A started :class:`Simulator` on a free loopback port, stopped on exit."""
-    sim = Simulator(settings, host="127.0.0.1", port=0, seed=seed)
+    sim = Simulator(settings, host="127.0.0.1", port=0, seed=seed, clock=clock)
     await sim.start()
     try:
         yield sim

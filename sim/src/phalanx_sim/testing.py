@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,8 +23,25 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from phalanx_sim.runner import Simulator, running_simulator
+from phalanx_sim.times import VenueClock
 
-__all__ = ["SimSocket", "login_body", "oso_body", "simulator"]
+__all__ = ["ManualClock", "SimSocket", "login_body", "oso_body", "simulator"]
+
+
+class ManualClock(VenueClock):
+    """A venue clock that moves only when told (token expiry, limit windows, penalties)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        super().__init__()
+        self.now = time.time() if start is None else start
+
+    def time(self) -> float:
+        """The fake epoch seconds."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
 
 
 class SimSocket:

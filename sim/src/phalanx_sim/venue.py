@@ -488,6 +488,10 @@ class Venue:
             found.append(common)
         return found
 
+    def _prune(self, faults: Faults) -> None:
+        if faults.idle and self.faults.get(faults.userId) is faults:
+            del self.faults[faults.userId]
+
     def admit(
         self,
         key: str,
@@ -511,6 +515,7 @@ class Venue:
             for faults in self._faults(login):
                 if faults.errorCount > 0 and faults.applies_to(key):
                     faults.errorCount -= 1
+                    self._prune(faults)
                     return Reply(faults.errorStatus, '"Service Unavailable"', user_id)
             if ticket is not None and self.limiter.redeem(login, ticket, now):
                 ticket = None  # a storm ticket, honoured
@@ -518,6 +523,7 @@ class Venue:
                 for faults in self._faults(login):
                     if faults.penaltyCount > 0 and faults.applies_to(key):
                         faults.penaltyCount -= 1
+                        self._prune(faults)
                         storm = self.limiter.penalty(login, faults.penaltyTimeS, now)
                         return Reply(storm.status, storm.payload, user_id)
         if not limits_on:
@@ -555,6 +561,7 @@ class Venue:
                 and getattr(reply.payload, "orderId", None) is not None
             ):
                 faults.dropResponses -= 1
+                self._prune(faults)
                 reply = reply._replace(drop=True)
                 break
         for faults in self._faults(session.user_id):
