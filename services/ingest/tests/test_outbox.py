@@ -144,6 +144,7 @@ async def test_burst_across_a_nats_stop_every_2xx_is_stored_exactly_once(
                 return ids if set(ids) >= accepted else None
 
             stored = await eventually(all_stored, timeout=30, what="every 2xx signal stored")
+            assert stored is not None
             assert Counter(stored).most_common(1)[0][1] == 1  # none stored twice
             assert set(stored) == accepted  # and nothing that was refused
             assert not refused or all(answers[n][0].json().get("id") not in stored for n in refused)
@@ -169,7 +170,7 @@ async def test_signals_queued_while_nats_is_down_are_published_in_order(
             nats_server.restart()
 
             async def drained() -> bool:
-                return (await _health(client))["outbox_pending"] == 0
+                return bool((await _health(client))["outbox_pending"] == 0)
 
             assert await eventually(drained, timeout=30, what="outbox drained")
             assert await _stream_signal_ids(nats_server.url) == ids
