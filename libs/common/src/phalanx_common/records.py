@@ -13,7 +13,7 @@ __all__ = [
     "IntentRecord",
     "IntentState",
     "LoginRecord",
-    "ShardLeaseRecord",
+    "ReplicaHeartbeat",
     "StrategyRecord",
     "SubscriptionRecord",
     "TokenRecord",
@@ -122,9 +122,9 @@ class AccountGuardRecord(msgspec.Struct, frozen=True, kw_only=True):
     daily_loss_limit: Decimal | None = None
 
 
-class ShardLeaseRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """Which replica works a shard, until when (renewed by compare-and-set)."""
+class ReplicaHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """An executor replica is alive until ``expires_ns`` (renewed every few seconds)."""
 
-    shard: int
+    ordinal: int
     owner: str
     expires_ns: int

@@ -181,7 +181,9 @@ class Buckets:
         description="ACTIVE/REDUCING/HALTED per global, strategy.<id>, account.<id>",
     )
     GUARDS = Bucket("guards", description="Per-account max contracts and daily loss limit")
-    SHARD_LEASES = Bucket("shard_leases", description="Shard ownership leases of executor replicas")
+    SHARD_LEASES = Bucket(
+        "shard_leases", description="Executor replica heartbeats; shards are dealt over the live"
+    )
 
 
 ALL_BUCKETS: tuple[Bucket, ...] = (

@@ -22,6 +22,7 @@ from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import (
     AccountGuardRecord,
     AccountRecord,
+    ReplicaHeartbeat,
     SubscriptionRecord,
     TokenRecord,
     TradingStateRecord,
@@ -31,11 +32,12 @@ from phalanx_executor.contracts import ContractBook
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
 from phalanx_executor.killswitch import Flattener
+from phalanx_executor.membership import Membership
 from phalanx_executor.planning_service import Planner
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.settings import ExecutorSettings
-from phalanx_executor.sharding import owned_shards, shard_of
+from phalanx_executor.sharding import shard_of
 from phalanx_executor.venue_view import VenueView
 from phalanx_executor.worker import BatchWorker, WorkerSettings
 
@@ -72,9 +74,11 @@ class ExecutorService:
         self.bus = bus
         self.redis = redis
         self.clock = clock
-        self.shards = owned_shards(settings.replica_ordinal, settings.replicas, settings.shards)
+        self.shards: list[int] = []  # dealt by Membership over the live replicas
         self.owner = f"{socket.gethostname()}-{os.getpid()}-r{settings.replica_ordinal}"
         self._loops: list[ConsumerLoop] = []
+        self._shard_loops: dict[int, ConsumerLoop] = {}
+        self.membership: Membership | None = None
         self._mirrors: list[KvMirror[Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
@@ -131,17 +135,6 @@ class ExecutorService:
             task.add_done_callback(self._tasks.discard)
 
         tokens.on_change(on_token)
-        owned_logins = sorted(
-            {a.login_id for a in accounts.values() if shard_of(a.login_id, s.shards) in self.shards}
-        )
-        warmed = await pool.warm(owned_logins)
-        log.info(
-            "executor r%d owns shards %s; %d/%d logins connected",
-            s.replica_ordinal,
-            self.shards,
-            warmed,
-            len(owned_logins),
-        )
 
         self.worker = BatchWorker(
             bus=self.bus,
@@ -182,21 +175,21 @@ class ExecutorService:
                 double_ack=True,
             )
         )
-        for shard in self.shards:
-            self._loops.append(
-                await self.bus.consume(
-                    ConsumerSpec(
-                        subjects.EXEC.name,
-                        subjects.exec_consumer(shard),
-                        filter_subject=subjects.exec_subject(shard),
-                        ack_wait_s=s.exec_ack_wait_s,
-                    ),
-                    self.worker.handle,
-                    batch=s.shard_concurrency,
-                    concurrency=s.shard_concurrency,
-                    double_ack=True,
-                )
-            )
+        beats = KvMirror(await self.bus.key_value(subjects.Buckets.SHARD_LEASES), ReplicaHeartbeat)
+        await beats.start()
+        self._mirrors.append(beats)
+        self.membership = Membership(
+            kv=await self.bus.key_value(subjects.Buckets.SHARD_LEASES),
+            mirror=beats,
+            clock=self.clock,
+            ordinal=s.replica_ordinal,
+            owner=self.owner,
+            shards=s.shards,
+            lease_ttl_s=s.lease_ttl_s,
+            lease_renew_s=s.lease_renew_s,
+            on_assignment=self._work_shards,
+        )
+        await self.membership.start()
         worker = self.worker
         flattener = Flattener(
             bus=self.bus,
@@ -236,6 +229,39 @@ class ExecutorService:
             name=f"executor-{s.replica_ordinal}",
         )
         await self.http.start()
+
+    async def _work_shards(self, assignment: list[int]) -> None:
+        """Start consumers for newly assigned shards, stop those no longer ours, warm logins."""
+        assert self.worker is not None
+        assert self.pool is not None
+        s = self.settings
+        gone = [shard for shard in self._shard_loops if shard not in assignment]
+        await asyncio.gather(*(self._shard_loops.pop(shard).stop() for shard in gone))
+        self.shards = list(assignment)
+        for shard in assignment:
+            if shard in self._shard_loops:
+                continue
+            self._shard_loops[shard] = await self.bus.consume(
+                ConsumerSpec(
+                    subjects.EXEC.name,
+                    subjects.exec_consumer(shard),
+                    filter_subject=subjects.exec_subject(shard),
+                    ack_wait_s=s.exec_ack_wait_s,
+                ),
+                self.worker.handle,
+                batch=s.shard_concurrency,
+                concurrency=s.shard_concurrency,
+                double_ack=True,
+            )
+        logins = sorted({a.login_id for a in self.owned_accounts()})
+        warmed = await self.pool.warm(logins)
+        log.info(
+            "executor r%d works shards %s; %d/%d logins connected",
+            s.replica_ordinal,
+            self.shards,
+            warmed,
+            len(logins),
+        )
 
     def owned_accounts(self) -> list[AccountRecord]:
         """Accounts whose login falls on a shard this replica owns."""
@@ -278,6 +304,10 @@ class ExecutorService:
         self._stopped = True
         if self.http is not None:
             await self.http.stop()
+        if self.membership is not None:
+            await self.membership.stop(leave=True)
+        await asyncio.gather(*(loop.stop() for loop in self._shard_loops.values()))
+        self._shard_loops.clear()
         await asyncio.gather(*(loop.stop() for loop in self._loops), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()

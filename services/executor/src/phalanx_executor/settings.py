@@ -12,7 +12,8 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
 
     Attributes:
         replica_ordinal: this replica's index (a StatefulSet ordinal), 0-based.
-        replicas: how many replicas share the shards.
+        replicas: how many replicas are expected (informational: shards are dealt over the
+            replicas whose heartbeats are live, see membership.py).
         shards: number of shards; logins map to shards by FNV-1a hash (ADR-0003).
         batch_size: intents per batch command (the seed's 25; pacing comes from the budget).
         batch_pause_s: optional pause between batches of one shard (the seed's 0.5 s knob; 0).
@@ -31,6 +32,8 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
         exec_ack_wait_s: ack wait of the shard consumers (in-progress keeps long work alive).
         executor_port: HTTP port of replica 0; replica N listens on ``executor_port + N``
             (0: any free port).
+        lease_ttl_s: a replica counts as gone this long after its last heartbeat.
+        lease_renew_s: heartbeat interval.
     """
 
     service_name: str = "executor"
@@ -53,3 +56,5 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     reconcile_deadline_s: float = 60.0
     exec_ack_wait_s: float = 30.0
     executor_port: int = 8300
+    lease_ttl_s: float = 10.0
+    lease_renew_s: float = 3.0
