@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -20,6 +21,7 @@ import msgspec
 from phalanx_tradovate import wire
 from phalanx_tradovate.checks import is_read, raise_for_payload, raise_for_status
 from phalanx_tradovate.errors import (
+    AuthError,
     ConnectionLost,
     PenaltyError,
     ProtocolError,
@@ -27,7 +29,7 @@ from phalanx_tradovate.errors import (
     VenueUnreachable,
 )
 
-__all__ = ["Sleep", "TradovateRest"]
+__all__ = ["Sleep", "TradovateRest", "find_command"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,35 @@ T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def find_command(commands: Iterable[wire.Command], cl_ord_id: str) -> wire.Command | None:
+    """The first command carrying ``clOrdId`` (e.g. from a sync snapshot or props events)."""
+    for command in commands:
+        if command.clOrdId == cl_ord_id:
+            return command
+    return None
+
+
+async def _find_command(
+    orders: Sequence[wire.Order],
+    cl_ord_id: str,
+    chunk: int,
+    fetch: Callable[[list[int]], Awaitable[list[wire.Command]]],
+) -> tuple[wire.Order, wire.Command] | None:
+    by_id = {o.id: o for o in orders}
+    newest_first = sorted(by_id, reverse=True)
+    for start in range(0, len(newest_first), max(1, chunk)):
+        ids = newest_first[start : start + max(1, chunk)]
+        command = find_command(await fetch(ids), cl_ord_id)
+        if command is not None and command.orderId in by_id:
+            return by_id[command.orderId], command
+    return None
 
 
 class TradovateRest:
@@ -167,6 +198,72 @@ class TradovateRest:
                 endpoint, None, req, wire.AccessTokenResponse, p_ticket=exc.ticket
             )
 
+    async def oauth_token(
+        self,
+        req: wire.OAuthTokenRequest,
+        *,
+        path: str = "/auth/oauthtoken",
+        encoding: str = "form",
+    ) -> wire.OAuthTokenResponse:
+        """Exchange an OAuth authorization code for an access token.
+
+        Tradovate's docs disagree on the address and the encoding (reference §2.4, §7.10): the
+        official example posts a **form** to ``/auth/oauthtoken`` on the API host **without**
+        ``/v1``; the swagger lists ``/v1/auth/oauthtoken`` with a JSON body. ``path`` is taken
+        from the host root of ``base_url`` (pass ``"/v1/auth/oauthtoken"`` for the other one, or
+        an absolute ``https://...`` URL); ``encoding`` is ``"form"`` or ``"json"``.
+
+        The token then works like an ``accesstokenrequest`` token (renew it with
+        :meth:`renew_access_token`; find the user with :meth:`me`).
+
+        Raises:
+            AuthError: ``error``/``error_description`` in the answer (any status), or 401.
+            LockoutError, VenueError, VenueUnreachable, RequestTimeout: as their names say.
+        """
+        if encoding not in ("form", "json"):
+            raise ValueError("encoding must be 'form' or 'json'")
+        fields = {
+            name: value for name, value in msgspec.structs.asdict(req).items() if value is not None
+        }
+        url = path if "://" in path else _origin(self.base_url) + "/" + path.lstrip("/")
+        endpoint = "auth/oauthtoken"
+        try:
+            if encoding == "form":
+                resp = await self._client.post(
+                    url,
+                    data=fields,
+                    headers={"Accept": "application/json"},
+                    timeout=self._timeout_s,
+                )
+            else:
+                resp = await self._client.post(
+                    url,
+                    content=wire.encode(fields),
+                    headers=_JSON_HEADERS,
+                    timeout=self._timeout_s,
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise VenueUnreachable(f"cannot connect: {exc!r}", endpoint=endpoint) from exc
+        except httpx.TimeoutException as exc:
+            raise RequestTimeout(
+                f"no answer within {self._timeout_s:g}s", endpoint=endpoint
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ConnectionLost(f"connection failed: {exc!r}", endpoint=endpoint) from exc
+        try:
+            data: Any = wire.decode_json(resp.content) if resp.content else None
+        except msgspec.DecodeError:
+            data = resp.text
+        if isinstance(data, dict) and data.get("error"):
+            text = f"{data['error']}: {data.get('error_description') or ''}".rstrip(": ")
+            raise AuthError(text, endpoint=endpoint, status=resp.status_code)
+        raise_for_status(endpoint, resp.status_code, data)
+        raise_for_payload(endpoint, data)
+        result = self._convert(endpoint, data, wire.OAuthTokenResponse)
+        if not result.access_token:
+            raise ProtocolError("no access_token in the answer", endpoint=endpoint)
+        return result
+
     async def renew_access_token(self, token: str) -> wire.AccessTokenResponse:
         """Extend the session with a new token (``GET /auth/renewaccesstoken``).
 
@@ -198,6 +295,32 @@ class TradovateRest:
     async def command_deps(self, token: str, order_id: int) -> list[wire.Command]:
         """Commands of one order, with their ``clOrdId`` (``GET /command/deps?masterid=``)."""
         return await self._get("command/deps", token, list[wire.Command], {"masterid": order_id})
+
+    async def command_ldeps(self, token: str, order_ids: Iterable[int]) -> list[wire.Command]:
+        """Commands of several orders in one call (``GET /command/ldeps?masterids=a,b``)."""
+        ids = ",".join(str(i) for i in order_ids)
+        if not ids:
+            return []
+        return await self._get("command/ldeps", token, list[wire.Command], {"masterids": ids})
+
+    async def find_by_cl_ord_id(
+        self, token: str, account_id: int, cl_ord_id: str, *, chunk: int = 100
+    ) -> tuple[wire.Order, wire.Command] | None:
+        """Find the order one account placed with ``clOrdId`` (the "unknown outcome" lookup).
+
+        ``order/deps?masterid=<accountId>`` (only that account's orders), then the commands of
+        those orders by ``command/ldeps`` (``chunk`` orders per call, newest first), matching
+        ``Command.clOrdId``. A few requests, so it counts toward the login's budget: call it
+        after a timeout or dropped connection, before deciding to place the order again.
+
+        Returns:
+            ``(order, command)`` of the match, or ``None`` when the account has no such order
+            (then, and only then, placing it again cannot duplicate it).
+        """
+        orders = [o for o in await self.order_deps(token, account_id) if o.accountId == account_id]
+        return await _find_command(
+            orders, cl_ord_id, chunk, lambda ids: self.command_ldeps(token, ids)
+        )
 
     async def contract_item(self, token: str, id: int) -> wire.Contract:
         """One contract by id (``GET /contract/item?id=``)."""
@@ -232,6 +355,16 @@ class TradovateRest:
     ) -> wire.CommandResult:
         """Cancel an order (``POST /order/cancelorder``); the result means queued, not applied."""
         return await self._post("order/cancelorder", token, cancel, wire.CommandResult, p_ticket)
+
+    async def modify_order(
+        self, token: str, modify: wire.ModifyOrder, *, p_ticket: str | None = None
+    ) -> wire.CommandResult:
+        """Change a working order (``POST /order/modifyorder``); queued, not yet applied.
+
+        Raises:
+            OrderRejected: e.g. ``TooLate`` (the order is no longer working), ``InvalidPrice``.
+        """
+        return await self._post("order/modifyorder", token, modify, wire.CommandResult, p_ticket)
 
     async def liquidate_position(
         self, token: str, req: wire.LiquidatePosition, *, p_ticket: str | None = None

@@ -33,6 +33,9 @@ __all__ = [
     "Fill",
     "LiquidatePosition",
     "MeResponse",
+    "ModifyOrder",
+    "OAuthTokenRequest",
+    "OAuthTokenResponse",
     "Order",
     "OrderType",
     "OrderVersion",
@@ -104,6 +107,29 @@ class AccessTokenResponse(WireStruct, frozen=True, kw_only=True):
             f"AccessTokenResponse(userId={self.userId!r}, name={self.name!r}, "
             f"expirationTime={self.expirationTime!r}, errorText={self.errorText!r})"
         )
+
+
+class OAuthTokenRequest(WireStruct, frozen=True, kw_only=True):
+    """Body of the OAuth code exchange (``/auth/oauthtoken``), snake_case as Tradovate names it."""
+
+    grant_type: str = "authorization_code"
+    code: str
+    redirect_uri: str
+    client_id: str
+    client_secret: str
+    code_verifier: str | None = None
+
+
+class OAuthTokenResponse(WireStruct, frozen=True, kw_only=True):
+    """Answer of the OAuth code exchange: a token, or ``error``/``error_description``."""
+
+    access_token: str | None = None
+    token_type: str | None = None
+    expires_in: int | None = None
+    refresh_token: str | None = None
+    refresh_token_expires_in: int | None = None
+    error: str | None = None
+    error_description: str | None = None
 
 
 class MeResponse(WireStruct, frozen=True, kw_only=True):
@@ -360,6 +386,27 @@ class CancelOrder(_Automated, frozen=True, kw_only=True):
     clOrdId: str | None = None
     activationTime: str | None = None
     customTag50: str | None = None
+
+
+class ModifyOrder(_Automated, frozen=True, kw_only=True):
+    """Body of ``order/modifyorder``: the new quantity, type and prices of a working order.
+
+    Keep the order's type and time in force; the answer only means the command was queued.
+    """
+
+    orderId: int
+    orderQty: int
+    orderType: OrderType
+    price: Decimal | None = None
+    stopPrice: Decimal | None = None
+    maxShow: int | None = None
+    pegDifference: Decimal | None = None
+    timeInForce: TimeInForce | None = None
+    expireTime: str | None = None
+    text: str | None = None
+    activationTime: str | None = None
+    customTag50: str | None = None
+    clOrdId: str | None = None
 
 
 class CommandResult(WireStruct, frozen=True, kw_only=True):

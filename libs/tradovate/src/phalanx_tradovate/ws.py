@@ -27,6 +27,7 @@ from phalanx_tradovate.checks import is_read, raise_for_payload, raise_for_statu
 from phalanx_tradovate.errors import (
     AuthError,
     ConnectionLost,
+    LockoutError,
     ProtocolError,
     RequestTimeout,
     TradovateError,
@@ -44,6 +45,7 @@ from phalanx_tradovate.frames import (
     parse_frame,
     parse_props,
 )
+from phalanx_tradovate.rest import _find_command
 
 __all__ = [
     "OnClose",
@@ -91,6 +93,9 @@ class TradovateSocket:
         connect_timeout_s: time allowed to open the socket and receive ``o``.
         stale_after_s: when set, close the socket after this long without any server frame
             (detects silent stalls; the server sends ``h`` when idle).
+        lockout_s: after a 429 on this socket, refuse requests locally (``LockoutError``,
+            nothing sent) for this long: Tradovate's lockout is a rolling hour that every
+            request restarts.
     """
 
     def __init__(
@@ -105,8 +110,12 @@ class TradovateSocket:
         request_timeout_s: float = 10.0,
         connect_timeout_s: float = 10.0,
         stale_after_s: float | None = None,
+        lockout_s: float = 3600.0,
     ) -> None:
         self.url = url
+        self.lockout_s = lockout_s
+        #: event-loop time until which requests are refused locally after a 429 (0: none)
+        self.locked_until = 0.0
         self._token = token
         self.on_props = on_props
         self.on_close = on_close
@@ -345,8 +354,19 @@ class TradovateSocket:
             RequestTimeout: no response in time (retry-safe only for reads).
             ConnectionLost: the socket is closed or dropped while waiting.
             AuthError, LockoutError, PenaltyError, OrderRejected, VenueError: per the response.
+            LockoutError: also without sending, while a 429 lockout seen on this socket lasts
+                (``lockout_s``): every request during a lockout would extend it.
         """
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.locked_until:
+            raise LockoutError(
+                429,
+                f"locked out for {self.locked_until - loop.time():.0f}s more; not sent",
+                endpoint=endpoint,
+            )
         response = await self._roundtrip(endpoint, body, query, timeout_s)
+        if response.status == 429:
+            self.locked_until = loop.time() + self.lockout_s
         raise_for_status(endpoint, response.status, response.data)
         raise_for_payload(endpoint, response.data)
         return response.data
@@ -425,6 +445,28 @@ class TradovateSocket:
         return await self._typed(
             "order/cancelorder", wire.CommandResult, wire.encode_with_ticket(cancel, p_ticket)
         )
+
+    async def modify_order(
+        self, modify: wire.ModifyOrder, *, p_ticket: str | None = None
+    ) -> wire.CommandResult:
+        """Change a working order over the socket (queued, not yet applied)."""
+        return await self._typed(
+            "order/modifyorder", wire.CommandResult, wire.encode_with_ticket(modify, p_ticket)
+        )
+
+    async def command_ldeps(self, order_ids: Iterable[int]) -> list[wire.Command]:
+        """Commands of several orders (``command/ldeps?masterids=a,b``)."""
+        ids = ",".join(str(i) for i in order_ids)
+        if not ids:
+            return []
+        return await self._typed("command/ldeps", list[wire.Command], query=f"masterids={ids}")
+
+    async def find_by_cl_ord_id(
+        self, account_id: int, cl_ord_id: str, *, chunk: int = 100
+    ) -> tuple[wire.Order, wire.Command] | None:
+        """Find one account's order by ``clOrdId`` over the socket (see the REST client's)."""
+        orders = [o for o in await self.order_deps(account_id) if o.accountId == account_id]
+        return await _find_command(orders, cl_ord_id, chunk, self.command_ldeps)
 
     async def liquidate_position(
         self, req: wire.LiquidatePosition, *, p_ticket: str | None = None
