@@ -22,9 +22,20 @@ class HttpServer:
     ``port=0`` binds a free port; :attr:`port` tells which once started.
     """
 
-    def __init__(self, app: FastAPI, host: str, port: int, name: str = "http") -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, name: str = "http", proxy_headers: bool = True
+    ) -> None:
+        # proxy_headers=False: uvicorn leaves the TCP peer as the client (it would otherwise
+        # rewrite it from X-Forwarded-For sent through 127.0.0.1); for services that decide
+        # themselves which proxies to believe (ingest).
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            proxy_headers=proxy_headers,
         )
         self._server = uvicorn.Server(config)
         # Signals belong to the service lifecycle (phalanx_common.lifecycle), not to uvicorn:

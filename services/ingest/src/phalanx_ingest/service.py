@@ -51,7 +51,10 @@ class IngestService:
         self.app = app
         self.publisher = publisher
         self.follower = follower
-        self._http = HttpServer(app, settings.http_host, settings.ingest_port, name="ingest")
+        # X-Forwarded-For is judged by the webhook itself (trusted_proxies), never by uvicorn.
+        self._http = HttpServer(
+            app, settings.http_host, settings.ingest_port, name="ingest", proxy_headers=False
+        )
 
     @property
     def url(self) -> str:
