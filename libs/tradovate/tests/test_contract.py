@@ -21,15 +21,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
 from phalanx_testing.waiting import eventually
 from phalanx_tradovate import wire
-from phalanx_tradovate.errors import AuthError, OrderRejected
+from phalanx_tradovate.errors import (
+    AuthError,
+    LockoutError,
+    OrderRejected,
+    PenaltyError,
+    RequestTimeout,
+    VenueError,
+)
 from phalanx_tradovate.frames import PropsEvent
 from phalanx_tradovate.rest import TradovateRest
-from phalanx_tradovate.ws import TradovateSocket
+from phalanx_tradovate.ws import ReconnectingSocket, TradovateSocket
 
 SIM_SYMBOL = "MNQZ6"
 SIM_PRICE = Decimal("21000.00")
@@ -73,6 +81,15 @@ class Venue:
         if self.sim is None:
             pytest.skip("needs the simulator's admin API")
         self.sim.set_price(self.symbol, float(price))
+
+    async def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the simulator's admin API over HTTP (skips the test on demo)."""
+        if self.sim is None:
+            pytest.skip("needs the simulator's admin API")
+        async with httpx.AsyncClient(base_url=self.sim.url) as http:
+            answer = await http.request(method, "/admin" + path, json=body)
+            assert answer.status_code < 300, answer.text
+            return answer.json()
 
 
 async def _sim_venue() -> AsyncIterator[Venue]:
@@ -325,3 +342,389 @@ def _order(
             action="Sell", orderType="Stop", stopPrice=SIM_PRICE - 50
         ),
     )
+
+
+# -- failure shapes (simulator faults; demo cannot be made to fail on demand) -----------------
+
+
+@pytest.mark.integration
+async def test_p_ticket_is_honoured_and_the_request_resent_with_the_ticket(
+    venue: Venue, token: str
+) -> None:
+    account_id = venue.account_ids[0]
+    order = _order(venue, account_id, "ticket-1", await _spec(venue, token, account_id))
+    await venue.admin("POST", "/faults", {"penaltyCount": 1, "penaltyTimeS": 0})
+
+    with pytest.raises(PenaltyError) as info:
+        await venue.rest.place_oso(token, order)
+    assert info.value.retry_safe is True
+    assert info.value.captcha is False
+    result = await venue.rest.place_oso(token, order, p_ticket=info.value.ticket)
+
+    assert result.orderId is not None
+    found = await venue.rest.find_by_cl_ord_id(token, account_id, "ticket-1")
+    assert found is not None
+    assert found[0].id == result.orderId
+
+
+@pytest.mark.integration
+async def test_login_penalty_is_waited_out_and_resent_with_the_ticket(venue: Venue) -> None:
+    await venue.admin("POST", "/faults", {"penaltyCount": 1, "penaltyTimeS": 0})
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    rest = TradovateRest(venue.rest_url, sleep=fake_sleep)
+    try:
+        resp = await rest.access_token_request(venue.login())
+    finally:
+        await rest.aclose()
+
+    assert resp.accessToken
+    assert waits == [0]
+
+
+@pytest.mark.integration
+async def test_failed_logins_end_in_a_captcha_penalty(venue: Venue) -> None:
+    await venue.admin("PUT", "/limits", {"loginFailuresPerHour": 1})
+    with pytest.raises(AuthError):
+        await venue.rest.access_token_request(venue.login(password="wrong"))
+
+    with pytest.raises(PenaltyError) as info:
+        await venue.rest.access_token_request(venue.login())
+
+    assert info.value.captcha is True
+    assert info.value.retry_safe is False
+
+
+@pytest.mark.integration
+async def test_a_429_stops_that_logins_traffic_on_the_socket(venue: Venue, token: str) -> None:
+    await venue.admin("PUT", "/limits", {"perMinute": 2, "penaltyStrikes": 0})
+    sock = TradovateSocket(venue.ws_url, token)
+    await sock.connect()
+    try:
+        outcomes: list[str] = []
+        for _ in range(5):
+            try:
+                await sock.order_deps(venue.account_ids[0])
+                outcomes.append("ok")
+            except PenaltyError:
+                outcomes.append("penalty")
+            except LockoutError as exc:
+                outcomes.append(str(exc.status))
+                if exc.status == 429:
+                    break
+        assert outcomes == ["ok", "ok", "penalty", "423", "429"]
+        seen = len(await venue.admin("GET", f"/requests?userId={venue.user_id}"))
+
+        with pytest.raises(LockoutError) as info:
+            await sock.order_deps(venue.account_ids[0])
+
+        assert "not sent" in str(info.value)
+        assert len(await venue.admin("GET", f"/requests?userId={venue.user_id}")) == seen
+    finally:
+        await sock.close()
+
+
+@pytest.mark.integration
+async def test_dropped_response_is_resolved_by_clordid_lookup_never_by_resending(
+    venue: Venue, token: str
+) -> None:
+    venue.set_price(SIM_PRICE)
+    account_id = venue.account_ids[1]
+    spec = await _spec(venue, token, account_id)
+    await venue.admin("POST", "/faults", {"userId": venue.user_id, "dropResponses": 1})
+    sock = TradovateSocket(venue.ws_url, token, request_timeout_s=0.5)
+    await sock.connect()
+    try:
+        order = _order(venue, account_id, "maybe-1", spec)
+        with pytest.raises(RequestTimeout) as info:
+            await sock.place_oso(order)
+        assert info.value.retry_safe is False  # unknown outcome: resending could double it
+
+        found = await sock.find_by_cl_ord_id(account_id, "maybe-1")
+        missing = await sock.find_by_cl_ord_id(account_id, "never-sent")
+    finally:
+        await sock.close()
+
+    assert found is not None
+    assert found[1].clOrdId == "maybe-1"
+    assert found[0].accountId == account_id
+    assert missing is None
+    orders = await venue.admin("GET", f"/orders?accountId={account_id}")
+    assert [o["clOrdId"] for o in orders if o.get("parentId") is None] == ["maybe-1"]
+
+
+@pytest.mark.integration
+async def test_5xx_is_a_venue_error_retry_safe_only_for_reads(venue: Venue, token: str) -> None:
+    account_id = venue.account_ids[0]
+    order = _order(venue, account_id, "5xx", await _spec(venue, token, account_id))
+    await venue.admin("POST", "/faults", {"errorStatus": 503, "errorCount": 2})
+
+    with pytest.raises(VenueError) as write:
+        await venue.rest.place_oso(token, order)
+    with pytest.raises(VenueError) as read:
+        await venue.rest.order_deps(token, account_id)
+
+    assert (write.value.status, write.value.retry_safe) == (503, False)
+    assert (read.value.status, read.value.retry_safe) == (503, True)
+
+
+@pytest.mark.integration
+async def test_account_failure_reasons(venue: Venue, token: str) -> None:
+    venue.set_price(SIM_PRICE)
+    account_id = venue.account_ids[0]
+    spec = await _spec(venue, token, account_id)
+    await venue.admin("POST", "/market", {"open": False})
+    with pytest.raises(OrderRejected) as closed:
+        await venue.rest.place_oso(token, _order(venue, account_id, "closed", spec))
+    await venue.admin("POST", "/market", {"open": True})
+    await venue.admin("POST", "/risk", {"accountId": account_id, "maxPosition": 1})
+    await venue.rest.place_oso(token, _order(venue, account_id, "first", spec))
+    with pytest.raises(OrderRejected) as maxed:
+        await venue.rest.place_oso(token, _order(venue, account_id, "second", spec))
+
+    assert closed.value.failure_reason == "SessionClosed"
+    assert maxed.value.failure_reason == "MaxPosLimitReached"
+    assert maxed.value.retry_safe is True
+
+
+@pytest.mark.integration
+async def test_shutdown_event_reaches_the_callback_and_the_socket_closes(
+    venue: Venue, token: str
+) -> None:
+    shutdowns: list[Any] = []
+    closes: list[str] = []
+    sock = TradovateSocket(
+        venue.ws_url,
+        token,
+        on_shutdown=lambda _s, d: shutdowns.append(d),
+        on_close=lambda _s, reason: closes.append(reason),
+    )
+    await sock.connect()
+    try:
+        await venue.admin("POST", "/shutdown", {"reasonCode": "Maintenance"})
+        await eventually(lambda: closes, what="socket closed after shutdown")
+    finally:
+        await sock.close()
+
+    assert shutdowns == [
+        {"reasonCode": "Maintenance", "reason": "Server is going to close this connection"}
+    ]
+    assert not sock.connected
+
+
+@pytest.mark.integration
+async def test_a_third_login_closes_the_oldest_sessions_socket(venue: Venue, token: str) -> None:
+    if venue.sim is None:
+        pytest.skip("a third login on demo would close someone's real session")
+    closes: list[str] = []
+    sock = TradovateSocket(venue.ws_url, token, on_close=lambda _s, r: closes.append(r))
+    await sock.connect()
+    try:
+        await venue.rest.access_token_request(venue.login())
+        await venue.rest.access_token_request(venue.login())
+        await eventually(lambda: closes, what="oldest session's socket closed")
+    finally:
+        await sock.close()
+
+    assert "Session closed" in closes[0]
+    with pytest.raises(AuthError):
+        await venue.rest.me(token)
+
+
+@pytest.mark.integration
+async def test_reconnecting_socket_comes_back_after_a_drop_with_a_fresh_token(
+    venue: Venue, token: str
+) -> None:
+    tokens = [token]
+
+    async def token_source() -> str:
+        return tokens[-1]
+
+    connected: list[TradovateSocket] = []
+
+    async def on_connected(sock: TradovateSocket) -> None:
+        await sock.sync(venue.user_id, venue.account_ids)
+        connected.append(sock)
+
+    keeper = ReconnectingSocket(
+        venue.ws_url, token_source, on_connected=on_connected, backoff_s=0.01, max_backoff_s=0.05
+    )
+    keeper.start()
+    try:
+        await keeper.wait_connected(10)
+        renewed = await venue.rest.renew_access_token(token)
+        assert renewed.accessToken
+        tokens.append(renewed.accessToken)
+        await venue.admin("POST", "/sockets/drop", {"userId": venue.user_id})
+        await eventually(lambda: len(connected) == 2, what="reconnected")
+        sock = await keeper.wait_connected(10)
+        orders = await sock.order_deps(venue.account_ids[0])
+    finally:
+        await keeper.stop()
+
+    assert keeper.connects == 2
+    assert all(o.accountId == venue.account_ids[0] for o in orders)
+
+
+@pytest.mark.integration
+async def test_modify_order_changes_a_working_order_and_too_late_after_the_fill(
+    venue: Venue, token: str
+) -> None:
+    venue.set_price(SIM_PRICE)
+    account_id = venue.account_ids[0]
+    spec = await _spec(venue, token, account_id)
+    placed = await venue.rest.place_order(
+        token,
+        wire.PlaceOrder(
+            accountSpec=spec,
+            accountId=account_id,
+            action="Buy",
+            symbol=venue.symbol,
+            orderQty=1,
+            orderType="Limit",
+            price=SIM_PRICE - 400,
+            clOrdId="resting",
+        ),
+    )
+    assert placed.orderId is not None
+    try:
+        modified = await venue.rest.modify_order(
+            token,
+            wire.ModifyOrder(
+                orderId=placed.orderId,
+                orderQty=2,
+                orderType="Limit",
+                price=SIM_PRICE - 399,
+                clOrdId="resting-mod",
+            ),
+        )
+        assert modified.commandId is not None
+        commands = await venue.rest.command_deps(token, placed.orderId)
+        assert {"resting", "resting-mod"} <= {c.clOrdId for c in commands}
+        with pytest.raises(OrderRejected) as off_tick:
+            await venue.rest.modify_order(
+                token,
+                wire.ModifyOrder(
+                    orderId=placed.orderId,
+                    orderQty=1,
+                    orderType="Limit",
+                    price=SIM_PRICE - Decimal("1000.1"),
+                ),
+            )
+        assert off_tick.value.failure_reason == "InvalidPrice"
+    finally:
+        await venue.rest.cancel_order(token, wire.CancelOrder(orderId=placed.orderId))
+    with pytest.raises(OrderRejected) as late:
+        await venue.rest.modify_order(
+            token,
+            wire.ModifyOrder(
+                orderId=placed.orderId, orderQty=1, orderType="Limit", price=SIM_PRICE
+            ),
+        )
+    assert late.value.failure_reason == "TooLate"
+
+
+@pytest.mark.integration
+async def test_oauth_code_exchange_both_paths_and_encodings(venue: Venue) -> None:
+    redirect = "https://phalanx.example.com/oauth/callback"
+    await venue.admin(
+        "POST",
+        "/oauth/clients",
+        {"client_id": "phalanx", "client_secret": "s3cret", "redirect_uris": [redirect]},
+    )
+    assert venue.sim is not None
+
+    async def code() -> str:
+        async with httpx.AsyncClient(base_url=venue.sim.url) as http:
+            query = {
+                "response_type": "code",
+                "client_id": "phalanx",
+                "redirect_uri": redirect,
+                "state": "st",
+            }
+            page = await http.get("/oauth", params=query)
+            assert page.status_code == 200
+            answer = await http.post(
+                "/oauth", data={**query, "username": venue.username, "password": venue.password}
+            )
+            assert answer.status_code == 302
+            location = httpx.URL(answer.headers["location"])
+            assert location.params["state"] == "st"
+            return location.params["code"]
+
+    def request(c: str, secret: str = "s3cret") -> wire.OAuthTokenRequest:  # noqa: S107
+        return wire.OAuthTokenRequest(
+            code=c, redirect_uri=redirect, client_id="phalanx", client_secret=secret
+        )
+
+    form = await venue.rest.oauth_token(request(await code()))
+    as_json = await venue.rest.oauth_token(
+        request(await code()), path="/v1/auth/oauthtoken", encoding="json"
+    )
+    with pytest.raises(AuthError) as wrong:
+        await venue.rest.oauth_token(request(await code(), secret="nope"))
+
+    assert form.access_token
+    assert form.token_type == "bearer"
+    assert form.expires_in is not None
+    assert as_json.access_token
+    assert "invalid_client" in str(wrong.value)
+    me = await venue.rest.me(form.access_token)
+    assert me.userId == venue.user_id
+    assert sorted(a.id for a in await venue.rest.account_list(as_json.access_token)) == sorted(
+        venue.account_ids
+    )
+
+
+# -- the seed's cross-account bug -------------------------------------------------------------
+
+
+@pytest.mark.integration
+async def test_no_per_account_query_returns_another_accounts_orders(
+    venue: Venue, token: str
+) -> None:
+    """Regression: the seed's fallback listed every account's orders, so one account modified
+    another's take-profit. Every per-account query must only ever see its own account."""
+    venue.set_price(SIM_PRICE)
+    first, second = venue.account_ids[:2]
+    placed: dict[int, wire.PlaceOsoResult] = {}
+    for account_id in (first, second):
+        spec = await _spec(venue, token, account_id)
+        placed[account_id] = await venue.rest.place_oso(
+            token, _order(venue, account_id, f"xacct-{account_id}", spec)
+        )
+    # the cross-account list really does hold both accounts' orders (the trap)
+    everything = await venue.rest._get("order/list", token, list[wire.Order])
+    assert {first, second} <= {o.accountId for o in everything}
+
+    sock = TradovateSocket(venue.ws_url, token)
+    await sock.connect()
+    try:
+        for account_id in (first, second):
+            other = second if account_id == first else first
+            own_ids = {placed[account_id].orderId, placed[account_id].oso1Id}
+            foreign_ids = {placed[other].orderId, placed[other].oso1Id, placed[other].oso2Id}
+            views = {
+                "rest order/deps": await venue.rest.order_deps(token, account_id),
+                "ws order/deps": await sock.order_deps(account_id),
+            }
+            for name, orders in views.items():
+                assert {o.accountId for o in orders} == {account_id}, name
+                assert own_ids <= {o.id for o in orders}, name
+                assert not foreign_ids & {o.id for o in orders}, name
+            for positions in (
+                await venue.rest.position_deps(token, account_id),
+                await sock.position_deps(account_id),
+            ):
+                assert {p.accountId for p in positions} <= {account_id}
+            # a clOrdId of the other account is not found through this account
+            assert await venue.rest.find_by_cl_ord_id(token, account_id, f"xacct-{other}") is None
+            assert await sock.find_by_cl_ord_id(account_id, f"xacct-{other}") is None
+            mine = await venue.rest.find_by_cl_ord_id(token, account_id, f"xacct-{account_id}")
+            assert mine is not None
+            assert mine[0].accountId == account_id
+    finally:
+        await sock.close()
