@@ -660,6 +660,10 @@ class LoginManager:
         """The in-memory token of a login (no I/O), or ``None``."""
         return self._tokens.get(login_id)
 
+    def cached_tokens(self) -> dict[str, TokenRecord]:
+        """A snapshot of the in-memory token cache (login id → token)."""
+        return dict(self._tokens)
+
     async def token_for(self, login_id: str) -> TokenRecord | None:
         """A usable token: in-memory cache → the token in KV → a fresh API-access login.
 
