@@ -224,7 +224,7 @@ def add_page_routes(
             BINDING_COOKIE,
             started.browser_nonce,
             max_age=int(settings.oauth_state_ttl_s),
-            path="/oauth",
+            path="/oauth/callback",
             httponly=True,
             samesite="lax",
             secure=flow.redirect_uri.startswith("https://"),
@@ -265,5 +265,5 @@ def add_page_routes(
             response = RedirectResponse(
                 f"/ui?connected={quote(login.login_id)}", status_code=status.HTTP_303_SEE_OTHER
             )
-        response.delete_cookie(BINDING_COOKIE, path="/oauth")
+        response.delete_cookie(BINDING_COOKIE, path="/oauth/callback")
         return response
