@@ -333,3 +333,40 @@ async def test_tokens_and_passwords_never_leak(
     assert len(texts) > 20
     leaks = [(s[:8] + "…", t[:120]) for t in texts for s in secrets if s in t]
     assert leaks == []
+
+
+@pytest.mark.integration
+async def test_failed_logins_stop_at_the_budget_without_calling_the_venue(h: H) -> None:
+    for _ in range(3):
+        resp = await h.http.post(
+            "/admin/logins", json={"username": "APEX_1", "password": "wrong"}, headers=ADMIN
+        )
+        assert resp.status_code == 400
+    fourth = await h.http.post(
+        "/admin/logins", json={"username": "APEX_1", "password": PASSWORD}, headers=ADMIN
+    )
+    assert fourth.status_code == 429
+    assert "failed logins in the last hour" in fourth.json()["detail"]
+    assert int(fourth.headers["retry-after"]) > 0
+    assert h.venue.calls_to("auth/accesstokenrequest") == 3  # the 4th never left
+    await h.clock.advance(3601)
+    assert (await h.register()).status_code == 201
+
+
+@pytest.mark.integration
+async def test_token_priority_cache_then_kv_then_api_access(h: H) -> None:
+    assert (await h.register(remember=True)).status_code == 201
+    manager = h.service.manager
+    cached = await manager.token_for("apex_1")
+    assert cached is not None
+    assert manager.metrics.token_from_cache == 1
+    assert manager.metrics.token_from_api_access == 0
+    # the token expired unnoticed (the loop is stopped): the last resort logs in again
+    await h.clock.advance(81 * 60)
+    fresh = await manager.token_for("apex_1")
+    assert fresh is not None
+    assert fresh.access_token != cached.access_token
+    assert manager.metrics.token_from_api_access == 1
+    assert h.venue.calls_to("auth/accesstokenrequest") == 2
+    assert await manager.token_for("apex_1") == fresh
+    assert manager.metrics.token_from_cache == 2
