@@ -37,14 +37,20 @@ class RunningSystem:
     executor: ExecutorService
     ledger: LedgerService
     nats_url: str
+    executors: list[ExecutorService]
 
 
 @asynccontextmanager
 async def running_system(
-    nats_url: str, redis_url: str, shards: int = 4
+    nats_url: str,
+    redis_url: str,
+    shards: int = 4,
+    executors: int = 1,
+    sim_settings: dict[str, Any] | None = None,
+    executor_settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[RunningSystem]:
-    """Start everything on free ports; stop it all on exit."""
-    sim = Simulator(SimSettings(sim_port=0))
+    """Start everything on free ports (``executors`` replicas); stop it all on exit."""
+    sim = Simulator(SimSettings(**{"sim_port": 0, **(sim_settings or {})}))
     await sim.start()
     common: dict[str, Any] = {"nats_url": nats_url, "redis_url": redis_url, "admin_token": ADMIN}
     ingest_port = free_port()
@@ -55,12 +61,30 @@ async def running_system(
         )
     )
     ledger = await build_ledger(LedgerSettings(**common, ledger_port=0))
-    executor = await build_executor(
-        ExecutorSettings(**common, tradovate_ws_url=sim.ws_url, shards=shards, executor_port=0)
-    )
+    replicas = [
+        await build_executor(
+            ExecutorSettings(
+                **common,
+                tradovate_ws_url=sim.ws_url,
+                shards=shards,
+                executor_port=0,
+                replica_ordinal=ordinal,
+                replicas=executors,
+                **(executor_settings or {}),
+            )
+        )
+        for ordinal in range(executors)
+    ]
+    executor = replicas[0]
     started: list[AuthService | IngestService | LedgerService | ExecutorService] = []
     try:
-        for service in (auth, ingest, ledger, executor):
+        services: list[AuthService | IngestService | LedgerService | ExecutorService] = [
+            auth,
+            ingest,
+            ledger,
+            *replicas,
+        ]
+        for service in services:
             await service.start()
             started.append(service)
         yield RunningSystem(
@@ -73,6 +97,7 @@ async def running_system(
             executor=executor,
             ledger=ledger,
             nats_url=nats_url,
+            executors=replicas,
         )
     finally:
         for service in reversed(started):

@@ -46,10 +46,11 @@ class Permits:
             Exception: whatever the limiter raises (e.g. Redis unreachable: fail closed).
         """
         key = budgets[0].key
+        seq = next(self._seq)  # arrival order, fixed before any await: FIFO within a priority
         if key not in self._queues and await self._limiter.try_acquire(budgets) == 0.0:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._queues.setdefault(key, []), (priority, next(self._seq), budgets, fut))
+        heapq.heappush(self._queues.setdefault(key, []), (priority, seq, budgets, fut))
         if key not in self._pumps:
             self._pumps[key] = asyncio.create_task(self._pump(key), name=f"permits:{key}")
         await fut
@@ -58,22 +59,23 @@ class Permits:
         queue = self._queues[key]
         try:
             while queue:
-                _, _, budgets, fut = queue[0]
+                # Take the head out while asking Redis: waiters that arrive meanwhile (maybe of
+                # higher priority) go into the heap without displacing it.
+                entry = heapq.heappop(queue)
+                _, _, budgets, fut = entry
                 if fut.cancelled():
-                    heapq.heappop(queue)
                     continue
                 try:
                     wait = await self._limiter.try_acquire(budgets)
                 except Exception as exc:
-                    heapq.heappop(queue)
                     if not fut.done():
                         fut.set_exception(exc)
                     continue
                 if wait == 0.0:
-                    heapq.heappop(queue)
                     if not fut.done():
                         fut.set_result(None)
                 else:
+                    heapq.heappush(queue, entry)
                     await asyncio.sleep(wait)
         finally:
             del self._queues[key]

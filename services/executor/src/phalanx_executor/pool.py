@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from phalanx_common.records import TokenRecord
-from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateSocket
+from phalanx_tradovate import PenaltyError, PropsEvent, SyncSnapshot, TradovateSocket
 
 __all__ = ["ConnectionPool", "LoginNotReady"]
 
@@ -40,6 +40,8 @@ class ConnectionPool:
         max_sockets: int,
         connect_concurrency: int = 50,
         request_timeout_s: float = 10.0,
+        permit: Callable[[str], Awaitable[None]] | None = None,
+        penalize: Callable[[str, float], Awaitable[None]] | None = None,
     ) -> None:
         self._ws_url = ws_url
         self._token_for = token_for
@@ -48,6 +50,8 @@ class ConnectionPool:
         self._max_sockets = max_sockets
         self._connect_sem = asyncio.Semaphore(connect_concurrency)
         self._request_timeout_s = request_timeout_s
+        self._permit = permit
+        self._penalize = penalize
         self._sockets: dict[str, TradovateSocket] = {}
         self._tokens: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -98,7 +102,15 @@ class ConnectionPool:
         async with self._connect_sem:
             try:
                 await sock.connect()
+                if self._permit is not None:  # syncrequest counts toward the login's budget
+                    await self._permit(login_id)
                 snapshot = await sock.sync(token.user_id)
+            except PenaltyError as exc:
+                with contextlib.suppress(Exception):
+                    await sock.close()
+                if self._penalize is not None:
+                    await self._penalize(login_id, exc.time_s)
+                raise LoginNotReady(f"login {login_id!r}: penalty on connect: {exc}") from exc
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     await sock.close()
@@ -118,6 +130,21 @@ class ConnectionPool:
             if isinstance(result, BaseException):
                 log.warning("warm-up: %s", result)
         return sum(1 for r in results if not isinstance(r, BaseException))
+
+    async def drop(self, login_id: str) -> None:
+        """Close a login's socket, if it has one."""
+        sock = self._sockets.pop(login_id, None)
+        self._tokens.pop(login_id, None)
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                await sock.close()
+
+    async def retain(self, login_ids: set[str]) -> int:
+        """Close the sockets of logins not in ``login_ids`` (no longer ours); return how many."""
+        gone = [login for login in self._sockets if login not in login_ids]
+        for login in gone:
+            await self.drop(login)
+        return len(gone)
 
     async def token_changed(self, login_id: str, token: TokenRecord | None) -> None:
         """Follow auth: re-authorize the login's socket with a renewed token."""

@@ -28,11 +28,13 @@ from phalanx_common.records import (
     TradingStateRecord,
 )
 from phalanx_executor.admin import create_app
+from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.contracts import ContractBook
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
 from phalanx_executor.killswitch import Flattener
 from phalanx_executor.membership import Membership
+from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.planning_service import Planner
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
@@ -111,6 +113,16 @@ class ExecutorService:
         self.accounts = accounts
         self.states = states
 
+        limiter = RateLimiter(self.redis)
+        permits = Permits(limiter)
+        budgets = BudgetBook(s.login_windows, s.ip_windows, s.egress_ip).for_login
+
+        async def permit(login_id: str) -> None:
+            await permits.acquire(budgets(login_id), Priority.RECONCILE)
+
+        async def penalize(login_id: str, seconds: float) -> None:
+            await limiter.block(budgets(login_id)[0], seconds)
+
         view_ref: list[VenueView] = []
         pool = ConnectionPool(
             s.tradovate_ws_url,
@@ -120,8 +132,10 @@ class ExecutorService:
             max_sockets=s.max_sockets,
             connect_concurrency=s.connect_concurrency,
             request_timeout_s=s.request_timeout_s,
+            permit=permit,
+            penalize=penalize,
         )
-        view = VenueView(self.bus, self.clock, pool.get)
+        view = VenueView(self.bus, self.clock, pool.get, permit=permit)
         view_ref.append(view)
         view.start()
         self.pool = pool
@@ -140,7 +154,8 @@ class ExecutorService:
             bus=self.bus,
             store=IntentStore(await self.bus.key_value(subjects.Buckets.INTENTS), self.owner),
             pool=pool,
-            limiter=RateLimiter(self.redis),
+            limiter=limiter,
+            permits=permits,
             view=view,
             gates=Gates(states, guards, view),
             clock=self.clock,
@@ -168,10 +183,13 @@ class ExecutorService:
                     subjects.SIGNALS.name,
                     subjects.Consumers.PLANNER,
                     filter_subject=subjects.SIGNALS_ALL,
+                    # One signal in flight across all replicas: signals are planned (and so
+                    # executed, per account) in the order they were received.
+                    max_ack_pending=1,
                 ),
                 planner.handle,
-                batch=16,
-                concurrency=1,  # signals of a strategy are planned in order
+                batch=1,
+                concurrency=1,
                 double_ack=True,
             )
         )
@@ -254,6 +272,7 @@ class ExecutorService:
                 double_ack=True,
             )
         logins = sorted({a.login_id for a in self.owned_accounts()})
+        await self.pool.retain(set(logins))  # idle cleanup: logins now worked elsewhere
         warmed = await self.pool.warm(logins)
         log.info(
             "executor r%d works shards %s; %d/%d logins connected",
@@ -290,7 +309,8 @@ class ExecutorService:
 
     async def _follow_token(self, login_id: str, token: TokenRecord | None) -> None:
         assert self.pool is not None
-        if token is None:
+        if token is None:  # the login was disconnected: drop its socket
+            await self.pool.drop(login_id)
             return
         if self.pool.has(login_id):
             await self.pool.token_changed(login_id, token)

@@ -43,8 +43,10 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     batch_size: int = 25
     batch_pause_s: float = 0.0
     tradovate_ws_url: str = "ws://127.0.0.1:8900/v1/websocket"
-    login_windows: tuple[tuple[int, int], ...] = ((70, 60), (4500, 3600))
-    ip_windows: tuple[tuple[int, int], ...] = ()
+    # 61 s and 3,601 s: one second of allowance for the jitter between taking a permit and the
+    # request reaching the venue, whose windows are 60 s and 3,600 s (ADR-0004).
+    login_windows: tuple[tuple[int, float], ...] = ((70, 61.0), (4500, 3601.0))
+    ip_windows: tuple[tuple[int, float], ...] = ()
     egress_ip: str = "default"
     max_sockets: int = 2000
     connect_concurrency: int = 50

@@ -35,10 +35,12 @@ class VenueView:
         bus: Bus,
         clock: Clock,
         socket_for: Callable[[str], Awaitable[TradovateSocket]],
+        permit: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._bus = bus
         self._clock = clock
         self._socket_for = socket_for
+        self._permit = permit
         self._queue: asyncio.Queue[tuple[str, PropsEvent]] = asyncio.Queue()
         self._order_account: dict[int, int] = {}
         self._orders: dict[int, dict[int, wire.Order]] = {}  # account -> order id -> order
@@ -47,7 +49,8 @@ class VenueView:
         self._realized: dict[int, Decimal] = {}  # account -> realized P&L today
         self._contract_names: dict[int, str] = {}
         self._contract_ids: dict[str, int] = {}
-        self._changed = asyncio.Condition()
+        self._lookups: dict[str, asyncio.Future[int]] = {}
+        self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published_fills = 0
 
@@ -84,23 +87,42 @@ class VenueView:
         return set(self._orders) | {a for a, _ in self._positions} | set(self._realized)
 
     async def contract_id(self, login_id: str, symbol: str) -> int:
-        """The venue's id of a dated symbol (looked up once, then cached)."""
+        """The venue's id of a dated symbol (looked up once per replica, then cached)."""
         cid = self._contract_ids.get(symbol)
-        if cid is None:
-            sock = await self._socket_for(login_id)
-            contract = await sock.contract_find(symbol)
-            cid = contract.id
-            self._contract_ids[symbol] = cid
-            self._contract_names[cid] = contract.name
-        return cid
+        if cid is not None:
+            return cid
+        pending = self._lookups.get(symbol)
+        if pending is None:  # one lookup per symbol, however many intents ask at once
+            pending = asyncio.ensure_future(self._find_contract(login_id, symbol))
+            self._lookups[symbol] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(symbol, None))
+        return await asyncio.shield(pending)
+
+    async def _find_contract(self, login_id: str, symbol: str) -> int:
+        sock = await self._socket_for(login_id)
+        if self._permit is not None:
+            await self._permit(login_id)
+        contract = await sock.contract_find(symbol)
+        self._learn_contract(contract)
+        return contract.id
+
+    def settled(self, order_id: int) -> bool:
+        """Whether the venue has reported this order past ``PendingNew`` (working or done)."""
+        account = self._order_account.get(order_id)
+        order = self._orders.get(account, {}).get(order_id) if account is not None else None
+        return order is not None and order.ordStatus not in (None, "PendingNew", "Unknown")
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Wait until ``predicate()`` holds after some venue update; False on timeout."""
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(predicate), timeout_s)
-            except TimeoutError:
-                return predicate()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
         return True
 
     # -- feeding ------------------------------------------------------------------------------
@@ -114,8 +136,22 @@ class VenueView:
             self._cl_ord[cl_ord_id] = order_id
 
     def submit(self, login_id: str, event: PropsEvent) -> None:
-        """Accept a props event from a socket's reader (non-blocking)."""
-        self._queue.put_nowait((login_id, event))
+        """Apply a props event at once (called by a socket's reader); fills are queued for the bus.
+
+        State is applied synchronously, so when a request's response and the events it caused
+        arrive together, a worker resuming after the response already sees them.
+        """
+        try:
+            entity = event.decode_entity()
+        except Exception:
+            log.exception("undecodable %s event from %s", event.entity_type, login_id)
+            return
+        if isinstance(entity, wire.Fill):
+            if event.event_type in ("Created", "Snapshot"):
+                self._queue.put_nowait((login_id, event))
+            return
+        if self._apply(entity):
+            self._notify()
 
     async def ingest_snapshot(self, login_id: str, snapshot: SyncSnapshot) -> None:
         """Take a sync snapshot: orders, commands, positions, cash, contracts; publish fills."""
@@ -129,7 +165,7 @@ class VenueView:
             self._apply_position(position)
         for cash in snapshot.cashBalances:
             self._apply_cash(cash)
-        await self._notify()
+        self._notify()
         for fill in snapshot.fills:
             await self._publish_fill(login_id, fill)
 
@@ -158,12 +194,11 @@ class VenueView:
             finally:
                 self._queue.task_done()
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
-    async def _handle(self, login_id: str, event: PropsEvent) -> None:
-        entity = event.decode_entity()
+    def _apply(self, entity: object) -> bool:
         if isinstance(entity, wire.Order):
             self._apply_order(entity)
         elif isinstance(entity, wire.Command):
@@ -174,12 +209,14 @@ class VenueView:
             self._apply_cash(entity)
         elif isinstance(entity, wire.Contract):
             self._learn_contract(entity)
-        elif isinstance(entity, wire.Fill) and event.event_type in ("Created", "Snapshot"):
-            await self._publish_fill(login_id, entity)
-            return
         else:
-            return
-        await self._notify()
+            return False
+        return True
+
+    async def _handle(self, login_id: str, event: PropsEvent) -> None:
+        entity = event.decode_entity()
+        if isinstance(entity, wire.Fill):
+            await self._publish_fill(login_id, entity)
 
     def _apply_order(self, order: wire.Order) -> None:
         if order.accountId is None:
@@ -235,6 +272,8 @@ class VenueView:
         name = self._contract_names.get(contract_id)
         if name is None:
             sock = await self._socket_for(login_id)
+            if self._permit is not None:
+                await self._permit(login_id)
             contract = await sock.contract_item(contract_id)
             self._learn_contract(contract)
             name = contract.name

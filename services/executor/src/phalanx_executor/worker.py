@@ -30,13 +30,14 @@ from phalanx_common.events import (
     OrderRejected,
     VenueAction,
 )
+from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.decisions import Decision, Step, decide
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import TERMINAL, Claim, IntentStore, LostRace
 from phalanx_executor.lookup import find_order_by_cl_ord_id
 from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.pool import ConnectionPool, LoginNotReady
-from phalanx_executor.ratelimit import Budget, RateLimiter, Window
+from phalanx_executor.ratelimit import Budget, RateLimiter
 from phalanx_executor.venue_view import VenueView
 from phalanx_tradovate import TradovateSocket, wire
 from phalanx_tradovate import errors as tv_errors
@@ -64,13 +65,14 @@ class IntentOutcome:
 class WorkerSettings:
     """Knobs of the worker (from ExecutorSettings)."""
 
-    login_windows: tuple[tuple[int, int], ...] = ((70, 60), (4500, 3600))
-    ip_windows: tuple[tuple[int, int], ...] = ()
+    login_windows: tuple[tuple[int, float], ...] = ((70, 61.0), (4500, 3601.0))
+    ip_windows: tuple[tuple[int, float], ...] = ()
     egress_ip: str = "default"
     reversal_wait_s: float = 10.0
     reconcile_grace_s: float = 12.0
     reconcile_deadline_s: float = 60.0
     lockout_s: float = 3600.0
+    settle_s: float = 2.0
 
 
 class _Unknown(Exception):
@@ -103,33 +105,27 @@ class BatchWorker:
         gates: Gates,
         clock: Clock,
         settings: WorkerSettings,
+        permits: Permits | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
         self._pool = pool
         self._limiter = limiter
-        self.permits = Permits(limiter)
+        self.permits = permits or Permits(limiter)
         self._view = view
         self._gates = gates
         self._clock = clock
         self._s = settings
-        self._login_windows = tuple(Window(n, s) for n, s in settings.login_windows)
-        self._ip_budget = (
-            Budget(f"ip:{settings.egress_ip}", tuple(Window(n, s) for n, s in settings.ip_windows))
-            if settings.ip_windows
-            else None
-        )
+        self._budgets = BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip)
         self._inflight: set[str] = set()
+        self._account_locks: dict[int, asyncio.Lock] = {}
         self.placed = 0
 
     # -- batches ------------------------------------------------------------------------------
 
     def budgets(self, login_id: str) -> list[Budget]:
         """The budgets one request of ``login_id`` spends."""
-        budgets = [Budget(f"login:{login_id}", self._login_windows)]
-        if self._ip_budget is not None:
-            budgets.append(self._ip_budget)
-        return budgets
+        return self._budgets.for_login(login_id)
 
     async def handle(self, event: AnyEvent, msg: Msg) -> None:
         """Bus handler for one batch message."""
@@ -150,9 +146,18 @@ class BatchWorker:
     # -- one intent ---------------------------------------------------------------------------
 
     async def execute(self, intent: OrderIntent) -> IntentOutcome:
-        """Run one intent to a terminal outcome, or leave it resumable."""
+        """Run one intent to a terminal outcome, or leave it resumable.
+
+        Intents of one account run one at a time, in the order they arrive (the lock is FIFO and
+        is requested before the first await), so a signal's exit never overtakes its entry.
+        """
         if intent.intent_id in self._inflight:
             return IntentOutcome(intent.intent_id, "pending")
+        lock = self._account_locks.setdefault(intent.account_id, asyncio.Lock())
+        async with lock:
+            return await self._execute(intent)
+
+    async def _execute(self, intent: OrderIntent) -> IntentOutcome:
         self._inflight.add(intent.intent_id)
         try:
             claim = await self._store.claim(intent.intent_id, self._clock.time_ns())
@@ -250,6 +255,13 @@ class BatchWorker:
                 sent_any = True
                 if result is not None:
                     order_id, legs = result
+                    placed = result[0]
+                    if placed is not None and step.kind != "cancel":
+                        # Decide the account's next intent on the venue's state after this one.
+                        await self._view.wait_for(
+                            lambda p=placed: self._view.settled(p),  # type: ignore[misc]
+                            self._s.settle_s,
+                        )
             except (tv_errors.AuthError, tv_errors.VenueUnreachable) as exc:
                 if not sent_any:
                     raise _NotSent(str(exc)) from exc
