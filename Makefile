@@ -44,6 +44,7 @@ typecheck: install
 
 # pytest exits 5 when it collects nothing: for this suite that is a broken collection, so fail.
 pytest: install
+	@bash .ci/install-browser.sh
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 

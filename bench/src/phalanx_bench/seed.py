@@ -142,6 +142,25 @@ async def _subscribe_when_linked(
         await asyncio.sleep(0.2)
 
 
+async def register_oauth_client(endpoints: Endpoints) -> None:
+    """Register auth's OAuth client at the simulator, when ``PHALANX_OAUTH_*`` is configured."""
+    client_id = os.environ.get("PHALANX_OAUTH_CLIENT_ID", "")
+    redirect = os.environ.get("PHALANX_OAUTH_REDIRECT_URI", "")
+    if not client_id or not redirect:
+        return
+    async with httpx.AsyncClient(timeout=10) as http:
+        resp = await http.post(
+            f"{endpoints.sim}/admin/oauth/clients",
+            json={
+                "client_id": client_id,
+                "client_secret": os.environ.get("PHALANX_OAUTH_CLIENT_SECRET", ""),
+                "redirect_uris": [redirect],
+            },
+        )
+        if resp.status_code not in (200, 201, 409):
+            _check(resp, "simulator: register the OAuth client")
+
+
 def demo_payload() -> dict[str, object]:
     """A TradersPost-style entry with an absolute bracket around a simulated MNQ price."""
     return {
@@ -163,6 +182,7 @@ def main() -> None:
     parser.add_argument("--stay", action="store_true", help="keep running (for Procfiles)")
     args = parser.parse_args()
     endpoints = Endpoints.from_env()
+    asyncio.run(register_oauth_client(endpoints))
     seeded = asyncio.run(seed(endpoints, args.logins, args.accounts))
     body = json.dumps(demo_payload())
     curl = (
@@ -180,6 +200,10 @@ def main() -> None:
                 "Trade them all:",
                 f"  {curl}",
                 f"Positions:   curl -sS {endpoints.ledger}/positions",
+                f"Accounts:    {endpoints.auth}/ui  (user admin, password: the admin token)",
+                "Kill switch: curl -sS -X POST http://127.0.0.1:8300/admin/kill-switch "
+                f"-H 'Authorization: Bearer {endpoints.admin_token}' "
+                "-H 'Content-Type: application/json' -d '{\"reason\": \"manual\"}'",
                 f"Venue view:  curl -sS {endpoints.sim}/admin/stats",
                 "Ctrl-C stops everything.",
                 "=" * 78,
