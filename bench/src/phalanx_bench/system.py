@@ -32,7 +32,10 @@ class System:
     nats: ServerProcess | None = None
     redis: ServerProcess | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
     endpoints: Endpoints = field(default_factory=Endpoints)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    executor_port: int = 0
 
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
         log = (self.log_dir / f"{name}.log").open("wb")
@@ -40,12 +43,24 @@ class System:
             [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         self.procs.append(proc)
+        self.names.append(name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one of the processes this system started (a crash, not a shutdown)."""
+        proc = self.procs[self.names.index(name)]
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def executor_url(self, ordinal: int) -> str:
+        """Base URL of an executor replica's HTTP API."""
+        return f"http://127.0.0.1:{self.executor_port + ordinal}"
 
     def start(self) -> Endpoints:
         """Start everything and wait until every HTTP service answers."""
         self.nats = start_nats()
         self.redis = start_redis()
         ports = {name: free_port() for name in ("sim", "auth", "ingest", "ledger")}
+        self.executor_port = free_port()
         base = {
             **os.environ,
             "PHALANX_NATS_URL": self.nats.url,
@@ -61,7 +76,8 @@ class System:
             "PHALANX_TRADOVATE_WS_URL": f"ws://127.0.0.1:{ports['sim']}/v1/websocket",
             "PHALANX_SHARDS": str(self.shards),
             "PHALANX_REPLICAS": str(self.executors),
-            "PHALANX_EXECUTOR_PORT": str(free_port()),
+            "PHALANX_EXECUTOR_PORT": str(self.executor_port),
+            **self.extra_env,
         }
         self._spawn("sim", "phalanx_sim", base)
         self.endpoints = Endpoints(
