@@ -3,6 +3,7 @@
 Ack policy of a consumer loop (ADR-0002):
 - the handler returns: ``ack`` (``ack_sync``, a double ack, when ``double_ack`` is set);
 - the handler raises :class:`Retry`: ``nak`` with its delay;
+- the handler runs in the W3C trace context of the message's headers, so it travels on;
 - the handler raises :class:`Poison`, or the message cannot be decoded: ``term`` and log why;
 - any other exception: ``nak`` with an exponential delay, logged with its traceback.
 While a handler runs, the loop sends ``in_progress`` so slow work is not redelivered.
@@ -35,12 +36,13 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
+from opentelemetry import context as otel_context
 
 from phalanx_common import subjects
 from phalanx_common.codec import decode_event, encode
 from phalanx_common.errors import DependencyUnavailable, Poison, Retry
 from phalanx_common.events import AnyEvent
-from phalanx_common.telemetry import inject_headers
+from phalanx_common.telemetry import extract_context, inject_headers
 
 __all__ = ["MSG_ID", "Bus", "ConsumerLoop", "ConsumerSpec", "Handler"]
 
@@ -292,6 +294,9 @@ class ConsumerLoop:
             await msg.term()
             return
         keepalive = asyncio.create_task(self._keep_alive(msg))
+        # The handler runs in the trace context the message carried, so whatever it publishes
+        # carries it on: one trace follows a signal from the webhook to the last fill.
+        token = otel_context.attach(extract_context(msg.headers))
         try:
             await self._handler(event, msg)
         except Retry as exc:
@@ -310,6 +315,7 @@ class ConsumerLoop:
             return
         finally:
             keepalive.cancel()
+            otel_context.detach(token)
         if self._double_ack:
             await msg.ack_sync(timeout=5.0)
         else:

@@ -55,6 +55,7 @@ class Planner:
         today = dt.datetime.fromtimestamp(self._clock.time_ns() / 1e9, tz=dt.UTC).date()
         result = plan(event, subs, accounts, self._book, self._shards, self._batch_size, today)
         now = self._clock.time_ns()
+        traceparent = (msg.headers or {}).get("traceparent", "")
 
         publishes = [
             self._bus.publish(
@@ -68,6 +69,7 @@ class Planner:
                     strategy_id=event.strategy_id,
                     shard=batch.shard,
                     intents=batch.intents,
+                    traceparent=traceparent,
                 ),
                 msg_id=batch.batch_id,
             )

@@ -24,11 +24,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
+from opentelemetry import context as otel_context
 
 from phalanx_common.clock import Clock
 from phalanx_common.events import Signal
 from phalanx_common.ids import signal_id_from
 from phalanx_common.records import StrategyRecord
+from phalanx_common.telemetry import extract_context
 from phalanx_ingest.payload import parse_signal, parse_time_ns, signal_to_payload
 from phalanx_ingest.publisher import SignalPublisher, SignalsUnavailableError
 from phalanx_ingest.ratelimit import RateLimiter
@@ -138,10 +140,14 @@ class _WebhookHandler:
             _check_ticker(strategy, signal.ticker)
             self._check_freshness(strategy, signal, received_ns)
             signal_id = derive_signal_id(strategy_id, body, signal.id or webhook_id)
+            # W3C trace context of the sender (if any) travels on into the NATS headers.
+            token = otel_context.attach(extract_context(dict(request.headers)))
             try:
                 result = await self._publisher.publish(strategy_id, signal_id, signal, received_ns)
             except SignalsUnavailableError:
                 raise _unavailable() from None
+            finally:
+                otel_context.detach(token)
             return accepted_response(
                 signal_id, signal_to_payload(signal), result.duplicate, result.queued
             )
