@@ -445,3 +445,39 @@ async def test_lookup_by_clordid_finds_only_the_asked_accounts_order(rig: Rig) -
     # another account's clOrdId is never found through this account (the seed's cross-account bug)
     assert await find_order_by_cl_ord_id(sock, a0, "cl-1", permit) is None
     assert await find_order_by_cl_ord_id(sock, a1, "cl-0", permit) is None
+
+
+async def test_a_dropped_socket_is_reconnected_in_the_background(rig: Rig) -> None:
+    await rig.pool.get("trader")
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(
+            rig.sim.url + "/admin/sockets/drop", json={"userId": rig.token.user_id}
+        )
+        resp.raise_for_status()
+    await eventually(lambda: not rig.pool.is_connected("trader"), what="socket dropped")
+    await eventually(lambda: rig.pool.is_connected("trader"), what="reconnected by itself")
+    assert (await rig.worker.execute(rig.intent())).state == "accepted"
+
+
+async def test_a_renewed_token_reauthorizes_the_open_socket_without_dropping_it(
+    rig: Rig,
+) -> None:
+    sock = await rig.pool.get("trader")
+    async with httpx.AsyncClient() as http:
+        resp = await http.get(
+            rig.sim.rest_url + "/auth/renewaccesstoken",
+            headers={"Authorization": f"Bearer {rig.token.access_token}"},
+        )
+        body = resp.json()
+    renewed = msgspec.structs.replace(
+        rig.token, access_token=body["accessToken"], expiration_time=body["expirationTime"]
+    )
+    assert renewed.access_token != rig.token.access_token
+    await rig.pool.token_changed("trader", renewed)
+    assert await rig.pool.get("trader") is sock  # same connection, re-authorized in place
+    async with httpx.AsyncClient() as http:
+        requests = (
+            await http.get(f"{rig.sim.url}/admin/requests?userId={rig.token.user_id}")
+        ).json()
+    assert [r["endpoint"] for r in requests].count("authorize") == 2
+    assert (await rig.worker.execute(rig.intent())).state == "accepted"

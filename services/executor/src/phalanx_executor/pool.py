@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 
 from phalanx_common.records import TokenRecord
@@ -42,6 +43,8 @@ class ConnectionPool:
         request_timeout_s: float = 10.0,
         permit: Callable[[str], Awaitable[None]] | None = None,
         penalize: Callable[[str, float], Awaitable[None]] | None = None,
+        reconnect_backoff_s: float = 0.5,
+        reconnect_backoff_max_s: float = 30.0,
     ) -> None:
         self._ws_url = ws_url
         self._token_for = token_for
@@ -52,12 +55,22 @@ class ConnectionPool:
         self._request_timeout_s = request_timeout_s
         self._permit = permit
         self._penalize = penalize
+        self._backoff_s = reconnect_backoff_s
+        self._backoff_max_s = reconnect_backoff_max_s
+        self._failures: dict[str, int] = {}
+        self._reconnects: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
         self._sockets: dict[str, TradovateSocket] = {}
         self._tokens: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def __len__(self) -> int:
         return len(self._sockets)
+
+    def is_connected(self, login_id: str) -> bool:
+        """Whether the login's socket is open and authorized right now."""
+        sock = self._sockets.get(login_id)
+        return sock is not None and sock.connected
 
     def has(self, login_id: str) -> bool:
         """Whether the login has a socket (connected or not)."""
@@ -93,10 +106,15 @@ class ConnectionPool:
         def on_props(event: PropsEvent) -> None:
             self._on_props(login_id, event)
 
+        def on_close(closed: TradovateSocket, reason: str) -> None:
+            if self._sockets.get(login_id) is closed and not self._closing:
+                self._schedule_reconnect(login_id, reason)
+
         sock = TradovateSocket(
             self._ws_url,
             token.access_token,
             on_props=on_props,
+            on_close=on_close,
             request_timeout_s=self._request_timeout_s,
         )
         async with self._connect_sem:
@@ -117,8 +135,42 @@ class ConnectionPool:
                 raise LoginNotReady(f"login {login_id!r}: cannot connect: {exc}") from exc
         self._sockets[login_id] = sock
         self._tokens[login_id] = token.access_token
+        self._failures.pop(login_id, None)
         await self._on_snapshot(login_id, snapshot)
         return sock
+
+    def _schedule_reconnect(self, login_id: str, reason: str) -> None:
+        """Reconnect a dropped login in the background after a full-jitter backoff.
+
+        The jitter spreads the reconnects of many logins dropped at once (a venue blip) over
+        the backoff window, and the connect semaphore bounds how many run together, so the
+        venue sees no reconnect storm and the next signal finds warm sockets.
+        """
+        if login_id in self._reconnects:
+            return
+        failures = self._failures.get(login_id, 0)
+        ceiling = min(self._backoff_max_s, self._backoff_s * (2**failures))
+        delay = random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
+        log.info("login %s dropped (%s); reconnecting in %.2fs", login_id, reason, delay)
+        task = asyncio.create_task(self._reconnect(login_id, delay), name=f"reconnect:{login_id}")
+        self._reconnects[login_id] = task
+
+    async def _reconnect(self, login_id: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            if login_id not in self._sockets or self._closing:
+                return  # dropped on purpose meanwhile
+            try:
+                await self.get(login_id)
+            except LoginNotReady as exc:
+                self._failures[login_id] = self._failures.get(login_id, 0) + 1
+                log.warning("reconnect of %s failed: %s", login_id, exc)
+                self._reconnects.pop(login_id, None)
+                self._schedule_reconnect(login_id, "retry")
+                return
+        finally:
+            if self._reconnects.get(login_id) is asyncio.current_task():
+                self._reconnects.pop(login_id, None)
 
     async def warm(self, login_ids: list[str]) -> int:
         """Connect every listed login that has a token; return how many are connected."""
@@ -132,7 +184,10 @@ class ConnectionPool:
         return sum(1 for r in results if not isinstance(r, BaseException))
 
     async def drop(self, login_id: str) -> None:
-        """Close a login's socket, if it has one."""
+        """Close a login's socket, if it has one (and do not reconnect it)."""
+        task = self._reconnects.pop(login_id, None)
+        if task is not None:
+            task.cancel()
         sock = self._sockets.pop(login_id, None)
         self._tokens.pop(login_id, None)
         if sock is not None:
@@ -163,7 +218,11 @@ class ConnectionPool:
                 await sock.close()
 
     async def close(self) -> None:
-        """Close every socket."""
+        """Close every socket (no reconnects)."""
+        self._closing = True
+        for task in self._reconnects.values():
+            task.cancel()
+        self._reconnects.clear()
         socks = list(self._sockets.values())
         self._sockets.clear()
         await asyncio.gather(*(s.close() for s in socks), return_exceptions=True)
