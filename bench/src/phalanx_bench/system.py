@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,20 @@ from phalanx_testing.servers import ServerProcess, free_port, start_nats, start_
 __all__ = ["System"]
 
 ADMIN_TOKEN = "bench-admin-token"  # noqa: S105 - a throwaway credential for a local benchmark
+
+
+def _free_port_run(count: int) -> int:
+    """A port ``p`` such that ``p .. p + count - 1`` were all free a moment ago."""
+    for _ in range(50):
+        base = free_port()
+        try:
+            for offset in range(count):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                    probe.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no run of {count} free ports found")
 
 
 @dataclass
@@ -60,7 +75,7 @@ class System:
         self.nats = start_nats()
         self.redis = start_redis()
         ports = {name: free_port() for name in ("sim", "auth", "ingest", "ledger")}
-        self.executor_port = free_port()
+        self.executor_port = _free_port_run(self.executors)
         base = {
             **os.environ,
             "PHALANX_NATS_URL": self.nats.url,
