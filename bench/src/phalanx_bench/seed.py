@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -213,6 +214,7 @@ def main() -> None:
         flush=True,
     )
     if args.stay:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             while True:
                 time.sleep(3600)
