@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
@@ -426,29 +427,8 @@ class BatchWorker:
         recovered: bool = False,
     ) -> IntentOutcome:
         self.placed += 1
-        claim = await self._store.move(claim, "accepted", order_id=order_id)
-        now = self._clock.time_ns()
-        await self._bus.publish(
-            subjects.orders_subject(intent.account_id),
-            OrderAccepted(
-                event_id=ids.new_event_id(),
-                ts_event=now,
-                ts_init=now,
-                intent_id=intent.intent_id,
-                signal_id=intent.signal_id,
-                strategy_id=intent.strategy_id,
-                account_id=intent.account_id,
-                login_id=intent.login_id,
-                symbol=intent.symbol,
-                order_id=order_id or 0,
-                oso1_id=legs[0],
-                oso2_id=legs[1],
-                sent_ns=sent_ns,
-                operation=operation,
-                recovered=recovered,
-            ),
-            msg_id=f"accepted-{intent.intent_id}",
-        )
+        await self._store.move(claim, "accepted", order_id=order_id)
+        await self._publish_accepted(intent, order_id, legs, operation, sent_ns, recovered)
         return IntentOutcome(intent.intent_id, "accepted")
 
     async def _reject(
@@ -458,66 +438,59 @@ class BatchWorker:
         await self._publish_rejected(intent, reason, text)
         return IntentOutcome(intent.intent_id, "rejected")
 
-    async def _publish_rejected(self, intent: OrderIntent, reason: str, text: str) -> None:
-        now = self._clock.time_ns()
-        await self._bus.publish(
-            subjects.orders_subject(intent.account_id),
-            OrderRejected(
-                event_id=ids.new_event_id(),
-                ts_event=now,
-                ts_init=now,
-                intent_id=intent.intent_id,
-                signal_id=intent.signal_id,
-                strategy_id=intent.strategy_id,
-                account_id=intent.account_id,
-                login_id=intent.login_id,
-                reason=reason,
-                text=text,
-            ),
-            msg_id=f"rejected-{intent.intent_id}",
-        )
-
     async def _republish(self, intent: OrderIntent, claim: Claim) -> None:
         """Publish a terminal outcome again (dropped as a duplicate if it was published)."""
         record = claim.record
         if record.state == "rejected":
             await self._publish_rejected(intent, record.reason, "")
-            return
+        else:
+            await self._publish_accepted(intent, record.order_id)
+
+    def _about(self, intent: OrderIntent) -> dict[str, Any]:
+        """The fields every outcome event of an intent shares."""
         now = self._clock.time_ns()
-        await self._bus.publish(
-            subjects.orders_subject(intent.account_id),
-            OrderAccepted(
-                event_id=ids.new_event_id(),
-                ts_event=now,
-                ts_init=now,
-                intent_id=intent.intent_id,
-                signal_id=intent.signal_id,
-                strategy_id=intent.strategy_id,
-                account_id=intent.account_id,
-                login_id=intent.login_id,
-                symbol=intent.symbol,
-                order_id=record.order_id or 0,
-            ),
-            msg_id=f"accepted-{intent.intent_id}",
+        return {
+            "event_id": ids.new_event_id(),
+            "ts_event": now,
+            "ts_init": now,
+            "intent_id": intent.intent_id,
+            "signal_id": intent.signal_id,
+            "strategy_id": intent.strategy_id,
+            "account_id": intent.account_id,
+            "login_id": intent.login_id,
+        }
+
+    async def _publish_accepted(
+        self,
+        intent: OrderIntent,
+        order_id: int | None,
+        legs: tuple[int | None, int | None] = (None, None),
+        operation: str = "placeoso",
+        sent_ns: int = 0,
+        recovered: bool = False,
+    ) -> None:
+        event = OrderAccepted(
+            **self._about(intent),
+            symbol=intent.symbol,
+            order_id=order_id or 0,
+            oso1_id=legs[0],
+            oso2_id=legs[1],
+            sent_ns=sent_ns,
+            operation=operation,
+            recovered=recovered,
         )
+        subject = subjects.orders_subject(intent.account_id)
+        await self._bus.publish(subject, event, msg_id=f"accepted-{intent.intent_id}")
+
+    async def _publish_rejected(self, intent: OrderIntent, reason: str, text: str) -> None:
+        event = OrderRejected(**self._about(intent), reason=reason, text=text)
+        subject = subjects.orders_subject(intent.account_id)
+        await self._bus.publish(subject, event, msg_id=f"rejected-{intent.intent_id}")
 
     async def _publish_unknown(self, intent: OrderIntent, reason: str) -> None:
-        now = self._clock.time_ns()
-        await self._bus.publish(
-            subjects.orders_subject(intent.account_id),
-            OrderOutcomeUnknown(
-                event_id=ids.new_event_id(),
-                ts_event=now,
-                ts_init=now,
-                intent_id=intent.intent_id,
-                signal_id=intent.signal_id,
-                strategy_id=intent.strategy_id,
-                account_id=intent.account_id,
-                login_id=intent.login_id,
-                reason=reason,
-            ),
-            msg_id=f"unknown-{intent.intent_id}-{now}",
-        )
+        event = OrderOutcomeUnknown(**self._about(intent), reason=reason)
+        subject = subjects.orders_subject(intent.account_id)
+        await self._bus.publish(subject, event, msg_id=f"unknown-{event.event_id}")
 
 
 class RefusedStep(Exception):
