@@ -6,11 +6,13 @@ import asyncio
 
 import pytest
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus, ConsumerSpec
+from phalanx_common.codec import decode_event
 from phalanx_common.errors import DependencyUnavailable, Poison, Retry
-from phalanx_common.events import AnyEvent, Signal, SignalReceived
+from phalanx_common.events import AnyEvent, MessageTerminated, Signal, SignalReceived
 from phalanx_testing.servers import free_port
 from phalanx_testing.waiting import eventually
 
@@ -115,6 +117,19 @@ async def test_undecodable_message_is_terminated_not_redelivered(nats_url: str) 
             return (info.num_ack_pending, info.num_pending, info.num_redelivered) == (0, 0, 0)
 
         await eventually(settled, what="both messages settled without redelivery")
+
+        async def recorded() -> MessageTerminated | None:
+            try:
+                raw = await bus.js.get_last_msg(subjects.CONTROL.name, subjects.DEAD_LETTERS)
+            except NotFoundError:
+                return None
+            event = decode_event(raw.data or b"")
+            return event if isinstance(event, MessageTerminated) else None
+
+        dead = await eventually(recorded, what="the poison message recorded as an event")
+        assert dead is not None
+        assert (dead.stream, dead.consumer, dead.stream_seq) == (subjects.SIGNALS.name, "c", 1)
+        assert dead.reason.startswith("undecodable")
     finally:
         await loop.stop()
         await bus.close()

@@ -481,3 +481,25 @@ async def test_a_renewed_token_reauthorizes_the_open_socket_without_dropping_it(
         ).json()
     assert [r["endpoint"] for r in requests].count("authorize") == 2
     assert (await rig.worker.execute(rig.intent())).state == "accepted"
+
+
+async def test_the_daily_loss_guard_stops_entries_once_the_venue_reports_the_loss(
+    rig: Rig,
+) -> None:
+    account_id = rig.accounts[0][0]
+    kv = await rig.bus.key_value(subjects.Buckets.GUARDS)
+    guard = AccountGuardRecord(account_id=account_id, daily_loss_limit=Decimal(40))
+    await kv.put(str(account_id), encode(guard))
+    await eventually(lambda: rig.guards.get(str(account_id)) is not None)
+
+    assert (await rig.worker.execute(rig.intent(quantity=1))).state == "accepted"  # at 6000
+    await rig.settle()
+    rig.sim.set_price(SYMBOL, 5990)  # 10 points x $5 (MES) = $50 down
+    assert (await rig.worker.execute(rig.intent(kind="exit"))).state == "accepted"
+    await eventually(lambda: rig.view.realized_pnl(account_id) <= -40, what="loss reported")
+
+    refused = await rig.worker.execute(rig.intent(quantity=1))
+    assert refused.state == "rejected"
+    record = await _intent_record(rig, refused.intent_id)
+    assert record.reason == "daily-loss-limit"
+    assert (await rig.worker.execute(rig.intent(quantity=1, account=1))).state == "accepted"

@@ -4,7 +4,8 @@ Ack policy of a consumer loop (ADR-0002):
 - the handler returns: ``ack`` (``ack_sync``, a double ack, when ``double_ack`` is set);
 - the handler raises :class:`Retry`: ``nak`` with its delay;
 - the handler runs in the W3C trace context of the message's headers, so it travels on;
-- the handler raises :class:`Poison`, or the message cannot be decoded: ``term`` and log why;
+- the handler raises :class:`Poison`, or the message cannot be decoded: ``term``, and a
+  ``MessageTerminated`` event with the reason goes to ``control.terminated``;
 - any other exception: ``nak`` with an exponential delay, logged with its traceback.
 While a handler runs, the loop sends ``in_progress`` so slow work is not redelivered.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -38,10 +40,10 @@ from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 
-from phalanx_common import subjects
+from phalanx_common import ids, subjects
 from phalanx_common.codec import decode_event, encode
 from phalanx_common.errors import DependencyUnavailable, Poison, Retry
-from phalanx_common.events import AnyEvent
+from phalanx_common.events import AnyEvent, MessageTerminated
 from phalanx_common.telemetry import extract_context, inject_headers
 
 __all__ = ["MSG_ID", "Bus", "ConsumerLoop", "ConsumerSpec", "Handler"]
@@ -220,7 +222,7 @@ class Bus:
         """Start a pull loop on a durable consumer and return its handle."""
         await self.ensure_consumer(spec)
         sub = await self.js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
-        loop = ConsumerLoop(spec, sub, handler, batch, concurrency, double_ack)
+        loop = ConsumerLoop(spec, sub, handler, batch, concurrency, double_ack, bus=self)
         loop.start()
         return loop
 
@@ -236,8 +238,10 @@ class ConsumerLoop:
         batch: int,
         concurrency: int,
         double_ack: bool,
+        bus: Bus | None = None,
     ) -> None:
         self.spec = spec
+        self._bus = bus
         self._sub = sub
         self._handler = handler
         self._batch = batch
@@ -290,8 +294,7 @@ class ConsumerLoop:
         try:
             event = decode_event(msg.data)
         except msgspec.DecodeError as exc:
-            log.error("terminating undecodable message on %s: %s", msg.subject, exc)
-            await msg.term()
+            await self._terminate(msg, f"undecodable: {exc}")
             return
         keepalive = asyncio.create_task(self._keep_alive(msg))
         # The handler runs in the trace context the message carried, so whatever it publishes
@@ -304,8 +307,7 @@ class ConsumerLoop:
             await msg.nak(delay=exc.delay_s)
             return
         except Poison as exc:
-            log.error("terminating poison message on %s: %s", msg.subject, exc.reason)
-            await msg.term()
+            await self._terminate(msg, exc.reason)
             return
         except Exception:
             delivered = msg.metadata.num_delivered if msg.metadata else 1
@@ -320,6 +322,33 @@ class ConsumerLoop:
             await msg.ack_sync(timeout=5.0)
         else:
             await msg.ack()
+
+    async def _terminate(self, msg: Msg, reason: str) -> None:
+        """Stop redelivery of a poison message and record it as an event, with the reason."""
+        log.error("terminating message on %s: %s", msg.subject, reason)
+        await msg.term()
+        if self._bus is None:
+            return
+        seq = msg.metadata.sequence.stream if msg.metadata else 0
+        now = time.time_ns()
+        event = MessageTerminated(
+            event_id=ids.new_event_id(),
+            ts_event=now,
+            ts_init=now,
+            stream=self.spec.stream,
+            consumer=self.spec.durable,
+            subject=msg.subject,
+            stream_seq=seq,
+            reason=reason[:500],
+        )
+        try:
+            await self._bus.publish(
+                subjects.DEAD_LETTERS,
+                event,
+                msg_id=f"terminated-{self.spec.stream}-{self.spec.durable}-{seq}",
+            )
+        except Exception:
+            log.exception("could not record the terminated message %s/%d", msg.subject, seq)
 
     async def _keep_alive(self, msg: Msg) -> None:
         interval = max(1.0, self.spec.ack_wait_s / 3)

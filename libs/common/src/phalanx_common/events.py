@@ -22,6 +22,7 @@ __all__ = [
     "FlattenCompleted",
     "IntentSkipped",
     "KillSwitchEngaged",
+    "MessageTerminated",
     "OrderAccepted",
     "OrderIntent",
     "OrderOutcomeUnknown",
@@ -265,6 +266,16 @@ class ReauthRequired(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class MessageTerminated(Event, frozen=True, kw_only=True):
+    """A message that can never be processed was terminated (a poison message), and why."""
+
+    stream: str
+    consumer: str
+    subject: str
+    stream_seq: int
+    reason: str
+
+
 class TradingStateChanged(Event, frozen=True, kw_only=True):
     """Trading state of a scope changed: ``global``, ``strategy.<id>`` or ``account.<id>``."""
 
@@ -308,4 +319,5 @@ AnyEvent = (
     | TradingStateChanged
     | KillSwitchEngaged
     | FlattenCompleted
+    | MessageTerminated
 )

@@ -144,6 +144,7 @@ CONTROL_STATE = "control.state"
 CONTROL_KILL = "control.kill"
 CONTROL_FLATTENED = "control.flattened"
 CONTROL_ALL = "control.>"
+DEAD_LETTERS = "control.terminated"
 
 
 class Consumers:

@@ -166,6 +166,7 @@ class ExecutorService:
                 reversal_wait_s=s.reversal_wait_s,
                 reconcile_grace_s=s.reconcile_grace_s,
                 reconcile_deadline_s=s.reconcile_deadline_s,
+                batch_pause_s=s.batch_pause_s,
             ),
         )
         planner = Planner(

@@ -74,6 +74,7 @@ class WorkerSettings:
     reconcile_deadline_s: float = 60.0
     lockout_s: float = 3600.0
     settle_s: float = 2.0
+    batch_pause_s: float = 0.0
 
 
 class _Unknown(Exception):
@@ -143,6 +144,8 @@ class BatchWorker:
         open_ = [r for r in results if isinstance(r, IntentOutcome) and r.state not in _DONE]
         if failed or open_:
             raise Retry(f"{len(open_)} intents not terminal, {len(failed)} failed", delay_s=2.0)
+        if self._s.batch_pause_s > 0:  # the seed's fixed pause, kept as a knob (0: none)
+            await asyncio.sleep(self._s.batch_pause_s)
 
     # -- one intent ---------------------------------------------------------------------------
 
