@@ -23,11 +23,11 @@ class HttpServer:
     """
 
     def __init__(
-        self, app: FastAPI, host: str, port: int, name: str = "http", proxy_headers: bool = True
+        self, app: FastAPI, host: str, port: int, name: str = "http", proxy_headers: bool = False
     ) -> None:
-        # proxy_headers=False: uvicorn leaves the TCP peer as the client (it would otherwise
-        # rewrite it from X-Forwarded-For sent through 127.0.0.1); for services that decide
-        # themselves which proxies to believe (ingest).
+        # proxy_headers=False (the default): uvicorn leaves the TCP peer as the client; it would
+        # otherwise rewrite it from an X-Forwarded-For sent by anyone through 127.0.0.1. A
+        # service that needs the forwarded client decides itself which proxies to believe.
         config = uvicorn.Config(
             app,
             host=host,
