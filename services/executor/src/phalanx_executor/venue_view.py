@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
@@ -25,6 +26,7 @@ __all__ = ["WORKING", "VenueView"]
 log = logging.getLogger(__name__)
 
 WORKING = frozenset({"Working", "Suspended", "PendingNew", "PendingReplace"})
+FINISHED = frozenset({"Filled", "Canceled", "Rejected", "Expired", "Completed"})
 
 
 class VenueView:
@@ -36,6 +38,7 @@ class VenueView:
         clock: Clock,
         socket_for: Callable[[str], Awaitable[TradovateSocket]],
         permit: Callable[[str], Awaitable[None]] | None = None,
+        keep_finished: int = 50_000,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -45,6 +48,9 @@ class VenueView:
         self._order_account: dict[int, int] = {}
         self._orders: dict[int, dict[int, wire.Order]] = {}  # account -> order id -> order
         self._cl_ord: dict[str, int] = {}  # clOrdId -> order id
+        self._cl_ord_of: dict[int, str] = {}  # order id -> clOrdId
+        self._finished: OrderedDict[int, int] = OrderedDict()  # finished order -> account
+        self._keep_finished = keep_finished
         self._positions: dict[tuple[int, int], int] = {}  # (account, contract) -> netPos
         self._realized: dict[int, Decimal] = {}  # account -> realized P&L today
         self._contract_names: dict[int, str] = {}
@@ -134,6 +140,7 @@ class VenueView:
         self._order_account[order_id] = account_id
         if cl_ord_id:
             self._cl_ord[cl_ord_id] = order_id
+            self._cl_ord_of[order_id] = cl_ord_id
 
     def submit(self, login_id: str, event: PropsEvent) -> None:
         """Apply a props event at once (called by a socket's reader); fills are queued for the bus.
@@ -223,10 +230,25 @@ class VenueView:
             return
         self._order_account[order.id] = order.accountId
         self._orders.setdefault(order.accountId, {})[order.id] = order
+        if order.ordStatus in FINISHED:
+            self._finished[order.id] = order.accountId
+            self._forget_oldest_finished()
+
+    def _forget_oldest_finished(self) -> None:
+        # Bounded memory: only the most recent finished orders are kept; anything older is
+        # looked up at the venue when needed (clOrdId lookups fall back to order/deps).
+        while len(self._finished) > self._keep_finished:
+            order_id, account_id = self._finished.popitem(last=False)
+            self._orders.get(account_id, {}).pop(order_id, None)
+            self._order_account.pop(order_id, None)
+            cl_ord_id = self._cl_ord_of.pop(order_id, None)
+            if cl_ord_id is not None:
+                self._cl_ord.pop(cl_ord_id, None)
 
     def _apply_command(self, command: wire.Command) -> None:
         if command.clOrdId and command.orderId is not None and command.commandType in (None, "New"):
             self._cl_ord[command.clOrdId] = command.orderId
+            self._cl_ord_of[command.orderId] = command.clOrdId
 
     def _apply_position(self, position: wire.Position) -> None:
         if position.accountId is None or position.contractId is None:

@@ -1,0 +1,43 @@
+"""The venue view keeps only the most recent finished orders (bounded memory)."""
+
+from __future__ import annotations
+
+import pytest
+
+from phalanx_common.bus import Bus
+from phalanx_common.clock import LiveClock
+from phalanx_executor.venue_view import VenueView
+from phalanx_tradovate import PropsEvent, TradovateSocket
+
+pytestmark = pytest.mark.integration
+
+
+async def _no_socket(login_id: str) -> TradovateSocket:
+    raise AssertionError(f"no venue call expected (asked for {login_id})")
+
+
+def _order(order_id: int, status: str) -> PropsEvent:
+    entity = {"id": order_id, "accountId": 7, "contractId": 1, "ordStatus": status}
+    return PropsEvent("order", "Updated", entity)
+
+
+def _command(order_id: int, cl_ord_id: str) -> PropsEvent:
+    entity = {"id": 1000 + order_id, "orderId": order_id, "clOrdId": cl_ord_id}
+    return PropsEvent("command", "Created", {**entity, "commandType": "New"})
+
+
+async def test_only_the_most_recent_finished_orders_are_kept(nats_url: str) -> None:
+    bus = await Bus.connect(nats_url, "view-test")
+    try:
+        view = VenueView(bus, LiveClock(), _no_socket, keep_finished=2)
+        for order_id in (1, 2, 3, 4):
+            view.submit("login", _command(order_id, f"cl-{order_id}"))
+            view.submit("login", _order(order_id, "Filled"))
+        view.submit("login", _order(5, "Working"))
+
+        assert [view.settled(o) for o in (1, 2, 3, 4, 5)] == [False, False, True, True, True]
+        assert view.order_for("cl-1") is None
+        assert view.order_for("cl-4") == 4
+        assert [o.id for o in view.working_orders(7)] == [5]  # working orders are never dropped
+    finally:
+        await bus.close()
