@@ -36,6 +36,7 @@ SCENARIOS: list[tuple[int, int]] = [
     (500, 500),
     (1000, 1000),
     (1000, 50),
+    (10000, 500),  # DESIGN's 10,000-account target; run with --max-accounts 10000 --executors 2
 ]
 
 

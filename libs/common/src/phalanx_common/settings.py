@@ -29,6 +29,7 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_budget_s: float = 10.0
     admin_token: str = "change-me"  # noqa: S105 - services refuse it outside dev (ADR-0001)
     http_host: str = "127.0.0.1"
+    stream_replicas: int = 1  # PHALANX_STREAM_REPLICAS: 3 on a 3-node JetStream cluster
     token_keys: str = ""  # PHALANX_TOKEN_KEYS: "<id>:<base64>,..." (phalanx_common.crypto)
 
     def __repr__(self) -> str:

@@ -99,7 +99,7 @@ async def build_auth(
     bus = await Bus.connect(settings.nats_url, "auth")
     try:
         ring = key_ring_from_settings(settings.token_keys, settings.admin_token)
-        await bus.ensure_topology()
+        await bus.ensure_topology(settings.stream_replicas)
         store = AuthStore(
             await bus.key_value(Buckets.LOGINS),
             await bus.key_value(Buckets.TOKENS),

@@ -100,7 +100,7 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
     bus = await Bus.connect(settings.nats_url, "ingest")
     outbox: Outbox | None = None
     try:
-        await bus.ensure_topology()
+        await bus.ensure_topology(settings.stream_replicas)
         strategies = StrategyDirectory(await bus.key_value(Buckets.STRATEGIES))
         subscriptions = SubscriptionStore(
             await bus.key_value(Buckets.SUBSCRIPTIONS), await bus.key_value(Buckets.ACCOUNTS)

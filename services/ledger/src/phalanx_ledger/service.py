@@ -96,7 +96,7 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
     """
     bus = await Bus.connect(settings.nats_url, "ledger")
     try:
-        await bus.ensure_topology()
+        await bus.ensure_topology(settings.stream_replicas)
     except BaseException:
         await bus.close()
         raise
