@@ -10,7 +10,8 @@ from phalanx_common.events import Signal, SignalReceived, StopLoss, TakeProfit
 from phalanx_common.records import AccountRecord, SubscriptionRecord
 from phalanx_executor.contracts import ContractBook
 from phalanx_executor.planner import plan
-from phalanx_executor.sharding import owned_shards, shard_of
+from phalanx_executor.membership import assign_shards
+from phalanx_executor.sharding import shard_of
 
 BOOK = ContractBook.load()
 TODAY = dt.date(2026, 11, 25)
@@ -149,8 +150,8 @@ def test_relative_bracket_without_a_reference_price_rejects_the_signal() -> None
 
 
 def test_shards_are_split_between_replicas_without_overlap() -> None:
-    a = owned_shards(0, 3, 16)
-    b = owned_shards(1, 3, 16)
-    c = owned_shards(2, 3, 16)
+    a = assign_shards([0, 1, 2], 0, 16)
+    b = assign_shards([0, 1, 2], 1, 16)
+    c = assign_shards([0, 1, 2], 2, 16)
     assert sorted(a + b + c) == list(range(16))
     assert not set(a) & set(b)

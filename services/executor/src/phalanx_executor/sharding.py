@@ -1,8 +1,8 @@
-"""Shards: logins map to shards, shards map to replicas (ADR-0003)."""
+"""Shards: logins map to shards (ADR-0003); membership.py deals shards to live replicas."""
 
 from __future__ import annotations
 
-__all__ = ["owned_shards", "shard_of"]
+__all__ = ["shard_of"]
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
@@ -19,10 +19,3 @@ def shard_of(login_id: str, shards: int) -> int:
         h ^= byte
         h = (h * _FNV_PRIME) & 0xFFFFFFFF
     return h % shards
-
-
-def owned_shards(ordinal: int, replicas: int, shards: int) -> list[int]:
-    """The shards replica ``ordinal`` of ``replicas`` owns (round-robin, stable)."""
-    if not 0 <= ordinal < replicas:
-        raise ValueError(f"replica ordinal {ordinal} outside 0..{replicas - 1}")
-    return [s for s in range(shards) if s % replicas == ordinal]
