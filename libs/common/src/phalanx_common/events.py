@@ -20,6 +20,7 @@ __all__ = [
     "ExecBatch",
     "FillReceived",
     "FlattenCompleted",
+    "IntentEvent",
     "IntentSkipped",
     "KillSwitchEngaged",
     "MessageTerminated",
@@ -167,14 +168,19 @@ class IntentSkipped(Event, frozen=True, kw_only=True):
     reason: str
 
 
-class OrderAccepted(Event, frozen=True, kw_only=True):
-    """The venue accepted an order (entry id plus bracket leg ids when present)."""
+class IntentEvent(Event, frozen=True, kw_only=True):
+    """Base of the outcome events of one intent (one account's part of one signal)."""
 
     intent_id: str
     signal_id: str
     strategy_id: str
     account_id: int
     login_id: str
+
+
+class OrderAccepted(IntentEvent, frozen=True, kw_only=True):
+    """The venue accepted an order (entry id plus bracket leg ids when present)."""
+
     symbol: str
     order_id: int
     oso1_id: int | None = None
@@ -184,29 +190,19 @@ class OrderAccepted(Event, frozen=True, kw_only=True):
     recovered: bool = False  # found at the venue by clOrdId after an unknown outcome
 
 
-class OrderRejected(Event, frozen=True, kw_only=True):
+class OrderRejected(IntentEvent, frozen=True, kw_only=True):
     """The venue, or a check before it, refused an order; ``reason`` is machine-readable."""
 
-    intent_id: str
-    signal_id: str
-    strategy_id: str
-    account_id: int
-    login_id: str
     reason: str
     text: str = ""
 
 
-class OrderOutcomeUnknown(Event, frozen=True, kw_only=True):
+class OrderOutcomeUnknown(IntentEvent, frozen=True, kw_only=True):
     """An order may or may not be at the venue (timeout, dropped socket, crashed claimant).
 
     Never resent blindly: reconciliation looks the order up by ``clOrdId`` (= ``intent_id``).
     """
 
-    intent_id: str
-    signal_id: str
-    strategy_id: str
-    account_id: int
-    login_id: str
     reason: str
 
 
