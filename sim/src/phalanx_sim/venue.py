@@ -63,7 +63,15 @@ from phalanx_sim.schemas import (
     SyncRequestBody,
 )
 from phalanx_sim.settings import SimSettings
-from phalanx_sim.state import AccountBook, OrderRecord, RequestRecord, Session, SimState, UserRecord
+from phalanx_sim.state import (
+    AccountBook,
+    CommandRecord,
+    OrderRecord,
+    RequestRecord,
+    Session,
+    SimState,
+    UserRecord,
+)
 from phalanx_sim.times import VenueClock, iso_from_epoch
 
 __all__ = ["ACCESS_DENIED", "SNAPSHOT_KEYS", "CreatedUser", "Reply", "Subscription", "Venue"]
@@ -883,6 +891,16 @@ def _place_oso(venue: Venue, session: Session | None, _q: str, body: bytes | str
     )
 
 
+def _command_reply(rec: OrderRecord, command: CommandRecord | None) -> Reply:
+    """A queued command's id, or ``TooLate`` when the order was already finished."""
+    if command is None:
+        return Reply(
+            200,
+            CommandResult(failureReason="TooLate", failureText=f"Order is {rec.order.ordStatus}"),
+        )
+    return Reply(200, CommandResult(commandId=command.command.id))
+
+
 def _cancel_order(venue: Venue, session: Session | None, _q: str, body: bytes | str) -> Reply:
     assert session is not None
     request = _decode(body, CancelOrderBody)
@@ -891,12 +909,7 @@ def _cancel_order(venue: Venue, session: Session | None, _q: str, body: bytes | 
         return venue.denied()
     origin = venue.origin(session, request.isAutomated, request.customTag50, request.activationTime)
     command = venue.engine.cancel(rec, origin, request.clOrdId)
-    if command is None:
-        return Reply(
-            200,
-            CommandResult(failureReason="TooLate", failureText=f"Order is {rec.order.ordStatus}"),
-        )
-    return Reply(200, CommandResult(commandId=command.command.id))
+    return _command_reply(rec, command)
 
 
 def _modify_order(venue: Venue, session: Session | None, _q: str, body: bytes | str) -> Reply:
@@ -927,12 +940,7 @@ def _modify_order(venue: Venue, session: Session | None, _q: str, body: bytes | 
     )
     origin = venue.origin(session, request.isAutomated, request.customTag50, request.activationTime)
     command = venue.engine.modify(rec, spec, origin)
-    if command is None:
-        return Reply(
-            200,
-            CommandResult(failureReason="TooLate", failureText=f"Order is {rec.order.ordStatus}"),
-        )
-    return Reply(200, CommandResult(commandId=command.command.id))
+    return _command_reply(rec, command)
 
 
 def _liquidate_position(venue: Venue, session: Session | None, _q: str, body: bytes | str) -> Reply:
