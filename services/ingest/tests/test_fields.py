@@ -82,16 +82,16 @@ async def test_invalid_field_is_400_with_the_traderspost_message_code(
     assert info.state.messages == 0
 
 
-async def test_every_traderspost_field_is_carried_to_the_signal(
+async def test_every_traderspost_entry_field_is_carried_to_the_signal(
     client: httpx.AsyncClient, bus: Bus, strategy: dict[str, Any], hook: str
 ) -> None:
     body = {
         "ticker": "MNQ1!",
-        "action": "exit",
-        "quantity": 50,
-        "quantityType": "percent_of_position",
+        "action": "buy",
+        "quantity": 2,
         "orderType": "trailing_stop",
         "trailPercent": "0.25",
+        "price": 21000,
         "timeInForce": "GTC",
         "cancel": "true",
         "cancelOrderType": "stop",
@@ -106,7 +106,6 @@ async def test_every_traderspost_field_is_carried_to_the_signal(
 
     assert response.status_code == 200, response.text
     payload = response.json()["payload"]
-    assert payload["quantityType"] == "percent_of_position"
     assert payload["trailPercent"] == 0.25
     assert payload["timeInForce"] == "gtc"
     assert payload["cancel"] is True
@@ -124,7 +123,26 @@ async def test_every_traderspost_field_is_carried_to_the_signal(
     assert event.signal.time_in_force == "gtc"
     assert str(event.signal.trail_percent) == "0.25"
     assert str(event.signal.delay_s) == "1.5"
+
+
+async def test_a_percent_of_position_exit_is_carried_to_the_signal(
+    client: httpx.AsyncClient, bus: Bus, strategy: dict[str, Any], hook: str
+) -> None:
+    body = {"ticker": "MNQ1!", "action": "exit", "quantity": 50,
+            "quantityType": "percent_of_position"}  # fmt: skip
+
+    response = await client.post(hook, json=body)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["payload"]["quantityType"] == "percent_of_position"
+    stored = await bus.js.get_last_msg(
+        subjects.SIGNALS.name, subjects.signals_subject(strategy["strategy_id"])
+    )
+    assert stored.data is not None
+    event = decode_event(stored.data)
+    assert isinstance(event, SignalReceived)
     assert event.signal.quantity_type == "percent_of_position"
+    assert event.signal.quantity == 50
 
 
 async def test_an_explicit_id_makes_the_signal_id_and_recognises_a_resend(

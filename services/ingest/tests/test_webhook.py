@@ -36,7 +36,10 @@ async def test_valid_signal_is_durable_in_signals_before_the_200(
 
     assert response.status_code == 200, response.text
     body = response.json()
-    expected_id = signal_id_from(strategy["strategy_id"], BODY)
+    # An id-less body: its id is new for this receipt (ADR-0045), 32 characters.
+    expected_id = body["id"]
+    assert len(expected_id) == 32
+    assert expected_id != signal_id_from(strategy["strategy_id"], BODY)
     assert body["success"] is True
     assert body["id"] == expected_id
     assert body["logId"] == expected_id
@@ -297,7 +300,7 @@ async def test_ticker_outside_the_allowed_list_is_unsupported_ticker(
         ({"orderType": "limit", "limitPrice": 21499.75}, {"orderType": "limit",
                                                           "limitPrice": 21499.75}),
         ({"signalPrice": 1.5, "price": 2.5}, {"signalPrice": 1.5}),
-        ({"stopLoss": {"type": "trailing_stop", "trailPercent": 0.5}},
+        ({"price": 21000, "stopLoss": {"type": "trailing_stop", "trailPercent": 0.5}},
          {"stopLoss": {"type": "trailing_stop", "trailPercent": 0.5}}),
         ({"test": True, "extras": "not an object"}, {"test": True}),
     ],

@@ -21,6 +21,7 @@ __all__ = [
     "FillReceived",
     "FlattenCompleted",
     "IntentEvent",
+    "IntentExpired",
     "IntentSkipped",
     "KillSwitchEngaged",
     "MessageTerminated",
@@ -105,11 +106,19 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class SignalReceived(Event, frozen=True, kw_only=True):
-    """A webhook signal was accepted and made durable."""
+    """A webhook signal was accepted and made durable.
+
+    ``ts_event`` is when ingest received it. ``not_after_ns`` is the last moment any order of it
+    may be sent (receipt + delay + the strategy's maximum age for its kind, or ``expiresAt`` if
+    sooner; 0 on events written before it existed). ``max_quantity`` is the strategy's maximum
+    at receipt (0: none recorded).
+    """
 
     signal_id: str
     strategy_id: str
     signal: Signal
+    not_after_ns: int = 0
+    max_quantity: int = 0
 
 
 class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -135,6 +144,7 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     allow_add: bool = False
     allow_reversal: bool = True
     traceparent: str = ""
+    not_after_ns: int = 0  # no venue request of this intent is sent after this (0: no limit)
 
 
 class ExecBatch(Event, frozen=True, kw_only=True):
@@ -166,6 +176,23 @@ class IntentSkipped(Event, frozen=True, kw_only=True):
     strategy_id: str
     account_id: int
     reason: str
+    text: str = ""  # a sentence for people (e.g. what a test signal would have done)
+
+
+class IntentExpired(Event, frozen=True, kw_only=True):
+    """An account's part of a signal was not traded because the signal was too old.
+
+    ``stage`` is ``planning`` (the signal was already past ``not_after_ns`` when planned) or
+    ``before-send`` (it aged out while waiting, e.g. for a permit or a connection).
+    """
+
+    intent_id: str
+    signal_id: str
+    strategy_id: str
+    account_id: int
+    not_after_ns: int
+    stage: Literal["planning", "before-send"] = "planning"
+    text: str = ""
 
 
 class IntentEvent(Event, frozen=True, kw_only=True):
@@ -303,6 +330,7 @@ AnyEvent = (
     | ExecBatch
     | SignalPlanned
     | IntentSkipped
+    | IntentExpired
     | OrderAccepted
     | OrderRejected
     | OrderOutcomeUnknown

@@ -40,6 +40,11 @@ class StrategyRecord(msgspec.Struct, frozen=True, kw_only=True):
     require_signature: bool = False
     max_signal_age_s: float = 0.0
     rate_limit_per_min: int = 0
+    # Added by the signal-contract issue (0 = the service default, see ADR-0045).
+    max_quantity: int = 0  # largest quantity a signal may ask for
+    repeat_window_s: float = 0.0  # an id-less body sent again within this is a duplicate
+    max_entry_age_s: float = 0.0  # entries older than this (from receipt) expire
+    max_exit_age_s: float = 0.0  # exits and cancels older than this (from receipt) expire
 
 
 class SubscriptionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,7 +95,7 @@ class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
         return f"TokenRecord(login_id={self.login_id!r}, expiration_time={self.expiration_time!r})"
 
 
-IntentState = Literal["claimed", "accepted", "rejected", "unknown"]
+IntentState = Literal["claimed", "accepted", "rejected", "unknown", "expired"]
 
 
 class IntentRecord(msgspec.Struct, frozen=True, kw_only=True):

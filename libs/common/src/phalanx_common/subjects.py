@@ -182,6 +182,12 @@ class Buckets:
         description="ACTIVE/REDUCING/HALTED per global, strategy.<id>, account.<id>",
     )
     GUARDS = Bucket("guards", description="Per-account max contracts and daily loss limit")
+    SIGNAL_REPEATS = Bucket(
+        "signal-repeats",
+        ttl_s=3600.0,
+        description="Digest of an id-less webhook body -> the signal it became and when "
+        "(its strategy's repeat window tells a resend from a new signal; ADR-0045)",
+    )
     SHARD_LEASES = Bucket(
         "shard_leases", description="Executor replica heartbeats; shards are dealt over the live"
     )
@@ -197,4 +203,5 @@ ALL_BUCKETS: tuple[Bucket, ...] = (
     Buckets.TRADING_STATE,
     Buckets.GUARDS,
     Buckets.SHARD_LEASES,
+    Buckets.SIGNAL_REPEATS,
 )

@@ -27,6 +27,7 @@ from phalanx_common.http import admin_guard
 from phalanx_common.records import StrategyRecord, SubscriptionRecord
 from phalanx_ingest.responses import MessageCode
 from phalanx_ingest.senders import parse_networks
+from phalanx_ingest.settings import IngestSettings
 from phalanx_ingest.signallog import SignalLog
 from phalanx_ingest.signatures import new_signing_secret
 from phalanx_ingest.strategies import (
@@ -83,6 +84,32 @@ class StrategyCreate(BaseModel):
     require_signature: bool = Field(
         default=False, description="Accept only Standard Webhooks-signed requests."
     )
+    max_quantity: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Largest quantity a signal may ask for (0: PHALANX_MAX_SIGNAL_QUANTITY).",
+    )
+    repeat_window_s: float = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="An id-less body sent again within this is a duplicate; later it trades "
+        "again (0: PHALANX_REPEAT_WINDOW_S).",
+    )
+    max_entry_age_s: float = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description="Entries not sent within this of receipt (after delay) expire "
+        "(0: PHALANX_MAX_ENTRY_AGE_S).",
+    )
+    max_exit_age_s: float = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description="Exits and cancels likewise (0: PHALANX_MAX_EXIT_AGE_S).",
+    )
 
 
 class StrategyPatch(BaseModel):
@@ -95,6 +122,10 @@ class StrategyPatch(BaseModel):
     max_signal_age_s: float | None = Field(default=None, ge=0, le=86400)
     rate_limit_per_min: int | None = Field(default=None, ge=0, le=1_000_000)
     require_signature: bool | None = None
+    max_quantity: int | None = Field(default=None, ge=0, le=1_000_000)
+    repeat_window_s: float | None = Field(default=None, ge=0, le=3600)
+    max_entry_age_s: float | None = Field(default=None, ge=0, le=86400)
+    max_exit_age_s: float | None = Field(default=None, ge=0, le=86400)
 
 
 class RotateIn(BaseModel):
@@ -151,6 +182,10 @@ class StrategyView(BaseModel):
     require_signature: bool = False
     has_signing_secret: bool = False
     previous_secret_valid_until_ns: int = 0
+    max_quantity: int = Field(default=0, description="In force (the strategy's or the default).")
+    repeat_window_s: float = 0.0
+    max_entry_age_s: float = 0.0
+    max_exit_age_s: float = 0.0
 
 
 class StrategyList(BaseModel):
@@ -200,8 +235,12 @@ class BulkSubscriptionOut(BaseModel):
     account_ids: list[int]
 
 
-def _view(record: StrategyRecord, base_url: str) -> StrategyView:
+def _view(record: StrategyRecord, base_url: str, defaults: IngestSettings) -> StrategyView:
     return StrategyView(
+        max_quantity=record.max_quantity or defaults.max_signal_quantity,
+        repeat_window_s=record.repeat_window_s or defaults.repeat_window_s,
+        max_entry_age_s=record.max_entry_age_s or defaults.max_entry_age_s,
+        max_exit_age_s=record.max_exit_age_s or defaults.max_exit_age_s,
         strategy_id=record.strategy_id,
         name=record.name,
         allowed_tickers=list(record.allowed_tickers),
@@ -270,6 +309,7 @@ def admin_router(
     clock: Clock,
     secret_grace_s: float = 24 * 3600.0,
     signal_log: SignalLog | None = None,
+    defaults: IngestSettings | None = None,
 ) -> APIRouter:
     """The admin routes, bound to their collaborators and guarded by the admin token.
 
@@ -281,7 +321,9 @@ def admin_router(
         clock: Source of ``created_ns``.
         secret_grace_s: Default grace of a rotated-out secret.
         signal_log: The signal log (``None``: its routes answer 404).
+        defaults: The service defaults a strategy's 0 settings stand for (shown in views).
     """
+    defaults = defaults or IngestSettings()
     router = APIRouter(
         prefix="/admin", tags=["admin"], dependencies=[Depends(admin_guard(admin_token))]
     )
@@ -314,6 +356,10 @@ def admin_router(
             max_signal_age_s=body.max_signal_age_s,
             rate_limit_per_min=body.rate_limit_per_min,
             require_signature=body.require_signature,
+            max_quantity=body.max_quantity,
+            repeat_window_s=body.repeat_window_s,
+            max_entry_age_s=body.max_entry_age_s,
+            max_exit_age_s=body.max_exit_age_s,
         )
         await strategies.create(record)
         return StrategyCreated(
@@ -327,12 +373,12 @@ def admin_router(
     @router.get("/strategies")
     async def list_strategies() -> StrategyList:
         """Every strategy (without secrets)."""
-        return StrategyList(strategies=[_view(r, base_url) for r in strategies.all()])
+        return StrategyList(strategies=[_view(r, base_url, defaults) for r in strategies.all()])
 
     @router.get("/strategies/{strategy_id}")
     async def get_strategy(strategy_id: str) -> StrategyView:
         """One strategy (without its secret; ``webhook_url`` shows where the secret goes)."""
-        return _view(await _strategy(strategy_id), base_url)
+        return _view(await _strategy(strategy_id), base_url, defaults)
 
     async def _change(
         strategy_id: str, change: Callable[[StrategyRecord], StrategyRecord]
@@ -360,7 +406,7 @@ def admin_router(
         def change(record: StrategyRecord) -> StrategyRecord:
             return msgspec.structs.replace(record, **changes)
 
-        return _view(await _change(strategy_id, change), base_url)
+        return _view(await _change(strategy_id, change), base_url, defaults)
 
     @router.post("/strategies/{strategy_id}/secret:rotate")
     async def rotate_secret(strategy_id: str, body: RotateIn | None = None) -> SecretRotated:

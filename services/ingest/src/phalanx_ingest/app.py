@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from phalanx_common.clock import Clock
 from phalanx_ingest.admin import admin_router
 from phalanx_ingest.publisher import SignalPublisher
+from phalanx_ingest.repeats import RepeatGuard
 from phalanx_ingest.responses import MessageCode
 from phalanx_ingest.settings import IngestSettings
 from phalanx_ingest.signallog import SignalLog
@@ -29,6 +30,7 @@ def create_app(
     publisher: SignalPublisher,
     clock: Clock,
     signal_log: SignalLog | None = None,
+    repeats: RepeatGuard | None = None,
 ) -> FastAPI:
     """Assemble the ingest API from its collaborators.
 
@@ -42,6 +44,7 @@ def create_app(
         publisher: Makes accepted signals durable.
         clock: The clock.
         signal_log: The signal log, if it is kept.
+        repeats: Tells resends of an id-less body from repeats (memory only when ``None``).
     """
     app = FastAPI(
         title="Phalanx ingest",
@@ -49,7 +52,7 @@ def create_app(
         description="TradersPost-compatible webhook for trading signals; strategies and "
         "subscriptions admin API.",
     )
-    app.include_router(webhook_router(strategies, publisher, clock, settings))
+    app.include_router(webhook_router(strategies, publisher, clock, settings, repeats=repeats))
     app.include_router(
         admin_router(
             strategies,
@@ -59,6 +62,7 @@ def create_app(
             clock,
             settings.secret_grace_s,
             signal_log,
+            settings,
         )
     )
 

@@ -65,6 +65,13 @@ _RISK_QUANTITY_TYPES = ("risk_dollar_amount", "risk_percent", "risk_per_position
 _TIME_IN_FORCE: tuple[str, ...] = get_args(TimeInForce)
 _MAX_DELAY_S = Decimal(3600)
 _MAX_ID_LENGTH = 128
+# Numbers on a sane scale only: 1e-9 .. 1e12 (a 6J tick is 5e-7; nothing trades in 1e12s), so
+# no later arithmetic can overflow or lose the value.
+_MIN_EXPONENT = -9
+_MAX_EXPONENT = 12
+_MAX_PRICE = Decimal(10) ** 8
+_NOT_TRADOVATE_TIF = ("opg", "cls")
+_ENTRY_ACTIONS = ("buy", "sell", "add")
 
 
 def parse_signal(body: bytes) -> Signal:
@@ -105,6 +112,18 @@ def parse_signal(body: bytes) -> Signal:
 
 
 def _signal_from(data: dict[str, Any]) -> Signal:
+    signal = _fields_of(data)
+    _check_quantity(signal)
+    _check_prices(signal)
+    if signal.action in _ENTRY_ACTIONS and signal.sentiment != "flat":
+        _check_entry_prices(signal)
+        _check_reference_price(signal)
+    else:
+        _check_not_for_exits(signal, data)
+    return signal
+
+
+def _fields_of(data: dict[str, Any]) -> Signal:
     ticker = _parse_ticker(data)
     action = _parse_action(data)
     sentiment = _parse_sentiment(data, action)
@@ -366,6 +385,12 @@ def _parse_time_in_force(data: dict[str, Any]) -> TimeInForce | None:
             f"The timeInForce {value!r} is invalid. It must be one of: day, gtc, opg, cls, ioc, "
             "fok.",
         )
+    if name in _NOT_TRADOVATE_TIF:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_TIME_IN_FORCE,
+            f"timeInForce {name} (at the open/close auction) does not exist on Tradovate "
+            "futures. Use day, gtc, ioc or fok.",
+        )
     return cast("TimeInForce", name)
 
 
@@ -448,6 +473,150 @@ def parse_time_ns(value: Any) -> int | None:
         return int(moment.timestamp() * 1_000_000) * 1000
     except (OverflowError, OSError, ValueError):
         return None
+
+
+# -- checks across fields ----------------------------------------------------------------------
+
+
+def _check_quantity(signal: Signal) -> None:
+    quantity = signal.quantity
+    if quantity is None:
+        return
+    if signal.action == "cancel":
+        raise WebhookRejectedError(
+            MessageCode.INVALID_QUANTITY,
+            "A cancel signal cancels working orders and has no quantity. Remove the quantity "
+            "field.",
+        )
+    if signal.quantity_type == "percent_of_position":
+        return  # 0 < percent <= 100, checked with quantityType
+    if quantity != quantity.to_integral_value():
+        raise WebhookRejectedError(
+            MessageCode.INVALID_QUANTITY,
+            f"The quantity {quantity} is not a whole number of contracts. Futures trade in "
+            "whole contracts: send e.g. 1 or 2 (a subscription's multiplier scales it).",
+        )
+
+
+def _check_prices(signal: Signal) -> None:
+    named = {
+        "limitPrice": signal.limit_price,
+        "stopPrice": signal.stop_price,
+        "price": signal.signal_price,
+        "takeProfit.limitPrice": signal.take_profit.limit_price if signal.take_profit else None,
+        "takeProfit.amount": signal.take_profit.amount if signal.take_profit else None,
+        "stopLoss.stopPrice": signal.stop_loss.stop_price if signal.stop_loss else None,
+        "stopLoss.limitPrice": signal.stop_loss.limit_price if signal.stop_loss else None,
+        "stopLoss.amount": signal.stop_loss.amount if signal.stop_loss else None,
+        "stopLoss.trailAmount": signal.stop_loss.trail_amount if signal.stop_loss else None,
+        "trailAmount": signal.trail_amount,
+    }
+    for name, value in named.items():
+        if value is not None and value >= _MAX_PRICE:
+            raise WebhookRejectedError(
+                MessageCode.INVALID_PAYLOAD,
+                f"The {name} {value} is not a price any futures contract trades at (at most "
+                f"{_MAX_PRICE:,}).",
+            )
+    sl = signal.stop_loss
+    if sl is not None and sl.percent is not None and sl.percent >= 100:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_PERCENT,
+            f"stopLoss.percent {sl.percent} would put the stop at or beyond zero. Send a percent "
+            "below 100.",
+        )
+    for percent, code in (
+        (sl.trail_percent if sl else None, MessageCode.INVALID_STOP_LOSS_TRAIL_PERCENT),
+        (signal.trail_percent, MessageCode.INVALID_TRAILING_STOP),
+    ):
+        if percent is not None and percent >= 100:
+            raise WebhookRejectedError(
+                code, f"A trail of {percent} percent is not a trailing stop. Send less than 100."
+            )
+
+
+def _check_entry_prices(signal: Signal) -> None:
+    needs = {
+        "limit": ("limitPrice",),
+        "stop": ("stopPrice",),
+        "stop_limit": ("limitPrice", "stopPrice"),
+    }.get(signal.order_type, ())
+    have = {"limitPrice": signal.limit_price, "stopPrice": signal.stop_price}
+    missing = [name for name in needs if have[name] is None]
+    if missing:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_ORDER_TYPE,
+            f"orderType {signal.order_type} needs {' and '.join(missing)}: Phalanx has no "
+            "market data to pick a price for you. Add it, e.g. "
+            '"limitPrice": {{close}}.',
+        )
+
+
+def _reference(signal: Signal) -> Decimal | None:
+    """The price relative brackets and trails are measured from (TradersPost's order)."""
+    for price in (signal.signal_price, signal.limit_price, signal.stop_price):
+        if price is not None:
+            return price
+    return None
+
+
+def _check_reference_price(signal: Signal) -> None:
+    if _reference(signal) is not None:
+        return
+    tp, sl = signal.take_profit, signal.stop_loss
+    relative = [
+        (tp is not None and tp.limit_price is None, MessageCode.INVALID_TAKE_PROFIT_VALUE_REQUIRED),
+        (
+            sl is not None and sl.stop_price is None,
+            MessageCode.INVALID_STOP_LOSS_STOP_PRICE_REQUIRED,
+        ),
+        (
+            sl is not None and sl.type == "trailing_stop" and sl.trail_percent is not None,
+            MessageCode.INVALID_STOP_LOSS_TRAIL_PERCENT,
+        ),
+        (
+            signal.order_type == "trailing_stop",
+            MessageCode.INVALID_TRAILING_STOP,
+        ),
+    ]
+    for is_relative, code in relative:
+        if is_relative:
+            raise WebhookRejectedError(
+                code,
+                "A relative take-profit, stop-loss or trailing stop is measured from the "
+                "signal's price, and this signal has none (Phalanx has no market data). Add "
+                '"price": {{close}} to the alert, or send absolute prices (takeProfit.limitPrice, '
+                "stopLoss.stopPrice).",
+            )
+
+
+def _check_not_for_exits(signal: Signal, data: dict[str, Any]) -> None:
+    """Fields an exit, a flat or a cancel cannot honour are refused, never ignored."""
+    what = "A cancel" if signal.action == "cancel" else "An exit (or sentiment flat)"
+    entry_only = {
+        "takeProfit": signal.take_profit is not None,
+        "stopLoss": signal.stop_loss is not None,
+        "orderType": signal.order_type != "market",
+        "limitPrice": signal.limit_price is not None,
+        "stopPrice": signal.stop_price is not None,
+        "timeInForce": signal.time_in_force is not None,
+        "cancel": signal.cancel is not None,
+    }
+    if signal.action != "cancel":
+        entry_only["cancelOrderType"] = signal.cancel_order_type is not None
+    sent = [name for name, present in entry_only.items() if present and name in data]
+    if sent:
+        how = (
+            "cancels the ticker's working orders"
+            if signal.action == "cancel"
+            else "closes the position at market (liquidation, which also cancels the "
+            "contract's working orders)"
+        )
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PAYLOAD,
+            f"{what} {how}; {', '.join(sent)} cannot be used with it. Remove "
+            f"{'it' if len(sent) == 1 else 'them'}.",
+        )
 
 
 # -- brackets ----------------------------------------------------------------------------------
@@ -604,7 +773,11 @@ def _decimal(value: Any) -> Decimal | None:
             return None
     else:
         return None
-    return number if number.is_finite() else None
+    if not number.is_finite():
+        return None
+    if number and not _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+        return None  # 1e999999999 or 1e-30: no price or quantity is on that scale
+    return number
 
 
 # -- echo --------------------------------------------------------------------------------------

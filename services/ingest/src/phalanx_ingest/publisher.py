@@ -94,7 +94,14 @@ class SignalPublisher:
             await self.drainer.stop()
 
     async def publish(
-        self, strategy_id: str, signal_id: str, signal: Signal, received_ns: int
+        self,
+        strategy_id: str,
+        signal_id: str,
+        signal: Signal,
+        received_ns: int,
+        *,
+        not_after_ns: int = 0,
+        max_quantity: int = 0,
     ) -> PublishResult:
         """Make one signal durable and say how.
 
@@ -109,6 +116,8 @@ class SignalPublisher:
             signal_id=signal_id,
             strategy_id=strategy_id,
             signal=signal,
+            not_after_ns=not_after_ns,
+            max_quantity=max_quantity,
         )
         subject = subjects.signals_subject(strategy_id)
         data = encode(event)

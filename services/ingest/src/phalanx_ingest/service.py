@@ -14,6 +14,7 @@ from phalanx_common.subjects import Buckets
 from phalanx_ingest.app import create_app
 from phalanx_ingest.outbox import Outbox
 from phalanx_ingest.publisher import SignalPublisher
+from phalanx_ingest.repeats import RepeatGuard
 from phalanx_ingest.settings import IngestSettings
 from phalanx_ingest.signallog import SignalLog, SignalLogFollower
 from phalanx_ingest.strategies import StrategyDirectory
@@ -105,6 +106,7 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
         subscriptions = SubscriptionStore(
             await bus.key_value(Buckets.SUBSCRIPTIONS), await bus.key_value(Buckets.ACCOUNTS)
         )
+        repeats_kv = await bus.key_value(Buckets.SIGNAL_REPEATS)
         if settings.ingest_outbox_dir:
             outbox = Outbox(settings.ingest_outbox_dir, clock)
             await outbox.open()
@@ -118,5 +120,6 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
     )
     signal_log = SignalLog(settings.signal_log_size) if settings.signal_log_size > 0 else None
     follower = SignalLogFollower(bus.js, signal_log) if signal_log is not None else None
-    app = create_app(settings, strategies, subscriptions, publisher, clock, signal_log)
+    repeats = RepeatGuard(repeats_kv, lambda: bool(bus.nc.is_connected))
+    app = create_app(settings, strategies, subscriptions, publisher, clock, signal_log, repeats)
     return IngestService(settings, bus, strategies, app, publisher, follower)

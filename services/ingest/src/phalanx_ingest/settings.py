@@ -49,6 +49,14 @@ class IngestSettings(CommonSettings, frozen=True, kw_only=True):
             (``PHALANX_SECRET_GRACE_S``).
         signal_log_size: Signals remembered per strategy by the signal log
             (``PHALANX_SIGNAL_LOG_SIZE``; 0 disables the log's consumers).
+        max_signal_quantity: Largest ``quantity`` a signal may ask for, unless the strategy sets
+            its own (``PHALANX_MAX_SIGNAL_QUANTITY``).
+        repeat_window_s: A body without an id sent again within this many seconds is a
+            duplicate (a resend or a double click); later it is a new signal and trades
+            (``PHALANX_REPEAT_WINDOW_S``; a strategy may set its own, at most 3600).
+        max_entry_age_s: Entries (buy, sell, add) not sent within this many seconds of receipt
+            (after any ``delay``) expire (``PHALANX_MAX_ENTRY_AGE_S``).
+        max_exit_age_s: The same for exits and cancels (``PHALANX_MAX_EXIT_AGE_S``).
     """
 
     service_name: str = "ingest"
@@ -67,3 +75,7 @@ class IngestSettings(CommonSettings, frozen=True, kw_only=True):
     signature_tolerance_s: float = 300.0
     secret_grace_s: float = 24 * 3600.0
     signal_log_size: int = 200
+    max_signal_quantity: int = 100
+    repeat_window_s: float = 5.0
+    max_entry_age_s: float = 60.0
+    max_exit_age_s: float = 300.0

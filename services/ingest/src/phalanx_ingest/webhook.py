@@ -34,6 +34,7 @@ from phalanx_common.telemetry import extract_context
 from phalanx_ingest.payload import parse_signal, parse_time_ns, signal_to_payload
 from phalanx_ingest.publisher import SignalPublisher, SignalsUnavailableError
 from phalanx_ingest.ratelimit import RateLimiter
+from phalanx_ingest.repeats import RepeatGuard
 from phalanx_ingest.responses import (
     MessageCode,
     WebhookRejectedError,
@@ -118,7 +119,9 @@ class _WebhookHandler:
         clock: Clock,
         settings: IngestSettings,
         limiter: RateLimiter,
+        repeats: RepeatGuard,
     ) -> None:
+        self._repeats = repeats
         self._strategies = strategies
         self._publisher = publisher
         self._clock = clock
@@ -138,12 +141,25 @@ class _WebhookHandler:
             self._check_rate(strategy)
             signal = parse_signal(body)
             _check_ticker(strategy, signal.ticker)
+            max_quantity = self._check_quantity(strategy, signal)
             self._check_freshness(strategy, signal, received_ns)
-            signal_id = derive_signal_id(strategy_id, body, signal.id or webhook_id)
+            explicit_id = signal.id or webhook_id
+            if explicit_id is not None:
+                signal_id = derive_signal_id(strategy_id, body, explicit_id)
+            else:
+                window_s = strategy.repeat_window_s or self._settings.repeat_window_s
+                signal_id = await self._repeats.signal_id(strategy_id, body, received_ns, window_s)
             # W3C trace context of the sender (if any) travels on into the NATS headers.
             token = otel_context.attach(extract_context(dict(request.headers)))
             try:
-                result = await self._publisher.publish(strategy_id, signal_id, signal, received_ns)
+                result = await self._publisher.publish(
+                    strategy_id,
+                    signal_id,
+                    signal,
+                    received_ns,
+                    not_after_ns=self._not_after_ns(strategy, signal, received_ns),
+                    max_quantity=max_quantity,
+                )
             except SignalsUnavailableError:
                 raise _unavailable() from None
             finally:
@@ -256,6 +272,37 @@ class _WebhookHandler:
                 {"Retry-After": str(max(1, math.ceil(wait_s)))},
             )
 
+    def _check_quantity(self, strategy: StrategyRecord, signal: Signal) -> int:
+        """Refuse a quantity above the strategy's maximum; return that maximum."""
+        maximum = strategy.max_quantity or self._settings.max_signal_quantity
+        if (
+            signal.quantity is not None
+            and signal.quantity_type != "percent_of_position"
+            and signal.quantity > maximum
+        ):
+            raise WebhookRejectedError(
+                MessageCode.INVALID_QUANTITY,
+                f"The quantity {signal.quantity} is more than this strategy's maximum of "
+                f"{maximum} contracts; nothing was traded. Send a smaller quantity, or raise "
+                "the strategy's max_quantity.",
+            )
+        return maximum
+
+    def _not_after_ns(self, strategy: StrategyRecord, signal: Signal, received_ns: int) -> int:
+        """The last moment an order of this signal may be sent (ADR-0045)."""
+        exit_like = signal.action in ("exit", "cancel") or signal.sentiment == "flat"
+        if exit_like:
+            max_age_s = strategy.max_exit_age_s or self._settings.max_exit_age_s
+        else:
+            max_age_s = strategy.max_entry_age_s or self._settings.max_entry_age_s
+        delay_s = float(signal.delay_s or 0)
+        not_after = received_ns + int((delay_s + max_age_s) * 1e9)
+        if signal.expires_at is not None:
+            expires_ns = parse_time_ns(signal.expires_at)
+            if expires_ns is not None:
+                not_after = min(not_after, expires_ns)
+        return not_after
+
     def _check_freshness(self, strategy: StrategyRecord, signal: Signal, now_ns: int) -> None:
         if signal.expires_at is not None:
             expires_ns = parse_time_ns(signal.expires_at)
@@ -300,8 +347,9 @@ class _WebhookHandler:
 
 
 def derive_signal_id(strategy_id: str, body: bytes, explicit_id: str | None) -> str:
-    """The signal id (ADR-0011): from the sender's explicit id when there is one, else from the
-    strategy and the exact body (which holds ``time``)."""
+    """The signal id (ADR-0011) of a signal with the sender's explicit id (``id`` or
+    ``webhook-id``); without one, the strategy and the exact body (id-less webhooks get theirs
+    from :class:`~phalanx_ingest.repeats.RepeatGuard`, ADR-0045)."""
     if explicit_id is None:
         return signal_id_from(strategy_id, body)
     digest = hashlib.sha256(
@@ -340,6 +388,7 @@ def webhook_router(
     clock: Clock,
     settings: IngestSettings,
     limiter: RateLimiter | None = None,
+    repeats: RepeatGuard | None = None,
 ) -> APIRouter:
     """The webhook route, bound to its collaborators.
 
@@ -349,8 +398,16 @@ def webhook_router(
         clock: Source of the reception timestamp (``ts_event``).
         settings: Limits, proxies, sender lists, tolerances.
         limiter: The per-strategy rate limiter.
+        repeats: Tells resends of an id-less body from repeats (memory only when ``None``).
     """
-    handler = _WebhookHandler(strategies, publisher, clock, settings, limiter or RateLimiter())
+    handler = _WebhookHandler(
+        strategies,
+        publisher,
+        clock,
+        settings,
+        limiter or RateLimiter(),
+        repeats or RepeatGuard(None),
+    )
     router = APIRouter(tags=["webhook"])
     router.add_api_route(
         WEBHOOK_PATH,
