@@ -503,3 +503,49 @@ async def test_the_daily_loss_guard_stops_entries_once_the_venue_reports_the_los
     record = await _intent_record(rig, refused.intent_id)
     assert record.reason == "daily-loss-limit"
     assert (await rig.worker.execute(rig.intent(quantity=1, account=1))).state == "accepted"
+
+
+async def test_an_intent_past_its_deadline_is_expired_and_never_sent(rig: Rig) -> None:
+    past = LiveClock().time_ns() - 1
+    intent = rig.intent(not_after_ns=past)
+
+    outcome = await rig.worker.execute(intent)
+
+    assert outcome.state == "expired"
+    assert rig.venue_orders() == 0
+    record = await _intent_record(rig, intent.intent_id)
+    assert record.state == "expired"
+    assert (await rig.worker.execute(intent)).state == "duplicate"
+    assert rig.venue_orders() == 0
+
+
+async def test_a_deadline_that_passes_while_waiting_for_a_permit_expires_the_intent(
+    nats_url: str, redis_url: str
+) -> None:
+    async with Simulator(port=0) as sim:
+        # One request a minute: the second intent of the login waits for a permit.
+        rig = await _rig(nats_url, redis_url, sim)
+        rig.worker = BatchWorker(
+            bus=rig.bus,
+            store=IntentStore(await rig.bus.key_value(subjects.Buckets.INTENTS), "o"),
+            pool=rig.pool,
+            limiter=RateLimiter(aioredis.from_url(redis_url)),
+            view=rig.view,
+            gates=Gates(rig.states, rig.guards, rig.view),
+            clock=LiveClock(),
+            settings=WorkerSettings(login_windows=((1, 60),)),
+        )
+        try:
+            first = await rig.worker.execute(rig.intent())
+            soon = LiveClock().time_ns() + 500_000_000
+            second = await rig.worker.execute(rig.intent(account=1, not_after_ns=soon))
+
+            assert first.state == "accepted"
+            assert second.state == "expired"
+            assert rig.venue_orders(account=1) == 0
+        finally:
+            await rig.states.stop()
+            await rig.guards.stop()
+            await rig.view.stop()
+            await rig.pool.close()
+            await rig.bus.close()

@@ -60,12 +60,12 @@ async def test_signal_log_shows_each_accounts_outcome_and_phase_times(
 
     entry = await eventually(done, what="signal log complete")
     assert entry is not None
-    assert entry["counts"] == {"accepted": 1, "rejected": 1, "unknown": 0, "skipped": 1}
+    assert entry["counts"] == {"placed": 1, "rejected": 1, "unknown": 0, "skipped": 1, "expired": 0}
     assert entry["timings_ms"]["planned"] == 5.0
     assert entry["timings_ms"]["first_sent"] == 20.0
     assert entry["timings_ms"]["last_acknowledged"] == 30.0
     by_account = {a["account_id"]: a for a in entry["accounts"]}
-    assert by_account[1]["outcome"] == "accepted"
+    assert by_account[1]["outcome"] == "placed"
     assert by_account[1]["order_id"] == 77
     assert by_account[1]["sent_ms"] == 20.0
     assert by_account[2] == {**by_account[2], "outcome": "rejected", "reason": "venue-rejected"}

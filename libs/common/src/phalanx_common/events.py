@@ -167,6 +167,7 @@ class SignalPlanned(Event, frozen=True, kw_only=True):
     batches: int
     skipped: int = 0
     rejected: str = ""
+    expired: int = 0  # accounts not traded because the signal was past its deadline
 
 
 class IntentSkipped(Event, frozen=True, kw_only=True):

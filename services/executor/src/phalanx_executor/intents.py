@@ -5,10 +5,11 @@ States and the only transitions allowed:
 | from      | to                                   |
 |-----------|--------------------------------------|
 | (none)    | claimed                              |
-| claimed   | accepted, rejected, unknown, (released: deleted; nothing was sent) |
+| claimed   | accepted, rejected, unknown, expired, (released: deleted; nothing was sent) |
 | unknown   | accepted (found by clOrdId), rejected, claimed (venue provably has no order: retry) |
 | accepted  | —                                    |
 | rejected  | —                                    |
+| expired   | —  (past the signal's deadline before a send; ADR-0045) |
 
 Every transition is a compare-and-set on the KV revision, so two deliveries (or two replicas)
 can never both move the same intent.
@@ -36,12 +37,13 @@ __all__ = [
 
 TRANSITIONS: dict[IntentState | None, frozenset[IntentState]] = {
     None: frozenset({"claimed"}),
-    "claimed": frozenset({"accepted", "rejected", "unknown"}),
+    "claimed": frozenset({"accepted", "rejected", "unknown", "expired"}),
     "unknown": frozenset({"accepted", "rejected", "claimed"}),
     "accepted": frozenset(),
     "rejected": frozenset(),
+    "expired": frozenset(),
 }
-TERMINAL: frozenset[IntentState] = frozenset({"accepted", "rejected"})
+TERMINAL: frozenset[IntentState] = frozenset({"accepted", "rejected", "expired"})
 
 
 class InvalidTransition(Exception):

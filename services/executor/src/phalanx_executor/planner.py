@@ -29,10 +29,23 @@ __all__ = ["Plan", "PlannedBatch", "Skip", "plan"]
 
 @dataclass(frozen=True)
 class Skip:
-    """An account deliberately not traded, and why."""
+    """An account deliberately not traded, and why (``text``: a sentence for people)."""
 
     account_id: int
     reason: str
+    text: str = ""
+
+
+# Signals stored before they carried a deadline expire this long after receipt (and any delay).
+LEGACY_MAX_AGE_S = 300
+
+
+def deadline_ns(event: SignalReceived) -> int:
+    """The last moment an order of this signal may be sent."""
+    if event.not_after_ns:
+        return event.not_after_ns
+    delay_s = float(event.signal.delay_s or 0)
+    return event.ts_event + int((delay_s + LEGACY_MAX_AGE_S) * 1e9)
 
 
 @dataclass(frozen=True)
@@ -46,11 +59,17 @@ class PlannedBatch:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a signal turns into."""
+    """What a signal turns into.
+
+    ``expired`` lists the accounts that would have been traded had the signal not been past its
+    deadline when it was planned; ``not_after_ns`` is that deadline.
+    """
 
     batches: list[PlannedBatch] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     rejected: str = ""
+    expired: list[int] = field(default_factory=list)
+    not_after_ns: int = 0
 
     @property
     def intent_count(self) -> int:
@@ -111,9 +130,17 @@ def plan(
     shards: int,
     batch_size: int,
     today: dt.date,
+    now_ns: int = 0,
 ) -> Plan:
-    """Turn a signal into per-shard batches for the strategy's enabled subscriptions."""
+    """Turn a signal into per-shard batches for the strategy's enabled subscriptions.
+
+    A signal past its deadline at ``now_ns`` yields no batches: every account it would have
+    traded is listed in ``expired``. A test signal (``test: true``) yields no batches either:
+    every account it would have traded is skipped with ``test-signal`` and what it would do.
+    """
     signal = event.signal
+    not_after = deadline_ns(event)
+    expired = now_ns > not_after
     try:
         symbol, spec = book.resolve(signal.ticker, today)
     except UnknownTicker as exc:
@@ -146,6 +173,7 @@ def plan(
 
     by_shard: dict[int, list[OrderIntent]] = defaultdict(list)
     skipped: list[Skip] = []
+    expired_accounts: list[int] = []
     for sub in sorted(subscriptions, key=lambda s: s.account_id):
         if sub.strategy_id != event.strategy_id:
             continue
@@ -162,6 +190,23 @@ def plan(
             exit_qty = _quantity(signal, sub)
         if (kind in ("entry", "add") and qty == 0) or exit_qty == 0:
             skipped.append(Skip(sub.account_id, "quantity-rounds-to-zero"))
+            continue
+        if sub.max_quantity is None and 0 < event.max_quantity < max(qty, exit_qty or 0):
+            skipped.append(
+                Skip(
+                    sub.account_id,
+                    "quantity-above-maximum",
+                    f"sized to {max(qty, exit_qty or 0)} contracts, more than the strategy's "
+                    f"maximum of {event.max_quantity} (set the subscription's max_quantity to "
+                    "cap it instead)",
+                )
+            )
+            continue
+        if expired:
+            expired_accounts.append(sub.account_id)
+            continue
+        if signal.test:
+            skipped.append(Skip(sub.account_id, "test-signal", _would(kind, action, qty, symbol)))
             continue
         by_shard[shard_of(account.login_id, shards)].append(
             OrderIntent(
@@ -184,6 +229,7 @@ def plan(
                 exit_quantity=exit_qty,
                 allow_add=sub.allow_add,
                 allow_reversal=sub.allow_reversal,
+                not_after_ns=not_after,
             )
         )
 
@@ -198,4 +244,13 @@ def plan(
                     intents=tuple(intents[start : start + batch_size]),
                 )
             )
-    return Plan(batches=batches, skipped=skipped)
+    return Plan(batches=batches, skipped=skipped, expired=expired_accounts, not_after_ns=not_after)
+
+
+def _would(kind: IntentKind, action: VenueAction, qty: int, symbol: str) -> str:
+    """What a test signal would have done on one account."""
+    if kind == "exit":
+        return f"test signal: would exit {symbol}; nothing was sent"
+    if kind == "cancel":
+        return f"test signal: would cancel working orders in {symbol}; nothing was sent"
+    return f"test signal: would {action.lower()} {qty} {symbol}; nothing was sent"

@@ -12,7 +12,14 @@ from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.errors import Poison
-from phalanx_common.events import AnyEvent, ExecBatch, IntentSkipped, SignalPlanned, SignalReceived
+from phalanx_common.events import (
+    AnyEvent,
+    ExecBatch,
+    IntentExpired,
+    IntentSkipped,
+    SignalPlanned,
+    SignalReceived,
+)
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, SubscriptionRecord
 from phalanx_executor.contracts import ContractBook
@@ -53,8 +60,8 @@ class Planner:
         subs = [s for k, s in self._subscriptions.items().items() if k.startswith(prefix)]
         accounts = {a.account_id: a for a in self._accounts.values()}
         today = dt.datetime.fromtimestamp(self._clock.time_ns() / 1e9, tz=dt.UTC).date()
-        result = plan(event, subs, accounts, self._book, self._shards, self._batch_size, today)
         now = self._clock.time_ns()
+        result = plan(event, subs, accounts, self._book, self._shards, self._batch_size, today, now)
         traceparent = (msg.headers or {}).get("traceparent", "")
 
         publishes = [
@@ -86,10 +93,30 @@ class Planner:
                     strategy_id=event.strategy_id,
                     account_id=skip.account_id,
                     reason=skip.reason,
+                    text=skip.text,
                 ),
                 msg_id=f"skip-{ids.intent_id(event.signal_id, skip.account_id)}",
             )
             for skip in result.skipped
+        ]
+        publishes += [
+            self._bus.publish(
+                subjects.orders_subject(account_id),
+                IntentExpired(
+                    event_id=ids.new_event_id(),
+                    ts_event=now,
+                    ts_init=now,
+                    intent_id=ids.intent_id(event.signal_id, account_id),
+                    signal_id=event.signal_id,
+                    strategy_id=event.strategy_id,
+                    account_id=account_id,
+                    not_after_ns=result.not_after_ns,
+                    stage="planning",
+                    text=f"planned {(now - result.not_after_ns) / 1e9:.1f} s after its deadline",
+                ),
+                msg_id=f"expired-{ids.intent_id(event.signal_id, account_id)}",
+            )
+            for account_id in result.expired
         ]
         await asyncio.gather(*publishes)
         if result.rejected:
@@ -106,5 +133,6 @@ class Planner:
                 batches=len(result.batches),
                 skipped=len(result.skipped),
                 rejected=result.rejected,
+                expired=len(result.expired),
             ),
         )

@@ -25,6 +25,7 @@ from phalanx_common.errors import Poison, Retry
 from phalanx_common.events import (
     AnyEvent,
     ExecBatch,
+    IntentExpired,
     OrderAccepted,
     OrderIntent,
     OrderOutcomeUnknown,
@@ -47,7 +48,7 @@ __all__ = ["BatchWorker", "IntentOutcome", "WorkerSettings"]
 
 log = logging.getLogger(__name__)
 
-_DONE = frozenset({"accepted", "rejected", "duplicate"})
+_DONE = frozenset({"accepted", "rejected", "expired", "duplicate"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ class WorkerSettings:
 
 class _Unknown(Exception):
     """A request was sent and its outcome is unknown."""
+
+
+class _Expired(Exception):
+    """The intent's signal passed its deadline before a request was sent."""
 
 
 class _NotSent(Exception):
@@ -187,6 +192,8 @@ class BatchWorker:
         return await self._reconcile(intent, claim, sent_ns=record.claimed_ns)
 
     async def _attempt(self, intent: OrderIntent, claim: Claim) -> IntentOutcome:
+        if self._past_deadline(intent):
+            return await self._expire(intent, claim, "before connecting")
         try:
             sock = await self._pool.get(intent.login_id)
             contract_id = await self._view.contract_id(intent.login_id, intent.symbol)
@@ -210,6 +217,8 @@ class BatchWorker:
         sent_ns = self._clock.time_ns()
         try:
             order_id, legs = await self._run(intent, sock, decision, contract_id)
+        except _Expired as exc:
+            return await self._expire(intent, claim, str(exc))
         except _NotSent as exc:
             await self._store.release(claim)
             log.info("intent %s: %s; released for redelivery", intent.intent_id, exc)
@@ -278,6 +287,10 @@ class BatchWorker:
                 raise _Unknown(str(exc)) from exc
             except (tv_errors.TradovateError, RefusedStep):
                 raise
+            except _Expired as exc:
+                if sent_any:
+                    raise _Expired(f"{exc}, after earlier steps were sent") from None
+                raise
             except Exception as exc:  # e.g. no permit because Redis is down: fail closed
                 if not sent_any:
                     raise _FailedBeforeSending(exc) from exc
@@ -294,7 +307,7 @@ class BatchWorker:
     ) -> tuple[int | None, tuple[int | None, int | None]] | None:
         ticket: str | None = None
         for _ in range(3):
-            await self.permits.acquire(self.budgets(intent.login_id), priority)
+            await self._permit_before_deadline(intent, step, priority)
             try:
                 return await self._send(intent, sock, step, contract_id, ticket)
             except tv_errors.PenaltyError as exc:
@@ -434,6 +447,37 @@ class BatchWorker:
         await self._publish_accepted(intent, order_id, legs, operation, sent_ns, recovered)
         return IntentOutcome(intent.intent_id, "accepted")
 
+    async def _permit_before_deadline(
+        self, intent: OrderIntent, step: Step, priority: Priority
+    ) -> None:
+        """Take a permit, but never send after the signal's deadline: the wait for a permit
+        (a budget-bound login can wait minutes) ends at the deadline, and the deadline is checked
+        again once the permit is in hand, just before the request goes out."""
+        acquire = self.permits.acquire(self.budgets(intent.login_id), priority)
+        if not intent.not_after_ns:
+            await acquire
+            return
+        remaining_s = (intent.not_after_ns - self._clock.time_ns()) / 1e9
+        if remaining_s <= 0:
+            acquire.close()
+            raise _Expired(f"{step.kind} not sent: past the signal's deadline")
+        try:
+            await asyncio.wait_for(acquire, remaining_s)
+        except TimeoutError:
+            raise _Expired(
+                f"{step.kind} not sent: no permit of the login's budget before the deadline"
+            ) from None
+        if self._past_deadline(intent):
+            raise _Expired(f"{step.kind} not sent: the permit came after the deadline")
+
+    def _past_deadline(self, intent: OrderIntent) -> bool:
+        return bool(intent.not_after_ns) and self._clock.time_ns() > intent.not_after_ns
+
+    async def _expire(self, intent: OrderIntent, claim: Claim, text: str) -> IntentOutcome:
+        await self._store.move(claim, "expired", reason=text)
+        await self._publish_expired(intent, text)
+        return IntentOutcome(intent.intent_id, "expired")
+
     async def _reject(
         self, intent: OrderIntent, claim: Claim, reason: str, text: str
     ) -> IntentOutcome:
@@ -446,6 +490,8 @@ class BatchWorker:
         record = claim.record
         if record.state == "rejected":
             await self._publish_rejected(intent, record.reason, "")
+        elif record.state == "expired":
+            await self._publish_expired(intent, record.reason)
         else:
             await self._publish_accepted(intent, record.order_id)
 
@@ -489,6 +535,23 @@ class BatchWorker:
         event = OrderRejected(**self._about(intent), reason=reason, text=text)
         subject = subjects.orders_subject(intent.account_id)
         await self._bus.publish(subject, event, msg_id=f"rejected-{intent.intent_id}")
+
+    async def _publish_expired(self, intent: OrderIntent, text: str) -> None:
+        now = self._clock.time_ns()
+        event = IntentExpired(
+            event_id=ids.new_event_id(),
+            ts_event=now,
+            ts_init=now,
+            intent_id=intent.intent_id,
+            signal_id=intent.signal_id,
+            strategy_id=intent.strategy_id,
+            account_id=intent.account_id,
+            not_after_ns=intent.not_after_ns,
+            stage="before-send",
+            text=text,
+        )
+        subject = subjects.orders_subject(intent.account_id)
+        await self._bus.publish(subject, event, msg_id=f"expired-{intent.intent_id}")
 
     async def _publish_unknown(self, intent: OrderIntent, reason: str) -> None:
         event = OrderOutcomeUnknown(**self._about(intent), reason=reason)

@@ -3,7 +3,10 @@
 Like TradersPost's signal list and trade execution panel, built from the record (ADR-0015): an
 ordered consumer on SIGNALS (``SignalReceived``: received, stored) and one on ORDERS
 (``SignalPlanned``: planned; ``OrderAccepted``: sent, acknowledged; ``OrderRejected``,
-``OrderOutcomeUnknown``, ``IntentSkipped``). Both replay their stream from the start when ingest
+``OrderOutcomeUnknown``, ``IntentSkipped``, ``IntentExpired``). Each account of a signal ends in
+one outcome: ``placed`` (with the broker's order id), ``rejected`` (the reason), ``skipped``
+(why), ``expired`` (the signal was past its deadline), or ``unknown`` while an outcome is being
+reconciled. Both replay their stream from the start when ingest
 starts, so the log survives restarts; each strategy keeps its ``size`` most recent signals in
 memory (older ones are evicted; the streams still hold them). Events of one signal may arrive
 from the two streams in any order: whichever comes first creates the entry.
@@ -26,6 +29,7 @@ from phalanx_common import subjects
 from phalanx_common.codec import decode_event
 from phalanx_common.events import (
     AnyEvent,
+    IntentExpired,
     IntentSkipped,
     OrderAccepted,
     OrderOutcomeUnknown,
@@ -54,6 +58,8 @@ class _Account:
     sent_ns: int = 0
     acknowledged_ns: int = 0
     decided_ns: int = 0
+    stage: str = ""
+    text: str = ""
 
 
 @dataclass
@@ -67,11 +73,21 @@ class _Entry:
     planned_ns: int = 0
     intents: int = 0
     planner_rejected: str = ""
+    test: bool = False
     duplicate_deliveries: int = 0
     accounts: dict[int, _Account] = field(default_factory=dict)
 
+    def _intents_ended(self) -> int:
+        """Planned intents with an outcome (planning-time expiries were never intents)."""
+        return sum(
+            1
+            for a in self.accounts.values()
+            if a.outcome in ("placed", "rejected", "unknown")
+            or (a.outcome == "expired" and a.stage == "before-send")
+        )
+
     def view(self) -> dict[str, Any]:
-        counts = {"accepted": 0, "rejected": 0, "unknown": 0, "skipped": 0}
+        counts = {"placed": 0, "rejected": 0, "unknown": 0, "skipped": 0, "expired": 0}
         for account in self.accounts.values():
             counts[account.outcome] = counts.get(account.outcome, 0) + 1
         acks = [a.acknowledged_ns for a in self.accounts.values() if a.acknowledged_ns]
@@ -80,8 +96,15 @@ class _Entry:
             status = "rejected"
         elif not self.planned_ns:
             status = "received"
-        elif self.intents and counts["accepted"] + counts["rejected"] + counts["unknown"] < (
+        elif (
             self.intents
+            and sum(counts[k] for k in ("placed", "rejected", "unknown"))
+            + sum(
+                1
+                for a in self.accounts.values()
+                if a.outcome == "expired" and a.stage != "planning"
+            )
+            < self.intents
         ):
             status = "executing"
         else:
@@ -94,6 +117,7 @@ class _Entry:
             "action": self.action,
             "status": status,
             "planner_rejected": self.planner_rejected,
+            "test": self.test,
             "intents": self.intents,
             "counts": counts,
             "received_ns": self.received_ns,
@@ -112,6 +136,7 @@ class _Entry:
                     "account_id": a.account_id,
                     "outcome": a.outcome,
                     "reason": a.reason,
+                    "text": a.text,
                     "order_id": a.order_id,
                     "sent_ns": a.sent_ns,
                     "acknowledged_ns": a.acknowledged_ns,
@@ -158,6 +183,7 @@ class SignalLog:
                 return
             entry.ticker = event.signal.ticker
             entry.action = event.signal.action
+            entry.test = event.signal.test
             entry.received_ns = event.ts_event
             entry.stored_ns = event.ts_init
         elif isinstance(event, SignalPlanned):
@@ -167,14 +193,22 @@ class SignalLog:
             entry.planner_rejected = event.rejected
         elif isinstance(event, OrderAccepted):
             account = self._account(event.signal_id, event.strategy_id, event.account_id)
-            account.outcome = "accepted"
+            account.outcome = "placed"
             account.order_id = event.order_id
             account.sent_ns = event.sent_ns
             account.acknowledged_ns = event.ts_event
             account.decided_ns = event.ts_event
+        elif isinstance(event, IntentExpired):
+            account = self._account(event.signal_id, event.strategy_id, event.account_id)
+            if account.outcome == "placed":
+                return
+            account.outcome = "expired"
+            account.stage = event.stage
+            account.reason = event.text or "past the signal's deadline"
+            account.decided_ns = event.ts_event
         elif isinstance(event, OrderRejected | OrderOutcomeUnknown | IntentSkipped):
             account = self._account(event.signal_id, event.strategy_id, event.account_id)
-            if account.outcome == "accepted":
+            if account.outcome == "placed":
                 return  # a later doubt never hides a venue's acknowledgement
             account.outcome = {
                 OrderRejected: "rejected",
@@ -182,6 +216,8 @@ class SignalLog:
                 IntentSkipped: "skipped",
             }[type(event)]
             account.reason = event.reason
+            if isinstance(event, OrderRejected | IntentSkipped) and event.text:
+                account.text = event.text
             account.decided_ns = event.ts_event
 
     def _account(self, signal_id: str, strategy_id: str, account_id: int) -> _Account:
