@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from phalanx_common.contract_calendar import DateRule, RollRule
 from phalanx_common.contracts import ContractBook, UnknownTicker
 
 BOOK = ContractBook.load()
@@ -240,3 +241,20 @@ def test_product_terms(root: str, tick: str, point: str, description: str) -> No
 def test_the_table_has_every_required_product() -> None:
     required = "ES MES NQ MNQ YM MYM RTY M2K CL MCL NG GC MGC SI HG ZB ZN ZF 6E 6J ZC ZS"
     assert set(required.split()) <= set(BOOK.products)
+
+
+@pytest.mark.parametrize("root", sorted(BOOK.products))
+def test_every_contract_rolls_before_its_last_trading_day(root: str) -> None:
+    # Continuous tickers must never point at a contract in its final days, whatever the class.
+    spec = BOOK.products[root]
+    for year in (2026, 2027, 2028):
+        for code in spec.months:
+            month = "FGHJKMNQUVXZ".index(code) + 1
+            assert spec.roll_date(year, month) < spec.last_trade_date(year, month)
+
+
+def test_a_calendar_rule_the_code_does_not_know_fails_at_load() -> None:
+    with pytest.raises(ValueError, match="unknown calendar rule 'fourth_friday'"):
+        DateRule.from_json({"rule": "fourth_friday"})
+    with pytest.raises(ValueError, match="must be last_trade or first_notice"):
+        RollRule.from_json({"before": "expiry", "business_days": 3})

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DateRule", "RollRule", "business_days_before", "last_business_day"]
+__all__ = [
+    "DateRule",
+    "RollRule",
+    "business_day_on_or_before",
+    "business_days_before",
+    "is_business_day",
+    "last_business_day",
+    "nth_weekday",
+]
 
 _MONDAY, _WEDNESDAY, _FRIDAY = 0, 2, 4
 _ONE_DAY = dt.timedelta(days=1)

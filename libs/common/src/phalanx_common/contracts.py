@@ -176,7 +176,7 @@ class ContractBook:
             if today < spec.roll_date(y, m):
                 y, m = listed[index + nth - 1]
                 return Contract(spec.symbol(y, m), spec, y, m)
-        raise AssertionError("no listed month ahead")  # pragma: no cover
+        raise UnknownTicker(f"ticker {ticker!r}: {root} has no listed months")  # pragma: no cover
 
     def _dated(self, ticker: str, root: str, code: str, year_text: str, today: dt.date) -> Contract:
         if root not in self.products and f"{root}{code}" in self.products:
