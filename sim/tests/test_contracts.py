@@ -6,6 +6,9 @@ import datetime as dt
 
 import pytest
 
+from phalanx_common.contracts import MONTH_CODES
+from phalanx_common.contracts import ContractBook as CommonBook
+from phalanx_common.contracts import ProductSpec as CommonSpec
 from phalanx_sim.contracts import PRODUCTS, ContractBook, on_tick
 
 
@@ -54,3 +57,32 @@ def test_tick_checks() -> None:
     assert on_tick(1.08005, 0.00005)
     assert not on_tick(float("nan"), 0.25)
     assert {p.name for p in PRODUCTS} >= {"MNQ", "NQ", "MES", "ES", "CL", "GC", "ZB", "6E"}
+
+
+def _common_products() -> list[CommonSpec]:
+    return list(CommonBook.load().products.values())
+
+
+@pytest.mark.parametrize("common", _common_products(), ids=lambda spec: spec.root)
+def test_the_venue_lists_every_product_of_the_common_table_with_the_same_terms(
+    common: CommonSpec,
+) -> None:
+    venue = {spec.name: spec for spec in PRODUCTS}.get(common.root)
+    assert venue is not None, f"{common.root} is in phalanx_common.contracts but not in the sim"
+    assert venue.tick_size == float(common.tick_size)
+    assert venue.value_per_point == float(common.point_value)
+    assert set(common.months) <= set(venue.months)
+
+
+@pytest.mark.parametrize("common", _common_products(), ids=lambda spec: spec.root)
+def test_the_venue_resolves_every_listed_month_the_common_table_can_send(
+    common: CommonSpec,
+) -> None:
+    book = ContractBook(today=dt.date(2026, 11, 30))
+    for code in common.months:
+        month = MONTH_CODES.index(code) + 1
+        symbol = common.symbol(2027, month)  # Tradovate's name, as the executor sends it
+        info = book.resolve(symbol)
+        assert info is not None, symbol
+        assert info.contract.name == symbol
+        assert info.maturity.expirationMonth == month

@@ -6,9 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 from phalanx_common import ids
+from phalanx_common.contracts import ContractBook
 from phalanx_common.events import Signal, SignalReceived, StopLoss, TakeProfit
 from phalanx_common.records import AccountRecord, SubscriptionRecord
-from phalanx_executor.contracts import ContractBook
 from phalanx_executor.membership import assign_shards
 from phalanx_executor.planner import plan
 from phalanx_executor.sharding import shard_of
@@ -139,7 +139,7 @@ def test_unknown_ticker_rejects_the_whole_signal_with_the_reason() -> None:
         _event(Signal(ticker="FOO1!", action="buy")), _subs(accounts), accounts, BOOK, 16, 25, TODAY
     )
     assert result.batches == []
-    assert "unknown product root 'FOO'" in result.rejected
+    assert "product 'FOO' is not in the contract table" in result.rejected
 
 
 def test_relative_bracket_without_a_reference_price_rejects_the_signal() -> None:

@@ -58,6 +58,11 @@ PRODUCTS: tuple[ProductSpec, ...] = (
     ProductSpec("6B", "British Pound", 0.0001, 62500.0, _QUARTERLY, 1.2700),
     ProductSpec("6J", "Japanese Yen", 0.0000005, 12500000.0, _QUARTERLY, 0.0066000),
     ProductSpec("MBT", "Micro Bitcoin", 5.0, 0.1, _ALL, 95000.0),
+    # Grains are quoted in cents per bushel: tick 1/4 cent, 1 cent = $50 on 5,000 bushels.
+    # Appended (not inserted) so the ids of the products above stay as they were.
+    ProductSpec("ZC", "Corn", 0.25, 50.0, "HKNUZ", 450.00, 4),
+    ProductSpec("ZW", "Chicago SRW Wheat", 0.25, 50.0, "HKNUZ", 550.00, 4),
+    ProductSpec("ZS", "Soybeans", 0.25, 50.0, "FHKNQUX", 1050.00, 4),
 )
 
 _PRODUCT_ID_BASE = 2_000

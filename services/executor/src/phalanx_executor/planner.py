@@ -19,9 +19,9 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
 from phalanx_common import ids
+from phalanx_common.contracts import ContractBook, ProductSpec, UnknownTicker
 from phalanx_common.events import IntentKind, OrderIntent, Signal, SignalReceived, VenueAction
 from phalanx_common.records import AccountRecord, SubscriptionRecord
-from phalanx_executor.contracts import ContractBook, ProductSpec, UnknownTicker
 from phalanx_executor.sharding import shard_of
 
 __all__ = ["Plan", "PlannedBatch", "Skip", "plan"]

@@ -11,6 +11,7 @@ from nats.aio.msg import Msg
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
+from phalanx_common.contracts import ContractBook
 from phalanx_common.errors import Poison
 from phalanx_common.events import (
     AnyEvent,
@@ -22,7 +23,6 @@ from phalanx_common.events import (
 )
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, SubscriptionRecord
-from phalanx_executor.contracts import ContractBook
 from phalanx_executor.planner import plan
 
 __all__ = ["Planner"]

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from phalanx_common import subjects
 from phalanx_common.bus import Bus, ConsumerLoop, ConsumerSpec
 from phalanx_common.clock import Clock, LiveClock
+from phalanx_common.contracts import ContractBook
 from phalanx_common.crypto import key_ring_from_settings, token_decoder
 from phalanx_common.errors import DependencyUnavailable
 from phalanx_common.http import HttpServer
@@ -29,7 +30,6 @@ from phalanx_common.records import (
 )
 from phalanx_executor.admin import create_app
 from phalanx_executor.budgets import BudgetBook
-from phalanx_executor.contracts import ContractBook
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
 from phalanx_executor.killswitch import Flattener
