@@ -100,7 +100,7 @@ async def _load(port: int, hook: str, rate: float, duration_s: float) -> dict[st
 
     # Warm the connections and the code paths; not measured.
     await asyncio.gather(
-        *(post(b'{"ticker": "MNQZ2025", "action": "buy", "id": "w%d"}' % n) for n in range(200))
+        *(post(b'{"ticker": "MNQ1!", "action": "buy", "id": "w%d"}' % n) for n in range(200))
     )
     start = time.perf_counter() + 0.05
 
@@ -109,7 +109,7 @@ async def _load(port: int, hook: str, rate: float, duration_s: float) -> dict[st
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        body = b'{"ticker": "MNQZ2025", "action": "buy", "quantity": 1, "id": "b%d"}' % n
+        body = b'{"ticker": "MNQ1!", "action": "buy", "quantity": 1, "id": "b%d"}' % n
         try:
             status = await post(body)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:

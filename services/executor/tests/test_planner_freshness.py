@@ -7,9 +7,9 @@ import datetime as dt
 from decimal import Decimal
 
 from phalanx_common import ids
+from phalanx_common.contracts import ContractBook
 from phalanx_common.events import Signal, SignalReceived
 from phalanx_common.records import AccountRecord, SubscriptionRecord
-from phalanx_executor.contracts import ContractBook
 from phalanx_executor.planner import LEGACY_MAX_AGE_S, plan
 
 BOOK = ContractBook.load()

@@ -55,7 +55,7 @@ async def test_create_strategy_returns_secret_once_and_stores_only_its_hash(
 ) -> None:
     response = await client.post(
         "/admin/strategies",
-        json={"name": "Trend MNQ", "allowed_tickers": ["MNQZ2025", " MNQZ2025", ""]},
+        json={"name": "Trend MNQ", "allowed_tickers": ["MNQ1!", " MNQ1!", ""]},
         headers=admin_headers,
     )
 
@@ -64,7 +64,7 @@ async def test_create_strategy_returns_secret_once_and_stores_only_its_hash(
     secret = created["secret"]
     assert len(secret) >= 40
     assert created["name"] == "Trend MNQ"
-    assert created["allowed_tickers"] == ["MNQZ2025"]
+    assert created["allowed_tickers"] == ["MNQ1!"]
     assert created["webhook_url"] == (
         f"https://hooks.example.test/webhooks/{created['strategy_id']}/{secret}"
     )
@@ -74,7 +74,7 @@ async def test_create_strategy_returns_secret_once_and_stores_only_its_hash(
     assert secret.encode() not in entry.value
     record = decode(entry.value, StrategyRecord)
     assert record.secret_sha256 == hashlib.sha256(secret.encode()).hexdigest()
-    assert record.allowed_tickers == ("MNQZ2025",)
+    assert record.allowed_tickers == ("MNQ1!",)
     assert record.created_ns > 0
 
     shown = await client.get(f"/admin/strategies/{created['strategy_id']}", headers=admin_headers)
@@ -84,7 +84,7 @@ async def test_create_strategy_returns_secret_once_and_stores_only_its_hash(
     assert {k: view[k] for k in ("strategy_id", "name", "allowed_tickers", "created_ns")} == {
         "strategy_id": created["strategy_id"],
         "name": "Trend MNQ",
-        "allowed_tickers": ["MNQZ2025"],
+        "allowed_tickers": ["MNQ1!"],
         "created_ns": record.created_ns,
     }
     # The secret is stored hashed: the URL is shown with a placeholder where it goes.
@@ -108,7 +108,7 @@ async def test_strategy_written_to_kv_elsewhere_is_served(
     await kv.put(record.strategy_id, encode(record))
 
     hook = await client.post(
-        "/webhooks/elsewhere-1/s3cret", json={"ticker": "MNQZ2025", "action": "buy"}
+        "/webhooks/elsewhere-1/s3cret", json={"ticker": "MNQ1!", "action": "buy"}
     )
     shown = await client.get("/admin/strategies/elsewhere-1", headers=admin_headers)
 

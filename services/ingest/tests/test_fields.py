@@ -17,7 +17,7 @@ from phalanx_ingest.webhook import derive_signal_id
 
 pytestmark = pytest.mark.integration
 
-_SIGNAL = {"ticker": "MNQZ2025", "action": "buy"}
+_SIGNAL = {"ticker": "MNQ1!", "action": "buy"}
 
 REFUSALS: list[tuple[str, dict[str, Any], str]] = [
     ("placeholder ticker", {**_SIGNAL, "ticker": "{{ticker}}"}, "ticker-does-not-exist"),

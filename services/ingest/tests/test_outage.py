@@ -53,7 +53,7 @@ async def test_nats_stopped_gives_503_nothing_stored_then_recovers(
                 await client.post("/admin/strategies", json={"name": "s"}, headers=ADMIN)
             ).json()
             hook = f"/webhooks/{created['strategy_id']}/{created['secret']}"
-            before = await client.post(hook, json={"ticker": "MNQZ2025", "action": "buy"})
+            before = await client.post(hook, json={"ticker": "MNQ1!", "action": "buy"})
             assert before.status_code == 200
 
             durable_nats.stop()
@@ -64,7 +64,7 @@ async def test_nats_stopped_gives_503_nothing_stored_then_recovers(
 
             gone: bool = await eventually(disconnected, what="ingest notices NATS is gone")
             assert gone
-            during = await client.post(hook, json={"ticker": "MNQZ2025", "action": "sell"})
+            during = await client.post(hook, json={"ticker": "MNQ1!", "action": "sell"})
 
             assert during.status_code == 503
             assert during.headers["retry-after"] == "5"
@@ -78,7 +78,7 @@ async def test_nats_stopped_gives_503_nothing_stored_then_recovers(
             # A strategy not in memory cannot be ruled unknown while KV is unreachable: 503, not
             # 404, so TradingView resends instead of dropping it.
             uncached = await client.post(
-                "/webhooks/not-in-memory/secret", json={"ticker": "MNQZ2025", "action": "buy"}
+                "/webhooks/not-in-memory/secret", json={"ticker": "MNQ1!", "action": "buy"}
             )
             assert uncached.status_code == 503
             assert uncached.json()["messageCode"] == "service-unavailable"
@@ -93,7 +93,7 @@ async def test_nats_stopped_gives_503_nothing_stored_then_recovers(
             assert back
             assert await _stored(durable_nats.url) == 1  # the refused signal never arrived
 
-            resent = await client.post(hook, json={"ticker": "MNQZ2025", "action": "sell"})
+            resent = await client.post(hook, json={"ticker": "MNQ1!", "action": "sell"})
             assert resent.status_code == 200
             assert "duplicate" not in resent.json()
             assert await _stored(durable_nats.url) == 2

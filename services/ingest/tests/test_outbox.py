@@ -84,7 +84,7 @@ async def _strategy(client: httpx.AsyncClient) -> str:
 
 
 def _body(n: int) -> bytes:
-    return json.dumps({"ticker": "MNQZ2025", "action": "buy", "time": f"t-{n}"}).encode()
+    return json.dumps({"ticker": "MNQ1!", "action": "buy", "time": f"t-{n}"}).encode()
 
 
 async def _health(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -46,7 +46,7 @@ _FIELDS = [
     "ignoreTradingWindows", "expiresAt", "id", "extras", "test", "type", "percent", "amount",
 ]  # fmt: skip
 _WORDS = st.sampled_from(
-    ["MNQZ2025", "buy", "sell", "exit", "cancel", "add", "long", "flat", "limit", "stop",
+    ["MNQ1!", "buy", "sell", "exit", "cancel", "add", "long", "flat", "limit", "stop",
      "stop_limit", "trailing_stop", "fixed_quantity", "percent_of_position", "dollar_amount",
      "gtc", "day", "2025-06-18T14:30:00Z", "{{ticker}}", "", " ", "1e999", "NaN", "-1", "0"]
 )  # fmt: skip
@@ -69,7 +69,7 @@ _VALUES = st.recursive(
 _BODIES = st.dictionaries(st.sampled_from(_FIELDS), _VALUES, max_size=8)
 # Near-valid signals: a real ticker and action plus a few fields, plausible or not.
 _SIGNALS = st.builds(
-    lambda action, extra: {"ticker": "MNQZ2025", "action": action, **extra},
+    lambda action, extra: {"ticker": "MNQ1!", "action": action, **extra},
     st.sampled_from(["buy", "sell", "exit", "cancel", "add"]),
     st.dictionaries(
         st.sampled_from(["quantity", "sentiment", "orderType", "limitPrice", "time", "extras",
@@ -106,7 +106,7 @@ def test_the_parser_either_accepts_or_refuses_with_a_message_code(body: bytes) -
     price=st.decimals(min_value=Decimal("0.25"), max_value=Decimal(10**6), places=2),
 )
 def test_numbers_keep_their_exact_decimal_value(quantity: Decimal, price: Decimal) -> None:
-    body = f'{{"ticker": "MNQZ2025", "action": "buy", "quantity": {quantity}, "price": {price}}}'
+    body = f'{{"ticker": "MNQ1!", "action": "buy", "quantity": {quantity}, "price": {price}}}'
 
     signal = parse_signal(body.encode())
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "security-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-SIGNAL = {"ticker": "MNQZ2025", "action": "buy"}
+SIGNAL = {"ticker": "MNQ1!", "action": "buy"}
 PROXY_HOPS = "203.0.113.9, 198.51.100.7"  # client-written junk, then what the proxy saw
 
 

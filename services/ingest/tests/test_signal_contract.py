@@ -271,3 +271,42 @@ async def test_every_stored_signal_carries_its_deadline(
     assert exit_.not_after_ns == now + 90 * 10**9
     assert flat.not_after_ns == now + 90 * 10**9
     assert expiring.not_after_ns == now + 5 * 10**9
+
+
+TICKERS = [
+    ("continuous, front month on 2026-01-01", "MNQ1!", "MNQH6"),
+    ("continuous, the month after", "MNQ2!", "MNQM6"),
+    ("four-digit year", "MNQZ2026", "MNQZ6"),
+    ("two-digit year", "MNQZ26", "MNQZ6"),
+    ("exchange prefix", "CME_MINI:MNQZ2026", "MNQZ6"),
+    ("crude, monthly", "CL1!", "CLG6"),
+]
+
+
+@pytest.mark.parametrize(
+    ("ticker", "contract"), [(t, c) for _, t, c in TICKERS], ids=[n for n, _, _ in TICKERS]
+)
+async def test_tickers_are_resolved_at_the_door_and_the_contract_is_pinned(
+    http: httpx.AsyncClient, bus: Bus, ticker: str, contract: str
+) -> None:
+    hook = await _strategy(http)
+
+    response = await http.post(hook, json={"ticker": ticker, "action": "buy"})
+
+    assert response.status_code == 200, response.text
+    assert (await _stored(bus, hook)).contract == contract
+
+
+@pytest.mark.parametrize("ticker", ["FOO1!", "MNQZ2025", "ESF2026", "MNQ9!"])
+async def test_unknown_expired_or_unlisted_tickers_are_refused_at_the_door(
+    http: httpx.AsyncClient, bus: Bus, ticker: str
+) -> None:
+    hook = await _strategy(http)
+
+    response = await http.post(hook, json={"ticker": ticker, "action": "buy"})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["messageCode"] == "ticker-does-not-exist"
+    assert response.json()["message"].endswith(".")
+    info = await bus.js.stream_info(subjects.SIGNALS.name)
+    assert info.state.messages == 0

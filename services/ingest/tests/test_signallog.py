@@ -23,7 +23,7 @@ async def test_signal_log_shows_each_accounts_outcome_and_phase_times(
     hook: str,
 ) -> None:
     sid = strategy["strategy_id"]
-    accepted = await client.post(hook, json={"ticker": "MNQZ2025", "action": "buy"})
+    accepted = await client.post(hook, json={"ticker": "MNQ1!", "action": "buy"})
     signal_id = accepted.json()["id"]
     t0 = 1_000  # offsets from reception, in ns; the events carry absolute times
 

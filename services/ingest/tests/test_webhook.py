@@ -17,7 +17,7 @@ from phalanx_common.ids import signal_id_from
 pytestmark = pytest.mark.integration
 
 BODY = (
-    b'{"ticker": "MNQZ2025", "action": "buy", "sentiment": "long", "quantity": 2,'
+    b'{"ticker": "MNQ1!", "action": "buy", "sentiment": "long", "quantity": 2,'
     b' "price": 21500.25, "takeProfit": {"amount": 20}, "stopLoss": {"type": "stop",'
     b' "amount": 10.5}, "time": "2025-06-18T14:30:00Z", "interval": "5",'
     b' "extras": {"alert": "ema_cross"}, "someUnknownField": 1}'
@@ -73,7 +73,7 @@ async def test_success_echoes_the_normalised_payload_in_traderspost_names(
 
     assert response.status_code == 200
     assert response.json()["payload"] == {
-        "ticker": "MNQZ2025",
+        "ticker": "MNQ1!",
         "action": "buy",
         "sentiment": "bullish",
         "quantity": 2,
@@ -103,8 +103,8 @@ async def test_a_resent_identical_webhook_is_a_duplicate_and_stored_once(
 async def test_a_different_body_is_a_new_signal(
     client: httpx.AsyncClient, bus: Bus, hook: str
 ) -> None:
-    first = await client.post(hook, json={"ticker": "MNQZ2025", "action": "buy", "time": "t1"})
-    second = await client.post(hook, json={"ticker": "MNQZ2025", "action": "buy", "time": "t2"})
+    first = await client.post(hook, json={"ticker": "MNQ1!", "action": "buy", "time": "t1"})
+    second = await client.post(hook, json={"ticker": "MNQ1!", "action": "buy", "time": "t2"})
 
     assert first.status_code == second.status_code == 200
     assert first.json()["id"] != second.json()["id"]
@@ -159,7 +159,7 @@ async def test_unknown_strategy_is_404_not_found(
 
 
 async def test_body_over_the_limit_is_413(client: httpx.AsyncClient, bus: Bus, hook: str) -> None:
-    big = json.dumps({"ticker": "MNQZ2025", "action": "buy", "extras": {"x": "y" * 70_000}})
+    big = json.dumps({"ticker": "MNQ1!", "action": "buy", "extras": {"x": "y" * 70_000}})
 
     response = await client.post(hook, content=big)
 
@@ -172,7 +172,7 @@ async def test_body_over_the_limit_without_content_length_is_413(
     client: httpx.AsyncClient, hook: str
 ) -> None:
     async def chunks() -> Any:
-        yield b'{"ticker": "MNQZ2025", "action": "buy", "extras": {"x": "'
+        yield b'{"ticker": "MNQ1!", "action": "buy", "extras": {"x": "'
         for _ in range(20):
             yield b"y" * 4096
         yield b'"}}'
@@ -193,16 +193,16 @@ async def test_get_on_the_webhook_is_405_post_required(
     assert response.json()["messageCode"] == "post-required"
 
 
-_SIGNAL = {"ticker": "MNQZ2025", "action": "buy"}
+_SIGNAL = {"ticker": "MNQ1!", "action": "buy"}
 
 REFUSALS: list[tuple[str, bytes | dict[str, Any], str]] = [
     ("empty body", b"", "empty-json"),
     ("whitespace body", b"  \n", "empty-json"),
     ("empty object", b"{}", "empty-json"),
-    ("tradingview plain text", b"buy MNQZ2025 at 21500", "malformed-json"),
-    ("trailing comma", b'{"ticker": "MNQZ2025", "action": "buy",}', "malformed-json"),
-    ("json array", b'[{"ticker": "MNQZ2025"}]', "malformed-json"),
-    ("no action", {"ticker": "MNQZ2025"}, "invalid-payload"),
+    ("tradingview plain text", b"buy MNQ1! at 21500", "malformed-json"),
+    ("trailing comma", b'{"ticker": "MNQ1!", "action": "buy",}', "malformed-json"),
+    ("json array", b'[{"ticker": "MNQ1!"}]', "malformed-json"),
+    ("no action", {"ticker": "MNQ1!"}, "invalid-payload"),
     ("no ticker", {"action": "buy"}, "invalid-payload"),
     ("ticker not a string", {"ticker": 5, "action": "buy"}, "invalid-payload"),
     ("empty ticker", {"ticker": " ", "action": "buy"}, "empty-ticker-name"),
@@ -279,15 +279,15 @@ async def test_invalid_signal_is_400_with_the_traderspost_message_code(
 async def test_ticker_outside_the_allowed_list_is_unsupported_ticker(
     client: httpx.AsyncClient, bus: Bus, make_strategy: Any
 ) -> None:
-    limited = await make_strategy(allowed_tickers=["MNQZ2025", "MESZ2025"])
+    limited = await make_strategy(allowed_tickers=["MNQ1!", "MES1!"])
     hook = f"/webhooks/{limited['strategy_id']}/{limited['secret']}"
 
-    refused = await client.post(hook, json={"ticker": "NQZ2025", "action": "buy"})
-    allowed = await client.post(hook, json={"ticker": "mesz2025", "action": "sell"})
+    refused = await client.post(hook, json={"ticker": "NQ1!", "action": "buy"})
+    allowed = await client.post(hook, json={"ticker": "mes1!", "action": "sell"})
 
     assert refused.status_code == 400
     assert refused.json()["messageCode"] == "unsupported-ticker"
-    assert "MESZ2025, MNQZ2025" in refused.json()["message"]
+    assert "MES1!, MNQ1!" in refused.json()["message"]
     assert allowed.status_code == 200
     assert await _stream_messages(bus) == 1
 
@@ -308,7 +308,7 @@ async def test_ticker_outside_the_allowed_list_is_unsupported_ticker(
 async def test_accepted_variants_are_normalised(
     client: httpx.AsyncClient, hook: str, extra: dict[str, Any], expected: dict[str, Any]
 ) -> None:
-    response = await client.post(hook, json={"ticker": "MNQZ2025", "action": "buy", **extra})
+    response = await client.post(hook, json={"ticker": "MNQ1!", "action": "buy", **extra})
 
     assert response.status_code == 200, response.text
     payload = response.json()["payload"]

@@ -111,7 +111,9 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     ``ts_event`` is when ingest received it. ``not_after_ns`` is the last moment any order of it
     may be sent (receipt + delay + the strategy's maximum age for its kind, or ``expiresAt`` if
     sooner; 0 on events written before it existed). ``max_quantity`` is the strategy's maximum
-    at receipt (0: none recorded).
+    at receipt (0: none recorded). ``contract`` pins a continuous ticker (``MNQ1!``) to the
+    contract it named when received, so a signal planned after a roll (late, or delayed) still
+    trades what was asked.
     """
 
     signal_id: str
@@ -119,6 +121,7 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     signal: Signal
     not_after_ns: int = 0
     max_quantity: int = 0
+    contract: str = ""  # Tradovate's dated symbol the ticker resolved to at receipt ("": none)
 
 
 class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -142,7 +142,7 @@ def plan(
     not_after = deadline_ns(event)
     expired = now_ns > not_after
     try:
-        symbol, spec = book.resolve(signal.ticker, today)
+        symbol, spec = book.resolve(event.contract or signal.ticker, today)
     except UnknownTicker as exc:
         return Plan(rejected=str(exc))
 

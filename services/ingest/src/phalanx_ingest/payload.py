@@ -45,11 +45,11 @@ _SENTIMENTS: dict[str, Sentiment] = {
     "flat": "flat",
 }
 _SENTIMENT_ACTIONS = ("buy", "sell")
-_JSON_EXAMPLE = '{"ticker": "MNQZ2025", "action": "buy", "quantity": 1}'
+_JSON_EXAMPLE = '{"ticker": "MNQ1!", "action": "buy", "quantity": 1}'
 
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
 
-# Symbols as TradingView and brokers write them: MNQZ2025, MNQ1!, CME_MINI:MNQ1!, ES.c.0, 6E/M.
+# Symbols as TradingView and brokers write them: MNQ1!, MNQ1!, CME_MINI:MNQ1!, ES.c.0, 6E/M.
 _TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!._:/&-]{0,39}$")
 _QUANTITY_TYPES: tuple[str, ...] = get_args(QuantityType)
 # Known to TradersPost, but sized from equity or risk, which it does not support for futures.
@@ -179,20 +179,20 @@ def _parse_ticker(data: dict[str, Any]) -> str:
     if not isinstance(ticker, str):
         raise WebhookRejectedError(
             MessageCode.INVALID_PAYLOAD,
-            'The ticker field must be a string such as "MNQZ2025".',
+            'The ticker field must be a string such as "MNQ1!".',
         )
     ticker = ticker.strip()
     if not ticker:
         raise WebhookRejectedError(
             MessageCode.EMPTY_TICKER_NAME,
-            'The ticker field is empty. Send a contract symbol such as "MNQZ2025" '
+            'The ticker field is empty. Send a contract symbol such as "MNQ1!" '
             "(in TradingView, {{ticker}}).",
         )
     if not _TICKER.match(ticker):
         raise WebhookRejectedError(
             MessageCode.TICKER_DOES_NOT_EXIST,
             f"The ticker {ticker[:40]!r} cannot be a futures symbol. Send a contract symbol such "
-            'as "MNQZ2025" or "MNQ1!" (an unreplaced {{placeholder}} means the alert message '
+            'as "MNQ1!" or "MNQ1!" (an unreplaced {{placeholder}} means the alert message '
             "was not filled in by TradingView).",
         )
     return ticker

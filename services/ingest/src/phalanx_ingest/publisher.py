@@ -102,6 +102,7 @@ class SignalPublisher:
         *,
         not_after_ns: int = 0,
         max_quantity: int = 0,
+        contract: str = "",
     ) -> PublishResult:
         """Make one signal durable and say how.
 
@@ -118,6 +119,7 @@ class SignalPublisher:
             signal=signal,
             not_after_ns=not_after_ns,
             max_quantity=max_quantity,
+            contract=contract,
         )
         subject = subjects.signals_subject(strategy_id)
         data = encode(event)

@@ -18,6 +18,7 @@ read ``messageCode`` behave the same. Other methods on the URL answer 405 ``post
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import math
 from typing import Any
@@ -27,6 +28,7 @@ from fastapi.responses import Response
 from opentelemetry import context as otel_context
 
 from phalanx_common.clock import Clock
+from phalanx_common.contracts import ContractBook, UnknownTicker
 from phalanx_common.events import Signal
 from phalanx_common.ids import signal_id_from
 from phalanx_common.records import StrategyRecord
@@ -88,7 +90,7 @@ _OPENAPI_BODY: dict[str, Any] = {
                         "test": {"type": "boolean"},
                     },
                 },
-                "example": {"ticker": "MNQZ2025", "action": "buy", "quantity": 1},
+                "example": {"ticker": "MNQ1!", "action": "buy", "quantity": 1},
             }
         },
     },
@@ -122,6 +124,7 @@ class _WebhookHandler:
         repeats: RepeatGuard,
     ) -> None:
         self._repeats = repeats
+        self._book = ContractBook.load()
         self._strategies = strategies
         self._publisher = publisher
         self._clock = clock
@@ -141,6 +144,7 @@ class _WebhookHandler:
             self._check_rate(strategy)
             signal = parse_signal(body)
             _check_ticker(strategy, signal.ticker)
+            contract = self._resolve(signal.ticker, received_ns)
             max_quantity = self._check_quantity(strategy, signal)
             self._check_freshness(strategy, signal, received_ns)
             explicit_id = signal.id or webhook_id
@@ -159,6 +163,7 @@ class _WebhookHandler:
                     received_ns,
                     not_after_ns=self._not_after_ns(strategy, signal, received_ns),
                     max_quantity=max_quantity,
+                    contract=contract,
                 )
             except SignalsUnavailableError:
                 raise _unavailable() from None
@@ -271,6 +276,18 @@ class _WebhookHandler:
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 {"Retry-After": str(max(1, math.ceil(wait_s)))},
             )
+
+    def _resolve(self, ticker: str, now_ns: int) -> str:
+        """Tradovate's dated symbol for ``ticker`` today (continuous tickers rolled)."""
+        today = dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC).date()
+        try:
+            symbol, _ = self._book.resolve(ticker, today)
+        except UnknownTicker as exc:
+            raise WebhookRejectedError(
+                MessageCode.TICKER_DOES_NOT_EXIST,
+                f"{str(exc)[:1].upper()}{str(exc)[1:].rstrip('.')}. Nothing was traded.",
+            ) from None
+        return symbol
 
     def _check_quantity(self, strategy: StrategyRecord, signal: Signal) -> int:
         """Refuse a quantity above the strategy's maximum; return that maximum."""
