@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import pytest_asyncio
 
@@ -254,6 +255,56 @@ async def test_off_tick_price_is_rejected(venue: Venue, token: str) -> None:
         await venue.rest.place_oso(token, order)
     assert info.value.failure_reason == "InvalidPrice"
     assert info.value.retry_safe is True
+
+
+@pytest.mark.integration
+async def test_trailing_stop_and_stop_limit_legs_keep_their_peg_limit_and_time_in_force(
+    venue: Venue, token: str
+) -> None:
+    venue.set_price(SIM_PRICE)
+    account_id = venue.account_ids[0]
+    spec = await _spec(venue, token, account_id)
+    # a buy limit far below the market (never fills), its legs suspended until it would
+    entry = _order(venue, account_id, "legs-1", spec, "Limit", SIM_PRICE - 500)
+    order = msgspec.structs.replace(
+        entry,
+        timeInForce="GTC",
+        bracket1=wire.RestrainedOrderVersion(
+            action="Sell",
+            orderType="StopLimit",
+            stopPrice=SIM_PRICE - 550,
+            price=SIM_PRICE - Decimal("552.25"),
+            timeInForce="GTC",
+        ),
+        bracket2=wire.RestrainedOrderVersion(
+            action="Sell",
+            orderType="TrailingStop",
+            stopPrice=SIM_PRICE - 520,
+            pegDifference=Decimal(20),
+            timeInForce="GTC",
+        ),
+    )
+    placed = await venue.rest.place_oso(token, order)
+    assert placed.orderId is not None
+    assert placed.oso1Id is not None
+    assert placed.oso2Id is not None
+    try:
+        [stop_limit] = await venue.rest.order_version_deps(token, placed.oso1Id)
+        [trailing] = await venue.rest.order_version_deps(token, placed.oso2Id)
+        [head] = await venue.rest.order_version_deps(token, placed.orderId)
+        assert (stop_limit.orderType, stop_limit.stopPrice, stop_limit.price) == (
+            "StopLimit",
+            SIM_PRICE - 550,
+            SIM_PRICE - Decimal("552.25"),
+        )
+        assert (trailing.orderType, trailing.stopPrice, trailing.pegDifference) == (
+            "TrailingStop",
+            SIM_PRICE - 520,
+            Decimal(20),
+        )
+        assert [v.timeInForce for v in (head, stop_limit, trailing)] == ["GTC"] * 3
+    finally:
+        await venue.rest.cancel_order(token, wire.CancelOrder(orderId=placed.orderId))
 
 
 @pytest.mark.integration

@@ -1,13 +1,16 @@
-"""The venue view keeps only the most recent finished orders (bounded memory)."""
+"""The venue view keeps only the most recent finished orders (bounded memory) and knows the
+working orders' types."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
 from phalanx_executor.venue_view import VenueView
-from phalanx_tradovate import PropsEvent, TradovateSocket
+from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateSocket, wire
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +44,26 @@ async def test_only_the_most_recent_finished_orders_are_kept(nats_url: str) -> N
         assert [o.id for o in view.working_orders(7)] == [5]  # working orders are never dropped
     finally:
         await bus.close()
+
+
+async def test_the_order_type_comes_from_the_latest_order_version(nats_url: str) -> None:
+    bus = await Bus.connect(nats_url, "view-test")
+    try:
+        view = VenueView(bus, LiveClock(), _no_socket)
+        view.submit("login", _order(5, "Working"))
+        assert view.order_type(5) is None  # not known before its version arrives
+        view.submit("login", PropsEvent("orderVersion", "Created", _version(50, 5, "Stop")))
+        view.submit("login", PropsEvent("orderVersion", "Created", _version(51, 5, "Limit")))
+        assert view.order_type(5) == "Limit"  # modified: the newest version wins
+        snapshot = SyncSnapshot(
+            orders=[wire.Order(id=6, accountId=7, contractId=1, ordStatus="Working")],
+            orderVersions=[wire.OrderVersion(**_version(60, 6, "TrailingStop"))],
+        )
+        await view.ingest_snapshot("login", snapshot)
+        assert view.order_type(6) == "TrailingStop"
+    finally:
+        await bus.close()
+
+
+def _version(version_id: int, order_id: int, order_type: str) -> dict[str, Any]:
+    return {"id": version_id, "orderId": order_id, "orderQty": 1, "orderType": order_type}

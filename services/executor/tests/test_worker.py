@@ -6,6 +6,7 @@ what the venue (the simulator) ends up with.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,16 +24,29 @@ from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
 from phalanx_common.codec import decode, encode
-from phalanx_common.events import IntentKind, OrderIntent, Sentiment, VenueAction
+from phalanx_common.contracts import ContractBook
+from phalanx_common.events import (
+    IntentKind,
+    OrderIntent,
+    Sentiment,
+    Signal,
+    SignalReceived,
+    StopLoss,
+    TakeProfit,
+    VenueAction,
+)
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import (
     AccountGuardRecord,
+    AccountRecord,
     IntentRecord,
+    SubscriptionRecord,
     TokenRecord,
     TradingStateRecord,
 )
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
+from phalanx_executor.planner import plan
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.venue_view import VenueView
@@ -549,3 +563,194 @@ async def test_a_deadline_that_passes_while_waiting_for_a_permit_expires_the_int
             await rig.view.stop()
             await rig.pool.close()
             await rig.bus.close()
+
+
+# -- order types, time in force, percent exits and cancels (ADR-0035) ---------------------------
+# Intents here are made by the real planner from a Signal, so each test covers planner → worker
+# → wire → simulator.
+
+
+def _planned(rig: Rig, signal: Signal, account: int = 0) -> OrderIntent:
+    rig.seq += 1
+    account_id, spec = rig.accounts[account]
+    records = {
+        account_id: AccountRecord(
+            account_id=account_id,
+            account_spec=spec,
+            login_id="trader",
+            user_id=rig.token.user_id,
+        )
+    }
+    now = LiveClock().time_ns()
+    event = SignalReceived(
+        event_id=f"e{rig.seq}",
+        ts_event=now,
+        ts_init=now,
+        signal_id=f"planned{rig.seq}",
+        strategy_id="strat",
+        signal=signal,
+    )
+    subs = [SubscriptionRecord(strategy_id="strat", account_id=account_id)]
+    result = plan(event, subs, records, ContractBook.load(), 1, 25, dt.date(2026, 11, 25))
+    assert result.rejected == ""
+    [intent] = [i for b in result.batches for i in b.intents]
+    return intent
+
+
+def _venue_order(rig: Rig, intent_id: str) -> Any:
+    """The simulator's record of the order whose clOrdId is ``intent_id``."""
+    [found] = [
+        r for r in rig.sim.state.orders.values() if r.new_command.command.clOrdId == intent_id
+    ]
+    return found
+
+
+def _version(rec: Any) -> tuple[Any, ...]:
+    v = rec.version
+    return (v.orderType, v.price, v.stopPrice, v.pegDifference, v.timeInForce)
+
+
+async def test_a_stop_limit_entry_reaches_the_venue_as_stop_limit_with_prices_on_tick(
+    rig: Rig,
+) -> None:
+    signal = Signal(
+        ticker=SYMBOL,
+        action="buy",
+        order_type="stop_limit",
+        stop_price=Decimal("6010.1"),
+        limit_price=Decimal("6012.4"),
+    )
+    intent = _planned(rig, signal)
+    assert (await rig.worker.execute(intent)).state == "accepted"
+    entry = _venue_order(rig, intent.intent_id)
+    assert _version(entry) == ("StopLimit", 6012.5, 6010.0, None, None)
+    assert (entry.order.ordStatus, rig.position()) == ("Working", 0)  # rests until 6010
+
+
+async def test_a_trailing_stop_entry_reaches_the_venue_and_trails(rig: Rig) -> None:
+    signal = Signal(
+        ticker=SYMBOL,
+        action="sell",
+        order_type="trailing_stop",
+        signal_price=Decimal(6000),
+        trail_amount=Decimal(5),
+    )
+    intent = _planned(rig, signal)
+    assert (await rig.worker.execute(intent)).state == "accepted"
+    entry = _venue_order(rig, intent.intent_id)
+    assert _version(entry) == ("TrailingStop", None, 5995.0, 5.0, None)
+    rig.sim.set_price(SYMBOL, 6010)
+    assert entry.version.stopPrice == 6005.0  # followed the high
+    rig.sim.set_price(SYMBOL, 6004)
+    assert (entry.order.ordStatus, rig.position()) == ("Filled", -1)
+
+
+async def test_a_trailing_stop_loss_leg_reaches_the_venue_and_trails_after_the_entry(
+    rig: Rig,
+) -> None:
+    signal = Signal(
+        ticker=SYMBOL,
+        action="buy",
+        signal_price=Decimal(6000),
+        take_profit=TakeProfit(amount=Decimal(20)),
+        stop_loss=StopLoss(type="trailing_stop", trail_amount=Decimal(4)),
+    )
+    intent = _planned(rig, signal)
+    assert (await rig.worker.execute(intent)).state == "accepted"
+    entry = _venue_order(rig, intent.intent_id)
+    take_profit, stop = (rig.sim.state.orders[c] for c in entry.children)
+    assert _version(take_profit) == ("Limit", 6020.0, None, None, None)
+    assert _version(stop) == ("TrailingStop", None, 5996.0, 4.0, None)
+    assert rig.position() == 1
+    rig.sim.set_price(SYMBOL, 6010)
+    assert stop.version.stopPrice == 6006.0
+    rig.sim.set_price(SYMBOL, 6005)
+    assert (stop.order.ordStatus, take_profit.order.ordStatus) == ("Filled", "Canceled")
+    assert rig.position() == 0
+
+
+async def test_time_in_force_reaches_the_entry_and_its_legs(rig: Rig) -> None:
+    gtc = Signal(
+        ticker=SYMBOL,
+        action="buy",
+        order_type="limit",
+        limit_price=Decimal(5990),
+        time_in_force="gtc",
+        take_profit=TakeProfit(limit_price=Decimal(6010)),
+        stop_loss=StopLoss(stop_price=Decimal(5980)),
+    )
+    intent = _planned(rig, gtc)
+    assert (await rig.worker.execute(intent)).state == "accepted"
+    entry = _venue_order(rig, intent.intent_id)
+    legs = [rig.sim.state.orders[c].version.timeInForce for c in entry.children]
+    assert (entry.version.timeInForce, legs) == ("GTC", ["GTC", "GTC"])
+    assert entry.order.ordStatus == "Working"
+
+    ioc = Signal(
+        ticker=SYMBOL,
+        action="buy",
+        order_type="limit",
+        limit_price=Decimal(5990),
+        time_in_force="ioc",
+        cancel=False,
+    )
+    intent = _planned(rig, ioc, account=1)
+    assert (await rig.worker.execute(intent)).state == "accepted"
+    not_marketable = _venue_order(rig, intent.intent_id)
+    assert (not_marketable.version.timeInForce, not_marketable.order.ordStatus) == (
+        "IOC",
+        "Canceled",  # the venue did not let it rest
+    )
+
+
+async def test_an_exit_of_half_the_position_leaves_half(rig: Rig) -> None:
+    await rig.worker.execute(
+        _planned(rig, Signal(ticker=SYMBOL, action="buy", quantity=Decimal(4)))
+    )
+    await rig.settle()
+    assert rig.position() == 4
+    half = Signal(
+        ticker=SYMBOL, action="exit", quantity=Decimal(50), quantity_type="percent_of_position"
+    )
+    assert (await rig.worker.execute(_planned(rig, half))).state == "accepted"
+    await eventually(lambda: rig.position() == 2, what="half of 4 exited")
+
+
+async def _rest_orders(rig: Rig) -> tuple[Any, Any]:
+    """A Buy Limit at 5900 and a Buy Stop at 6100, both working, known to the worker's view."""
+    below = _planned(
+        rig, Signal(ticker=SYMBOL, action="buy", order_type="limit", limit_price=Decimal(5900))
+    )
+    above = _planned(
+        rig,
+        Signal(
+            ticker=SYMBOL, action="buy", order_type="stop", stop_price=Decimal(6100), cancel=False
+        ),
+    )
+    for intent in (below, above):
+        assert (await rig.worker.execute(intent)).state == "accepted"
+    account_id = rig.accounts[0][0]
+    cid = await rig.view.contract_id("trader", SYMBOL)
+
+    def known() -> bool:
+        working = rig.view.working_orders(account_id, cid)
+        return len(working) == 2 and all(rig.view.order_type(o.id) for o in working)
+
+    await eventually(known, what="both orders and their types in the view")
+    return _venue_order(rig, below.intent_id), _venue_order(rig, above.intent_id)
+
+
+async def test_cancel_with_cancel_order_type_stop_cancels_only_the_stop(rig: Rig) -> None:
+    limit, stop = await _rest_orders(rig)
+    cancel = Signal(ticker=SYMBOL, action="cancel", cancel_order_type="stop")
+    assert (await rig.worker.execute(_planned(rig, cancel))).state == "accepted"
+    await eventually(lambda: stop.order.ordStatus == "Canceled", what="stop canceled")
+    assert limit.order.ordStatus == "Working"
+
+
+async def test_an_entry_from_flat_cancels_the_contracts_working_orders_first(rig: Rig) -> None:
+    limit, stop = await _rest_orders(rig)
+    entry = _planned(rig, Signal(ticker=SYMBOL, action="sell", cancel_order_type="limit"))
+    assert (await rig.worker.execute(entry)).state == "accepted"
+    assert (limit.order.ordStatus, stop.order.ordStatus) == ("Canceled", "Working")
+    await eventually(lambda: rig.position() == -1)

@@ -11,6 +11,16 @@ Rules (deterministic, one price per contract, unlimited liquidity):
   Sell Stop when price <= stop; Buy orders mirror that. An order that is already crossed when it
   starts working fills at once at the current price. A Limit reached by a price move fills at its
   limit price, a Stop at the new price. A StopLimit turns into a Limit when its stop is reached.
+- A TrailingStop is a Stop whose ``stopPrice`` follows the price at ``|pegDifference|``: a Sell's
+  stop rises to (price - peg) whenever the price makes a new high while it works, and never
+  falls; a Buy's mirrors that. It starts from the sent ``stopPrice`` (tightened to the current
+  price - peg when that is higher) and triggers, and fills, like a Stop. Each move of the stop
+  is a new state of its OrderVersion (``orderVersion`` Updated). As an OSO leg it trails only
+  once it works (after the entry filled).
+- ``timeInForce``: IOC fills what it can at once and cancels the rest; FOK fills in full at once
+  or is canceled without any fill (it fails only when partial fills are on for the account, the
+  liquidity being otherwise unlimited); an IOC/FOK order that is not marketable when it starts
+  working is canceled. Day and GTC rest; Day orders do not expire at the session end here.
 - OSO (``placeoso``): bracket orders are created with the entry as ``Suspended`` children
   (``parentId`` = entry) and start working only after the entry fills, with the entry's quantity.
   Two brackets are linked as an OCO (``linkedId`` = sibling): when one fills the other is
@@ -112,6 +122,8 @@ class MatchingEngine:
         self.partial_fill_qty: dict[int, int] = {}
         # contract id -> partly filled Working orders, filled further on the next price move
         self._partial: dict[int, dict[int, OrderRecord]] = {}
+        # contract id -> working TrailingStop orders, whose stops follow each price move
+        self._trailing: dict[int, dict[int, OrderRecord]] = {}
 
     # ----------------------------------------------------------------- prices
 
@@ -139,6 +151,7 @@ class MatchingEngine:
                     filled.append(part.order.id)
                 else:
                     self._partial.setdefault(cid, {})[part.order.id] = part
+        self._trail(cid, price)
         resting = self._resting.get(cid)
         if resting is None:
             return filled
@@ -394,19 +407,69 @@ class MatchingEngine:
         return report
 
     def _work(self, rec: OrderRecord) -> None:
-        """Start working a Working order: fill it if marketable, else let it rest."""
+        """Start working a Working order: fill it if marketable, else let it rest.
+
+        IOC/FOK orders never rest: what is not filled at once is canceled.
+        """
         price = self.price(rec.info)
         version = rec.version
         kind = version.orderType
-        if kind == "Market":
-            self._fill(rec, price)
-            return
+        tif = version.timeInForce
+        if kind == "TrailingStop":
+            self._trailing.setdefault(rec.info.contract.id, {})[rec.order.id] = rec
+            self._follow(rec, price)
         if kind == "StopLimit" and not rec.triggered and self._stop_reached(rec, price):
             rec.triggered = True
-        if self._crossed(rec, price):
+        marketable = kind == "Market" or self._crossed(rec, price)
+        if tif in ("IOC", "FOK"):
+            chunk = self.partial_fill_qty.get(rec.order.accountId, 0)
+            whole = not 0 < chunk < version.orderQty - rec.cum_qty
+            if not marketable or (tif == "FOK" and not whole):
+                why = "not marketable" if not marketable else "cannot be filled in full"
+                self._expire(rec, f"{tif} order {why}: canceled")
+                return
+            self._fill(rec, price)
+            if rec.order.ordStatus == "Working":
+                self._expire(rec, "IOC order partly filled: the rest is canceled")
+            return
+        if marketable:
             self._fill(rec, price)
             return
         self._rest(rec)
+
+    def _expire(self, rec: OrderRecord, text: str) -> None:
+        """Cancel what an IOC/FOK order could not fill at once."""
+        self._cancel(rec, rec.new_command, self.clock.now_iso(), text)
+
+    def _trail(self, cid: int, price: float) -> None:
+        """Move the stops of the contract's working TrailingStop orders after the price."""
+        trailing = self._trailing.get(cid)
+        if not trailing:
+            return
+        for oid, rec in list(trailing.items()):
+            if rec.order.ordStatus != "Working" or rec.version.orderType != "TrailingStop":
+                del trailing[oid]
+            elif self._follow(rec, price):
+                rec.generation += 1  # its old resting level is stale
+                self._rest(rec)
+
+    def _follow(self, rec: OrderRecord, price: float) -> bool:
+        """Tighten a TrailingStop's stop to ``price`` -/+ its peg; True if it moved."""
+        version = rec.version
+        peg = abs(version.pegDifference or 0.0)
+        stop = version.stopPrice
+        tick = rec.info.spec.tick_size
+        if rec.order.action == "Sell":
+            level = price - peg
+            moved = stop is None or level > stop + _EPS
+        else:
+            level = price + peg
+            moved = stop is None or level < stop - _EPS
+        if not moved:
+            return False
+        version.stopPrice = round(round(level / tick) * tick, 10)
+        self._emit(rec.account.id, "orderVersion", "Updated", version)
+        return True
 
     def _limit_kind(self, rec: OrderRecord) -> bool:
         kind = rec.version.orderType

@@ -112,8 +112,10 @@ SNAPSHOT_KEYS: dict[str, str] = {
     "userReadStatus": "userReadStatuses",
 }
 _SNAPSHOT_KEYS_LOWER = {name.lower(): name for name in SNAPSHOT_KEYS}
-_ORDER_TYPES = frozenset({"Market", "Limit", "Stop", "StopLimit"})
-_KNOWN_ORDER_TYPES = _ORDER_TYPES | {"MIT", "QTS", "TrailingStop", "TrailingStopLimit"}
+_ORDER_TYPES = frozenset({"Market", "Limit", "Stop", "StopLimit", "TrailingStop"})
+_KNOWN_ORDER_TYPES = _ORDER_TYPES | {"MIT", "QTS", "TrailingStopLimit"}
+_TIME_IN_FORCE = frozenset({"Day", "GTC", "IOC", "FOK"})
+_KNOWN_TIME_IN_FORCE = _TIME_IN_FORCE | {"GTD"}
 _ACTIONS = frozenset({"Buy", "Sell"})
 
 
@@ -709,7 +711,13 @@ class Venue:
 
 
 def _price_failure(
-    info: ContractInfo, order_type: str, action: str, price: float | None, stop_price: float | None
+    info: ContractInfo,
+    order_type: str,
+    action: str,
+    price: float | None,
+    stop_price: float | None,
+    peg: float | None = None,
+    time_in_force: str | None = None,
 ) -> tuple[str, str] | None:
     if action not in _ACTIONS:
         return "UnknownReason", f"Violation: action must be Buy or Sell, not {action!r}"
@@ -717,9 +725,17 @@ def _price_failure(
         return "UnknownReason", f"Violation: unknown orderType {order_type!r}"
     if order_type not in _ORDER_TYPES:
         return "Unsupported", f"orderType {order_type} is not supported by the simulator"
+    if time_in_force is not None and time_in_force not in _KNOWN_TIME_IN_FORCE:
+        return "UnknownReason", f"Violation: unknown timeInForce {time_in_force!r}"
+    if time_in_force is not None and time_in_force not in _TIME_IN_FORCE:
+        return "Unsupported", f"timeInForce {time_in_force} is not supported by the simulator"
     tick = info.spec.tick_size
     needs_price = order_type in ("Limit", "StopLimit")
-    needs_stop = order_type in ("Stop", "StopLimit")
+    needs_stop = order_type in ("Stop", "StopLimit", "TrailingStop")
+    if order_type == "TrailingStop" and (peg is None or abs(peg) < tick / 2):
+        return "InvalidPrice", "TrailingStop order requires a non-zero pegDifference"
+    if peg is not None and not on_tick(peg, tick):
+        return "InvalidPrice", f"Invalid pegDifference {peg}: tick size is {tick}"
     if needs_price and price is None:
         return "InvalidPrice", f"{order_type} order requires price"
     if needs_stop and stop_price is None:
@@ -763,7 +779,15 @@ def _check_order(
                 failureReason="UnknownReason", failureText="Violation: orderQty must be positive"
             ),
         )
-    failure = _price_failure(info, body.orderType, body.action, body.price, body.stopPrice)
+    failure = _price_failure(
+        info,
+        body.orderType,
+        body.action,
+        body.price,
+        body.stopPrice,
+        body.pegDifference,
+        body.timeInForce,
+    )
     if failure is None:
         failure = _risk_failure(venue, book, info, body.action, body.orderQty)
     if failure is not None:
@@ -868,7 +892,13 @@ def _place_oso(venue: Venue, session: Session | None, _q: str, body: bytes | str
     brackets = [b for b in (request.bracket1, request.bracket2) if b is not None]
     for bracket in brackets:
         failure = _price_failure(
-            info, bracket.orderType, bracket.action, bracket.price, bracket.stopPrice
+            info,
+            bracket.orderType,
+            bracket.action,
+            bracket.price,
+            bracket.stopPrice,
+            bracket.pegDifference,
+            bracket.timeInForce,
         )
         if failure is not None:
             return Reply(200, PlaceOsoResult(failureReason=failure[0], failureText=failure[1]))
@@ -919,7 +949,13 @@ def _modify_order(venue: Venue, session: Session | None, _q: str, body: bytes | 
     if rec is None:
         return venue.denied()
     failure = _price_failure(
-        rec.info, request.orderType, rec.order.action, request.price, request.stopPrice
+        rec.info,
+        request.orderType,
+        rec.order.action,
+        request.price,
+        request.stopPrice,
+        request.pegDifference,
+        request.timeInForce,
     )
     if failure is None and request.orderQty <= 0:
         failure = ("UnknownReason", "Violation: orderQty must be positive")

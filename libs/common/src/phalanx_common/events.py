@@ -38,6 +38,8 @@ __all__ = [
     "TakeProfit",
     "TokenRenewed",
     "TradingStateChanged",
+    "VenueOrderType",
+    "VenueTimeInForce",
 ]
 
 SignalAction = Literal["buy", "sell", "exit", "cancel", "add"]
@@ -45,6 +47,8 @@ Sentiment = Literal["bullish", "bearish", "flat"]
 VenueAction = Literal["Buy", "Sell"]
 IntentKind = Literal["entry", "exit", "cancel", "add"]
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
+VenueOrderType = Literal["Market", "Limit", "Stop", "StopLimit", "TrailingStop"]
+VenueTimeInForce = Literal["Day", "GTC", "IOC", "FOK"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -137,7 +141,7 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     action: VenueAction
     symbol: str
     quantity: int
-    order_type: Literal["Market", "Limit", "Stop"] = "Market"
+    order_type: VenueOrderType = "Market"
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     take_profit: Decimal | None = None
@@ -148,6 +152,16 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     allow_reversal: bool = True
     traceparent: str = ""
     not_after_ns: int = 0  # no venue request of this intent is sent after this (0: no limit)
+    # Order types, time in force and cancels (ADR-0035); every price is on tick.
+    peg_difference: Decimal | None = None  # TrailingStop entry: the trail, in price points
+    time_in_force: VenueTimeInForce | None = None  # None: the venue's default
+    bracket_time_in_force: VenueTimeInForce | None = None
+    stop_loss_type: Literal["Stop", "StopLimit", "TrailingStop"] = "Stop"
+    stop_loss_limit: Decimal | None = None  # StopLimit stop-loss leg: its limit price
+    stop_loss_peg: Decimal | None = None  # TrailingStop stop-loss leg: its trail
+    exit_percent: Decimal | None = None  # exit this percent of the live position
+    cancel: bool | None = None  # the signal's ``cancel``: None = TradersPost's default
+    cancel_order_type: VenueOrderType | None = None  # cancel only working orders of this type
 
 
 class ExecBatch(Event, frozen=True, kw_only=True):

@@ -292,6 +292,12 @@ class TradovateRest:
             "position/deps", token, list[wire.Position], {"masterid": account_id}
         )
 
+    async def order_version_deps(self, token: str, order_id: int) -> list[wire.OrderVersion]:
+        """Versions of one order: type, prices, peg, time in force (``orderVersion/deps``)."""
+        return await self._get(
+            "orderVersion/deps", token, list[wire.OrderVersion], {"masterid": order_id}
+        )
+
     async def command_deps(self, token: str, order_id: int) -> list[wire.Command]:
         """Commands of one order, with their ``clOrdId`` (``GET /command/deps?masterid=``)."""
         return await self._get("command/deps", token, list[wire.Command], {"masterid": order_id})

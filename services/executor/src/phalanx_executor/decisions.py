@@ -11,7 +11,16 @@ working orders there, it returns the venue steps to take, or a refusal with a re
 - add: same side → place the entry; flat → ``no-position``; opposite → ``add-against-position``.
 - exit, or buy/sell with ``sentiment: flat``: open → liquidate the whole position, or a market
   reduce of ``exit_quantity`` when that is smaller; flat → ``no-position``.
-- cancel: cancel each working order of the contract; none → ``nothing-to-cancel``.
+- exit with ``exit_percent`` (``quantityType: percent_of_position``): floor(|position| x
+  percent / 100) contracts; 100 or more liquidates, 0 is refused ``quantity-rounds-to-zero``.
+- cancel: cancel each working order of the contract (only those of ``cancel_order_type`` when
+  set); none → ``nothing-to-cancel``.
+- cancels before an entry (TradersPost ``cancel``, ADR-0035): an entry from flat first cancels
+  the contract's working orders unless ``cancel`` is false; an add (or an allowed same-side
+  entry, or a partial cover) cancels only when ``cancel`` is true; ``cancel_order_type``
+  restricts them to one order type. A reversal's liquidation already cancels them; a refused
+  intent cancels nothing. A suspended bracket leg whose parent is canceled too is not canceled
+  separately (the venue cancels it with its parent).
 
 Exits use ``liquidateposition``, which closes the position and cancels that contract's working
 orders (the bracket legs) in one call, so no take-profit or stop is left behind.
@@ -19,12 +28,14 @@ orders (the bracket legs) in one call, so no take-profit or stop is left behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR
 from typing import Literal
 
 from phalanx_common.events import OrderIntent, VenueAction
 
-__all__ = ["Decision", "Step", "decide"]
+__all__ = ["Decision", "Step", "WorkingOrder", "decide"]
 
 StepKind = Literal["entry", "reduce", "liquidate", "wait_flat", "cancel"]
 
@@ -37,6 +48,15 @@ class Step:
     action: VenueAction | None = None
     quantity: int = 0
     order_id: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkingOrder:
+    """A working (or suspended) order of the account in the intent's contract."""
+
+    id: int
+    order_type: str | None = None  # the venue's orderType (None: not known yet)
+    parent_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,8 @@ class Decision:
         kinds = [s.kind for s in self.steps]
         if "entry" in kinds:
             return "reversal" if "liquidate" in kinds else "entry"
+        if "reduce" in kinds:  # possibly after cancels
+            return "reduce"
         return kinds[0] if kinds else ""
 
 
@@ -61,31 +83,59 @@ def _refuse(reason: str, text: str) -> Decision:
     return Decision(refused=reason, text=text)
 
 
-def decide(intent: OrderIntent, position: int, working_order_ids: list[int]) -> Decision:
+def _cancels(intent: OrderIntent, working: Sequence[WorkingOrder]) -> tuple[Step, ...]:
+    wanted = [
+        o
+        for o in working
+        if intent.cancel_order_type is None or o.order_type == intent.cancel_order_type
+    ]
+    ids = {o.id for o in wanted}
+    return tuple(Step("cancel", order_id=o.id) for o in wanted if o.parent_id not in ids)
+
+
+def _exit(intent: OrderIntent, position: int) -> Decision:
+    if position == 0:
+        return _refuse("no-position", f"no position in {intent.symbol} to exit")
+    qty = intent.exit_quantity
+    if intent.exit_percent is not None:
+        if intent.exit_percent >= 100:
+            return Decision(steps=(Step("liquidate"),))
+        share = abs(position) * intent.exit_percent / 100
+        qty = int(share.to_integral_value(rounding=ROUND_FLOOR))
+        if qty <= 0:
+            return _refuse(
+                "quantity-rounds-to-zero",
+                f"{intent.exit_percent}% of {abs(position)} contracts rounds down to 0",
+            )
+    if qty is None or qty >= abs(position):
+        return Decision(steps=(Step("liquidate"),))
+    action: VenueAction = "Sell" if position > 0 else "Buy"
+    return Decision(steps=(Step("reduce", action=action, quantity=qty),))
+
+
+def decide(intent: OrderIntent, position: int, working: Sequence[WorkingOrder | int]) -> Decision:
     """The steps for ``intent`` given the account's ``position`` and working orders."""
+    orders = [o if isinstance(o, WorkingOrder) else WorkingOrder(o) for o in working]
     if intent.kind == "cancel":
-        if not working_order_ids:
-            return _refuse("nothing-to-cancel", f"no working orders in {intent.symbol}")
-        return Decision(steps=tuple(Step("cancel", order_id=o) for o in working_order_ids))
+        cancels = _cancels(intent, orders)
+        if not cancels:
+            what = f" {intent.cancel_order_type}" if intent.cancel_order_type else ""
+            return _refuse("nothing-to-cancel", f"no working{what} orders in {intent.symbol}")
+        return Decision(steps=cancels)
 
     if intent.kind == "exit":
-        if position == 0:
-            return _refuse("no-position", f"no position in {intent.symbol} to exit")
-        qty = intent.exit_quantity
-        if qty is None or qty >= abs(position):
-            return Decision(steps=(Step("liquidate"),))
-        action: VenueAction = "Sell" if position > 0 else "Buy"
-        return Decision(steps=(Step("reduce", action=action, quantity=qty),))
+        return _exit(intent, position)
 
     sign = 1 if intent.action == "Buy" else -1
     entry = Step("entry", action=intent.action, quantity=intent.quantity)
+    asked = _cancels(intent, orders) if intent.cancel else ()  # cancel: true
 
     if intent.kind == "add":
         if position == 0:
             return _refuse("no-position", f"no position in {intent.symbol} to add to")
         if position * sign < 0:
             return _refuse("add-against-position", "add must be on the side of the position")
-        return Decision(steps=(entry,), added=sign * intent.quantity)
+        return Decision(steps=(*asked, entry), added=sign * intent.quantity)
 
     # entry
     wants_short_after_buy = intent.sentiment == "bearish" and sign > 0
@@ -94,7 +144,7 @@ def decide(intent: OrderIntent, position: int, working_order_ids: list[int]) -> 
         if position * sign >= 0:
             return _refuse("no-position-to-reduce", "sentiment asks to reduce, but no position")
         qty = min(intent.quantity, abs(position))
-        return Decision(steps=(Step("reduce", action=intent.action, quantity=qty),))
+        return Decision(steps=(*asked, Step("reduce", action=intent.action, quantity=qty)))
     if position * sign > 0 and not intent.allow_add:
         return _refuse(
             "already-in-position",
@@ -106,4 +156,6 @@ def decide(intent: OrderIntent, position: int, working_order_ids: list[int]) -> 
         return Decision(
             steps=(Step("liquidate"), Step("wait_flat"), entry), added=sign * intent.quantity
         )
-    return Decision(steps=(entry,), added=sign * intent.quantity)
+    if position == 0 and intent.cancel is not False:  # TradersPost's default for an entry
+        asked = _cancels(intent, orders)
+    return Decision(steps=(*asked, entry), added=sign * intent.quantity)

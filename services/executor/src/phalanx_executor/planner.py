@@ -5,8 +5,11 @@ same ids, so a redelivered signal republishes identical batches and JetStream dr
 Sizing: ``fixed_quantity`` if set, else ``floor(signal quantity x multiplier)`` (signal quantity
 defaults to 1), capped by ``max_quantity``; a zero result skips the account with a recorded
 reason, never "1". A partial exit's quantity is sized the same way; an exit without a quantity,
-or with ``sentiment: flat``, closes the whole position. Whether an entry opens, adds, reverses
-or is refused depends on the live position and is decided by the worker (:mod:`decisions`).
+or with ``sentiment: flat``, closes the whole position; ``percent_of_position`` exits carry the
+percent, unscaled (the worker applies it to the live position). Order types, prices, trails,
+time in force and cancels come from :mod:`order_spec` (ADR-0035). Whether an entry opens, adds,
+reverses or is refused depends on the live position and is decided by the worker
+(:mod:`decisions`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
-from typing import Literal
 
 from phalanx_common import ids
-from phalanx_common.contracts import ContractBook, ProductSpec, UnknownTicker
+from phalanx_common.contracts import ContractBook, UnknownTicker
 from phalanx_common.events import IntentKind, OrderIntent, Signal, SignalReceived, VenueAction
 from phalanx_common.records import AccountRecord, SubscriptionRecord
+from phalanx_executor import order_spec
 from phalanx_executor.sharding import shard_of
 
 __all__ = ["Plan", "PlannedBatch", "Skip", "plan"]
@@ -88,40 +91,6 @@ def _quantity(signal: Signal, sub: SubscriptionRecord) -> int:
     return max(qty, 0)
 
 
-def _bracket(
-    signal: Signal, action: VenueAction, spec: ProductSpec
-) -> tuple[Decimal | None, Decimal | None]:
-    """Absolute take-profit and stop-loss prices, rounded to tick."""
-    ref = signal.signal_price if signal.signal_price is not None else signal.limit_price
-    sign = Decimal(1) if action == "Buy" else Decimal(-1)
-    tp: Decimal | None = None
-    sl: Decimal | None = None
-    if signal.take_profit is not None:
-        t = signal.take_profit
-        if t.limit_price is not None:
-            tp = t.limit_price
-        elif ref is not None and t.amount is not None:
-            tp = ref + sign * t.amount
-        elif ref is not None and t.percent is not None:
-            tp = ref * (1 + sign * t.percent / 100)
-        else:
-            raise ValueError("a relative take-profit needs price/signalPrice or limitPrice")
-    if signal.stop_loss is not None:
-        s = signal.stop_loss
-        if s.stop_price is not None:
-            sl = s.stop_price
-        elif ref is not None and s.amount is not None:
-            sl = ref - sign * s.amount
-        elif ref is not None and s.percent is not None:
-            sl = ref * (1 - sign * s.percent / 100)
-        else:
-            raise ValueError("a relative stop-loss needs price/signalPrice or limitPrice")
-    return (
-        spec.round_to_tick(tp) if tp is not None else None,
-        spec.round_to_tick(sl) if sl is not None else None,
-    )
-
-
 def plan(
     event: SignalReceived,
     subscriptions: Iterable[SubscriptionRecord],
@@ -156,20 +125,12 @@ def plan(
         kind = "add"
     else:
         kind = "entry"
-    tp = sl = None
     action: VenueAction = "Buy" if signal.action == "buy" else "Sell"
-    if kind in ("entry", "add"):
-        try:
-            tp, sl = _bracket(signal, action, spec)
-        except ValueError as exc:
-            return Plan(rejected=str(exc))
-    order_type: Literal["Market", "Limit", "Stop"] = (
-        "Limit"
-        if signal.order_type == "limit"
-        else "Stop"
-        if signal.order_type == "stop"
-        else "Market"
-    )
+    try:
+        fields = order_spec.order_fields(signal, kind, action, spec)  # ADR-0035
+    except order_spec.OrderSpecError as exc:
+        return Plan(rejected=str(exc))
+    exit_pct = order_spec.exit_percent(signal) if kind == "exit" and not flat else None
 
     by_shard: dict[int, list[OrderIntent]] = defaultdict(list)
     skipped: list[Skip] = []
@@ -186,7 +147,7 @@ def plan(
             continue
         qty = _quantity(signal, sub) if kind in ("entry", "add") else 0
         exit_qty: int | None = None
-        if kind == "exit" and not flat and signal.quantity is not None:
+        if kind == "exit" and not flat and signal.quantity is not None and exit_pct is None:
             exit_qty = _quantity(signal, sub)
         if (kind in ("entry", "add") and qty == 0) or exit_qty == 0:
             skipped.append(Skip(sub.account_id, "quantity-rounds-to-zero"))
@@ -220,13 +181,10 @@ def plan(
                 action=action,
                 symbol=symbol,
                 quantity=qty,
-                order_type=order_type if kind in ("entry", "add") else "Market",
-                limit_price=signal.limit_price if order_type == "Limit" else None,
-                stop_price=signal.stop_price if order_type == "Stop" else None,
-                take_profit=tp,
-                stop_loss=sl,
+                **fields,
                 sentiment=signal.sentiment,
                 exit_quantity=exit_qty,
+                exit_percent=exit_pct,
                 allow_add=sub.allow_add,
                 allow_reversal=sub.allow_reversal,
                 not_after_ns=not_after,

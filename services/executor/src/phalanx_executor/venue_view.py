@@ -1,8 +1,9 @@
 """What this replica knows of the venue, kept current by the sync snapshot and ``props`` events.
 
-Per account: positions by contract, working orders, cash (realized P&L); per ``clOrdId``: the
-order it created. Fills are published to the bus as :class:`FillReceived` (the venue's fill id
-is the message id, so re-syncs and re-deliveries are dropped). Workers read this view to decide
+Per account: positions by contract, working orders (with their ``orderType``, from the order
+versions), cash (realized P&L); per ``clOrdId``: the order it created. Fills are published to
+the bus as :class:`FillReceived` (the venue's fill id is the message id, so re-syncs and
+re-deliveries are dropped). Workers read this view to decide
 exits, reversals and cancels, and wait on it (e.g. for a position to become flat).
 """
 
@@ -49,6 +50,7 @@ class VenueView:
         self._orders: dict[int, dict[int, wire.Order]] = {}  # account -> order id -> order
         self._cl_ord: dict[str, int] = {}  # clOrdId -> order id
         self._cl_ord_of: dict[int, str] = {}  # order id -> clOrdId
+        self._order_types: dict[int, str] = {}  # order id -> orderType of its latest version
         self._finished: OrderedDict[int, int] = OrderedDict()  # finished order -> account
         self._keep_finished = keep_finished
         self._positions: dict[tuple[int, int], int] = {}  # (account, contract) -> netPos
@@ -73,6 +75,10 @@ class VenueView:
             for o in self._orders.get(account_id, {}).values()
             if o.ordStatus in WORKING and (contract_id is None or o.contractId == contract_id)
         ]
+
+    def order_type(self, order_id: int) -> str | None:
+        """The ``orderType`` of an order's latest version (None until its version is seen)."""
+        return self._order_types.get(order_id)
 
     def open_contracts(self, account_id: int) -> set[int]:
         """Contracts in which the account has a position or working orders."""
@@ -166,6 +172,8 @@ class VenueView:
             self._learn_contract(contract)
         for order in snapshot.orders:
             self._apply_order(order)
+        for version in sorted(snapshot.orderVersions, key=lambda v: v.id):
+            self._apply_order_version(version)
         for command in snapshot.commands:
             self._apply_command(command)
         for position in snapshot.positions:
@@ -208,6 +216,8 @@ class VenueView:
     def _apply(self, entity: object) -> bool:
         if isinstance(entity, wire.Order):
             self._apply_order(entity)
+        elif isinstance(entity, wire.OrderVersion):
+            self._apply_order_version(entity)
         elif isinstance(entity, wire.Command):
             self._apply_command(entity)
         elif isinstance(entity, wire.Position):
@@ -241,9 +251,14 @@ class VenueView:
             order_id, account_id = self._finished.popitem(last=False)
             self._orders.get(account_id, {}).pop(order_id, None)
             self._order_account.pop(order_id, None)
+            self._order_types.pop(order_id, None)
             cl_ord_id = self._cl_ord_of.pop(order_id, None)
             if cl_ord_id is not None:
                 self._cl_ord.pop(cl_ord_id, None)
+
+    def _apply_order_version(self, version: wire.OrderVersion) -> None:
+        if version.orderId is not None and version.orderType is not None:
+            self._order_types[version.orderId] = version.orderType
 
     def _apply_command(self, command: wire.Command) -> None:
         if command.clOrdId and command.orderId is not None and command.commandType in (None, "New"):

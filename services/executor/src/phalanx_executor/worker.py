@@ -33,7 +33,7 @@ from phalanx_common.events import (
     VenueAction,
 )
 from phalanx_executor.budgets import BudgetBook
-from phalanx_executor.decisions import Decision, Step, decide
+from phalanx_executor.decisions import Decision, Step, WorkingOrder, decide
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import TERMINAL, Claim, IntentStore, LostRace
 from phalanx_executor.lookup import find_order_by_cl_ord_id
@@ -206,7 +206,10 @@ class BatchWorker:
             raise
 
         position = self._view.position(intent.account_id, contract_id)
-        working = [o.id for o in self._view.working_orders(intent.account_id, contract_id)]
+        working = [
+            WorkingOrder(o.id, self._view.order_type(o.id), o.parentId)
+            for o in self._view.working_orders(intent.account_id, contract_id)
+        ]
         decision = decide(intent, position, working)
         if decision.refused:
             return await self._reject(intent, claim, decision.refused, decision.text)
@@ -333,18 +336,26 @@ class BatchWorker:
             return done.orderId, (None, None)
         if step.kind == "cancel":
             assert step.order_id is not None
-            await sock.cancel_order(wire.CancelOrder(orderId=step.order_id), p_ticket=ticket)
+            try:
+                await sock.cancel_order(wire.CancelOrder(orderId=step.order_id), p_ticket=ticket)
+            except tv_errors.OrderRejected as exc:
+                if exc.failure_reason != "TooLate":
+                    raise
+                # already filled or canceled (e.g. with its parent): nothing left to cancel
             return step.order_id, (None, None)
         assert step.action is not None
+        entry = step.kind == "entry"  # otherwise a market reduce
         base = wire.PlaceOrder(
             accountSpec=intent.account_spec,
             accountId=intent.account_id,
             action=step.action,
             symbol=intent.symbol,
             orderQty=step.quantity,
-            orderType=intent.order_type if step.kind == "entry" else "Market",
-            price=intent.limit_price if step.kind == "entry" else None,
-            stopPrice=intent.stop_price if step.kind == "entry" else None,
+            orderType=intent.order_type if entry else "Market",
+            price=intent.limit_price if entry else None,
+            stopPrice=intent.stop_price if entry else None,
+            pegDifference=intent.peg_difference if entry else None,
+            timeInForce=intent.time_in_force if entry else None,
             clOrdId=intent.intent_id,
             isAutomated=True,
         )
@@ -370,16 +381,27 @@ class BatchWorker:
     def _bracket(intent: OrderIntent, action: VenueAction) -> list[wire.RestrainedOrderVersion]:
         exit_action: VenueAction = "Sell" if action == "Buy" else "Buy"
         legs = []
+        tif = intent.bracket_time_in_force
         if intent.take_profit is not None:
             legs.append(
                 wire.RestrainedOrderVersion(
-                    action=exit_action, orderType="Limit", price=intent.take_profit
+                    action=exit_action,
+                    orderType="Limit",
+                    price=intent.take_profit,
+                    timeInForce=tif,
                 )
             )
         if intent.stop_loss is not None:
             legs.append(
                 wire.RestrainedOrderVersion(
-                    action=exit_action, orderType="Stop", stopPrice=intent.stop_loss
+                    action=exit_action,
+                    orderType=intent.stop_loss_type,
+                    stopPrice=intent.stop_loss,
+                    price=intent.stop_loss_limit if intent.stop_loss_type == "StopLimit" else None,
+                    pegDifference=(
+                        intent.stop_loss_peg if intent.stop_loss_type == "TrailingStop" else None
+                    ),
+                    timeInForce=tif,
                 )
             )
         return legs
@@ -421,7 +443,9 @@ class BatchWorker:
         known = self._view.order_for(intent.intent_id)
         if known is not None:
             return known
-        if intent.kind in ("exit", "cancel") and intent.exit_quantity is None:
+        if intent.kind == "cancel" or (
+            intent.kind == "exit" and intent.exit_quantity is None and intent.exit_percent is None
+        ):
             return None  # liquidation and cancels carry no clOrdId; re-deciding is idempotent
         sock = await self._pool.get(intent.login_id)
 

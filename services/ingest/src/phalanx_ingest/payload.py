@@ -706,6 +706,12 @@ def _parse_stop_loss(value: Any) -> StopLoss | None:
             'stopLoss.limitPrice is only used with "type": "stop_limit". Remove it or change '
             "the type.",
         )
+    if sl_type == "stop_limit" and limit_price is None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_LIMIT_PRICE,
+            'A "stop_limit" stopLoss needs its limitPrice (the limit the stop turns into). Add '
+            'stopLoss.limitPrice, or use "type": "stop".',
+        )
     if sl_type == "trailing_stop":
         if trail_amount is not None and trail_percent is not None:
             raise WebhookRejectedError(
