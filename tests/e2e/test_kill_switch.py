@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from phalanx_bench.inprocess import RunningSystem
-from phalanx_bench.seed import seed
+from phalanx_bench.seed import front_month, seed
 from phalanx_testing.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(120)]
@@ -40,7 +40,8 @@ async def test_kill_switch_flattens_every_account_and_halts_new_signals(
     async with httpx.AsyncClient(timeout=10) as http:
         (
             await http.post(
-                system.endpoints.sim + "/admin/prices", json={"symbol": "MNQZ6", "price": 21000}
+                system.endpoints.sim + "/admin/prices",
+                json={"symbol": front_month(), "price": 21000},
             )
         ).raise_for_status()
         assert (await http.post(seeded.webhook_url, json=ENTRY)).status_code == 200

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from nats.js.errors import NoKeysError
 
-from phalanx_bench.seed import seed
+from phalanx_bench.seed import front_month, seed
 from phalanx_bench.system import System
 from phalanx_common import subjects
 from phalanx_testing.waiting import eventually
@@ -73,7 +73,7 @@ async def test_a_killed_replica_leaves_no_account_without_an_order_and_none_with
         await eventually(connected, timeout=60, what="8 logins connected over 2 replicas")
         (
             await http.post(
-                endpoints.sim + "/admin/prices", json={"symbol": "MNQZ6", "price": 21000}
+                endpoints.sim + "/admin/prices", json={"symbol": front_month(), "price": 21000}
             )
         ).raise_for_status()
         # Every venue response now takes 1.5 s: orders are accepted at once, their answers late.

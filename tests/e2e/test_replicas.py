@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from phalanx_bench.inprocess import running_system
-from phalanx_bench.seed import seed
+from phalanx_bench.seed import front_month, seed
 from phalanx_testing.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(180)]
@@ -48,7 +48,8 @@ async def test_four_executors_hammering_twenty_logins_cause_no_violation_at_the_
         async with httpx.AsyncClient(timeout=30) as http:
             (
                 await http.post(
-                    system.endpoints.sim + "/admin/prices", json={"symbol": "MNQZ6", "price": 21000}
+                    system.endpoints.sim + "/admin/prices",
+                    json={"symbol": front_month(), "price": 21000},
                 )
             ).raise_for_status()
             before = await _stats(http, system.endpoints.sim)
@@ -69,7 +70,7 @@ async def test_four_executors_hammering_twenty_logins_cause_no_violation_at_the_
             async def all_done() -> bool:
                 stats = await _stats(http, system.endpoints.sim)
                 ledger = await http.get(system.endpoints.ledger + "/positions")
-                rows = [r for r in ledger.json()["positions"] if r["symbol"] == "MNQZ6"]
+                rows = [r for r in ledger.json()["positions"] if r["symbol"] == front_month()]
                 placed = (
                     stats["placeOso"]
                     + stats["placeOrder"]

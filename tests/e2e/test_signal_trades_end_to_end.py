@@ -10,7 +10,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from phalanx_bench.inprocess import RunningSystem
-from phalanx_bench.seed import SeededStrategy, seed
+from phalanx_bench.seed import SeededStrategy, front_month, seed
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.codec import decode, decode_event
@@ -53,7 +53,7 @@ async def _seeded_and_connected(system: RunningSystem) -> SeededStrategy:
     await eventually(lambda: len(pool) == 5, what="executor connected all 5 logins")
     async with httpx.AsyncClient() as http:
         resp = await http.post(
-            system.endpoints.sim + "/admin/prices", json={"symbol": "MNQZ6", "price": 21000}
+            system.endpoints.sim + "/admin/prices", json={"symbol": front_month(), "price": 21000}
         )
         resp.raise_for_status()
     return seeded
@@ -88,11 +88,11 @@ async def test_a_webhook_for_25_accounts_places_25_brackets_fills_them_and_the_l
         calls = await eventually(all_placed, timeout=30, what="25 placeOSO calls at the venue")
         assert len(calls) == 25
 
-        # every account's position is +2 MNQZ6 in the ledger, built from the venue's fills
+        # every account holds +2 of the front month in the ledger, built from the venue's fills
         async def positions() -> dict[int, Any] | None:
             body = await _get(http, system.endpoints.ledger + "/positions")
             rows = body["positions"] if isinstance(body, dict) else body
-            found = {int(r["account_id"]): r for r in rows if r["symbol"] == "MNQZ6"}
+            found = {int(r["account_id"]): r for r in rows if r["symbol"] == front_month()}
             ok = len(found) == 25 and all(int(r["net_pos"]) == 2 for r in found.values())
             return found if ok else None
 

@@ -24,7 +24,7 @@ import msgspec
 import nats
 from nats.aio.msg import Msg
 
-from phalanx_bench.seed import Endpoints, seed
+from phalanx_bench.seed import Endpoints, front_month, seed
 from phalanx_bench.system import System
 
 __all__ = ["main"]
@@ -96,7 +96,7 @@ async def _scenario(
     latencies: list[float] = []
     async with httpx.AsyncClient(timeout=30) as http:
         resp = await http.post(
-            endpoints.sim + "/admin/prices", json={"symbol": "MNQZ6", "price": 21000}
+            endpoints.sim + "/admin/prices", json={"symbol": front_month(), "price": 21000}
         )
         resp.raise_for_status()
         await asyncio.sleep(2.0)  # let the executor connect the new logins' sockets

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import shlex
@@ -19,6 +20,8 @@ import time
 from dataclasses import dataclass
 
 import httpx
+
+from phalanx_common.contracts import ContractBook
 
 __all__ = ["Endpoints", "SeededStrategy", "seed"]
 
@@ -160,6 +163,13 @@ async def register_oauth_client(endpoints: Endpoints) -> None:
         )
         if resp.status_code not in (200, 201, 409):
             _check(resp, "simulator: register the OAuth client")
+
+
+def front_month(root: str = "MNQ") -> str:
+    """Tradovate's symbol of the contract ``ROOT1!`` names today (UTC), as ingest resolves it."""
+    today = dt.datetime.now(dt.UTC).date()
+    symbol, _ = ContractBook.load().resolve(f"{root}1!", today)
+    return symbol
 
 
 def demo_payload() -> dict[str, object]:
