@@ -200,6 +200,11 @@ def main() -> None:
         f"curl -sS -X POST {shlex.quote(seeded.webhook_url)} "
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )
+    exit_curl = (
+        f"curl -sS -X POST {shlex.quote(seeded.webhook_url)} "
+        f"-H 'Content-Type: application/json' -d "
+        + shlex.quote(json.dumps({"ticker": "MNQ1!", "action": "exit"}))
+    )
     print(
         "\n".join(
             [
@@ -210,6 +215,8 @@ def main() -> None:
                 f"Webhook URL: {seeded.webhook_url}",
                 "Trade them all:",
                 f"  {curl}",
+                "Exit them all (the same body again, more than 5 s later, trades again):",
+                f"  {exit_curl}",
                 f"Positions:   curl -sS {endpoints.ledger}/positions",
                 f"Accounts:    {endpoints.auth}/ui  (user admin, password: the admin token)",
                 "Kill switch: curl -sS -X POST http://127.0.0.1:8300/admin/kill-switch "
