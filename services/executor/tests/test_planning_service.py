@@ -399,3 +399,13 @@ async def test_a_put_back_signal_is_planned_even_by_a_replica_whose_clock_is_beh
     await eventually(lambda: rig.planned("alpha", signal.signal_id), what="planned")
     await eventually(lambda: _nothing_parked(rig), what="the parked copy removed")
     await _assert_traded_once(rig, signal)
+
+
+async def test_a_delay_out_of_range_is_rejected_at_once(rig: Rig) -> None:
+    await rig.start()
+    await rig.start_delays()
+    signal = await rig.send("alpha", _delayed(86_400), "a day")
+    [verdict] = await eventually(_planned(rig, signal), what="rejected")
+    assert verdict.rejected.startswith("planning-error: ValueError: delay 86400 s is outside")
+    assert await rig.batches(signal.signal_id) == []
+    assert await _nothing_parked(rig)
