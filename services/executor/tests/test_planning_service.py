@@ -409,3 +409,23 @@ async def test_a_delay_out_of_range_is_rejected_at_once(rig: Rig) -> None:
     assert verdict.rejected.startswith("planning-error: ValueError: delay 86400 s is outside")
     assert await rig.batches(signal.signal_id) == []
     assert await _nothing_parked(rig)
+
+
+async def test_signals_acknowledged_before_cursors_existed_do_not_hold_up_their_strategy(
+    rig: Rig,
+) -> None:
+    # An executor of the previous version planned (and acknowledged) this one.
+    old = await rig.send("alpha", _buy(), "planned by the previous version")
+    consumer = SignalConsumer(rig.faulty, rig.planner(), POLICY)
+    await rig.bus.ensure_consumer(consumer.spec)
+    sub = await rig.bus.js.pull_subscribe_bind(
+        durable=subjects.Consumers.PLANNER, stream=subjects.SIGNALS.name
+    )
+    [msg] = await sub.fetch(1, timeout=5)
+    await msg.ack_sync()
+    await sub.unsubscribe()
+
+    await rig.start()
+    new = await rig.send("alpha", _buy(), "after the upgrade")
+    await eventually(_planned(rig, new), what="the new signal planned")
+    assert await rig.planned("alpha", old.signal_id) == []  # not planned a second time
