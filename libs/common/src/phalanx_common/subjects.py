@@ -14,6 +14,7 @@ __all__ = [
     "ALL_STREAMS",
     "AUTH",
     "CONTROL",
+    "DELAYED",
     "EXEC",
     "FILLS",
     "ORDERS",
@@ -24,6 +25,7 @@ __all__ = [
     "Retention",
     "StreamSpec",
     "auth_subject",
+    "delayed_subject",
     "exec_consumer",
     "exec_subject",
     "fills_subject",
@@ -97,8 +99,16 @@ ORDERS = StreamSpec(
 FILLS = StreamSpec("FILLS", ("fills.>",), duplicate_window_s=3600.0, description="Venue fills")
 AUTH = StreamSpec("AUTH", ("auth.>",), description="Logins, tokens and account links")
 CONTROL = StreamSpec("CONTROL", ("control.>",), description="Trading state changes")
+DELAYED = StreamSpec(
+    "DELAYED",
+    ("delayed.>",),
+    retention=Retention.WORK_QUEUE,
+    # Longer than the longest delay (3,600 s): parking a signal again is always a duplicate.
+    duplicate_window_s=2 * 3600.0,
+    description="Signals with a delay, parked until due, then put back on SIGNALS (ADR-0040)",
+)
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (SIGNALS, EXEC, ORDERS, FILLS, AUTH, CONTROL)
+ALL_STREAMS: tuple[StreamSpec, ...] = (SIGNALS, EXEC, ORDERS, FILLS, AUTH, CONTROL, DELAYED)
 
 
 def signals_subject(strategy_id: str) -> str:
@@ -107,6 +117,14 @@ def signals_subject(strategy_id: str) -> str:
 
 
 SIGNALS_ALL = "signals.>"
+
+
+def delayed_subject(strategy_id: str) -> str:
+    """Subject of a strategy's signals parked until their delay has passed."""
+    return f"delayed.{safe_token(strategy_id)}"
+
+
+DELAYED_ALL = "delayed.>"
 SIGNALS_REPLAY = "signals-replay.>"
 
 
@@ -151,6 +169,7 @@ class Consumers:
     """Durable consumer names."""
 
     PLANNER = "planner"
+    DELAYED = "delayed-signals"
 
     @staticmethod
     def control(ordinal: int) -> str:
@@ -191,6 +210,10 @@ class Buckets:
     SHARD_LEASES = Bucket(
         "shard_leases", description="Executor replica heartbeats; shards are dealt over the live"
     )
+    PLANNER_CURSORS = Bucket(
+        "planner_cursors",
+        description="Per signal subject: stream sequence of the last signal settled (ADR-0040)",
+    )
 
 
 ALL_BUCKETS: tuple[Bucket, ...] = (
@@ -204,4 +227,5 @@ ALL_BUCKETS: tuple[Bucket, ...] = (
     Buckets.GUARDS,
     Buckets.SHARD_LEASES,
     Buckets.SIGNAL_REPEATS,
+    Buckets.PLANNER_CURSORS,
 )

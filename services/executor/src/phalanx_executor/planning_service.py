@@ -1,20 +1,24 @@
-"""The planner as a bus consumer: SIGNALS in, per-shard ExecBatch commands out."""
+"""The planner's publishing side: one signal in, per-shard ExecBatch commands out.
+
+:meth:`Planner.settle` ends one signal in exactly one of three ways: planned (batches, skips and
+a ``SignalPlanned``), parked until its delay has passed (:mod:`delayed_signals`), or rejected
+with a recorded reason (``SignalPlanned(rejected=...)``) when planning it fails in a way a retry
+cannot change. Publishing failures are raised: the caller (:mod:`signal_consumer`) retries them
+within a bound. Every id is deterministic, so settling a signal twice publishes nothing new.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 import logging
-
-from nats.aio.msg import Msg
 
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.contracts import ContractBook
-from phalanx_common.errors import Poison
 from phalanx_common.events import (
-    AnyEvent,
     ExecBatch,
     IntentExpired,
     IntentSkipped,
@@ -23,15 +27,24 @@ from phalanx_common.events import (
 )
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, SubscriptionRecord
-from phalanx_executor.planner import plan
+from phalanx_executor.delayed_signals import due_ns, park
+from phalanx_executor.planner import Plan, plan
 
-__all__ = ["Planner"]
+__all__ = ["Outcome", "Planner"]
 
 log = logging.getLogger(__name__)
 
 
+class Outcome(enum.Enum):
+    """How :meth:`Planner.settle` ended a signal."""
+
+    PLANNED = "planned"
+    PARKED = "parked"
+    REJECTED = "rejected"
+
+
 class Planner:
-    """Consumes signals and publishes deterministic batches (ids from the signal id)."""
+    """Settles signals: publishes deterministic batches (ids from the signal id) or a verdict."""
 
     def __init__(
         self,
@@ -52,17 +65,60 @@ class Planner:
         self._shards = shards
         self._batch_size = batch_size
 
-    async def handle(self, event: AnyEvent, msg: Msg) -> None:
-        """Bus handler for one SignalReceived."""
-        if not isinstance(event, SignalReceived):
-            raise Poison(f"unexpected {type(event).__name__} on a signals subject")
+    async def settle(
+        self, event: SignalReceived, *, traceparent: str = "", put_back: bool = False
+    ) -> Outcome:
+        """Plan one signal, park it if its delay has not passed, or reject it with the reason.
+
+        ``put_back``: the signal comes back from the delay stream, so it is due whatever this
+        replica's clock says.
+
+        Raises:
+            Exception: whatever publishing raised (bus timeouts, NATS errors): retry later.
+        """
+        try:
+            due = due_ns(event)
+            result = self._plan(event)
+        except Exception as exc:  # bad data or a planner bug: a retry gives the same answer
+            log.warning("signal %s cannot be planned", event.signal_id, exc_info=True)
+            await self.reject(
+                event.strategy_id, event.signal_id, f"planning-error: {type(exc).__name__}: {exc}"
+            )
+            return Outcome.REJECTED
+        if not put_back and self._clock.time_ns() < due:
+            await park(self._bus, event)
+            log.info("signal %s parked until %d", event.signal_id, due)
+            return Outcome.PARKED
+        await self._publish(event, result, traceparent)
+        return Outcome.REJECTED if result.rejected else Outcome.PLANNED
+
+    def _plan(self, event: SignalReceived) -> Plan:
         prefix = f"{event.strategy_id}."
         subs = [s for k, s in self._subscriptions.items().items() if k.startswith(prefix)]
         accounts = {a.account_id: a for a in self._accounts.values()}
-        today = dt.datetime.fromtimestamp(self._clock.time_ns() / 1e9, tz=dt.UTC).date()
         now = self._clock.time_ns()
-        result = plan(event, subs, accounts, self._book, self._shards, self._batch_size, today, now)
-        traceparent = (msg.headers or {}).get("traceparent", "")
+        today = dt.datetime.fromtimestamp(now / 1e9, tz=dt.UTC).date()
+        return plan(event, subs, accounts, self._book, self._shards, self._batch_size, today, now)
+
+    async def reject(self, strategy_id: str, signal_id: str, reason: str) -> None:
+        """Record that a signal ends without orders, and why (the signal log shows it)."""
+        now = self._clock.time_ns()
+        await self._bus.publish(
+            subjects.planned_subject(strategy_id),
+            SignalPlanned(
+                event_id=f"planned-{signal_id}",
+                ts_event=now,
+                ts_init=now,
+                signal_id=signal_id,
+                strategy_id=strategy_id,
+                intents=0,
+                batches=0,
+                rejected=reason[:500],
+            ),
+        )
+
+    async def _publish(self, event: SignalReceived, result: Plan, traceparent: str) -> None:
+        now = self._clock.time_ns()
 
         publishes = [
             self._bus.publish(
@@ -99,6 +155,7 @@ class Planner:
             )
             for skip in result.skipped
         ]
+        late_s = (now - result.not_after_ns) / 1e9
         publishes += [
             self._bus.publish(
                 subjects.orders_subject(account_id),
@@ -112,7 +169,7 @@ class Planner:
                     account_id=account_id,
                     not_after_ns=result.not_after_ns,
                     stage="planning",
-                    text=f"planned {(now - result.not_after_ns) / 1e9:.1f} s after its deadline",
+                    text=f"planned {late_s:.1f} s after the signal's deadline; nothing was sent",
                 ),
                 msg_id=f"expired-{ids.intent_id(event.signal_id, account_id)}",
             )

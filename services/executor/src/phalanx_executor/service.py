@@ -30,6 +30,7 @@ from phalanx_common.records import (
 )
 from phalanx_executor.admin import create_app
 from phalanx_executor.budgets import BudgetBook
+from phalanx_executor.delayed_signals import DelayedSignals, delayed_consumer_spec
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
 from phalanx_executor.killswitch import Flattener
@@ -40,6 +41,7 @@ from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.settings import ExecutorSettings
 from phalanx_executor.sharding import shard_of
+from phalanx_executor.signal_consumer import PlanningPolicy, SignalConsumer
 from phalanx_executor.venue_view import VenueView
 from phalanx_executor.worker import BatchWorker, WorkerSettings
 
@@ -79,6 +81,8 @@ class ExecutorService:
         self.shards: list[int] = []  # dealt by Membership over the live replicas
         self.owner = f"{socket.gethostname()}-{os.getpid()}-r{settings.replica_ordinal}"
         self._loops: list[ConsumerLoop] = []
+        self.signals: SignalConsumer | None = None
+        self.delayed: DelayedSignals | None = None
         self._shard_loops: dict[int, ConsumerLoop] = {}
         self.membership: Membership | None = None
         self._mirrors: list[KvMirror[Any]] = []
@@ -178,19 +182,18 @@ class ExecutorService:
             shards=s.shards,
             batch_size=s.batch_size,
         )
+        # ADR-0040: many signals in flight, in order within a strategy, none can stop another.
+        self.signals = SignalConsumer(
+            self.bus, planner, PlanningPolicy(ack_wait_s=s.planner_ack_wait_s)
+        )
+        await self.signals.start()
+        self.delayed = DelayedSignals(self.bus, self.clock, recheck_s=s.delay_recheck_s)
         self._loops.append(
             await self.bus.consume(
-                ConsumerSpec(
-                    subjects.SIGNALS.name,
-                    subjects.Consumers.PLANNER,
-                    filter_subject=subjects.SIGNALS_ALL,
-                    # One signal in flight across all replicas: signals are planned (and so
-                    # executed, per account) in the order they were received.
-                    max_ack_pending=1,
-                ),
-                planner.handle,
-                batch=1,
-                concurrency=1,
+                delayed_consumer_spec(),
+                self.delayed.handle,
+                batch=64,
+                concurrency=64,
                 double_ack=True,
             )
         )
@@ -329,6 +332,8 @@ class ExecutorService:
             await self.membership.stop(leave=True)
         await asyncio.gather(*(loop.stop() for loop in self._shard_loops.values()))
         self._shard_loops.clear()
+        if self.signals is not None:
+            await self.signals.stop()
         await asyncio.gather(*(loop.stop() for loop in self._loops), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()

@@ -34,6 +34,9 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
             (0: any free port).
         lease_ttl_s: a replica counts as gone this long after its last heartbeat.
         lease_renew_s: heartbeat interval.
+        planner_ack_wait_s: ack wait of the planner's SIGNALS consumer (ADR-0040).
+        delay_recheck_s: the longest a parked (delayed) signal waits before it is looked at
+            again (ADR-0040).
     """
 
     service_name: str = "executor"
@@ -60,3 +63,5 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     executor_port: int = 8300
     lease_ttl_s: float = 10.0
     lease_renew_s: float = 3.0
+    planner_ack_wait_s: float = 30.0
+    delay_recheck_s: float = 60.0
