@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -68,7 +69,9 @@ class Trader:
             entry: dict[str, Any] = resp.json()
             finished = [a for a in entry["accounts"] if a["outcome"] != "pending"]
             enough = len(finished) == len(self.seeded.account_ids)
-            return entry if entry["status"] in ("done", "rejected") and enough else None
+            if entry["status"] == "rejected":  # the planner's verdict: no account was planned
+                return entry
+            return entry if entry["status"] == "done" and enough else None
 
         entry = await eventually(done, timeout=30, what=f"every outcome of {signal_id}")
         return dict(entry)
@@ -198,3 +201,33 @@ async def test_an_old_signal_replayed_after_its_deadline_expires_on_every_accoun
     assert trader.venue_orders() == 0
     # ...and the next fresh signal trades as usual.
     await trader.trade(demo_payload(), expect=1)
+
+
+async def test_a_signal_that_cannot_be_planned_stops_no_later_signal(
+    trader: Trader, system: RunningSystem
+) -> None:
+    # What the door now refuses, written straight to the stream (as an older ingest did):
+    # planning it raised decimal.Overflow on every redelivery and held every later signal.
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1e9)
+    signal_id = ids.signal_id_from(trader.seeded.strategy_id, b"poison")
+    poison = SignalReceived(
+        event_id=ids.new_event_id(),
+        ts_event=now,
+        ts_init=now,
+        signal_id=signal_id,
+        strategy_id=trader.seeded.strategy_id,
+        signal=Signal(ticker="MNQ1!", action="buy", quantity=Decimal("1e999999999")),
+    )
+    bus = await Bus.connect(system.nats_url, "poison")
+    try:
+        await bus.publish(
+            subjects.signals_subject(trader.seeded.strategy_id), poison, msg_id=signal_id
+        )
+    finally:
+        await bus.close()
+
+    verdict = await trader.outcome(signal_id)
+    await trader.trade(demo_payload(), expect=1)
+
+    assert verdict["status"] == "rejected"
+    assert verdict["planner_rejected"].startswith("planning-error")
