@@ -754,3 +754,18 @@ async def test_an_entry_from_flat_cancels_the_contracts_working_orders_first(rig
     assert (await rig.worker.execute(entry)).state == "accepted"
     assert (limit.order.ordStatus, stop.order.ordStatus) == ("Canceled", "Working")
     await eventually(lambda: rig.position() == -1)
+
+
+@pytest.mark.parametrize(("side", "held"), [("buy", 1), ("sell", -1)])
+async def test_a_planned_add_adds_on_the_side_of_the_position(
+    rig: Rig, side: str, held: int
+) -> None:
+    entry = _planned(rig, Signal(ticker=SYMBOL, action=side, quantity=Decimal(1)))  # type: ignore[arg-type]
+    assert (await rig.worker.execute(entry)).state == "accepted"
+    await rig.settle()
+
+    add = _planned(rig, Signal(ticker=SYMBOL, action="add", quantity=Decimal(2)))
+    outcome = await rig.worker.execute(add)
+
+    assert outcome.state == "accepted"
+    await eventually(lambda: rig.position() == 3 * held, what=f"added to {3 * held}")

@@ -126,16 +126,17 @@ def decide(intent: OrderIntent, position: int, working: Sequence[WorkingOrder | 
     if intent.kind == "exit":
         return _exit(intent, position)
 
-    sign = 1 if intent.action == "Buy" else -1
-    entry = Step("entry", action=intent.action, quantity=intent.quantity)
     asked = _cancels(intent, orders) if intent.cancel else ()  # cancel: true
 
-    if intent.kind == "add":
+    if intent.kind == "add":  # TradersPost's add: more of the position, on its side
         if position == 0:
             return _refuse("no-position", f"no position in {intent.symbol} to add to")
-        if position * sign < 0:
-            return _refuse("add-against-position", "add must be on the side of the position")
-        return Decision(steps=(*asked, entry), added=sign * intent.quantity)
+        side: VenueAction = "Buy" if position > 0 else "Sell"
+        add = Step("entry", action=side, quantity=intent.quantity)
+        return Decision(steps=(*asked, add), added=(1 if position > 0 else -1) * intent.quantity)
+
+    sign = 1 if intent.action == "Buy" else -1
+    entry = Step("entry", action=intent.action, quantity=intent.quantity)
 
     # entry
     wants_short_after_buy = intent.sentiment == "bearish" and sign > 0

@@ -118,6 +118,8 @@ def _signal_from(data: dict[str, Any]) -> Signal:
     if signal.action in _ENTRY_ACTIONS and signal.sentiment != "flat":
         _check_entry_prices(signal)
         _check_reference_price(signal)
+        if signal.action == "add":
+            _check_add_is_side_free(signal)
     else:
         _check_not_for_exits(signal, data)
     return signal
@@ -588,6 +590,29 @@ def _check_reference_price(signal: Signal) -> None:
                 '"price": {{close}} to the alert, or send absolute prices (takeProfit.limitPrice, '
                 "stopLoss.stopPrice).",
             )
+
+
+def _check_add_is_side_free(signal: Signal) -> None:
+    """An add takes the side of the position, known only when it executes: prices measured
+    from the reference in the direction of the trade cannot be computed for it."""
+    tp, sl = signal.take_profit, signal.stop_loss
+    sided = {
+        "a relative takeProfit": tp is not None and tp.limit_price is None,
+        "a relative stopLoss": sl is not None and sl.stop_price is None,
+        "a trailing_stop stopLoss": sl is not None and sl.type == "trailing_stop",
+        "a trailing_stop entry without stopPrice": (
+            signal.order_type == "trailing_stop" and signal.stop_price is None
+        ),
+    }
+    found = [name for name, present in sided.items() if present]
+    if found:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_PAYLOAD,
+            f"An add takes the side of the open position, so {found[0]} (measured up or down "
+            "from the price depending on the side) cannot be priced for it. Send absolute "
+            "prices (takeProfit.limitPrice, stopLoss.stopPrice), or send buy/sell with the "
+            "subscription allowing adds.",
+        )
 
 
 def _check_not_for_exits(signal: Signal, data: dict[str, Any]) -> None:
