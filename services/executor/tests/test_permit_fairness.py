@@ -16,9 +16,10 @@ from phalanx_executor.pool import ConnectionPool, LoginNotReady
 from phalanx_executor.ratelimit import Budget, RateLimiter, Window
 from phalanx_executor.venue_calls import VenueCalls
 from phalanx_sim import Simulator
+from phalanx_sim.settings import SimSettings
 from phalanx_tradovate.errors import LockoutError
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 IP = Budget("ip:shared", (Window(1000, 60),))
 
@@ -113,3 +114,40 @@ async def test_a_login_waiting_for_its_budget_never_holds_the_connect_slot_of_an
         finally:
             await pool.close()
             await client.aclose()
+
+
+async def test_authorize_takes_a_permit_so_reconnects_stay_inside_the_logins_budget(
+    redis_url: str,
+) -> None:
+    """The venue may count ``authorize``; every connect spends two requests, both permitted."""
+    settings = SimSettings(
+        sim_limit_count_authorize=True, sim_limit_per_minute=3, sim_limit_minute_s=3.0
+    )
+    client = aioredis.from_url(redis_url)
+    calls = VenueCalls(Permits(RateLimiter(client)), BudgetBook(((2, 3.5),)))
+    async with Simulator(settings, port=0) as sim:
+        tokens = await _tokens(sim, ["flaky"])
+
+        async def nothing(*_: Any) -> None:
+            return None
+
+        pool = ConnectionPool(
+            sim.ws_url,
+            token_for=tokens.get,
+            on_props=lambda *_: None,
+            on_snapshot=nothing,
+            max_sockets=10,
+            calls=calls,
+        )
+        try:
+            for _ in range(3):  # connect, drop, connect again...
+                await asyncio.wait_for(pool.get("flaky"), timeout=20)
+                await pool.drop("flaky")
+            async with httpx.AsyncClient() as http:
+                violations = (await http.get(sim.url + "/admin/violations")).json()
+            authorized = [r for r in sim.state.requests if r.endpoint == "authorize"]
+        finally:
+            await pool.close()
+            await client.aclose()
+    assert len(authorized) == 3
+    assert violations["count"] == 0, violations["recent"]
