@@ -103,3 +103,58 @@ async def test_access_denied_for_one_account_ends_its_intent_with_the_brokers_re
     assert (first.state, again.state) == ("rejected", "duplicate")
     assert (record.state, record.reason) == ("rejected", "access-denied")
     assert len(sent) == 1
+
+
+async def _refusing_socket(rig: Any, monkeypatch: pytest.MonkeyPatch, refusals: int) -> list[str]:
+    """The login's socket answers ``RiskCheckTimeout`` to the first ``refusals`` orders.
+
+    The simulator never gives this answer, so the fault is staged on the client side."""
+    sock = await rig.pool.get(rig.login)
+    real = sock.place_order
+    tries: list[str] = []
+
+    async def place_order(order: Any, *, p_ticket: str | None = None) -> Any:
+        tries.append(order.clOrdId)
+        if len(tries) <= refusals:
+            raise OrderRejected("RiskCheckTimeout", "risk check timed out", endpoint="order/x")
+        return await real(order, p_ticket=p_ticket)
+
+    monkeypatch.setattr(sock, "place_order", place_order)
+    return tries
+
+
+@pytest.mark.integration
+async def test_a_passing_refusal_is_tried_again_and_placed_once(
+    nats_url: str, redis_url: str, make_budget_rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Simulator(port=0) as sim:
+        rig = await make_budget_rig(nats_url, redis_url, sim, accounts=1, login_windows=((70, 60),))
+        try:
+            tries = await _refusing_socket(rig, monkeypatch, refusals=2)
+            outcome = await rig.worker.execute(rig.entry(0))
+            placed = [r for r in sim.state.orders.values() if r.order.parentId is None]
+        finally:
+            await rig.close()
+    assert outcome.state == "accepted"
+    assert len(tries) == 3
+    assert len(placed) == 1
+
+
+@pytest.mark.integration
+async def test_a_passing_refusal_that_does_not_pass_ends_with_the_brokers_reason(
+    nats_url: str, redis_url: str, make_budget_rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Simulator(port=0) as sim:
+        rig = await make_budget_rig(nats_url, redis_url, sim, accounts=1, login_windows=((70, 60),))
+        try:
+            tries = await _refusing_socket(rig, monkeypatch, refusals=100)
+            intent = rig.entry(0)
+            outcome = await rig.worker.execute(intent)
+            again = await rig.worker.execute(intent)
+            entry = await (await rig.bus.key_value(subjects.Buckets.INTENTS)).get(intent.intent_id)
+            record = decode(entry.value or b"", IntentRecord)
+        finally:
+            await rig.close()
+    assert (outcome.state, again.state) == ("rejected", "duplicate")
+    assert (record.state, record.reason) == ("rejected", "RiskCheckTimeout")
+    assert len(tries) == 3
