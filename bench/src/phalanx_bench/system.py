@@ -92,6 +92,10 @@ class System:
             "PHALANX_SHARDS": str(self.shards),
             "PHALANX_REPLICAS": str(self.executors),
             "PHALANX_EXECUTOR_PORT": str(self.executor_port),
+            # The simulated venue keys its endpoint limits by login (its default), so the bench
+            # measures without the egress IP's sync budget: through one real IP, 1,000 logins
+            # would need hours to sync (ADR-0056). A scenario may turn it back on (extra_env).
+            "PHALANX_SYNC_IP_WINDOWS": "[]",
             **self.extra_env,
         }
         self._spawn("sim", "phalanx_sim", base)

@@ -82,3 +82,61 @@ async def test_a_cost_above_the_limit_is_refused_as_impossible(redis_url: str) -
             await RateLimiter(client).try_acquire([Budget("k", (Window(2, 60),))], cost=3)
     finally:
         await client.aclose()
+
+
+async def test_a_short_penalty_never_shortens_a_running_lockout(redis_url: str) -> None:
+    clients = [aioredis.from_url(redis_url) for _ in range(2)]
+    locked_out, penalised = (RateLimiter(c) for c in clients)  # two replicas
+    budget = Budget("login:e", (Window(100, 60),))
+    try:
+        await locked_out.block(budget, 3600)
+        await penalised.block(budget, 2)  # a p-time seen by another replica afterwards
+        assert await penalised.try_acquire([budget]) > 0
+        # in Redis (what every replica sees) the lockout still runs
+        assert await RateLimiter(clients[1]).try_acquire([budget]) > 3000
+        assert await RateLimiter(clients[0]).blocked_for(budget) > 3000
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_a_block_holds_back_this_replica_even_when_redis_lost_it(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    limiter = RateLimiter(client)
+    budget = Budget("login:f", (Window(100, 60),))
+    try:
+        await limiter.block(budget, 30)
+        await client.flushall()  # Redis came back empty
+        assert 25 < await limiter.try_acquire([budget]) <= 30
+    finally:
+        await client.aclose()
+
+
+async def test_after_redis_lost_its_windows_each_is_full_but_a_long_one_only_as_shorter_allow(
+    redis_url: str,
+) -> None:
+    client = aioredis.from_url(redis_url)
+    limiter = RateLimiter(client)
+    minute_hour = Budget("login:g", (Window(5, 2.0), Window(60, 20.0)))
+    other = Budget("login:h", (Window(5, 2.0),))
+    try:
+        assert await limiter.try_acquire([minute_hour]) == 0.0  # the limiter knows this Redis
+        await client.flushall()  # ...which restarts empty
+        first = await limiter.try_acquire([minute_hour])
+        assert 1.5 < first <= 2.01  # the short window counts as full until it has passed
+        assert 1.5 < await limiter.try_acquire([other]) <= 2.01  # every budget, seen or not
+        await asyncio.sleep(first)
+        # the long window's unseen part held at most 5 per 2 s (45 < 60): it does not stop
+        granted = [await limiter.try_acquire([minute_hour]) for _ in range(6)]
+        assert granted[:5] == [0.0] * 5
+        assert granted[5] > 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_new_limiter_on_an_empty_redis_starts_at_once(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        assert await RateLimiter(client).try_acquire([Budget("login:i", (Window(5, 60),))]) == 0
+    finally:
+        await client.aclose()

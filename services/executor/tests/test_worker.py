@@ -450,15 +450,15 @@ async def test_lookup_by_clordid_finds_only_the_asked_accounts_order(rig: Rig) -
         )
         placed[index] = result.orderId
 
-    async def permit() -> None:
-        return None
+    def call(send: Any) -> Any:
+        return rig.worker.calls.call("trader", send)
 
     (a0, _), (a1, _) = rig.accounts
-    assert await find_order_by_cl_ord_id(sock, a0, "cl-0", permit) == placed[0]
-    assert await find_order_by_cl_ord_id(sock, a1, "cl-1", permit) == placed[1]
+    assert await find_order_by_cl_ord_id(sock, a0, "cl-0", call) == placed[0]
+    assert await find_order_by_cl_ord_id(sock, a1, "cl-1", call) == placed[1]
     # another account's clOrdId is never found through this account (the seed's cross-account bug)
-    assert await find_order_by_cl_ord_id(sock, a0, "cl-1", permit) is None
-    assert await find_order_by_cl_ord_id(sock, a1, "cl-0", permit) is None
+    assert await find_order_by_cl_ord_id(sock, a0, "cl-1", call) is None
+    assert await find_order_by_cl_ord_id(sock, a1, "cl-0", call) is None
 
 
 async def test_a_dropped_socket_is_reconnected_in_the_background(rig: Rig) -> None:

@@ -3,6 +3,7 @@
 - :mod:`phalanx_tradovate.wire`: request/response/entity structs, cased as Tradovate names them.
 - :mod:`phalanx_tradovate.frames`: the SockJS-style framing of the WebSocket API.
 - :mod:`phalanx_tradovate.errors`: typed errors with ``retry_safe``.
+- :mod:`phalanx_tradovate.classes`: every error in one class (final, retryable, unknown).
 - :mod:`phalanx_tradovate.rest`: :class:`TradovateRest`.
 - :mod:`phalanx_tradovate.ws`: :class:`TradovateSocket` and :class:`ReconnectingSocket`.
 """

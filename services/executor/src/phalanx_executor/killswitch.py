@@ -5,14 +5,17 @@ trading-state bucket (so nothing new is sent anywhere) and publishes ``KillSwitc
 Every replica follows it through its own durable consumer and flattens the accounts of the
 shards it owns: ``liquidateposition`` for each contract with a position (it also cancels that
 contract's working orders), ``cancelorder`` for working orders of flat contracts. Requests take
-permits at the highest priority. Each replica reports ``FlattenCompleted`` with its counts.
+permits at the highest priority, and a penalty or lockout the venue answers blocks the login like
+any other request (venue_calls.py, ADR-0056). Each replica reports ``FlattenCompleted`` with its
+counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 
@@ -21,11 +24,11 @@ from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.events import AnyEvent, FlattenCompleted, KillSwitchEngaged
 from phalanx_common.records import AccountRecord
-from phalanx_executor.permits import Permits, Priority
+from phalanx_executor.permits import Priority
 from phalanx_executor.pool import ConnectionPool, LoginNotReady
-from phalanx_executor.ratelimit import Budget
+from phalanx_executor.venue_calls import VenueCalls
 from phalanx_executor.venue_view import VenueView
-from phalanx_tradovate import wire
+from phalanx_tradovate import TradovateSocket, wire
 from phalanx_tradovate.errors import TradovateError
 
 __all__ = ["Flattener"]
@@ -43,8 +46,7 @@ class Flattener:
         clock: Clock,
         pool: ConnectionPool,
         view: VenueView,
-        permits: Permits,
-        budgets: Callable[[str], Sequence[Budget]],
+        calls: VenueCalls,
         owned_accounts: Callable[[], list[AccountRecord]],
         owner: str,
     ) -> None:
@@ -52,8 +54,7 @@ class Flattener:
         self._clock = clock
         self._pool = pool
         self._view = view
-        self._permits = permits
-        self._budgets = budgets
+        self._calls = calls
         self._owned_accounts = owned_accounts
         self._owner = owner
 
@@ -103,22 +104,26 @@ class Flattener:
         except LoginNotReady as exc:
             log.error("kill switch: login %s unreachable: %s", login_id, exc)
             return 0, 0, len(accounts)
-        budgets = self._budgets(login_id)
         for account in accounts:
             for contract_id in sorted(self._view.open_contracts(account.account_id)):
                 try:
                     if self._view.position(account.account_id, contract_id) != 0:
-                        await self._permits.acquire(budgets, Priority.PROTECT)
-                        await sock.liquidate_position(
-                            wire.LiquidatePosition(
-                                accountId=account.account_id, contractId=contract_id
-                            )
+                        liquidate = wire.LiquidatePosition(
+                            accountId=account.account_id, contractId=contract_id
+                        )
+                        await self._calls.call(
+                            login_id,
+                            functools.partial(_liquidate, sock, liquidate),
+                            priority=Priority.PROTECT,
                         )
                         liquidated += 1
                         continue
                     for order in self._view.working_orders(account.account_id, contract_id):
-                        await self._permits.acquire(budgets, Priority.PROTECT)
-                        await sock.cancel_order(wire.CancelOrder(orderId=order.id))
+                        await self._calls.call(
+                            login_id,
+                            functools.partial(_cancel, sock, order.id),
+                            priority=Priority.PROTECT,
+                        )
                         cancelled += 1
                 except TradovateError as exc:
                     failed += 1
@@ -129,3 +134,13 @@ class Flattener:
                         exc,
                     )
         return cancelled, liquidated, failed
+
+
+async def _liquidate(
+    sock: TradovateSocket, req: wire.LiquidatePosition, ticket: str | None
+) -> wire.PlaceOrderResult:
+    return await sock.liquidate_position(req, p_ticket=ticket)
+
+
+async def _cancel(sock: TradovateSocket, order_id: int, ticket: str | None) -> wire.CommandResult:
+    return await sock.cancel_order(wire.CancelOrder(orderId=order_id), p_ticket=ticket)

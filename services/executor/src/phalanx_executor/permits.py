@@ -55,6 +55,15 @@ class Permits:
             self._pumps[key] = asyncio.create_task(self._pump(key), name=f"permits:{key}")
         await fut
 
+    async def block(self, budget: Budget, seconds: float) -> None:
+        """Block ``budget`` for ``seconds`` (only ever extends); every waiter of it is held back
+        at once, including the pumps of other logins that share it (an IP budget)."""
+        await self._limiter.block(budget, seconds)
+
+    async def blocked_for(self, budget: Budget) -> float:
+        """Seconds ``budget`` stays blocked (0: not blocked)."""
+        return await self._limiter.blocked_for(budget)
+
     async def _pump(self, key: str) -> None:
         queue = self._queues[key]
         try:

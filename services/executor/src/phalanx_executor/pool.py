@@ -4,6 +4,12 @@ Sockets are opened ahead of need (warm-up) for the logins of the shards this rep
 the hot path never connects or authorizes. Venue ``props`` events (orders, fills, positions)
 are turned into Phalanx events by a :class:`VenueEventSink`. When auth writes a renewed token,
 the login's socket is re-authorized with it.
+
+Connecting spends the login's budget like any request (ADR-0056): ``authorize`` and
+``user/syncrequest`` each take a permit (the sync also from the egress IP's sync budget) before
+the connect slot is taken, so a login waiting for its budget never holds a slot another login
+needs; a login whose budget is blocked (penalty, lockout) is not ready rather than waited for;
+penalties and lockouts answered while connecting block the login.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import random
 from collections.abc import Awaitable, Callable
 
 from phalanx_common.records import TokenRecord
-from phalanx_tradovate import PenaltyError, PropsEvent, SyncSnapshot, TradovateSocket
+from phalanx_executor.budgets import SYNC_ENDPOINT
+from phalanx_executor.permits import Priority
+from phalanx_executor.venue_calls import VenueCalls
+from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateError, TradovateSocket
 
 __all__ = ["ConnectionPool", "LoginNotReady"]
 
@@ -41,8 +50,7 @@ class ConnectionPool:
         max_sockets: int,
         connect_concurrency: int = 50,
         request_timeout_s: float = 10.0,
-        permit: Callable[[str], Awaitable[None]] | None = None,
-        penalize: Callable[[str, float], Awaitable[None]] | None = None,
+        calls: VenueCalls | None = None,
         reconnect_backoff_s: float = 0.5,
         reconnect_backoff_max_s: float = 30.0,
     ) -> None:
@@ -53,8 +61,7 @@ class ConnectionPool:
         self._max_sockets = max_sockets
         self._connect_sem = asyncio.Semaphore(connect_concurrency)
         self._request_timeout_s = request_timeout_s
-        self._permit = permit
-        self._penalize = penalize
+        self._calls = calls
         self._backoff_s = reconnect_backoff_s
         self._backoff_max_s = reconnect_backoff_max_s
         self._failures: dict[str, int] = {}
@@ -117,18 +124,23 @@ class ConnectionPool:
             on_close=on_close,
             request_timeout_s=self._request_timeout_s,
         )
+        if self._calls is not None:
+            blocked = await self._calls.blocked_for(login_id, SYNC_ENDPOINT)
+            if blocked > 0:
+                raise LoginNotReady(f"login {login_id!r}: budget blocked for {blocked:.1f}s")
+            # Permits outside the connect slot: waiting for them never holds up another login.
+            await self._calls.permit(login_id, Priority.RECONCILE, SYNC_ENDPOINT)
+            await self._calls.permit(login_id, Priority.RECONCILE, "authorize")
         async with self._connect_sem:
             try:
                 await sock.connect()
-                if self._permit is not None:  # syncrequest counts toward the login's budget
-                    await self._permit(login_id)
                 snapshot = await sock.sync(token.user_id)
-            except PenaltyError as exc:
+            except TradovateError as exc:
                 with contextlib.suppress(Exception):
                     await sock.close()
-                if self._penalize is not None:
-                    await self._penalize(login_id, exc.time_s)
-                raise LoginNotReady(f"login {login_id!r}: penalty on connect: {exc}") from exc
+                if self._calls is not None:  # a penalty or lockout blocks the login
+                    await self._calls.honour(login_id, exc, exc.endpoint)
+                raise LoginNotReady(f"login {login_id!r}: cannot connect: {exc}") from exc
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     await sock.close()
@@ -207,7 +219,14 @@ class ConnectionPool:
         if sock is None or token is None or self._tokens.get(login_id) == token.access_token:
             return
         try:
-            await sock.reauthorize(token.access_token)
+            if self._calls is not None:
+                await self._calls.permit(login_id, Priority.RECONCILE, "authorize")
+            try:
+                await sock.reauthorize(token.access_token)
+            except TradovateError as exc:
+                if self._calls is not None:
+                    await self._calls.honour(login_id, exc, exc.endpoint)
+                raise
             self._tokens[login_id] = token.access_token
         except Exception as exc:
             log.warning(

@@ -10,6 +10,8 @@ comes from one clock. Penalties block a key for a while (``p-time``), lockouts f
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,36 +24,83 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cost = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
+local known = ARGV[3]
+-- The generation tells a Redis that lost its data (restarted empty) from one that did not: a
+-- limiter that saw another generation (or none now) knows every window before it is unknown.
+local gen = redis.call('GET', KEYS[2])
+if not gen then
+  gen = ARGV[4] .. ':' .. now
+  redis.call('SET', KEYS[2], gen)
+end
+if known ~= '' and known ~= gen then
+  local created = tonumber(string.match(gen, ':(%d+)$'))
+  local lost = tonumber(redis.call('GET', KEYS[3]) or '-1')
+  if created > lost then redis.call('SET', KEYS[3], created) end
+end
+local lost = tonumber(redis.call('GET', KEYS[3]) or '-1')
 local wait = 0
-for i = n + 2, #KEYS do
+for i = n + 4, #KEYS do
   local ttl = redis.call('PTTL', KEYS[i])
   if ttl > wait then wait = ttl end
 end
-if wait > 0 then return {0, wait} end
+if wait > 0 then return {0, wait, gen} end
 for i = 1, n do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i])
-  local key = KEYS[i + 1]
+  local limit = tonumber(ARGV[2 + 3 * i])
+  local window = tonumber(ARGV[3 + 3 * i])
+  local group = ARGV[4 + 3 * i]
+  local key = KEYS[i + 3]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local count = redis.call('ZCARD', key)
+  if cost > limit then return {-1, 0, gen} end
+  -- Requests before the loss that may still be in this window: at most what the budget's
+  -- windows allow in the part of this window that lies before the loss (ADR-0056).
+  local unseen = 0
+  local change = 0
+  if lost >= 0 and now - lost < window then
+    local d = window - (now - lost)
+    unseen = limit
+    change = d
+    for j = 1, n do
+      if ARGV[4 + 3 * j] == group then
+        local wj = tonumber(ARGV[3 + 3 * j])
+        local m = math.ceil(d / wj)
+        local bound = tonumber(ARGV[2 + 3 * j]) * m
+        if bound < unseen then unseen = bound end
+        local step = d - wj * (m - 1)
+        if step < change then change = step end
+      end
+    end
+  end
   if count + cost > limit then
-    if cost > limit then return {-1, 0} end
     local idx = count + cost - limit - 1
     local oldest = redis.call('ZRANGE', key, idx, idx, 'WITHSCORES')
     local w = tonumber(oldest[2]) + window - now + 1
     if w > wait then wait = w end
+  elseif count + unseen + cost > limit then
+    if change + 1 > wait then wait = change + 1 end
   end
 end
-if wait > 0 then return {0, wait} end
+if wait > 0 then return {0, wait, gen} end
 local seq = redis.call('INCRBY', KEYS[1], cost)
 for i = 1, n do
-  local key = KEYS[i + 1]
+  local key = KEYS[i + 3]
   for c = 1, cost do
     redis.call('ZADD', key, now, now .. ':' .. (seq - c))
   end
-  redis.call('PEXPIRE', key, tonumber(ARGV[2 + 2 * i]))
+  redis.call('PEXPIRE', key, tonumber(ARGV[3 + 3 * i]))
 end
-return {1, 0}
+return {1, 0, gen}
+"""
+
+_BLOCK = """
+local ms = tonumber(ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -1 then return -1 end
+if ttl < ms then
+  redis.call('SET', KEYS[1], '1', 'PX', ms)
+  return ms
+end
+return ttl
 """
 
 
@@ -72,18 +121,30 @@ class Budget:
 
 
 class RateLimiter:
-    """Permits from shared budgets in Redis; exact across replicas."""
+    """Permits from shared budgets in Redis; exact across replicas.
+
+    Blocks (penalties, lockouts) only ever extend, in Redis and in this process's memory: a
+    block stays known here even if Redis loses it. After Redis comes back empty, every window
+    counts the requests it can no longer see as if they had been made (ADR-0056).
+    """
 
     def __init__(self, redis: Redis, prefix: str = "phalanx:rl") -> None:
         self._redis = redis
         self._prefix = prefix
         self._script = redis.register_script(_ACQUIRE)
+        self._block_script = redis.register_script(_BLOCK)
+        self._generation = ""
+        self._blocked_until: dict[str, float] = {}  # budget key -> time.monotonic()
 
     def _window_key(self, budget: Budget, window: Window) -> str:
         return f"{self._prefix}:{{{budget.key}}}:{int(window.seconds * 1000)}"
 
     def _block_key(self, budget: Budget) -> str:
         return f"{self._prefix}:{{{budget.key}}}:blocked"
+
+    def _local_wait(self, budgets: Sequence[Budget]) -> float:
+        now = time.monotonic()
+        return max((self._blocked_until.get(b.key, 0.0) - now for b in budgets), default=0.0)
 
     async def try_acquire(self, budgets: Sequence[Budget], cost: int = 1) -> float:
         """Take ``cost`` permits from every budget at once, or none.
@@ -94,15 +155,19 @@ class RateLimiter:
         Raises:
             ValueError: if ``cost`` exceeds a window's limit (it could never be granted).
         """
-        keys = [f"{self._prefix}:seq"]
-        args: list[int] = [cost, 0]
-        for budget in budgets:
+        local = self._local_wait(budgets)
+        if local > 0:
+            return local
+        keys = [f"{self._prefix}:seq", f"{self._prefix}:generation", f"{self._prefix}:lost"]
+        args: list[int | str] = [cost, 0, self._generation, secrets.token_hex(8)]
+        for group, budget in enumerate(budgets):
             for window in budget.windows:
                 keys.append(self._window_key(budget, window))
-                args += [window.limit, int(window.seconds * 1000)]
-        args[1] = len(keys) - 1
+                args += [window.limit, int(window.seconds * 1000), group]
+        args[1] = len(keys) - 3
         keys += [self._block_key(b) for b in budgets]
-        granted, wait_ms = await self._script(keys=keys, args=args)
+        granted, wait_ms, generation = await self._script(keys=keys, args=args)
+        self._generation = generation.decode() if isinstance(generation, bytes) else generation
         if int(granted) == -1:
             raise ValueError(f"cost {cost} exceeds a window's limit; it can never be granted")
         return 0.0 if int(granted) == 1 else max(int(wait_ms), 1) / 1000.0
@@ -118,10 +183,18 @@ class RateLimiter:
             waited += wait
 
     async def block(self, budget: Budget, seconds: float) -> None:
-        """Stop all permits from ``budget`` for ``seconds`` (a venue penalty or lockout)."""
-        await self._redis.set(self._block_key(budget), "1", px=max(1, int(seconds * 1000)))
+        """Stop all permits from ``budget`` for ``seconds`` (a venue penalty or lockout).
+
+        A block only ever extends: a short penalty never shortens a running lockout. It takes
+        effect in this process at once (before Redis answers), so this replica's waiters are held
+        back even while the request to Redis is in flight or Redis is away.
+        """
+        until = time.monotonic() + seconds
+        if until > self._blocked_until.get(budget.key, 0.0):
+            self._blocked_until[budget.key] = until
+        await self._block_script(keys=[self._block_key(budget)], args=[max(1, int(seconds * 1000))])
 
     async def blocked_for(self, budget: Budget) -> float:
-        """Seconds the budget stays blocked (0 when it is not)."""
+        """Seconds the budget stays blocked (0 when it is not), here or in Redis."""
         ttl = await self._redis.pttl(self._block_key(budget))
-        return max(0, int(ttl)) / 1000.0
+        return max(max(0, int(ttl)) / 1000.0, self._local_wait([budget]))

@@ -42,6 +42,7 @@ from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.settings import ExecutorSettings
 from phalanx_executor.sharding import shard_of
 from phalanx_executor.signal_consumer import PlanningPolicy, SignalConsumer
+from phalanx_executor.venue_calls import VenueCalls
 from phalanx_executor.venue_view import VenueView
 from phalanx_executor.worker import BatchWorker, WorkerSettings
 
@@ -119,13 +120,11 @@ class ExecutorService:
 
         limiter = RateLimiter(self.redis)
         permits = Permits(limiter)
-        budgets = BudgetBook(s.login_windows, s.ip_windows, s.egress_ip).for_login
+        book = BudgetBook(s.login_windows, s.ip_windows, s.egress_ip, s.sync_ip_windows)
+        calls = VenueCalls(permits, book)
 
         async def permit(login_id: str) -> None:
-            await permits.acquire(budgets(login_id), Priority.RECONCILE)
-
-        async def penalize(login_id: str, seconds: float) -> None:
-            await limiter.block(budgets(login_id)[0], seconds)
+            await calls.permit(login_id, Priority.RECONCILE)
 
         view_ref: list[VenueView] = []
         pool = ConnectionPool(
@@ -136,10 +135,9 @@ class ExecutorService:
             max_sockets=s.max_sockets,
             connect_concurrency=s.connect_concurrency,
             request_timeout_s=s.request_timeout_s,
-            permit=permit,
-            penalize=penalize,
+            calls=calls,
         )
-        view = VenueView(self.bus, self.clock, pool.get, permit=permit)
+        view = VenueView(self.bus, self.clock, pool.get, permit=permit, honour=calls.honour)
         view_ref.append(view)
         view.start()
         self.pool = pool
@@ -218,8 +216,7 @@ class ExecutorService:
             clock=self.clock,
             pool=pool,
             view=view,
-            permits=worker.permits,
-            budgets=worker.budgets,
+            calls=worker.calls,
             owned_accounts=self.owned_accounts,
             owner=self.owner,
         )

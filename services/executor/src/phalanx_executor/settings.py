@@ -20,7 +20,10 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
         tradovate_ws_url: the venue's trading WebSocket.
         login_windows: per-login rate windows as ``[[limit, seconds], ...]``.
         ip_windows: per-egress-IP rate windows (empty: no IP budget).
-        egress_ip: the name of this replica's egress IP in the limiter's keys.
+        egress_ip: the name of this replica's egress IP in the limiter's keys (replicas that
+            share an egress IP must share the name: Tradovate keys some limits by IP).
+        sync_ip_windows: the egress IP's budget for ``user/syncrequest`` (Tradovate: 300 an
+            hour per IP, whichever login syncs); empty turns it off (ADR-0056).
         max_sockets: cap on broker WebSockets held by this replica.
         request_timeout_s: how long to wait for a venue response before the outcome is unknown.
         shard_concurrency: batches of one shard executed at once.
@@ -51,6 +54,7 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     login_windows: tuple[tuple[int, float], ...] = ((70, 61.0), (4500, 3601.0))
     ip_windows: tuple[tuple[int, float], ...] = ()
     egress_ip: str = "default"
+    sync_ip_windows: tuple[tuple[int, float], ...] = ((290, 3601.0),)
     max_sockets: int = 2000
     connect_concurrency: int = 50
     request_timeout_s: float = 10.0

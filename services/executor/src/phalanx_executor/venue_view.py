@@ -20,7 +20,7 @@ from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.events import FillReceived
-from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateSocket, wire
+from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateError, TradovateSocket, wire
 
 __all__ = ["WORKING", "VenueView"]
 
@@ -39,12 +39,14 @@ class VenueView:
         clock: Clock,
         socket_for: Callable[[str], Awaitable[TradovateSocket]],
         permit: Callable[[str], Awaitable[None]] | None = None,
+        honour: Callable[[str, TradovateError], Awaitable[None]] | None = None,
         keep_finished: int = 50_000,
     ) -> None:
         self._bus = bus
         self._clock = clock
         self._socket_for = socket_for
         self._permit = permit
+        self._honour = honour  # a penalty or lockout on a lookup blocks the login (ADR-0056)
         self._queue: asyncio.Queue[tuple[str, PropsEvent]] = asyncio.Queue()
         self._order_account: dict[int, int] = {}
         self._orders: dict[int, dict[int, wire.Order]] = {}  # account -> order id -> order
@@ -114,7 +116,12 @@ class VenueView:
         sock = await self._socket_for(login_id)
         if self._permit is not None:
             await self._permit(login_id)
-        contract = await sock.contract_find(symbol)
+        try:
+            contract = await sock.contract_find(symbol)
+        except TradovateError as exc:
+            if self._honour is not None:
+                await self._honour(login_id, exc)
+            raise
         self._learn_contract(contract)
         return contract.id
 
@@ -311,7 +318,12 @@ class VenueView:
             sock = await self._socket_for(login_id)
             if self._permit is not None:
                 await self._permit(login_id)
-            contract = await sock.contract_item(contract_id)
+            try:
+                contract = await sock.contract_item(contract_id)
+            except TradovateError as exc:
+                if self._honour is not None:
+                    await self._honour(login_id, exc)
+                raise
             self._learn_contract(contract)
             name = contract.name
         return name

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.msg import Msg
@@ -40,15 +41,21 @@ from phalanx_executor.lookup import find_order_by_cl_ord_id
 from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.pool import ConnectionPool, LoginNotReady
 from phalanx_executor.ratelimit import Budget, RateLimiter
+from phalanx_executor.venue_calls import VenueCalls
 from phalanx_executor.venue_view import VenueView
 from phalanx_tradovate import TradovateSocket, wire
 from phalanx_tradovate import errors as tv_errors
+from phalanx_tradovate.classes import ErrorClass, classify
 
 __all__ = ["BatchWorker", "IntentOutcome", "WorkerSettings"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 _DONE = frozenset({"accepted", "rejected", "expired", "duplicate"})
+_MAX_PENALTIES = 3  # resends with a p-ticket before the intent ends "venue-penalty"
+_MAX_REFUSALS = 3  # tries of a request the venue refused for a passing reason (ADR-0055)
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ class BatchWorker:
         self._clock = clock
         self._s = settings
         self._budgets = BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip)
+        self.calls = VenueCalls(self.permits, self._budgets, lockout_s=settings.lockout_s)
         self._inflight: set[str] = set()
         self._account_locks: dict[int, asyncio.Lock] = {}
         self.placed = 0
@@ -229,13 +237,6 @@ class BatchWorker:
         except _FailedBeforeSending as exc:
             await self._store.release(claim)  # nothing was sent: a redelivery may retry
             raise exc.cause from None
-        except tv_errors.OrderRejected as exc:
-            return await self._reject(intent, claim, exc.failure_reason, exc.failure_text)
-        except tv_errors.LockoutError as exc:
-            await self._limiter.block(self.budgets(intent.login_id)[0], self._s.lockout_s)
-            return await self._reject(intent, claim, "venue-lockout", str(exc))
-        except tv_errors.PenaltyError as exc:  # a captcha, or penalties that did not end
-            return await self._reject(intent, claim, "venue-penalty", str(exc))
         except _Unknown as exc:
             claim = await self._store.move(claim, "unknown", reason=str(exc))
             await self._publish_unknown(intent, str(exc))
@@ -278,17 +279,15 @@ class BatchWorker:
                             lambda p=placed: self._view.settled(p),  # type: ignore[misc]
                             self._s.settle_s,
                         )
-            except (tv_errors.AuthError, tv_errors.VenueUnreachable) as exc:
-                if not sent_any:
+            except tv_errors.TradovateError as exc:
+                # ADR-0055: one table says what each venue error means for the intent.
+                verdict = classify(exc, lockout_s=self._s.lockout_s)
+                if verdict.cls is ErrorClass.FINAL:
+                    raise RefusedStep(verdict.reason, verdict.text) from exc
+                if verdict.cls is ErrorClass.RETRYABLE and not sent_any:
                     raise _NotSent(str(exc)) from exc
-                raise _Unknown(str(exc)) from exc
-            except (tv_errors.RequestTimeout, tv_errors.ConnectionLost) as exc:
                 raise _Unknown(f"{type(exc).__name__}: {exc}") from exc
-            except tv_errors.VenueError as exc:
-                if exc.retry_safe and not sent_any:
-                    raise _NotSent(str(exc)) from exc
-                raise _Unknown(str(exc)) from exc
-            except (tv_errors.TradovateError, RefusedStep):
+            except RefusedStep:
                 raise
             except _Expired as exc:
                 if sent_any:
@@ -309,18 +308,34 @@ class BatchWorker:
         priority: Priority,
     ) -> tuple[int | None, tuple[int | None, int | None]] | None:
         ticket: str | None = None
-        for _ in range(3):
+        penalties = refusals = 0
+        while True:
             await self._permit_before_deadline(intent, step, priority)
             try:
                 return await self._send(intent, sock, step, contract_id, ticket)
-            except tv_errors.PenaltyError as exc:
-                # ADR-0004: the whole login waits p-time, then the request goes again with the
-                # ticket; a captcha needs a person.
-                await self._limiter.block(self.budgets(intent.login_id)[0], exc.time_s)
-                if exc.captcha:
-                    raise
-                ticket = exc.ticket
-        raise tv_errors.PenaltyError(ticket or "", 0.0, endpoint="penalties did not end")
+            except tv_errors.TradovateError as exc:
+                # ADR-0004/0056: a penalty or lockout blocks the whole login at once (blocks
+                # only extend); a penalised request goes again with its ticket after p-time.
+                await self.calls.honour(intent.login_id, exc)
+                verdict = classify(exc, lockout_s=self._s.lockout_s)
+                if verdict.ticket is not None:
+                    penalties += 1
+                    if penalties >= _MAX_PENALTIES:
+                        raise RefusedStep("venue-penalty", "penalties did not end") from exc
+                    ticket = verdict.ticket
+                    continue
+                if verdict.cls is ErrorClass.RETRYABLE and isinstance(exc, tv_errors.OrderRejected):
+                    # ADR-0055: refused for a passing reason; nothing was placed: a few more
+                    # tries with a back-off, then the broker's reason is final.
+                    refusals += 1
+                    if refusals >= _MAX_REFUSALS:
+                        raise RefusedStep(
+                            verdict.reason, f"{verdict.text} ({refusals} tries)"
+                        ) from exc
+                    await self._clock.sleep(0.5 * 2**refusals)
+                    ticket = None
+                    continue
+                raise
 
     async def _send(
         self,
@@ -449,10 +464,10 @@ class BatchWorker:
             return None  # liquidation and cancels carry no clOrdId; re-deciding is idempotent
         sock = await self._pool.get(intent.login_id)
 
-        async def permit() -> None:
-            await self.permits.acquire(self.budgets(intent.login_id), Priority.RECONCILE)
+        def call(send: Callable[[str | None], Awaitable[T]]) -> Awaitable[T]:
+            return self.calls.call(intent.login_id, send, priority=Priority.RECONCILE)
 
-        return await find_order_by_cl_ord_id(sock, intent.account_id, intent.intent_id, permit)
+        return await find_order_by_cl_ord_id(sock, intent.account_id, intent.intent_id, call)
 
     # -- outcomes -----------------------------------------------------------------------------
 

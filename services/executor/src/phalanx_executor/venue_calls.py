@@ -1,0 +1,94 @@
+"""One way to make a venue request of a login: permit first, then honour what the venue says.
+
+Every request the executor sends with a login's token (orders, lookups, syncs, the kill switch's
+cancels and liquidations, the socket's ``authorize``) goes through :meth:`VenueCalls.call`: it
+takes a permit from the request's budgets (ADR-0004), sends, and on a penalty blocks the login
+for ``p-time`` and resends with the ticket, on HTTP 423/429 blocks the login for the lockout.
+Blocks go through the limiter, so they hold back every waiter of the login at once and only ever
+extend (ADR-0056). What an error means is :func:`phalanx_tradovate.classes.classify`'s table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from phalanx_executor.budgets import BudgetBook
+from phalanx_executor.permits import Permits, Priority
+from phalanx_tradovate.classes import classify
+from phalanx_tradovate.errors import PenaltyError, TradovateError
+
+__all__ = ["VenueCalls"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class VenueCalls:
+    """Permits, penalties and lockouts around every venue request of a login."""
+
+    def __init__(
+        self,
+        permits: Permits,
+        book: BudgetBook,
+        *,
+        lockout_s: float = 3600.0,
+        max_penalties: int = 3,
+    ) -> None:
+        self.permits = permits
+        self.book = book
+        self.lockout_s = lockout_s
+        self.max_penalties = max_penalties
+
+    async def permit(
+        self, login_id: str, priority: Priority = Priority.RECONCILE, endpoint: str = ""
+    ) -> None:
+        """Wait for a permit of every budget a request of ``login_id`` to ``endpoint`` spends."""
+        await self.permits.acquire(self.book.for_request(login_id, endpoint), priority)
+
+    async def blocked_for(self, login_id: str, endpoint: str = "") -> float:
+        """Seconds a request of ``login_id`` to ``endpoint`` stays blocked (0: not blocked)."""
+        waits = [await self.permits.blocked_for(b) for b in self.book.to_block(login_id, endpoint)]
+        return max(waits, default=0.0)
+
+    async def honour(self, login_id: str, exc: TradovateError, endpoint: str = "") -> None:
+        """Block the login (and the endpoint's IP budget) as the venue's answer demands."""
+        verdict = classify(exc, lockout_s=self.lockout_s)
+        if verdict.block_s > 0:
+            log.warning(
+                "login %s: %s on %s; blocked for %.1fs",
+                login_id,
+                verdict.reason,
+                endpoint or exc.endpoint,
+                verdict.block_s,
+            )
+            for budget in self.book.to_block(login_id, endpoint or exc.endpoint):
+                await self.permits.block(budget, verdict.block_s)
+
+    async def call(
+        self,
+        login_id: str,
+        send: Callable[[str | None], Awaitable[T]],
+        *,
+        priority: Priority = Priority.RECONCILE,
+        endpoint: str = "",
+    ) -> T:
+        """``send(ticket)`` under a permit; after a penalty, again with its ticket (a few times).
+
+        Raises:
+            TradovateError: what the venue answered, once honoured (penalties that did not end
+                raise :class:`PenaltyError`).
+        """
+        ticket: str | None = None
+        for _ in range(self.max_penalties):
+            await self.permit(login_id, priority, endpoint)
+            try:
+                return await send(ticket)
+            except TradovateError as exc:
+                await self.honour(login_id, exc, endpoint)
+                if not isinstance(exc, PenaltyError) or exc.captcha:
+                    raise
+                ticket = exc.ticket
+        raise PenaltyError(ticket or "", 0.0, endpoint=endpoint or "penalties did not end")
