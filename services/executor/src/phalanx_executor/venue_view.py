@@ -51,6 +51,9 @@ class VenueView:
         self._cl_ord: dict[str, int] = {}  # clOrdId -> order id
         self._cl_ord_of: dict[int, str] = {}  # order id -> clOrdId
         self._order_types: dict[int, str] = {}  # order id -> orderType of its latest version
+        self._versions: dict[int, wire.OrderVersion] = {}  # order id -> its latest version
+        self._unseen: dict[int, int] = {}  # order placed here -> account, until its props arrive
+        self._synced: set[int] = set()  # accounts a sync snapshot has reported
         self._finished: OrderedDict[int, int] = OrderedDict()  # finished order -> account
         self._keep_finished = keep_finished
         self._positions: dict[tuple[int, int], int] = {}  # (account, contract) -> netPos
@@ -65,8 +68,54 @@ class VenueView:
     # -- queries ------------------------------------------------------------------------------
 
     def position(self, account_id: int, contract_id: int) -> int:
-        """Signed net position (0 when none is known)."""
+        """Signed net position (0 when none is known); see :meth:`known_position`."""
         return self._positions.get((account_id, contract_id), 0)
+
+    def known_position(self, account_id: int, contract_id: int) -> int | None:
+        """Signed net position, or None while this view cannot know it (ADR-0060).
+
+        Unknown while no sync snapshot has reported the account yet, and while an order of the
+        account in the contract may still fill without this view having seen it: an order
+        placed here whose props have not arrived, one still ``PendingNew``, or a ``Working``
+        Market order (or one whose type is not known yet) — a fill not yet seen.
+        """
+        if account_id not in self._synced:
+            return None
+        if any(a == account_id for a in self._unseen.values()):
+            return None
+        for order in self._orders.get(account_id, {}).values():
+            if order.contractId == contract_id and self._fill_pending(order):
+                return None
+        return self._positions.get((account_id, contract_id), 0)
+
+    async def wait_known_position(
+        self, account_id: int, contract_id: int, timeout_s: float
+    ) -> int | None:
+        """:meth:`known_position`, waiting up to ``timeout_s`` for it to become known."""
+        await self.wait_for(
+            lambda: self.known_position(account_id, contract_id) is not None, timeout_s
+        )
+        return self.known_position(account_id, contract_id)
+
+    def _fill_pending(self, order: wire.Order) -> bool:
+        if order.ordStatus in (None, "PendingNew", "Unknown"):
+            return True
+        if order.ordStatus != "Working":
+            return False  # finished, or a suspended bracket leg (no fill before its parent's)
+        kind = self._order_types.get(order.id)
+        return kind is None or kind == "Market"
+
+    def resolved(self, order_id: int) -> bool:
+        """Whether this order's effect on the position is known: it finished (filled, canceled,
+        rejected), or it rests working with no fill due (not a Market order). "Settled" is not
+        "filled": a Market order that is merely ``Working`` is not resolved."""
+        account = self._order_account.get(order_id)
+        order = self._orders.get(account, {}).get(order_id) if account is not None else None
+        return order is not None and not self._fill_pending(order)
+
+    def version(self, order_id: int) -> wire.OrderVersion | None:
+        """The latest version (quantity, type, prices) of an order, once seen."""
+        return self._versions.get(order_id)
 
     def working_orders(self, account_id: int, contract_id: int | None = None) -> list[wire.Order]:
         """Working (or suspended bracket) orders of an account, optionally of one contract."""
@@ -144,6 +193,8 @@ class VenueView:
         if order_id is None:
             return
         self._order_account[order_id] = account_id
+        if account_id not in self._orders or order_id not in self._orders[account_id]:
+            self._unseen[order_id] = account_id  # its fill may come before its props
         if cl_ord_id:
             self._cl_ord[cl_ord_id] = order_id
             self._cl_ord_of[order_id] = cl_ord_id
@@ -170,6 +221,8 @@ class VenueView:
         """Take a sync snapshot: orders, commands, positions, cash, contracts; publish fills."""
         for contract in snapshot.contracts:
             self._learn_contract(contract)
+        for account in snapshot.accounts:
+            self._synced.add(account.id)
         for order in snapshot.orders:
             self._apply_order(order)
         for version in sorted(snapshot.orderVersions, key=lambda v: v.id):
@@ -180,6 +233,8 @@ class VenueView:
             self._apply_position(position)
         for cash in snapshot.cashBalances:
             self._apply_cash(cash)
+        self._synced.update(p.accountId for p in snapshot.positions if p.accountId is not None)
+        self._synced.update(o.accountId for o in snapshot.orders if o.accountId is not None)
         self._notify()
         for fill in snapshot.fills:
             await self._publish_fill(login_id, fill)
@@ -240,6 +295,7 @@ class VenueView:
             return
         self._order_account[order.id] = order.accountId
         self._orders.setdefault(order.accountId, {})[order.id] = order
+        self._unseen.pop(order.id, None)
         if order.ordStatus in FINISHED:
             self._finished[order.id] = order.accountId
             self._forget_oldest_finished()
@@ -252,13 +308,19 @@ class VenueView:
             self._orders.get(account_id, {}).pop(order_id, None)
             self._order_account.pop(order_id, None)
             self._order_types.pop(order_id, None)
+            self._versions.pop(order_id, None)
             cl_ord_id = self._cl_ord_of.pop(order_id, None)
             if cl_ord_id is not None:
                 self._cl_ord.pop(cl_ord_id, None)
 
     def _apply_order_version(self, version: wire.OrderVersion) -> None:
-        if version.orderId is not None and version.orderType is not None:
+        if version.orderId is None:
+            return
+        if version.orderType is not None:
             self._order_types[version.orderId] = version.orderType
+        known = self._versions.get(version.orderId)
+        if known is None or known.id <= version.id:
+            self._versions[version.orderId] = version
 
     def _apply_command(self, command: wire.Command) -> None:
         if command.clOrdId and command.orderId is not None and command.commandType in (None, "New"):
