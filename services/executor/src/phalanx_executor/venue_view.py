@@ -1,10 +1,13 @@
 """What this replica knows of the venue, kept current by the sync snapshot and ``props`` events.
 
 Per account: positions by contract, working orders (with their ``orderType``, from the order
-versions), cash (realized P&L); per ``clOrdId``: the order it created. Fills are published to
-the bus as :class:`FillReceived` (the venue's fill id is the message id, so re-syncs and
-re-deliveries are dropped). Workers read this view to decide
-exits, reversals and cancels, and wait on it (e.g. for a position to become flat).
+versions), cash (realized P&L); per ``clOrdId``: the order it created. Every fill is published to
+the bus as :class:`FillReceived` through a retrying :class:`FillOutbox` (the venue's fill id is
+the message id, so re-syncs and re-deliveries are dropped); a fill of an order this view does
+not know is attributed by looking the order up at the venue (``order/item``), and published to
+``fills.unattributed`` with what is known when even that fails (ADR-0061). Workers read this
+view to decide exits, reversals and cancels, and wait on it (e.g. for a position to become
+flat or known).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.events import FillReceived
+from phalanx_executor.fill_outbox import FillOutbox
 from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateSocket, wire
 
 __all__ = ["WORKING", "VenueView"]
@@ -40,6 +44,8 @@ class VenueView:
         socket_for: Callable[[str], Awaitable[TradovateSocket]],
         permit: Callable[[str], Awaitable[None]] | None = None,
         keep_finished: int = 50_000,
+        outbox: FillOutbox | None = None,
+        event_attempts: int = 5,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -63,7 +69,14 @@ class VenueView:
         self._lookups: dict[str, asyncio.Future[int]] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.published_fills = 0
+        self.outbox = outbox or FillOutbox(bus)
+        self._event_attempts = event_attempts
+        self.unattributed_fills = 0
+
+    @property
+    def published_fills(self) -> int:
+        """Fills the FILLS stream has acknowledged."""
+        return self.outbox.published
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -242,6 +255,7 @@ class VenueView:
     def start(self) -> None:
         """Start applying queued events."""
         self._task = asyncio.create_task(self._run(), name="venue-view")
+        self.outbox.start()
 
     async def stop(self) -> None:
         """Apply what is queued, then stop."""
@@ -253,16 +267,36 @@ class VenueView:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self.outbox.stop()
 
     async def _run(self) -> None:
         while True:
             login_id, event = await self._queue.get()
             try:
-                await self._handle(login_id, event)
-            except Exception:
-                log.exception("venue event from %s failed: %s", login_id, event.entity_type)
+                await self._handle_with_retries(login_id, event)
             finally:
                 self._queue.task_done()
+
+    async def _handle_with_retries(self, login_id: str, event: PropsEvent) -> None:
+        """A fill whose contract or order lookup fails is tried again (bounded), never dropped
+        silently: after the last attempt it is logged as an error."""
+        delay = 0.2
+        for attempt in range(1, self._event_attempts + 1):
+            try:
+                await self._handle(login_id, event)
+                return
+            except Exception:
+                if attempt == self._event_attempts:
+                    log.exception(
+                        "venue event from %s failed %d times, given up: %s",
+                        login_id,
+                        attempt,
+                        event.entity_type,
+                    )
+                    return
+                log.warning("venue event from %s failed; retrying", login_id, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -346,8 +380,7 @@ class VenueView:
             return
         account_id = self._order_account.get(fill.orderId)
         if account_id is None:
-            log.warning("fill %s: order %s of unknown account; ignored", fill.id, fill.orderId)
-            return
+            account_id = await self._order_account_at_venue(login_id, fill.orderId)
         symbol = await self._contract_name(login_id, fill.contractId)
         now = self._clock.time_ns()
         event = FillReceived(
@@ -356,7 +389,7 @@ class VenueView:
             ts_init=now,
             fill_id=fill.id,
             order_id=fill.orderId,
-            account_id=account_id,
+            account_id=account_id,  # 0: not attributed (published on fills.unattributed)
             contract_id=fill.contractId,
             symbol=symbol,
             action=fill.action or "Buy",
@@ -364,8 +397,28 @@ class VenueView:
             price=fill.price,
             venue_timestamp=fill.timestamp or "",
         )
-        await self._bus.publish(subjects.fills_subject(account_id), event, msg_id=f"fill-{fill.id}")
-        self.published_fills += 1
+        if account_id:
+            subject = subjects.fills_subject(account_id)
+        else:
+            self.unattributed_fills += 1
+            log.warning("fill %s: account of order %s not known", fill.id, fill.orderId)
+            subject = subjects.UNATTRIBUTED_FILLS
+        self.outbox.put(subject, event, msg_id=f"fill-{fill.id}")
+
+    async def _order_account_at_venue(self, login_id: str, order_id: int) -> int:
+        """The account of an order this view does not know (0 if the venue cannot say)."""
+        try:
+            sock = await self._socket_for(login_id)
+            if self._permit is not None:
+                await self._permit(login_id)
+            order = await sock.order_item(order_id)
+        except Exception as exc:
+            log.warning("order %s: lookup for its fill failed: %r", order_id, exc)
+            return 0
+        if order.accountId is None:
+            return 0
+        self._order_account.setdefault(order.id, order.accountId)
+        return order.accountId
 
     async def _contract_name(self, login_id: str, contract_id: int) -> str:
         name = self._contract_names.get(contract_id)
