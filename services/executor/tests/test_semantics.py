@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -384,6 +385,33 @@ async def test_the_fill_of_an_order_the_view_does_not_know_reaches_the_fills_str
             await rig.close()
 
 
+async def test_a_fill_whose_publish_fails_reaches_the_fills_stream_later(
+    nats_url: str, redis_url: str
+) -> None:
+    async with Simulator(port=0) as sim:
+        rig = await _rig(nats_url, redis_url, sim)
+        nc = await nats.connect(nats_url)
+        try:
+            await rig.pool.get("trader")
+            js = nc.jetstream()
+            config = (await js.stream_info(subjects.FILLS.name)).config
+            # JetStream stops taking fills (no stream for the subject: every publish fails
+            # with "no responders") while the venue reports one.
+            await js.update_stream(dataclasses.replace(config, subjects=["fills.paused"]))
+            order_id = await rig.place_directly(0, "Sell", 1)
+            await eventually(lambda: rig.view.outbox.failures >= 2, what="failed publishes")
+            await js.update_stream(config)
+
+            async def arrived() -> bool:
+                fills = await _fills_in_stream(nats_url, rig.accounts[0][0])
+                return [f.order_id for f in fills] == [order_id]
+
+            await eventually(arrived, timeout=30, what="the fill in FILLS once it takes them")
+        finally:
+            await nc.close()
+            await rig.close()
+
+
 async def test_a_fill_reported_while_nats_is_down_reaches_the_fills_stream_later(
     nats_server: ServerProcess, redis_url: str
 ) -> None:
@@ -402,5 +430,6 @@ async def test_a_fill_reported_while_nats_is_down_reaches_the_fills_stream_later
                 return [f.order_id for f in fills] == [order_id]
 
             await eventually(arrived, timeout=30, what="the fill in FILLS after the outage")
+            assert rig.view.outbox.pending == 0
         finally:
             await rig.close()
