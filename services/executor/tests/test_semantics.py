@@ -430,6 +430,6 @@ async def test_a_fill_reported_while_nats_is_down_reaches_the_fills_stream_later
                 return [f.order_id for f in fills] == [order_id]
 
             await eventually(arrived, timeout=30, what="the fill in FILLS after the outage")
-            assert rig.view.outbox.pending == 0
+            await eventually(lambda: rig.view.outbox.pending == 0, what="outbox drained")
         finally:
             await rig.close()
