@@ -67,3 +67,37 @@ async def test_the_order_type_comes_from_the_latest_order_version(nats_url: str)
 
 def _version(version_id: int, order_id: int, order_type: str) -> dict[str, Any]:
     return {"id": version_id, "orderId": order_id, "orderQty": 1, "orderType": order_type}
+
+
+async def test_a_position_is_unknown_until_synced_and_while_a_fill_may_be_unseen(
+    nats_url: str,
+) -> None:
+    bus = await Bus.connect(nats_url, "view-test")
+    try:
+        view = VenueView(bus, LiveClock(), _no_socket)
+        assert view.known_position(7, 1) is None  # no snapshot has reported account 7
+        assert view.position(7, 1) == 0  # (the raw reading would have said flat)
+        account = wire.Account(id=7, name="DEMO7")
+        await view.ingest_snapshot("login", SyncSnapshot(accounts=[account]))
+        assert view.known_position(7, 1) == 0
+
+        view.remember_order(8, 7, "cl-8")  # placed here; its props have not arrived
+        assert view.known_position(7, 1) is None
+        view.submit("login", _order(8, "Working"))
+        view.submit("login", PropsEvent("orderVersion", "Created", _version(80, 8, "Market")))
+        assert view.known_position(7, 1) is None  # a Working Market order: its fill is due
+        assert not view.resolved(8)  # "settled" (Working) is not "filled"
+        assert view.settled(8)
+
+        position = {"id": 90, "accountId": 7, "contractId": 1, "netPos": 1}
+        view.submit("login", PropsEvent("position", "Updated", position))
+        view.submit("login", _order(8, "Filled"))
+        assert view.resolved(8)
+        assert view.known_position(7, 1) == 1
+
+        view.submit("login", _order(9, "Working"))
+        view.submit("login", PropsEvent("orderVersion", "Created", _version(90, 9, "Limit")))
+        assert view.resolved(9)  # a resting Limit: working, no fill due
+        assert view.known_position(7, 1) == 1
+    finally:
+        await bus.close()
