@@ -143,14 +143,20 @@ def _shrink_legs(
     """Resize (or cancel) the working bracket legs so they cover at most what is left.
 
     Legs are grouped by their entry (``parent_id``); both legs of a bracket share a size. The
-    newest brackets shrink first; a bracket cut to nothing is canceled.
+    newest brackets shrink first; a bracket cut to nothing is canceled. A leg of unknown size
+    counts as the whole position.
     """
     left = abs(position) - reduce_by
     brackets: dict[int, list[WorkingOrder]] = {}
     for order in working:
-        if order.parent_id is not None and not order.suspended and order.quantity:
+        if order.parent_id is not None and not order.suspended:
             brackets.setdefault(order.parent_id, []).append(order)
-    sizes = {parent: max(o.quantity or 0 for o in legs) for parent, legs in brackets.items()}
+    # a leg whose size is not known yet counts as covering the whole position (resized, and
+    # the resize waits for its version), so no leg is ever left larger than what remains
+    sizes = {
+        parent: max(abs(position) if o.quantity is None else o.quantity for o in legs)
+        for parent, legs in brackets.items()
+    }
     excess = sum(sizes.values()) - left
     steps: list[Step] = []
     for parent in sorted(brackets, reverse=True):

@@ -102,13 +102,34 @@ class VenueView:
         return self._positions.get((account_id, contract_id), 0)
 
     async def wait_known_position(
-        self, account_id: int, contract_id: int, timeout_s: float
+        self, login_id: str, account_id: int, contract_id: int, timeout_s: float
     ) -> int | None:
-        """:meth:`known_position`, waiting up to ``timeout_s`` for it to become known."""
+        """:meth:`known_position`, waiting up to ``timeout_s`` for it to become known.
+
+        An account no snapshot has reported by then (its snapshot is late, or the account was
+        linked after the login synced) has its positions read from the venue
+        (``position/deps``); None when that fails too or a fill is still unseen.
+        """
         await self.wait_for(
             lambda: self.known_position(account_id, contract_id) is not None, timeout_s
         )
+        if account_id not in self._synced:
+            await self._read_positions(login_id, account_id)
         return self.known_position(account_id, contract_id)
+
+    async def _read_positions(self, login_id: str, account_id: int) -> None:
+        try:
+            sock = await self._socket_for(login_id)
+            if self._permit is not None:
+                await self._permit(login_id)
+            positions = await sock.position_deps(account_id)
+        except Exception as exc:
+            log.warning("account %s: positions not read from the venue: %r", account_id, exc)
+            return
+        for position in positions:
+            self._apply_position(position)
+        self._synced.add(account_id)
+        self._notify()
 
     def _fill_pending(self, order: wire.Order) -> bool:
         if order.ordStatus in (None, "PendingNew", "Unknown"):

@@ -209,6 +209,7 @@ class BatchWorker:
             raise
 
         position = await self._view.wait_known_position(
+            intent.login_id,
             intent.account_id,
             contract_id,
             0.0 if intent.kind == "cancel" else self._s.position_wait_s,
