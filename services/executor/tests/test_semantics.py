@@ -349,11 +349,12 @@ async def test_after_a_partial_exit_the_bracket_legs_follow_the_position(
 # -- 9: every fill reaches the FILLS stream ----------------------------------------------------
 
 
-async def _fills_in_stream(nats_url: str, account_id: int) -> list[FillReceived]:
+async def _fills_in_stream(nats_url: str, account: int | str) -> list[FillReceived]:
+    subject = account if isinstance(account, str) else subjects.fills_subject(account)
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe(subjects.fills_subject(account_id), durable=None)
+        sub = await js.pull_subscribe(subject, durable=None)
         found: list[FillReceived] = []
         try:
             for msg in await sub.fetch(100, timeout=0.5):
@@ -382,6 +383,34 @@ async def test_the_fill_of_an_order_the_view_does_not_know_reaches_the_fills_str
                 return [(f.order_id, f.qty) for f in fills] == [(order_id, 2)]
 
             await eventually(arrived, what="the manual order's fill in FILLS")
+        finally:
+            await rig.close()
+
+
+async def test_a_fill_whose_order_not_even_the_venue_will_name_is_published_unattributed(
+    nats_url: str, redis_url: str
+) -> None:
+    async with Simulator(port=0) as sim:
+        rig = await _rig(nats_url, redis_url, sim, keep_finished=0)
+        try:
+            await rig.pool.get("trader")
+            await rig.admin(
+                "/admin/faults",
+                {
+                    "userId": rig.token.user_id,
+                    "errorStatus": 503,
+                    "errorCount": 100,
+                    "endpoints": ["order/item"],
+                },
+            )
+            order_id = await rig.place_directly(0, "Buy", 1)
+
+            async def arrived() -> list[FillReceived]:
+                return await _fills_in_stream(nats_url, subjects.UNATTRIBUTED_FILLS)
+
+            [fill] = await eventually(arrived, what="the fill on fills.unattributed")
+            assert (fill.order_id, fill.account_id, fill.qty) == (order_id, 0, 1)
+            assert rig.view.unattributed_fills == 1
         finally:
             await rig.close()
 
