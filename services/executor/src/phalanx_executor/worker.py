@@ -208,17 +208,16 @@ class BatchWorker:
             await self._store.release(claim)  # nothing was sent: a redelivery may retry
             raise
 
-        position = await self._view.wait_known_position(
-            intent.login_id,
-            intent.account_id,
-            contract_id,
-            0.0 if intent.kind == "cancel" else self._s.position_wait_s,
-        )
-        if position is None and intent.kind != "cancel":  # ADR-0060: never decide on a guess
-            await self._store.release(claim)
-            log.info("intent %s: position not known yet; released for redelivery", intent.intent_id)
-            return IntentOutcome(intent.intent_id, "not-ready")
-        position = position or 0
+        position = 0  # a cancel does not depend on the position
+        if intent.kind != "cancel":
+            known = await self._view.wait_known_position(
+                intent.login_id, intent.account_id, contract_id, self._s.position_wait_s
+            )
+            if known is None:  # ADR-0060: never decide on a guess
+                await self._store.release(claim)
+                log.info("intent %s: position not known; released for redelivery", intent.intent_id)
+                return IntentOutcome(intent.intent_id, "not-ready")
+            position = known
         working = working_orders(self._view, intent.account_id, contract_id)
         decision = self._gates.apply(intent, position, decide(intent, position, working))
         if decision.refused:
