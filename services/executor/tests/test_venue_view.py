@@ -3,13 +3,18 @@ working orders' types."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
+from phalanx_common.codec import decode
+from phalanx_common.events import FillReceived
 from phalanx_executor.venue_view import VenueView
+from phalanx_testing.waiting import eventually
 from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateSocket, wire
 
 pytestmark = pytest.mark.integration
@@ -99,5 +104,30 @@ async def test_a_position_is_unknown_until_synced_and_while_a_fill_may_be_unseen
         view.submit("login", PropsEvent("orderVersion", "Created", _version(90, 9, "Limit")))
         assert view.resolved(9)  # a resting Limit: working, no fill due
         assert view.known_position(7, 1) == 1
+    finally:
+        await bus.close()
+
+
+async def test_fills_in_a_snapshot_are_attributed_from_it_without_asking_the_venue(
+    nats_url: str,
+) -> None:
+    bus = await Bus.connect(nats_url, "view-test")
+    try:
+        await bus.ensure_topology()
+        view = VenueView(bus, LiveClock(), _no_socket, keep_finished=0)  # forgets finished orders
+        view.start()
+        fill = wire.Fill(id=77, orderId=8, contractId=1, action="Buy", qty=1, price=Decimal(10))
+        snapshot = SyncSnapshot(
+            accounts=[wire.Account(id=7, name="DEMO7")],
+            orders=[wire.Order(id=8, accountId=7, contractId=1, ordStatus="Filled")],
+            contracts=[wire.Contract(id=1, name="MESZ6")],
+            fills=[fill],
+        )
+        await view.ingest_snapshot("login", snapshot)
+        await eventually(lambda: view.published_fills == 1, what="fill published")
+        assert view.unattributed_fills == 0
+        await view.stop()
+        msg = await (await bus.js.pull_subscribe(subjects.fills_subject(7), durable=None)).fetch(1)
+        assert decode(msg[0].data, FillReceived).account_id == 7
     finally:
         await bus.close()

@@ -270,8 +270,11 @@ class VenueView:
         self._synced.update(p.accountId for p in snapshot.positions if p.accountId is not None)
         self._synced.update(o.accountId for o in snapshot.orders if o.accountId is not None)
         self._notify()
+        # the snapshot names every order's account, even of orders this view has already
+        # forgotten (bounded memory): no venue lookup for their fills
+        owners = {o.id: o.accountId for o in snapshot.orders if o.accountId is not None}
         for fill in snapshot.fills:
-            await self._publish_fill(login_id, fill)
+            await self._publish_fill(login_id, fill, owners.get(fill.orderId or 0))
 
     def start(self) -> None:
         """Start applying queued events."""
@@ -395,11 +398,11 @@ class VenueView:
         self._contract_names[contract.id] = contract.name
         self._contract_ids[contract.name] = contract.id
 
-    async def _publish_fill(self, login_id: str, fill: wire.Fill) -> None:
+    async def _publish_fill(self, login_id: str, fill: wire.Fill, owner: int | None = None) -> None:
         if fill.orderId is None or fill.contractId is None or fill.price is None:
             log.warning("fill %s without order, contract or price; ignored", fill.id)
             return
-        account_id = self._order_account.get(fill.orderId)
+        account_id = self._order_account.get(fill.orderId, owner)
         if account_id is None:
             account_id = await self._order_account_at_venue(login_id, fill.orderId)
         symbol = await self._contract_name(login_id, fill.contractId)
