@@ -132,3 +132,34 @@ async def test_partial_fills_on_demand(
         ("Working", 2),
         ("Filled", 3),
     ]
+
+
+async def test_held_fills_come_at_the_next_price_move(
+    sim: Simulator, http: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    user = await make_user("alice")
+    account = user["accounts"][0]
+    await http.post("/admin/prices", json={"symbol": "MNQZ6", "price": 21000})
+    held = await http.post("/admin/heldfills", json={"accountId": account["id"], "held": True})
+    assert held.status_code == 200
+
+    placed = (
+        await http.post(
+            "/v1/order/placeoso", json=oso_body(account, qty=2), headers=user["headers"]
+        )
+    ).json()
+
+    async def orders() -> dict[int, dict[str, Any]]:
+        rows = (await http.get("/admin/orders", params={"accountId": account["id"]})).json()
+        return {o["id"]: o for o in rows}
+
+    entry = (await orders())[placed["orderId"]]
+    assert (entry["ordStatus"], entry["cumQty"]) == ("Working", 0)  # answered, not filled
+    assert (await http.get("/admin/fills", params={"accountId": account["id"]})).json() == []
+
+    await http.post("/admin/prices", json={"symbol": "MNQZ6", "price": 21000})  # same price
+    now = await orders()
+    assert (now[placed["orderId"]]["ordStatus"], now[placed["orderId"]]["cumQty"]) == ("Filled", 2)
+    assert now[placed["oso1Id"]]["ordStatus"] == "Working"  # the bracket started after the fill
+    positions = (await http.get("/admin/positions", params={"accountId": account["id"]})).json()
+    assert positions[0]["netPos"] == 2

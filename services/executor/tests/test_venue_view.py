@@ -3,13 +3,18 @@ working orders' types."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
+from phalanx_common.codec import decode
+from phalanx_common.events import FillReceived
 from phalanx_executor.venue_view import VenueView
+from phalanx_testing.waiting import eventually
 from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateSocket, wire
 
 pytestmark = pytest.mark.integration
@@ -67,3 +72,62 @@ async def test_the_order_type_comes_from_the_latest_order_version(nats_url: str)
 
 def _version(version_id: int, order_id: int, order_type: str) -> dict[str, Any]:
     return {"id": version_id, "orderId": order_id, "orderQty": 1, "orderType": order_type}
+
+
+async def test_a_position_is_unknown_until_synced_and_while_a_fill_may_be_unseen(
+    nats_url: str,
+) -> None:
+    bus = await Bus.connect(nats_url, "view-test")
+    try:
+        view = VenueView(bus, LiveClock(), _no_socket)
+        assert view.known_position(7, 1) is None  # no snapshot has reported account 7
+        assert view.position(7, 1) == 0  # (the raw reading would have said flat)
+        account = wire.Account(id=7, name="DEMO7")
+        await view.ingest_snapshot("login", SyncSnapshot(accounts=[account]))
+        assert view.known_position(7, 1) == 0
+
+        view.remember_order(8, 7, "cl-8")  # placed here; its props have not arrived
+        assert view.known_position(7, 1) is None
+        view.submit("login", _order(8, "Working"))
+        view.submit("login", PropsEvent("orderVersion", "Created", _version(80, 8, "Market")))
+        assert view.known_position(7, 1) is None  # a Working Market order: its fill is due
+        assert not view.resolved(8)  # "settled" (Working) is not "filled"
+        assert view.settled(8)
+
+        position = {"id": 90, "accountId": 7, "contractId": 1, "netPos": 1}
+        view.submit("login", PropsEvent("position", "Updated", position))
+        view.submit("login", _order(8, "Filled"))
+        assert view.resolved(8)
+        assert view.known_position(7, 1) == 1
+
+        view.submit("login", _order(9, "Working"))
+        view.submit("login", PropsEvent("orderVersion", "Created", _version(90, 9, "Limit")))
+        assert view.resolved(9)  # a resting Limit: working, no fill due
+        assert view.known_position(7, 1) == 1
+    finally:
+        await bus.close()
+
+
+async def test_fills_in_a_snapshot_are_attributed_from_it_without_asking_the_venue(
+    nats_url: str,
+) -> None:
+    bus = await Bus.connect(nats_url, "view-test")
+    try:
+        await bus.ensure_topology()
+        view = VenueView(bus, LiveClock(), _no_socket, keep_finished=0)  # forgets finished orders
+        view.start()
+        fill = wire.Fill(id=77, orderId=8, contractId=1, action="Buy", qty=1, price=Decimal(10))
+        snapshot = SyncSnapshot(
+            accounts=[wire.Account(id=7, name="DEMO7")],
+            orders=[wire.Order(id=8, accountId=7, contractId=1, ordStatus="Filled")],
+            contracts=[wire.Contract(id=1, name="MESZ6")],
+            fills=[fill],
+        )
+        await view.ingest_snapshot("login", snapshot)
+        await eventually(lambda: view.published_fills == 1, what="fill published")
+        assert view.unattributed_fills == 0
+        await view.stop()
+        msg = await (await bus.js.pull_subscribe(subjects.fills_subject(7), durable=None)).fetch(1)
+        assert decode(msg[0].data, FillReceived).account_id == 7
+    finally:
+        await bus.close()

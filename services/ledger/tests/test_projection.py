@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
+
 from phalanx_common.events import FillReceived, OrderAccepted, OrderRejected
 from phalanx_ledger.projection import OrderCounts, PositionsProjection
 
@@ -112,3 +114,25 @@ def test_order_outcomes_count_once_per_intent_and_account() -> None:
     assert projection.order_counts(1) == OrderCounts(accepted=1, rejected=0)
     assert projection.order_counts(2) == OrderCounts(accepted=0, rejected=1)
     assert projection.order_counts(3) == OrderCounts()
+
+
+def test_an_unattributed_fill_is_held_until_an_accepted_order_names_its_account() -> None:
+    projection = PositionsProjection()
+    stray = fill(7, "Buy", 2, "100", account_id=0)  # order 507: its account was not known
+    assert projection.apply_fill(stray) is True
+    assert projection.positions() == []
+    assert projection.unattributed_fills == 1
+
+    accepted = OrderAccepted(
+        event_id="a", ts_event=1, ts_init=1, intent_id="s1-3", signal_id="s1",
+        strategy_id="st", account_id=3, login_id="l", symbol="MNQZ5", order_id=1, oso1_id=507,
+    )  # fmt: skip
+    projection.apply_order(accepted)
+
+    (position,) = projection.positions()
+    assert (position.account_id, position.net_pos) == (3, 2)
+    assert projection.unattributed_fills == 0
+    assert projection.apply_fill(stray) is False  # still deduplicated by fill id
+    later = msgspec.structs.replace(fill(8, "Sell", 1, "101", account_id=0), order_id=507)
+    projection.apply_fill(later)  # the order's account is known now: applied at once
+    assert projection.positions()[0].net_pos == 1

@@ -217,6 +217,7 @@ async def test_health_reports_ok_after_replay_of_empty_streams(ledger: Ledger) -
         "status": "ok",
         "fills_applied": 0,
         "duplicate_fills": 0,
+        "unattributed_fills": 0,
         "streams": {
             "FILLS": {"last_seq": 0, "caught_up": True},
             "ORDERS": {"last_seq": 0, "caught_up": True},

@@ -30,7 +30,9 @@ Shapes (JSON, camelCase like the venue):
   ``{"dropped": n}`` (closed without a ``c`` frame).
 - ``POST /admin/market {"open": bool}`` (closed: orders fail ``SessionClosed``);
   ``POST /admin/risk {"accountId", "maxPosition"}`` (``MaxPosLimitReached``);
-  ``POST /admin/partialfills {"accountId", "qty"}`` (fills of at most ``qty`` lots; 0: off).
+  ``POST /admin/partialfills {"accountId", "qty"}`` (fills of at most ``qty`` lots; 0: off);
+  ``POST /admin/heldfills {"accountId", "held"}`` (late fills: marketable orders stay
+  ``Working`` until the next price move).
 - ``POST /admin/reset`` → ``{"ok": true}``: closes sockets, forgets everything, re-applies the seed.
 - ``POST /admin/shutdown`` ``{"reasonCode", "reason", "userId"?}`` → ``{"told": n}``: sends a
   ``shutdown`` event and closes the sockets (of one user, or all).
@@ -103,6 +105,13 @@ class PartialFillBody(msgspec.Struct, kw_only=True):
 
     accountId: int
     qty: int
+
+
+class HeldFillsBody(msgspec.Struct, kw_only=True):
+    """``POST /admin/heldfills`` body (``held`` false: fill at once again)."""
+
+    accountId: int
+    held: bool
 
 
 class DropBody(msgspec.Struct, kw_only=True):
@@ -465,6 +474,18 @@ def admin_router(sim: Simulator) -> APIRouter:
         else:
             engine.partial_fill_qty.pop(body.accountId, None)
         return _json({"accountId": body.accountId, "qty": body.qty})
+
+    @route("POST", "/heldfills")
+    async def held_fills(request: Request) -> Response:
+        body: HeldFillsBody = await _body(request, HeldFillsBody)
+        if body.accountId not in sim.venue.state.accounts:
+            raise HTTPException(status_code=404, detail="unknown account")
+        held = sim.venue.engine.held_fills
+        if body.held:
+            held.add(body.accountId)
+        else:
+            held.discard(body.accountId)
+        return _json({"accountId": body.accountId, "held": body.held})
 
     @route("GET", "/health")
     async def health() -> Response:

@@ -7,6 +7,10 @@ Rules (deterministic, one price per contract, unlimited liquidity):
   most that many lots; the order stays ``Working`` with ``cumQty > 0`` and fills further (another
   chunk) at each later price move of its contract that still crosses it. Bracket children start,
   and an OCO sibling is canceled, only when the order is completely filled.
+- Late fills on demand (:attr:`MatchingEngine.held_fills`, per account): an order that would
+  fill when it starts working (a Market, or one already crossed) stays ``Working`` without a
+  fill until the next price move of its contract (even to the same price), as on a real venue
+  where the answer and the ``Working`` state can come before the fill. IOC/FOK are not held.
 - Limit/Stop orders rest until the price crosses them: a Sell Limit fills when price >= limit, a
   Sell Stop when price <= stop; Buy orders mirror that. An order that is already crossed when it
   starts working fills at once at the current price. A Limit reached by a price move fills at its
@@ -120,6 +124,8 @@ class MatchingEngine:
         self._seq = itertools.count()
         #: account id -> most lots one fill may take (partial fills on demand)
         self.partial_fill_qty: dict[int, int] = {}
+        #: accounts whose marketable orders wait for the next price move (late fills on demand)
+        self.held_fills: set[int] = set()
         # contract id -> partly filled Working orders, filled further on the next price move
         self._partial: dict[int, dict[int, OrderRecord]] = {}
         # contract id -> working TrailingStop orders, whose stops follow each price move
@@ -431,6 +437,10 @@ class MatchingEngine:
             self._fill(rec, price)
             if rec.order.ordStatus == "Working":
                 self._expire(rec, "IOC order partly filled: the rest is canceled")
+            return
+        if marketable and rec.order.accountId in self.held_fills:
+            # a late fill: Working now, filled at the next price move of its contract
+            self._partial.setdefault(rec.info.contract.id, {})[rec.order.id] = rec
             return
         if marketable:
             self._fill(rec, price)

@@ -233,6 +233,7 @@ class OrderAccepted(IntentEvent, frozen=True, kw_only=True):
     sent_ns: int = 0
     operation: str = "placeoso"
     recovered: bool = False  # found at the venue by clOrdId after an unknown outcome
+    note: str = ""  # why less than the signal asked was done (e.g. a reversal's entry refused)
 
 
 class OrderRejected(IntentEvent, frozen=True, kw_only=True):

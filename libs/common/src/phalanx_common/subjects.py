@@ -19,6 +19,7 @@ __all__ = [
     "FILLS",
     "ORDERS",
     "SIGNALS",
+    "UNATTRIBUTED_FILLS",
     "Bucket",
     "Buckets",
     "Consumers",
@@ -146,6 +147,10 @@ def orders_subject(account_id: int) -> str:
 def planned_subject(strategy_id: str) -> str:
     """Subject of the planner's verdict on each signal of a strategy."""
     return f"orders.planned.{safe_token(strategy_id)}"
+
+
+#: fills whose account neither the view nor the venue could tell (account_id 0; ADR-0061)
+UNATTRIBUTED_FILLS = "fills.unattributed"
 
 
 def fills_subject(account_id: int) -> str:

@@ -492,6 +492,10 @@ class TradovateSocket:
         """Commands (with ``clOrdId``) of one order (``command/deps?masterid=<orderId>``)."""
         return await self._typed("command/deps", list[wire.Command], query=f"masterid={order_id}")
 
+    async def order_item(self, id: int) -> wire.Order:
+        """One order by id (its ``accountId``, e.g. to attribute a fill)."""
+        return await self._typed("order/item", wire.Order, query=f"id={id}")
+
     async def contract_item(self, id: int) -> wire.Contract:
         """One contract by id."""
         return await self._typed("contract/item", wire.Contract, query=f"id={id}")

@@ -5,7 +5,8 @@ working orders there, it returns the venue steps to take, or a refusal with a re
 
 - entry buy (sell mirrors): flat → place the entry with its bracket; already long → refused
   ``already-in-position`` unless the subscription allows adding; short → reversal: liquidate,
-  wait until flat, then place the entry (refused ``side-swap-disabled`` when not allowed).
+  wait until flat, then place the entry. With side swapping off the opposite signal only
+  closes the position (TradersPost: exit only), recorded with the note ``side-swap-disabled``.
 - buy with ``sentiment: bearish`` (sell with ``bullish``) is a partial cover: while short,
   a market buy of min(qty, |short|); otherwise refused ``no-position-to-reduce``.
 - add: same side → place the entry; flat → ``no-position``; opposite → ``add-against-position``.
@@ -23,7 +24,11 @@ working orders there, it returns the venue steps to take, or a refusal with a re
   separately (the venue cancels it with its parent).
 
 Exits use ``liquidateposition``, which closes the position and cancels that contract's working
-orders (the bracket legs) in one call, so no take-profit or stop is left behind.
+orders (the bracket legs) in one call, so no take-profit or stop is left behind. A partial exit
+(a market reduce) first shrinks the working bracket legs to the position that will be left —
+``resize`` steps (``modifyorder`` of the legs' ``orderQty``), newest bracket first, a bracket cut
+to nothing is canceled — so a stop can never fire for more than the position and flip it
+(ADR-0060). Legs shrink before the reduce, so no moment has legs larger than the position.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from phalanx_common.events import OrderIntent, VenueAction
 
 __all__ = ["Decision", "Step", "WorkingOrder", "decide"]
 
-StepKind = Literal["entry", "reduce", "liquidate", "wait_flat", "cancel"]
+StepKind = Literal["entry", "reduce", "liquidate", "wait_flat", "cancel", "resize"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class WorkingOrder:
     id: int
     order_type: str | None = None  # the venue's orderType (None: not known yet)
     parent_id: int | None = None
+    quantity: int | None = None  # orderQty of its latest version (None: not known yet)
+    suspended: bool = False  # a bracket leg waiting for its entry's fill
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,21 @@ class Decision:
     refused: str = ""
     text: str = ""
     added: int = 0  # signed contracts the entry adds (for guards)
+    note: str = ""  # why the decision differs from what the signal asked (recorded, ADR-0060)
+
+    @property
+    def reversal(self) -> bool:
+        """Whether this closes an opposite position and then enters."""
+        kinds = [s.kind for s in self.steps]
+        return "liquidate" in kinds and "entry" in kinds
+
+    def resulting(self, position: int) -> int:
+        """The signed position once every step is done (an entry's guards check this)."""
+        return self.added if self.reversal else position + self.added
+
+    def exit_half(self, note: str) -> Decision:
+        """Only the closing steps of a reversal (its entry refused), with why."""
+        return Decision(steps=(Step("liquidate"),), note=note)
 
     @property
     def operation(self) -> str:
@@ -93,7 +115,7 @@ def _cancels(intent: OrderIntent, working: Sequence[WorkingOrder]) -> tuple[Step
     return tuple(Step("cancel", order_id=o.id) for o in wanted if o.parent_id not in ids)
 
 
-def _exit(intent: OrderIntent, position: int) -> Decision:
+def _exit(intent: OrderIntent, position: int, working: Sequence[WorkingOrder]) -> Decision:
     if position == 0:
         return _refuse("no-position", f"no position in {intent.symbol} to exit")
     qty = intent.exit_quantity
@@ -110,7 +132,45 @@ def _exit(intent: OrderIntent, position: int) -> Decision:
     if qty is None or qty >= abs(position):
         return Decision(steps=(Step("liquidate"),))
     action: VenueAction = "Sell" if position > 0 else "Buy"
-    return Decision(steps=(Step("reduce", action=action, quantity=qty),))
+    return Decision(
+        steps=(*_shrink_legs(position, qty, working), Step("reduce", action=action, quantity=qty))
+    )
+
+
+def _shrink_legs(
+    position: int, reduce_by: int, working: Sequence[WorkingOrder]
+) -> tuple[Step, ...]:
+    """Resize (or cancel) the working bracket legs so they cover at most what is left.
+
+    Legs are grouped by their entry (``parent_id``); both legs of a bracket share a size. The
+    newest brackets shrink first; a bracket cut to nothing is canceled. A leg of unknown size
+    counts as the whole position.
+    """
+    left = abs(position) - reduce_by
+    brackets: dict[int, list[WorkingOrder]] = {}
+    for order in working:
+        if order.parent_id is not None and not order.suspended:
+            brackets.setdefault(order.parent_id, []).append(order)
+    # a leg whose size is not known yet counts as covering the whole position (resized, and
+    # the resize waits for its version), so no leg is ever left larger than what remains
+    sizes = {
+        parent: max(abs(position) if o.quantity is None else o.quantity for o in legs)
+        for parent, legs in brackets.items()
+    }
+    excess = sum(sizes.values()) - left
+    steps: list[Step] = []
+    for parent in sorted(brackets, reverse=True):
+        if excess <= 0:
+            break
+        cut = min(sizes[parent], excess)
+        excess -= cut
+        size = sizes[parent] - cut
+        for leg in brackets[parent]:
+            if size == 0:
+                steps.append(Step("cancel", order_id=leg.id))
+            else:
+                steps.append(Step("resize", quantity=size, order_id=leg.id))
+    return tuple(steps)
 
 
 def decide(intent: OrderIntent, position: int, working: Sequence[WorkingOrder | int]) -> Decision:
@@ -124,7 +184,7 @@ def decide(intent: OrderIntent, position: int, working: Sequence[WorkingOrder | 
         return Decision(steps=cancels)
 
     if intent.kind == "exit":
-        return _exit(intent, position)
+        return _exit(intent, position, orders)
 
     asked = _cancels(intent, orders) if intent.cancel else ()  # cancel: true
 
@@ -145,15 +205,20 @@ def decide(intent: OrderIntent, position: int, working: Sequence[WorkingOrder | 
         if position * sign >= 0:
             return _refuse("no-position-to-reduce", "sentiment asks to reduce, but no position")
         qty = min(intent.quantity, abs(position))
-        return Decision(steps=(*asked, Step("reduce", action=intent.action, quantity=qty)))
+        legs = () if asked else _shrink_legs(position, qty, orders)  # canceled anyway if asked
+        reduce = Step("reduce", action=intent.action, quantity=qty)
+        return Decision(steps=(*asked, *legs, reduce))
     if position * sign > 0 and not intent.allow_add:
         return _refuse(
             "already-in-position",
             f"already {'long' if sign > 0 else 'short'} {abs(position)}; add is not allowed",
         )
     if position * sign < 0:
-        if not intent.allow_reversal:
-            return _refuse("side-swap-disabled", "opposite position and side swapping is off")
+        if not intent.allow_reversal:  # TradersPost: the opposite signal only closes
+            return Decision(
+                steps=(Step("liquidate"),),
+                note="side-swap-disabled: opposite position closed, no new entry",
+            )
         return Decision(
             steps=(Step("liquidate"), Step("wait_flat"), entry), added=sign * intent.quantity
         )

@@ -300,6 +300,21 @@ class ExecutorService:
             "shards": self.shards,
             "logins_connected": len(self.pool) if self.pool is not None else 0,
             "orders_placed": self.worker.placed if self.worker is not None else 0,
+            "fills": self._fill_metrics(),
+        }
+
+    def _fill_metrics(self) -> dict[str, int]:
+        """Fill outbox counters (ADR-0061): published, waiting, failed, refused, unattributed."""
+        view: VenueView | None = getattr(self, "view", None)  # set once started
+        if view is None:
+            return {}
+        outbox = view.outbox
+        return {
+            "published": outbox.published,
+            "pending": outbox.pending,
+            "publish_failures": outbox.failures,
+            "refused": outbox.refused,
+            "unattributed": view.unattributed_fills,
         }
 
     @property

@@ -1,10 +1,13 @@
 """What this replica knows of the venue, kept current by the sync snapshot and ``props`` events.
 
 Per account: positions by contract, working orders (with their ``orderType``, from the order
-versions), cash (realized P&L); per ``clOrdId``: the order it created. Fills are published to
-the bus as :class:`FillReceived` (the venue's fill id is the message id, so re-syncs and
-re-deliveries are dropped). Workers read this view to decide
-exits, reversals and cancels, and wait on it (e.g. for a position to become flat).
+versions), cash (realized P&L); per ``clOrdId``: the order it created. Every fill is published to
+the bus as :class:`FillReceived` through a retrying :class:`FillOutbox` (the venue's fill id is
+the message id, so re-syncs and re-deliveries are dropped); a fill of an order this view does
+not know is attributed by looking the order up at the venue (``order/item``), and published to
+``fills.unattributed`` with what is known when even that fails (ADR-0061). Workers read this
+view to decide exits, reversals and cancels, and wait on it (e.g. for a position to become
+flat or known).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.events import FillReceived
+from phalanx_executor.fill_outbox import FillOutbox
 from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateError, TradovateSocket, wire
 
 __all__ = ["WORKING", "VenueView"]
@@ -41,6 +45,8 @@ class VenueView:
         permit: Callable[[str], Awaitable[None]] | None = None,
         honour: Callable[[str, TradovateError], Awaitable[None]] | None = None,
         keep_finished: int = 50_000,
+        outbox: FillOutbox | None = None,
+        event_attempts: int = 5,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -53,6 +59,9 @@ class VenueView:
         self._cl_ord: dict[str, int] = {}  # clOrdId -> order id
         self._cl_ord_of: dict[int, str] = {}  # order id -> clOrdId
         self._order_types: dict[int, str] = {}  # order id -> orderType of its latest version
+        self._versions: dict[int, wire.OrderVersion] = {}  # order id -> its latest version
+        self._unseen: dict[int, int] = {}  # order placed here -> account, until its props arrive
+        self._synced: set[int] = set()  # accounts a sync snapshot has reported
         self._finished: OrderedDict[int, int] = OrderedDict()  # finished order -> account
         self._keep_finished = keep_finished
         self._positions: dict[tuple[int, int], int] = {}  # (account, contract) -> netPos
@@ -62,13 +71,87 @@ class VenueView:
         self._lookups: dict[str, asyncio.Future[int]] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.published_fills = 0
+        self.outbox = outbox or FillOutbox(bus)
+        self._event_attempts = event_attempts
+        self.unattributed_fills = 0
+
+    @property
+    def published_fills(self) -> int:
+        """Fills the FILLS stream has acknowledged."""
+        return self.outbox.published
 
     # -- queries ------------------------------------------------------------------------------
 
     def position(self, account_id: int, contract_id: int) -> int:
-        """Signed net position (0 when none is known)."""
+        """Signed net position (0 when none is known); see :meth:`known_position`."""
         return self._positions.get((account_id, contract_id), 0)
+
+    def known_position(self, account_id: int, contract_id: int) -> int | None:
+        """Signed net position, or None while this view cannot know it (ADR-0060).
+
+        Unknown while no sync snapshot has reported the account yet, and while an order of the
+        account in the contract may still fill without this view having seen it: an order
+        placed here whose props have not arrived, one still ``PendingNew``, or a ``Working``
+        Market order (or one whose type is not known yet) — a fill not yet seen.
+        """
+        if account_id not in self._synced:
+            return None
+        if any(a == account_id for a in self._unseen.values()):
+            return None
+        for order in self._orders.get(account_id, {}).values():
+            if order.contractId == contract_id and self._fill_pending(order):
+                return None
+        return self._positions.get((account_id, contract_id), 0)
+
+    async def wait_known_position(
+        self, login_id: str, account_id: int, contract_id: int, timeout_s: float
+    ) -> int | None:
+        """:meth:`known_position`, waiting up to ``timeout_s`` for it to become known.
+
+        An account no snapshot has reported by then (its snapshot is late, or the account was
+        linked after the login synced) has its positions read from the venue
+        (``position/deps``); None when that fails too or a fill is still unseen.
+        """
+        await self.wait_for(
+            lambda: self.known_position(account_id, contract_id) is not None, timeout_s
+        )
+        if account_id not in self._synced:
+            await self._read_positions(login_id, account_id)
+        return self.known_position(account_id, contract_id)
+
+    async def _read_positions(self, login_id: str, account_id: int) -> None:
+        try:
+            sock = await self._socket_for(login_id)
+            if self._permit is not None:
+                await self._permit(login_id)
+            positions = await sock.position_deps(account_id)
+        except Exception as exc:
+            log.warning("account %s: positions not read from the venue: %r", account_id, exc)
+            return
+        for position in positions:
+            self._apply_position(position)
+        self._synced.add(account_id)
+        self._notify()
+
+    def _fill_pending(self, order: wire.Order) -> bool:
+        if order.ordStatus in (None, "PendingNew", "Unknown"):
+            return True
+        if order.ordStatus != "Working":
+            return False  # finished, or a suspended bracket leg (no fill before its parent's)
+        kind = self._order_types.get(order.id)
+        return kind is None or kind == "Market"
+
+    def resolved(self, order_id: int) -> bool:
+        """Whether this order's effect on the position is known: it finished (filled, canceled,
+        rejected), or it rests working with no fill due (not a Market order). "Settled" is not
+        "filled": a Market order that is merely ``Working`` is not resolved."""
+        account = self._order_account.get(order_id)
+        order = self._orders.get(account, {}).get(order_id) if account is not None else None
+        return order is not None and not self._fill_pending(order)
+
+    def version(self, order_id: int) -> wire.OrderVersion | None:
+        """The latest version (quantity, type, prices) of an order, once seen."""
+        return self._versions.get(order_id)
 
     def working_orders(self, account_id: int, contract_id: int | None = None) -> list[wire.Order]:
         """Working (or suspended bracket) orders of an account, optionally of one contract."""
@@ -151,6 +234,8 @@ class VenueView:
         if order_id is None:
             return
         self._order_account[order_id] = account_id
+        if account_id not in self._orders or order_id not in self._orders[account_id]:
+            self._unseen[order_id] = account_id  # its fill may come before its props
         if cl_ord_id:
             self._cl_ord[cl_ord_id] = order_id
             self._cl_ord_of[order_id] = cl_ord_id
@@ -177,6 +262,8 @@ class VenueView:
         """Take a sync snapshot: orders, commands, positions, cash, contracts; publish fills."""
         for contract in snapshot.contracts:
             self._learn_contract(contract)
+        for account in snapshot.accounts:
+            self._synced.add(account.id)
         for order in snapshot.orders:
             self._apply_order(order)
         for version in sorted(snapshot.orderVersions, key=lambda v: v.id):
@@ -187,13 +274,19 @@ class VenueView:
             self._apply_position(position)
         for cash in snapshot.cashBalances:
             self._apply_cash(cash)
+        self._synced.update(p.accountId for p in snapshot.positions if p.accountId is not None)
+        self._synced.update(o.accountId for o in snapshot.orders if o.accountId is not None)
         self._notify()
+        # the snapshot names every order's account, even of orders this view has already
+        # forgotten (bounded memory): no venue lookup for their fills
+        owners = {o.id: o.accountId for o in snapshot.orders if o.accountId is not None}
         for fill in snapshot.fills:
-            await self._publish_fill(login_id, fill)
+            await self._publish_fill(login_id, fill, owners.get(fill.orderId or 0))
 
     def start(self) -> None:
         """Start applying queued events."""
         self._task = asyncio.create_task(self._run(), name="venue-view")
+        self.outbox.start()
 
     async def stop(self) -> None:
         """Apply what is queued, then stop."""
@@ -205,16 +298,36 @@ class VenueView:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self.outbox.stop()
 
     async def _run(self) -> None:
         while True:
             login_id, event = await self._queue.get()
             try:
-                await self._handle(login_id, event)
-            except Exception:
-                log.exception("venue event from %s failed: %s", login_id, event.entity_type)
+                await self._handle_with_retries(login_id, event)
             finally:
                 self._queue.task_done()
+
+    async def _handle_with_retries(self, login_id: str, event: PropsEvent) -> None:
+        """A fill whose contract or order lookup fails is tried again (bounded), never dropped
+        silently: after the last attempt it is logged as an error."""
+        delay = 0.2
+        for attempt in range(1, self._event_attempts + 1):
+            try:
+                await self._handle(login_id, event)
+                return
+            except Exception:
+                if attempt == self._event_attempts:
+                    log.exception(
+                        "venue event from %s failed %d times, given up: %s",
+                        login_id,
+                        attempt,
+                        event.entity_type,
+                    )
+                    return
+                log.warning("venue event from %s failed; retrying", login_id, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -247,6 +360,7 @@ class VenueView:
             return
         self._order_account[order.id] = order.accountId
         self._orders.setdefault(order.accountId, {})[order.id] = order
+        self._unseen.pop(order.id, None)
         if order.ordStatus in FINISHED:
             self._finished[order.id] = order.accountId
             self._forget_oldest_finished()
@@ -259,13 +373,19 @@ class VenueView:
             self._orders.get(account_id, {}).pop(order_id, None)
             self._order_account.pop(order_id, None)
             self._order_types.pop(order_id, None)
+            self._versions.pop(order_id, None)
             cl_ord_id = self._cl_ord_of.pop(order_id, None)
             if cl_ord_id is not None:
                 self._cl_ord.pop(cl_ord_id, None)
 
     def _apply_order_version(self, version: wire.OrderVersion) -> None:
-        if version.orderId is not None and version.orderType is not None:
+        if version.orderId is None:
+            return
+        if version.orderType is not None:
             self._order_types[version.orderId] = version.orderType
+        known = self._versions.get(version.orderId)
+        if known is None or known.id <= version.id:
+            self._versions[version.orderId] = version
 
     def _apply_command(self, command: wire.Command) -> None:
         if command.clOrdId and command.orderId is not None and command.commandType in (None, "New"):
@@ -285,14 +405,13 @@ class VenueView:
         self._contract_names[contract.id] = contract.name
         self._contract_ids[contract.name] = contract.id
 
-    async def _publish_fill(self, login_id: str, fill: wire.Fill) -> None:
+    async def _publish_fill(self, login_id: str, fill: wire.Fill, owner: int | None = None) -> None:
         if fill.orderId is None or fill.contractId is None or fill.price is None:
             log.warning("fill %s without order, contract or price; ignored", fill.id)
             return
-        account_id = self._order_account.get(fill.orderId)
+        account_id = self._order_account.get(fill.orderId, owner)
         if account_id is None:
-            log.warning("fill %s: order %s of unknown account; ignored", fill.id, fill.orderId)
-            return
+            account_id = await self._order_account_at_venue(login_id, fill.orderId)
         symbol = await self._contract_name(login_id, fill.contractId)
         now = self._clock.time_ns()
         event = FillReceived(
@@ -301,7 +420,7 @@ class VenueView:
             ts_init=now,
             fill_id=fill.id,
             order_id=fill.orderId,
-            account_id=account_id,
+            account_id=account_id,  # 0: not attributed (published on fills.unattributed)
             contract_id=fill.contractId,
             symbol=symbol,
             action=fill.action or "Buy",
@@ -309,8 +428,28 @@ class VenueView:
             price=fill.price,
             venue_timestamp=fill.timestamp or "",
         )
-        await self._bus.publish(subjects.fills_subject(account_id), event, msg_id=f"fill-{fill.id}")
-        self.published_fills += 1
+        if account_id:
+            subject = subjects.fills_subject(account_id)
+        else:
+            self.unattributed_fills += 1
+            log.warning("fill %s: account of order %s not known", fill.id, fill.orderId)
+            subject = subjects.UNATTRIBUTED_FILLS
+        self.outbox.put(subject, event, msg_id=f"fill-{fill.id}")
+
+    async def _order_account_at_venue(self, login_id: str, order_id: int) -> int:
+        """The account of an order this view does not know (0 if the venue cannot say)."""
+        try:
+            sock = await self._socket_for(login_id)
+            if self._permit is not None:
+                await self._permit(login_id)
+            order = await sock.order_item(order_id)
+        except Exception as exc:
+            log.warning("order %s: lookup for its fill failed: %r", order_id, exc)
+            return 0
+        if order.accountId is None:
+            return 0
+        self._order_account.setdefault(order.id, order.accountId)
+        return order.accountId
 
     async def _contract_name(self, login_id: str, contract_id: int) -> str:
         name = self._contract_names.get(contract_id)

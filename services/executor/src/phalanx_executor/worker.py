@@ -34,9 +34,11 @@ from phalanx_common.events import (
     VenueAction,
 )
 from phalanx_executor.budgets import BudgetBook
-from phalanx_executor.decisions import Decision, Step, WorkingOrder, decide
+from phalanx_executor.decision_inputs import working_orders
+from phalanx_executor.decisions import Decision, Step, decide
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import TERMINAL, Claim, IntentStore, LostRace
+from phalanx_executor.legs import resize_leg
 from phalanx_executor.lookup import find_order_by_cl_ord_id
 from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.pool import ConnectionPool, LoginNotReady
@@ -82,6 +84,7 @@ class WorkerSettings:
     reconcile_deadline_s: float = 60.0
     lockout_s: float = 3600.0
     settle_s: float = 2.0
+    position_wait_s: float = 5.0
     batch_pause_s: float = 0.0
 
 
@@ -213,17 +216,20 @@ class BatchWorker:
             await self._store.release(claim)  # nothing was sent: a redelivery may retry
             raise
 
-        position = self._view.position(intent.account_id, contract_id)
-        working = [
-            WorkingOrder(o.id, self._view.order_type(o.id), o.parentId)
-            for o in self._view.working_orders(intent.account_id, contract_id)
-        ]
-        decision = decide(intent, position, working)
+        position = 0  # a cancel does not depend on the position
+        if intent.kind != "cancel":
+            known = await self._view.wait_known_position(
+                intent.login_id, intent.account_id, contract_id, self._s.position_wait_s
+            )
+            if known is None:  # ADR-0060: never decide on a guess
+                await self._store.release(claim)
+                log.info("intent %s: position not known; released for redelivery", intent.intent_id)
+                return IntentOutcome(intent.intent_id, "not-ready")
+            position = known
+        working = working_orders(self._view, intent.account_id, contract_id)
+        decision = self._gates.apply(intent, position, decide(intent, position, working))
         if decision.refused:
             return await self._reject(intent, claim, decision.refused, decision.text)
-        refusal = self._gates.check(intent, position, decision.added)
-        if refusal is not None:
-            return await self._reject(intent, claim, refusal.reason, refusal.text)
 
         sent_ns = self._clock.time_ns()
         try:
@@ -243,7 +249,9 @@ class BatchWorker:
             return await self._reconcile(intent, claim, sent_ns)
         except RefusedStep as exc:
             return await self._reject(intent, claim, exc.reason, exc.text)
-        return await self._accept(intent, claim, order_id, legs, decision.operation, sent_ns)
+        return await self._accept(
+            intent, claim, order_id, legs, decision.operation, sent_ns, note=decision.note
+        )
 
     # -- venue steps --------------------------------------------------------------------------
 
@@ -257,7 +265,7 @@ class BatchWorker:
             try:
                 if step.kind == "wait_flat":
                     flat = await self._view.wait_for(
-                        lambda: self._view.position(intent.account_id, contract_id) == 0,
+                        lambda: self._view.known_position(intent.account_id, contract_id) == 0,
                         self._s.reversal_wait_s,
                     )
                     if not flat:
@@ -276,7 +284,7 @@ class BatchWorker:
                     if placed is not None and step.kind != "cancel":
                         # Decide the account's next intent on the venue's state after this one.
                         await self._view.wait_for(
-                            lambda p=placed: self._view.settled(p),  # type: ignore[misc]
+                            lambda p=placed: self._view.resolved(p),  # type: ignore[misc]
                             self._s.settle_s,
                         )
             except tv_errors.TradovateError as exc:
@@ -349,6 +357,9 @@ class BatchWorker:
             liq = wire.LiquidatePosition(accountId=intent.account_id, contractId=contract_id)
             done = await sock.liquidate_position(liq, p_ticket=ticket)
             return done.orderId, (None, None)
+        if step.kind == "resize":
+            await resize_leg(sock, self._view, step, ticket, self._s.settle_s)
+            return None
         if step.kind == "cancel":
             assert step.order_id is not None
             try:
@@ -480,10 +491,11 @@ class BatchWorker:
         operation: str,
         sent_ns: int,
         recovered: bool = False,
+        note: str = "",
     ) -> IntentOutcome:
         self.placed += 1
-        await self._store.move(claim, "accepted", order_id=order_id)
-        await self._publish_accepted(intent, order_id, legs, operation, sent_ns, recovered)
+        await self._store.move(claim, "accepted", order_id=order_id, reason=note)
+        await self._publish_accepted(intent, order_id, legs, operation, sent_ns, recovered, note)
         return IntentOutcome(intent.intent_id, "accepted")
 
     async def _permit_before_deadline(
@@ -532,7 +544,7 @@ class BatchWorker:
         elif record.state == "expired":
             await self._publish_expired(intent, record.reason)
         else:
-            await self._publish_accepted(intent, record.order_id)
+            await self._publish_accepted(intent, record.order_id, note=record.reason)
 
     def _about(self, intent: OrderIntent) -> dict[str, Any]:
         """The fields every outcome event of an intent shares."""
@@ -556,6 +568,7 @@ class BatchWorker:
         operation: str = "placeoso",
         sent_ns: int = 0,
         recovered: bool = False,
+        note: str = "",
     ) -> None:
         event = OrderAccepted(
             **self._about(intent),
@@ -566,6 +579,7 @@ class BatchWorker:
             sent_ns=sent_ns,
             operation=operation,
             recovered=recovered,
+            note=note,
         )
         subject = subjects.orders_subject(intent.account_id)
         await self._bus.publish(subject, event, msg_id=f"accepted-{intent.intent_id}")

@@ -4,7 +4,7 @@
 - ``GET /positions/{account_id}`` → ``{"account_id", "positions": [...], "orders":
   {"accepted", "rejected"}}`` (only that account's positions, empty when it has none);
 - ``GET /healthz`` → ``{"status": "ok" | "replaying", "fills_applied", "duplicate_fills",
-  "streams": {name: {"last_seq", "caught_up"}}}``.
+  "unattributed_fills", "streams": {name: {"last_seq", "caught_up"}}}``.
 
 A Position is ``{"account_id", "symbol", "contract_id", "net_pos", "avg_price" (string or
 null), "realized_pnl" (string, price points * contracts), "fill_count", "bought", "sold",
@@ -69,6 +69,7 @@ def create_app(projection: PositionsProjection, followers: Sequence[StreamFollow
                 "status": "ok" if caught_up else "replaying",
                 "fills_applied": projection.fills_applied,
                 "duplicate_fills": projection.duplicate_fills,
+                "unattributed_fills": projection.unattributed_fills,
                 "streams": {
                     f.name: {"last_seq": f.last_seq, "caught_up": f.caught_up} for f in followers
                 },

@@ -13,6 +13,9 @@ One position per (account id, symbol):
 Fills are applied in stream order and deduplicated by ``fill_id`` (the venue's id): a fill
 delivered twice, or published twice under different message ids, counts once. The projection
 holds no clock and no randomness, so replaying the same stream gives the same positions.
+A fill whose account the executor could not tell (``account_id`` 0, on ``fills.unattributed``)
+is held, not applied, until an :class:`OrderAccepted` names its order (or one of its bracket
+legs) — then it is applied to that order's account (ADR-0061).
 Averages are exact decimals (default 28-digit context), not rounded to tick.
 """
 
@@ -118,8 +121,15 @@ class PositionsProjection:
         self._fill_ids: set[int] = set()
         self._accepted: dict[int, set[str]] = {}
         self._rejected: dict[int, set[str]] = {}
+        self._unattributed: dict[int, list[FillReceived]] = {}  # order id -> held fills
+        self._order_accounts: dict[int, int] = {}  # order id -> account, from OrderAccepted
         self.fills_applied = 0
         self.duplicate_fills = 0
+
+    @property
+    def unattributed_fills(self) -> int:
+        """Fills held until their order's account is known."""
+        return sum(len(held) for held in self._unattributed.values())
 
     def apply_fill(self, fill: FillReceived) -> bool:
         """Apply a fill; return ``False`` (and change nothing) if its ``fill_id`` was seen."""
@@ -127,6 +137,16 @@ class PositionsProjection:
             self.duplicate_fills += 1
             return False
         self._fill_ids.add(fill.fill_id)
+        if not fill.account_id:
+            known = self._order_accounts.get(fill.order_id)
+            if known is None:
+                self._unattributed.setdefault(fill.order_id, []).append(fill)
+                return True
+            fill = msgspec.structs.replace(fill, account_id=known)
+        self._apply_to_position(fill)
+        return True
+
+    def _apply_to_position(self, fill: FillReceived) -> None:
         key = (fill.account_id, fill.symbol)
         position = self._positions.get(key)
         if position is None:
@@ -134,16 +154,24 @@ class PositionsProjection:
             self._positions[key] = position
         position.apply(fill)
         self.fills_applied += 1
-        return True
 
     def apply_order(self, event: OrderAccepted | OrderRejected) -> bool:
         """Count an order outcome once per intent; return ``False`` for a repeat."""
+        if isinstance(event, OrderAccepted):
+            for order_id in (event.order_id, event.oso1_id, event.oso2_id):
+                if order_id:
+                    self._attribute(order_id, event.account_id)
         book = self._accepted if isinstance(event, OrderAccepted) else self._rejected
         intents = book.setdefault(event.account_id, set())
         if event.intent_id in intents:
             return False
         intents.add(event.intent_id)
         return True
+
+    def _attribute(self, order_id: int, account_id: int) -> None:
+        self._order_accounts[order_id] = account_id
+        for fill in self._unattributed.pop(order_id, []):
+            self._apply_to_position(msgspec.structs.replace(fill, account_id=account_id))
 
     def positions(self, account_id: int | None = None) -> list[PositionView]:
         """Positions (of one account when given), ordered by account then symbol."""
