@@ -27,7 +27,17 @@ from phalanx_bench.seed import seed
 from phalanx_bench.threaded import ThreadedSystem
 from phalanx_common.contracts import ContractBook
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(300)]
+# The system runs in another thread of this process and uses the global ``random`` (reconnect
+# jitter) while hypothesis draws, which hypothesis would take for a strategy using ``random``.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.integration,
+    pytest.mark.timeout(300),
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module inside strategies"
+        ":hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 PRICE = 21000
 OUTCOME_TIMEOUT_S = 30.0

@@ -48,7 +48,17 @@ from phalanx_common.bus import Bus
 from phalanx_common.contracts import ContractBook
 from phalanx_sim.matching import Origin
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(420)]
+# The system runs in another thread of this process and uses the global ``random`` (reconnect
+# jitter) while hypothesis draws, which hypothesis would take for a strategy using ``random``.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.integration,
+    pytest.mark.timeout(420),
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module inside strategies"
+        ":hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 PRICE = Decimal(21000)
 TICKER = "MNQ1!"
