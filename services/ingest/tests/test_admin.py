@@ -137,7 +137,14 @@ async def test_subscribe_one_account_writes_the_record(
 
     response = await client.put(
         f"/admin/strategies/{sid}/subscriptions/101",
-        json={"multiplier": "1.5", "fixed_quantity": None, "max_quantity": 4, "enabled": True},
+        json={
+            "multiplier": "1.5",
+            "fixed_quantity": None,
+            "max_quantity": 4,
+            "enabled": True,
+            "allow_add": True,
+            "allow_reversal": False,
+        },
         headers=admin_headers,
     )
 
@@ -149,12 +156,19 @@ async def test_subscribe_one_account_writes_the_record(
         "fixed_quantity": None,
         "max_quantity": 4,
         "enabled": True,
+        "allow_add": True,
+        "allow_reversal": False,
     }
     kv = await bus.key_value(Buckets.SUBSCRIPTIONS)
     entry = await kv.get(f"{sid}.101")
     assert entry.value is not None
     assert decode(entry.value, SubscriptionRecord) == SubscriptionRecord(
-        strategy_id=sid, account_id=101, multiplier=Decimal("1.5"), max_quantity=4
+        strategy_id=sid,
+        account_id=101,
+        multiplier=Decimal("1.5"),
+        max_quantity=4,
+        allow_add=True,
+        allow_reversal=False,
     )
 
 

@@ -201,6 +201,12 @@ class SubscriptionIn(BaseModel):
     fixed_quantity: int | None = Field(default=None, ge=1)
     max_quantity: int | None = Field(default=None, ge=1)
     enabled: bool = True
+    allow_add: bool = Field(
+        default=False, description="A same-side entry adds to the position (else refused)."
+    )
+    allow_reversal: bool = Field(
+        default=True, description="An opposite-side entry reverses the position (else refused)."
+    )
 
 
 class BulkSubscriptionIn(SubscriptionIn):
@@ -218,6 +224,8 @@ class SubscriptionView(BaseModel):
     fixed_quantity: int | None
     max_quantity: int | None
     enabled: bool
+    allow_add: bool = False
+    allow_reversal: bool = True
 
 
 class SubscriptionList(BaseModel):
@@ -287,6 +295,8 @@ def _sub_view(record: SubscriptionRecord) -> SubscriptionView:
         fixed_quantity=record.fixed_quantity,
         max_quantity=record.max_quantity,
         enabled=record.enabled,
+        allow_add=record.allow_add,
+        allow_reversal=record.allow_reversal,
     )
 
 
@@ -298,6 +308,8 @@ def _record(strategy_id: str, account_id: int, body: SubscriptionIn) -> Subscrip
         fixed_quantity=body.fixed_quantity,
         max_quantity=body.max_quantity,
         enabled=body.enabled,
+        allow_add=body.allow_add,
+        allow_reversal=body.allow_reversal,
     )
 
 
