@@ -194,6 +194,29 @@ class AccountModel:
             if child is not None:
                 self._cancel(child)
 
+    def reduce(self, action: str, qty: int) -> None:
+        """A partial exit or cover: the resting bracket legs first shrink to what will be left,
+        newest bracket first, a bracket cut to nothing canceled (ADR-0060); then the market
+        order."""
+        brackets: dict[int, list[_Order]] = {}
+        for o in self.orders.values():
+            if o.parent is not None and o.status == "Working":
+                brackets.setdefault(o.parent, []).append(o)
+        excess = sum(max(o.qty for o in legs) for legs in brackets.values())
+        excess -= abs(self.position) - qty
+        for parent in sorted(brackets, reverse=True):
+            if excess <= 0:
+                break
+            size = max(o.qty for o in brackets[parent])
+            cut = min(size, excess)
+            excess -= cut
+            for leg in brackets[parent]:
+                if size - cut == 0:
+                    self._cancel(leg)
+                else:
+                    leg.qty = size - cut
+        self.market(action, qty)
+
     def market(self, action: str, qty: int) -> None:
         self._work(self._new(order_type="Market", action=action, qty=qty, status="Working"))
 
@@ -298,7 +321,7 @@ def expected_outcome(body: dict[str, Any], sub: Sub, account: AccountModel) -> s
         if size is None or size >= abs(position):
             account.liquidate()
         else:
-            account.market("Sell" if position > 0 else "Buy", size)
+            account.reduce("Sell" if position > 0 else "Buy", size)
         return "placed"
     qty = _floor(quantity * sub.multiplier)
     if action == "add":
@@ -316,14 +339,14 @@ def expected_outcome(body: dict[str, Any], sub: Sub, account: AccountModel) -> s
             return "rejected:no-position-to-reduce"
         if body.get("cancel") is True:
             account.cancel(cancel_type)
-        account.market(side, min(qty, abs(position)))
+        account.reduce(side, min(qty, abs(position)))
         return "placed"
     if position * sign > 0 and not sub.allow_add:
         return "rejected:already-in-position"
     if position * sign < 0:
-        if not sub.allow_reversal:
-            return "rejected:side-swap-disabled"
         account.liquidate()
+        if not sub.allow_reversal:  # TradersPost: the opposite signal only closes
+            return "placed"
     else:
         # from flat an entry cancels first unless cancel: false; an allowed add only with true
         cancel = body.get("cancel") is not False if position == 0 else body.get("cancel") is True
@@ -452,11 +475,24 @@ def cancels() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def _side_free(body: dict[str, Any]) -> dict[str, Any]:
+    """An add takes the side of the position: prices measured from the reference in the
+    direction of the trade are refused for it at the door, so leave them out."""
+    body = {k: v for k, v in body.items() if k != "sentiment"}
+    tp, sl = body.get("takeProfit"), body.get("stopLoss")
+    if tp is not None and "limitPrice" not in tp:
+        del body["takeProfit"]
+    if sl is not None and ("stopPrice" not in sl or sl.get("type") == "trailing_stop"):
+        del body["stopLoss"]
+    if body.get("orderType") == "trailing_stop" and "stopPrice" not in body:
+        body.pop("orderType")
+        body.pop("trailAmount", None)
+    return body
+
+
 def adds() -> st.SearchStrategy[dict[str, Any]]:
-    """add: TradersPost adds on the side of the position (see the xfail test below)."""
-    return entries(actions=("add",)).map(
-        lambda b: {k: v for k, v in b.items() if k not in ("sentiment",)}
-    )
+    """add: TradersPost adds on the side of the open position."""
+    return entries(actions=("add",)).map(_side_free)
 
 
 SIGNALS = st.one_of(entries(), entries(), exits(), cancels())
@@ -779,9 +815,6 @@ class SignalMachine(RuleBasedStateMachine):
                 f"model {want_position} {sorted(map(str, want_orders.elements()))}"
             )
 
-    def any_long(self) -> bool:
-        return any(a.position > 0 for a in self.accounts.values())
-
     # rules
 
     @rule(body=SIGNALS)
@@ -792,7 +825,6 @@ class SignalMachine(RuleBasedStateMachine):
         self.last = (raw, time.monotonic())
         self.expect(signal_id, body)
 
-    @precondition(lambda self: not self.any_long())
     @rule(body=adds())
     def add(self, body: dict[str, Any]) -> None:
         body = self._body(body)
@@ -899,16 +931,28 @@ def test_signals_do_to_every_account_what_the_model_says(harness: Harness) -> No
     )
 
 
-ADD_WHILE_LONG = (
-    "add is planned as a Sell (planner: action is Buy only for 'buy'), so decide() refuses an "
-    "add to a long position with add-against-position and an add can never grow a long; the "
-    "side of an add must come from the live position, and its bracket/trail prices with it"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ADD_WHILE_LONG)
-def test_add_while_long_adds_to_the_long_position(harness: Harness) -> None:
+def test_an_add_while_long_adds_to_the_long_position(harness: Harness) -> None:
     machine = _machine(harness)()
     machine.flat_accounts()
     machine.send({"ticker": TICKER, "action": "buy", "quantity": 1})
     machine.add({"ticker": TICKER, "action": "add", "quantity": 1, "price": _num(PRICE)})
+
+    # add ignores the subscription's add setting; a1 trades twice the signal's quantity
+    assert sorted(a.position for a in machine.accounts.values()) == [2, 2, 2, 4]
+
+
+def test_a_partial_exit_shrinks_the_resting_bracket_legs(harness: Harness) -> None:
+    machine = _machine(harness)()
+    machine.flat_accounts()
+    entry = {
+        "ticker": TICKER,
+        "action": "buy",
+        "quantity": 2,
+        "takeProfit": {"limitPrice": _num(PRICE + 20)},
+        "stopLoss": {"stopPrice": _num(PRICE - 20)},
+    }
+    machine.send(entry)
+    machine.send({"ticker": TICKER, "action": "exit", "quantity": 1})
+
+    legs = list(machine.accounts[machine.harness.subs[0].account_id].orders.values())
+    assert sorted(o.qty for o in legs) == [1, 1]

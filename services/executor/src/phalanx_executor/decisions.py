@@ -9,7 +9,8 @@ working orders there, it returns the venue steps to take, or a refusal with a re
   closes the position (TradersPost: exit only), recorded with the note ``side-swap-disabled``.
 - buy with ``sentiment: bearish`` (sell with ``bullish``) is a partial cover: while short,
   a market buy of min(qty, |short|); otherwise refused ``no-position-to-reduce``.
-- add: same side → place the entry; flat → ``no-position``; opposite → ``add-against-position``.
+- add: more of the open position, on its side (whatever the signal's side); flat →
+  ``no-position``.
 - exit, or buy/sell with ``sentiment: flat``: open → liquidate the whole position, or a market
   reduce of ``exit_quantity`` when that is smaller; flat → ``no-position``.
 - exit with ``exit_percent`` (``quantityType: percent_of_position``): floor(|position| x

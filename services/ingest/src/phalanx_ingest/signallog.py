@@ -195,6 +195,7 @@ class SignalLog:
             account = self._account(event.signal_id, event.strategy_id, event.account_id)
             account.outcome = "placed"
             account.order_id = event.order_id
+            account.text = event.note
             account.sent_ns = event.sent_ns
             account.acknowledged_ns = event.ts_event
             account.decided_ns = event.ts_event
