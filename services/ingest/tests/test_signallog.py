@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -9,7 +10,16 @@ import pytest
 
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
-from phalanx_common.events import IntentSkipped, OrderAccepted, OrderRejected, SignalPlanned
+from phalanx_common.events import (
+    IntentExpired,
+    IntentSkipped,
+    OrderAccepted,
+    OrderRejected,
+    Signal,
+    SignalPlanned,
+    SignalReceived,
+)
+from phalanx_ingest.signallog import SignalLog
 from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -74,3 +84,39 @@ async def test_signal_log_shows_each_accounts_outcome_and_phase_times(
     assert listed.json()["signals"][0]["signal_id"] == signal_id
     missing = await client.get("/admin/signals/nope", headers=admin_headers)
     assert missing.status_code == 404
+
+
+def test_a_delayed_signal_shows_as_delayed_until_planned_and_expiries_show_their_stage() -> None:
+    log = SignalLog(10)
+    received = 1_800_000_000 * 10**9
+    signal = Signal(ticker="MNQ1!", action="buy", delay_s=Decimal(30))
+    log.apply(
+        SignalReceived(
+            event_id="e", ts_event=received, ts_init=received, signal_id="s1",
+            strategy_id="st", signal=signal,
+        )
+    )  # fmt: skip
+    parked = log.signal("s1")
+    log.apply(
+        SignalPlanned(
+            event_id="p", ts_event=received + 31 * 10**9, ts_init=0, signal_id="s1",
+            strategy_id="st", intents=0, batches=0, expired=1,
+        )
+    )  # fmt: skip
+    log.apply(
+        IntentExpired(
+            event_id="x", ts_event=received + 31 * 10**9, ts_init=0, intent_id="s1-7",
+            signal_id="s1", strategy_id="st", account_id=7, not_after_ns=received,
+            stage="planning", text="planned 31.0 s after the signal's deadline",
+        )
+    )  # fmt: skip
+    planned = log.signal("s1")
+
+    assert parked is not None
+    assert planned is not None
+    assert parked["status"] == "delayed"
+    assert parked["due_ns"] == received + 30 * 10**9
+    assert planned["status"] == "done"
+    assert planned["counts"]["expired"] == 1
+    assert planned["accounts"][0]["outcome"] == "expired"
+    assert planned["accounts"][0]["reason"].startswith("planned 31.0 s")

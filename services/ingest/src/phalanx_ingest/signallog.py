@@ -74,6 +74,7 @@ class _Entry:
     intents: int = 0
     planner_rejected: str = ""
     test: bool = False
+    due_ns: int = 0  # a delayed signal is planned at this time
     duplicate_deliveries: int = 0
     accounts: dict[int, _Account] = field(default_factory=dict)
 
@@ -94,6 +95,8 @@ class _Entry:
         sends = [a.sent_ns for a in self.accounts.values() if a.sent_ns]
         if self.planner_rejected:
             status = "rejected"
+        elif not self.planned_ns and self.due_ns:
+            status = "delayed"  # parked until due_ns, then planned (ADR-0040)
         elif not self.planned_ns:
             status = "received"
         elif (
@@ -121,6 +124,7 @@ class _Entry:
             "intents": self.intents,
             "counts": counts,
             "received_ns": self.received_ns,
+            "due_ns": self.due_ns,
             "stored_ns": self.stored_ns,
             "planned_ns": self.planned_ns,
             "first_sent_ns": min(sends) if sends else 0,
@@ -184,6 +188,8 @@ class SignalLog:
             entry.ticker = event.signal.ticker
             entry.action = event.signal.action
             entry.test = event.signal.test
+            if event.signal.delay_s:
+                entry.due_ns = event.ts_event + int(event.signal.delay_s * 1_000_000_000)
             entry.received_ns = event.ts_event
             entry.stored_ns = event.ts_init
         elif isinstance(event, SignalPlanned):
