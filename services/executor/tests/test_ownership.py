@@ -51,7 +51,7 @@ from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import Budget, RateLimiter
 from phalanx_executor.venue_view import VenueView
-from phalanx_executor.worker import BatchWorker, WorkerSettings
+from phalanx_executor.worker import BatchWorker, IntentOutcome, WorkerSettings
 from phalanx_sim import Simulator
 from phalanx_testing.waiting import eventually
 
@@ -420,6 +420,48 @@ async def test_an_exit_never_overtakes_an_entry_released_by_a_socket_blip(rig: R
     assert exit_record.state == "accepted"
 
 
+async def test_redelivered_batches_keep_an_accounts_entry_before_its_exit(rig: Rig) -> None:
+    """The same blip through the shard consumer: naks and redeliveries, not direct calls."""
+    worker = await rig.worker("o")
+    await rig.pool.get("trader")
+    user_id = rig.tokens["trader"].user_id
+    await rig.admin(
+        "POST",
+        "/admin/faults",
+        {
+            "userId": user_id,
+            "errorStatus": 503,
+            "errorCount": 1000,
+            "endpoints": ["user/syncrequest"],
+        },
+    )
+    await rig.admin("POST", "/admin/sockets/drop", {"userId": user_id})
+    await eventually(lambda: not rig.pool.is_connected("trader"), what="socket dropped")
+    outcomes: list[tuple[str, str]] = []
+    execute = worker.execute
+
+    async def watched(intent: OrderIntent) -> IntentOutcome:
+        outcome = await execute(intent)
+        outcomes.append((intent.intent_id, outcome.state))
+        return outcome
+
+    worker.execute = watched  # type: ignore[method-assign]
+    entry, exit_ = rig.intent(), rig.intent(kind="exit", action="Sell")
+    await rig.publish(rig.batch(entry))
+    await rig.consume(worker, concurrency=4)
+    await eventually(lambda: (entry.intent_id, "not-ready") in outcomes, what="entry released")
+    await rig.admin("DELETE", f"/admin/faults?userId={user_id}")
+    await rig.publish(rig.batch(exit_))
+
+    await eventually(lambda: _state(rig, exit_, "accepted"), 20.0, what="exit done")
+    first_exit = next(state for i, state in outcomes if i == exit_.intent_id)
+    assert first_exit in ("waiting", "accepted")  # never refused for a position not there yet
+    entry_record = await rig.record(entry)
+    assert entry_record is not None
+    assert entry_record.state == "accepted"
+    await eventually(lambda: rig.position() == 0, what="flat after entry then exit")
+
+
 # -- hole 10: a locked-out login never stalls another login of the shard ----------------------
 
 
@@ -449,7 +491,8 @@ async def _state(rig: Rig, intent: OrderIntent, state: str) -> bool:
 
 
 async def test_a_graceful_stop_mid_batch_hands_unsent_intents_back(rig: Rig) -> None:
-    leaving = await rig.worker("replica-a", login_windows=((1, 3.0),), permit_handback_s=0)
+    # one request per 8 s: the second intent is still waiting for its permit at the stop
+    leaving = await rig.worker("replica-a", login_windows=((1, 8.0),), permit_handback_s=0)
     first, second = rig.intent(account=0), rig.intent(account=1)
     await rig.publish(rig.batch(first, second))
     loop = await rig.consume(leaving)
@@ -460,9 +503,9 @@ async def test_a_graceful_stop_mid_batch_hands_unsent_intents_back(rig: Rig) -> 
     await loop.stop()
     assert await rig.record(second) is None  # released: nothing was sent for it
 
-    staying = await rig.worker("replica-b", login_windows=((1, 3.0),), permit_handback_s=0)
+    staying = await rig.worker("replica-b", login_windows=((1, 8.0),), permit_handback_s=0)
     await rig.consume(staying)
-    await eventually(lambda: _state(rig, second, "accepted"), 15.0, what="taken over")
+    await eventually(lambda: _state(rig, second, "accepted"), 25.0, what="taken over")
     assert (rig.venue_orders(account=0), rig.venue_orders(account=1)) == (1, 1)
 
 
