@@ -615,9 +615,11 @@ class BatchWorker:
             if stop is not None:
                 stop.cancel()
             if not acquire.done():
+                # Not awaited: a cancel that lands inside a Redis call can be swallowed there,
+                # and the wait would then last until the permit came. A permit granted after
+                # this point is simply not used.
                 acquire.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await acquire
+                acquire.add_done_callback(_consume_result)
         if not acquire.cancelled() and acquire.done():
             acquire.result()  # raises what the limiter raised (e.g. Redis down)
             if self._past_deadline(intent):
@@ -741,6 +743,12 @@ class BatchWorker:
         event = OrderOutcomeUnknown(**self._about(intent), reason=reason)
         subject = subjects.orders_subject(intent.account_id)
         await self._bus.publish(subject, event, msg_id=f"unknown-{event.event_id}")
+
+
+def _consume_result(task: asyncio.Future[None]) -> None:
+    """Retrieve an abandoned permit wait's outcome so it is never reported as unretrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 class RefusedStep(Exception):
