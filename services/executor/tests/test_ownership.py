@@ -491,21 +491,32 @@ async def _state(rig: Rig, intent: OrderIntent, state: str) -> bool:
 
 
 async def test_a_graceful_stop_mid_batch_hands_unsent_intents_back(rig: Rig) -> None:
-    # one request per 8 s: the second intent is still waiting for its permit at the stop
-    leaving = await rig.worker("replica-a", login_windows=((1, 8.0),), permit_handback_s=0)
-    first, second = rig.intent(account=0), rig.intent(account=1)
-    await rig.publish(rig.batch(first, second))
+    # one request per 30 s: whichever intent gets the permit second is still waiting at the stop
+    leaving = await rig.worker("replica-a", login_windows=((1, 30.0),), permit_handback_s=0)
+    intents = (rig.intent(account=0), rig.intent(account=1))
+    await rig.publish(rig.batch(*intents))
     loop = await rig.consume(leaving)
-    await eventually(lambda: _state(rig, first, "accepted"), what="first sent")
-    await eventually(lambda: rig.record(second), what="second claimed, waiting for a permit")
 
+    async def one_sent_one_waiting() -> OrderIntent | None:
+        records = [await rig.record(i) for i in intents]
+        states = sorted(r.state if r is not None else "none" for r in records)
+        if states != ["accepted", "claimed"]:
+            return None
+        return next(i for i, r in zip(intents, records, strict=True) if r and r.state == "claimed")
+
+    waiting = await eventually(one_sent_one_waiting, what="one sent, one waiting for a permit")
+    assert waiting is not None
     leaving.begin_stop()
     await loop.stop()
-    assert await rig.record(second) is None  # released: nothing was sent for it
+    assert await rig.record(waiting) is None  # released: nothing was sent for it
 
-    staying = await rig.worker("replica-b", login_windows=((1, 8.0),), permit_handback_s=0)
+    # the next owner finds the batch again (a fresh budget window stands for the time passing)
+    redis = aioredis.from_url(rig.redis_url)
+    await redis.flushall()
+    await redis.aclose()
+    staying = await rig.worker("replica-b", login_windows=((1, 30.0),), permit_handback_s=0)
     await rig.consume(staying)
-    await eventually(lambda: _state(rig, second, "accepted"), 25.0, what="taken over")
+    await eventually(lambda: _state(rig, waiting, "accepted"), 20.0, what="taken over")
     assert (rig.venue_orders(account=0), rig.venue_orders(account=1)) == (1, 1)
 
 
