@@ -322,9 +322,9 @@ async def test_the_heartbeat_goes_on_while_a_rebalance_is_stuck_on_shard_work(
 
 
 async def test_a_claim_whose_owner_waits_for_a_long_permit_is_not_taken_over(rig: Rig) -> None:
-    # One request per 4 s: the second intent's owner waits for its permit far past the grace.
-    owner = await rig.worker("replica-a", login_windows=((1, 4.0),), permit_handback_s=0)
-    second_replica = await rig.worker("replica-b", login_windows=((1, 4.0),), permit_handback_s=0)
+    # One request per 6 s: the second intent's owner waits for its permit far past the grace.
+    owner = await rig.worker("replica-a", login_windows=((1, 6.0),), permit_handback_s=0)
+    second_replica = await rig.worker("replica-b", login_windows=((1, 6.0),), permit_handback_s=0)
     assert (await owner.execute(rig.intent())).state == "accepted"
 
     intent = rig.intent(account=1)
@@ -343,7 +343,7 @@ async def test_a_claim_whose_owner_waits_for_a_long_permit_is_not_taken_over(rig
 async def test_no_send_after_the_claim_was_taken_over_while_waiting_for_a_permit(
     rig: Rig,
 ) -> None:
-    owner = await rig.worker("replica-a", login_windows=((1, 3.0),), permit_handback_s=0)
+    owner = await rig.worker("replica-a", login_windows=((1, 6.0),), permit_handback_s=0)
     assert (await owner.execute(rig.intent())).state == "accepted"
 
     intent = rig.intent(account=1)
