@@ -32,6 +32,7 @@ async def system() -> AsyncIterator[System]:
             "PHALANX_LEASE_RENEW_S": "0.5",
             "PHALANX_EXEC_ACK_WAIT_S": "3",
             "PHALANX_RECONCILE_GRACE_S": "2",
+            "PHALANX_CLAIM_LEASE_S": "3",  # a killed owner's claims are free 3 s after it died
             "PHALANX_LOG_LEVEL": "INFO",
         },
     )

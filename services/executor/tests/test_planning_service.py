@@ -429,3 +429,25 @@ async def test_signals_acknowledged_before_cursors_existed_do_not_hold_up_their_
     new = await rig.send("alpha", _buy(), "after the upgrade")
     await eventually(_planned(rig, new), what="the new signal planned")
     assert await rig.planned("alpha", old.signal_id) == []  # not planned a second time
+
+
+async def test_intents_carry_their_signals_stream_sequence_for_per_account_order(
+    rig: Rig,
+) -> None:
+    # ADR-0051: workers order an account's intents by the SIGNALS sequence of their signal.
+    await rig.start()
+    entry = await rig.send("alpha", _buy(), "seq-entry")
+    exit_ = await rig.send("alpha", Signal(ticker="MESZ6", action="exit"), "seq-exit")
+    await eventually(_planned(rig, exit_), what="exit planned")
+    seqs = []
+    for signal in (entry, exit_):
+        intents = [i for b in await rig.batches(signal.signal_id) for i in b.intents]
+        assert len(intents) == len(ACCOUNTS)
+        [seq] = {i.signal_seq for i in intents}
+        assert seq > 0
+        raw = await rig.bus.js.get_msg(subjects.SIGNALS.name, seq=seq)
+        stored = decode_event(raw.data or b"")
+        assert isinstance(stored, SignalReceived)
+        assert stored.signal_id == signal.signal_id
+        seqs.append(seq)
+    assert seqs[0] < seqs[1]

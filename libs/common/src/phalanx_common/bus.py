@@ -7,7 +7,8 @@ Ack policy of a consumer loop (ADR-0002):
 - the handler raises :class:`Poison`, or the message cannot be decoded: ``term``, and a
   ``MessageTerminated`` event with the reason goes to ``control.terminated``;
 - any other exception: ``nak`` with an exponential delay, logged with its traceback.
-While a handler runs, the loop sends ``in_progress`` so slow work is not redelivered.
+While a handler runs, the loop sends ``in_progress`` so slow work is not redelivered; only as many
+messages are fetched as can start at once, so none waits unattended.
 """
 
 from __future__ import annotations
@@ -266,20 +267,48 @@ class ConsumerLoop:
         with contextlib.suppress(Exception):
             await self._sub.unsubscribe()
 
+    async def _slots(self) -> int:
+        """Wait for at least one free handler slot (0 when stopping) and take all free ones.
+
+        Only as many messages are fetched as can start at once: a message fetched but not
+        started would get no ``in_progress`` and silently time out (ADR-0050).
+        """
+        acquire = asyncio.ensure_future(self._sem.acquire())
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+        if not acquire.done() or acquire.cancelled():
+            return 0
+        if self._stopping.is_set():
+            self._sem.release()
+            return 0
+        taken = 1
+        while taken < self._batch and not self._sem.locked():
+            await self._sem.acquire()
+            taken += 1
+        return taken
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            slots = await self._slots()
+            if slots == 0:
+                break
             try:
-                msgs = await self._sub.fetch(self._batch, timeout=1.0)
+                msgs = await self._sub.fetch(slots, timeout=1.0)
             except (TimeoutError, NatsTimeoutError):
-                continue
+                msgs = []
             except Exception as exc:
-                if self._stopping.is_set():
-                    break
-                log.warning("fetch on %s failed: %s", self.spec.durable, exc)
-                await asyncio.sleep(0.5)
-                continue
+                msgs = []
+                if not self._stopping.is_set():
+                    log.warning("fetch on %s failed: %s", self.spec.durable, exc)
+                    await asyncio.sleep(0.5)
+            for _ in range(slots - len(msgs)):
+                self._sem.release()
             for msg in msgs:
-                await self._sem.acquire()
                 task = asyncio.create_task(self._handle(msg))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)

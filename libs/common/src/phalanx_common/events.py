@@ -162,6 +162,8 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     exit_percent: Decimal | None = None  # exit this percent of the live position
     cancel: bool | None = None  # the signal's ``cancel``: None = TradersPost's default
     cancel_order_type: VenueOrderType | None = None  # cancel only working orders of this type
+    # SIGNALS stream sequence of the signal: an account's intents run in this order (ADR-0051).
+    signal_seq: int = 0
 
 
 class ExecBatch(Event, frozen=True, kw_only=True):

@@ -9,7 +9,9 @@ import msgspec
 
 __all__ = [
     "AccountGuardRecord",
+    "AccountQueueRecord",
     "AccountRecord",
+    "IntentLeaseRecord",
     "IntentRecord",
     "IntentState",
     "LoginRecord",
@@ -108,6 +110,24 @@ class IntentRecord(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
     attempt: int = 1
     claimed_ns: int = 0
+
+
+class IntentLeaseRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Who works on a claimed intent right now, and until when (renewed while working; ADR-0050)."""
+
+    intent_id: str
+    owner: str
+    expires_ns: int
+
+
+class AccountQueueRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's unresolved intents, oldest signal first (ADR-0051).
+
+    Each entry is ``(signal stream sequence, intent id)``.
+    """
+
+    account_id: int
+    pending: tuple[tuple[int, str], ...] = ()
 
 
 class TradingStateRecord(msgspec.Struct, frozen=True, kw_only=True):

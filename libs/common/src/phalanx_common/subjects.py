@@ -219,6 +219,15 @@ class Buckets:
         "planner_cursors",
         description="Per signal subject: stream sequence of the last signal settled (ADR-0040)",
     )
+    INTENT_LEASES = Bucket(
+        "intent_leases",
+        ttl_s=6 * 3600.0,
+        description="Per claimed intent: its owner and when the owner's lease runs out (ADR-0050)",
+    )
+    ACCOUNT_ORDER = Bucket(
+        "account_order",
+        description="Per account: its unresolved intents in signal order (ADR-0051)",
+    )
 
 
 ALL_BUCKETS: tuple[Bucket, ...] = (
@@ -233,4 +242,6 @@ ALL_BUCKETS: tuple[Bucket, ...] = (
     Buckets.SHARD_LEASES,
     Buckets.SIGNAL_REPEATS,
     Buckets.PLANNER_CURSORS,
+    Buckets.INTENT_LEASES,
+    Buckets.ACCOUNT_ORDER,
 )

@@ -12,7 +12,9 @@ States and the only transitions allowed:
 | expired   | —  (past the signal's deadline before a send; ADR-0045) |
 
 Every transition is a compare-and-set on the KV revision, so two deliveries (or two replicas)
-can never both move the same intent.
+can never both move the same intent. The store remembers the revision of every claim it holds,
+and :meth:`IntentStore.verify` checks just before each venue send that the claim is still at that
+revision, i.e. nobody took it over meanwhile (ADR-0050).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import msgspec
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from phalanx_common.codec import decode, encode
@@ -69,6 +71,7 @@ class IntentStore:
     def __init__(self, kv: KeyValue, owner: str) -> None:
         self._kv = kv
         self.owner = owner
+        self._held: dict[str, int] = {}  # intent id -> revision of the claim this store holds
 
     async def claim(self, intent_id: str, now_ns: int) -> Claim:
         """Create the claim, or return the existing record if someone got there first."""
@@ -81,7 +84,34 @@ class IntentStore:
             entry = await self._kv.get(intent_id)
             existing = decode(entry.value or b"", IntentRecord)
             return Claim(existing, entry.revision or 0, fresh=False)
+        self._held[intent_id] = revision
         return Claim(record, revision, fresh=True)
+
+    async def verify(self, intent_id: str) -> None:
+        """Check that this store still holds the claim at the revision it last wrote.
+
+        Raises:
+            LostRace: if the claim was moved, deleted or never held here.
+        """
+        held = self._held.get(intent_id)
+        try:
+            entry = await self._kv.get(intent_id)
+        except (KeyNotFoundError, KeyDeletedError) as exc:
+            raise LostRace(f"{intent_id}: the claim is gone") from exc
+        if held is None or entry.revision != held:
+            raise LostRace(f"{intent_id}: the claim was taken over (revision {entry.revision})")
+
+    async def is_terminal(self, intent_id: str) -> bool:
+        """Whether the intent's claim exists and is in a terminal state."""
+        try:
+            entry = await self._kv.get(intent_id)
+        except (KeyNotFoundError, KeyDeletedError):
+            return False
+        return decode(entry.value or b"", IntentRecord).state in TERMINAL
+
+    def forget(self, intent_id: str) -> None:
+        """Stop tracking an intent this store no longer works on."""
+        self._held.pop(intent_id, None)
 
     async def move(self, claim: Claim, to: IntentState, **changes: object) -> Claim:
         """Transition ``claim`` to ``to`` (compare-and-set on its revision).
@@ -99,6 +129,10 @@ class IntentStore:
             )
         except KeyWrongLastSequenceError as exc:
             raise LostRace(f"{claim.record.intent_id} moved by another delivery") from exc
+        if to in TERMINAL:
+            self._held.pop(claim.record.intent_id, None)
+        else:
+            self._held[claim.record.intent_id] = revision
         return Claim(record, revision, fresh=False)
 
     async def release(self, claim: Claim) -> None:
@@ -111,4 +145,5 @@ class IntentStore:
             raise InvalidTransition(
                 f"{claim.record.intent_id}: cannot release {claim.record.state}"
             )
+        self._held.pop(claim.record.intent_id, None)
         await self._kv.delete(claim.record.intent_id, last=claim.revision)

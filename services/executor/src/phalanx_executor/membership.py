@@ -5,7 +5,12 @@ Every replica writes a heartbeat ``replica.<ordinal>`` (expiry ``lease_ttl_s`` a
 round-robin over the *live* ordinals, so with every replica up each owns ``s mod R == r``; when
 one stops heartbeating, the survivors take its shards within about ``lease_ttl_s``, and give
 them back when it returns. For a moment two replicas may both consume a shard: that is safe,
-because intents are claimed before sending (ADR-0006) and budgets live in Redis (ADR-0004).
+because intents are claimed with owner leases and every send re-checks the claim (ADR-0050), and
+budgets live in Redis (ADR-0004).
+
+Liveness never depends on how busy the replica is (ADR-0050): the heartbeat has its own task,
+and rebalancing (which stops consumers and warms logins, and may take long) runs in another,
+so a replica draining a slow shard keeps its heartbeat alive.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ class Membership:
         self._ttl_ns = int(lease_ttl_s * 1e9)
         self._renew_s = lease_renew_s
         self._on_assignment = on_assignment
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.assigned: list[int] = []
 
     def live(self) -> list[int]:
@@ -91,27 +96,47 @@ class Membership:
             await self._on_assignment(assignment)
 
     async def start(self) -> None:
-        """Heartbeat once, take the first assignment, then keep both going."""
+        """Heartbeat once, take the first assignment, then keep both going, each on its own task."""
         await self.beat()
+        self._tasks.append(
+            asyncio.create_task(self._beat_loop(), name=f"heartbeat-r{self._ordinal}")
+        )
         await self.refresh()
-        self._task = asyncio.create_task(self._run(), name=f"membership-r{self._ordinal}")
+        self._tasks.append(
+            asyncio.create_task(self._rebalance_loop(), name=f"rebalance-r{self._ordinal}")
+        )
+
+    async def stop_rebalancing(self) -> None:
+        """Stop reacting to membership changes; the heartbeat goes on (graceful shutdown)."""
+        for task in self._tasks[1:]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        del self._tasks[1:]
 
     async def stop(self, leave: bool = True) -> None:
         """Stop heartbeating; with ``leave``, delete the heartbeat so others take over at once."""
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks.clear()
         if leave:
             with contextlib.suppress(Exception):
                 await self._kv.delete(f"replica.{self._ordinal}")
 
-    async def _run(self) -> None:
+    async def _beat_loop(self) -> None:
         while True:
             await self._clock.sleep(self._renew_s)
             try:
                 await self.beat()
+            except Exception:
+                log.exception("membership: heartbeat failed")
+
+    async def _rebalance_loop(self) -> None:
+        while True:
+            await self._clock.sleep(self._renew_s)
+            try:
                 await self.refresh()
             except Exception:
-                log.exception("membership: heartbeat or rebalance failed")
+                log.exception("membership: rebalance failed")

@@ -100,12 +100,15 @@ def plan(
     batch_size: int,
     today: dt.date,
     now_ns: int = 0,
+    signal_seq: int = 0,
 ) -> Plan:
     """Turn a signal into per-shard batches for the strategy's enabled subscriptions.
 
     A signal past its deadline at ``now_ns`` yields no batches: every account it would have
     traded is listed in ``expired``. A test signal (``test: true``) yields no batches either:
     every account it would have traded is skipped with ``test-signal`` and what it would do.
+    ``signal_seq`` (the signal's SIGNALS stream sequence) orders each account's intents
+    (ADR-0051).
     """
     signal = event.signal
     not_after = deadline_ns(event)
@@ -188,6 +191,7 @@ def plan(
                 allow_add=sub.allow_add,
                 allow_reversal=sub.allow_reversal,
                 not_after_ns=not_after,
+                signal_seq=signal_seq,
             )
         )
 

@@ -66,7 +66,12 @@ class Planner:
         self._batch_size = batch_size
 
     async def settle(
-        self, event: SignalReceived, *, traceparent: str = "", put_back: bool = False
+        self,
+        event: SignalReceived,
+        *,
+        traceparent: str = "",
+        put_back: bool = False,
+        signal_seq: int = 0,
     ) -> Outcome:
         """Plan one signal, park it if its delay has not passed, or reject it with the reason.
 
@@ -78,7 +83,7 @@ class Planner:
         """
         try:
             due = due_ns(event)
-            result = self._plan(event)
+            result = self._plan(event, signal_seq)
         except Exception as exc:  # bad data or a planner bug: a retry gives the same answer
             log.warning("signal %s cannot be planned", event.signal_id, exc_info=True)
             await self.reject(
@@ -92,13 +97,23 @@ class Planner:
         await self._publish(event, result, traceparent)
         return Outcome.REJECTED if result.rejected else Outcome.PLANNED
 
-    def _plan(self, event: SignalReceived) -> Plan:
+    def _plan(self, event: SignalReceived, signal_seq: int = 0) -> Plan:
         prefix = f"{event.strategy_id}."
         subs = [s for k, s in self._subscriptions.items().items() if k.startswith(prefix)]
         accounts = {a.account_id: a for a in self._accounts.values()}
         now = self._clock.time_ns()
         today = dt.datetime.fromtimestamp(now / 1e9, tz=dt.UTC).date()
-        return plan(event, subs, accounts, self._book, self._shards, self._batch_size, today, now)
+        return plan(
+            event,
+            subs,
+            accounts,
+            self._book,
+            self._shards,
+            self._batch_size,
+            today,
+            now,
+            signal_seq,
+        )
 
     async def reject(self, strategy_id: str, signal_id: str, reason: str) -> None:
         """Record that a signal ends without orders, and why (the signal log shows it)."""

@@ -28,8 +28,10 @@ from phalanx_common.records import (
     TokenRecord,
     TradingStateRecord,
 )
+from phalanx_executor.account_order import AccountOrder
 from phalanx_executor.admin import create_app
 from phalanx_executor.budgets import BudgetBook
+from phalanx_executor.claim_leases import ClaimLeases
 from phalanx_executor.delayed_signals import DelayedSignals, delayed_consumer_spec
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
@@ -161,6 +163,13 @@ class ExecutorService:
             view=view,
             gates=Gates(states, guards, view),
             clock=self.clock,
+            leases=ClaimLeases(
+                await self.bus.key_value(subjects.Buckets.INTENT_LEASES),
+                self.owner,
+                self.clock,
+                s.claim_lease_s,
+            ),
+            order=AccountOrder(await self.bus.key_value(subjects.Buckets.ACCOUNT_ORDER)),
             settings=WorkerSettings(
                 login_windows=s.login_windows,
                 ip_windows=s.ip_windows,
@@ -169,6 +178,8 @@ class ExecutorService:
                 reconcile_grace_s=s.reconcile_grace_s,
                 reconcile_deadline_s=s.reconcile_deadline_s,
                 batch_pause_s=s.batch_pause_s,
+                permit_handback_s=s.permit_handback_s,
+                max_deliveries=s.exec_max_deliveries,
             ),
         )
         planner = Planner(
@@ -266,6 +277,8 @@ class ExecutorService:
                     subjects.exec_consumer(shard),
                     filter_subject=subjects.exec_subject(shard),
                     ack_wait_s=s.exec_ack_wait_s,
+                    # one more than the worker's bound, which dead-letters with outcomes first
+                    max_deliver=s.exec_max_deliveries + 1 if s.exec_max_deliveries else -1,
                 ),
                 self.worker.handle,
                 batch=s.shard_concurrency,
@@ -334,16 +347,25 @@ class ExecutorService:
             await self.pool.warm([login_id])
 
     async def stop(self) -> None:
-        """Stop consumers, then sockets, mirrors and connections (idempotent)."""
+        """Hand back or finish in-flight intents, then leave; then sockets, mirrors, connections.
+
+        ADR-0050: the heartbeat stays alive until the shard consumers have stopped fetching and
+        every in-flight batch has ended (intents not yet sent are released and their batches
+        naked), so no other replica takes the shards while this one still works them.
+        """
         if self._stopped:
             return
         self._stopped = True
         if self.http is not None:
             await self.http.stop()
         if self.membership is not None:
-            await self.membership.stop(leave=True)
+            await self.membership.stop_rebalancing()
+        if self.worker is not None:
+            self.worker.begin_stop()
         await asyncio.gather(*(loop.stop() for loop in self._shard_loops.values()))
         self._shard_loops.clear()
+        if self.membership is not None:
+            await self.membership.stop(leave=True)
         if self.signals is not None:
             await self.signals.stop()
         await asyncio.gather(*(loop.stop() for loop in self._loops), return_exceptions=True)

@@ -40,6 +40,12 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
         planner_ack_wait_s: ack wait of the planner's SIGNALS consumer (ADR-0040).
         delay_recheck_s: the longest a parked (delayed) signal waits before it is looked at
             again (ADR-0040).
+        claim_lease_s: lease of a claim's owner, renewed every quarter of it while the owner
+            works on the intent; nobody takes over a claim whose lease is alive (ADR-0050).
+        permit_handback_s: a permit wait longer than this hands the unsent intent back, so a
+            budget-bound or locked-out login never holds a shard's slots (ADR-0050; 0: never).
+        exec_max_deliveries: deliveries of a batch before it is dead-lettered with an outcome
+            per unfinished intent (ADR-0050; intents also expire at their signal's deadline).
     """
 
     service_name: str = "executor"
@@ -69,3 +75,6 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     lease_renew_s: float = 3.0
     planner_ack_wait_s: float = 30.0
     delay_recheck_s: float = 60.0
+    claim_lease_s: float = 15.0
+    permit_handback_s: float = 10.0
+    exec_max_deliveries: int = 100

@@ -241,7 +241,10 @@ class SignalConsumer:
                 await self._reject_unreadable(msg, f"unexpected {type(event).__name__}")
                 return
             traceparent = (msg.headers or {}).get("traceparent", "")
-            await self._planner.settle(event, traceparent=traceparent, put_back=is_put_back(msg))
+            seq = msg.metadata.sequence.stream if msg.metadata and msg.metadata.sequence else 0
+            await self._planner.settle(
+                event, traceparent=traceparent, put_back=is_put_back(msg), signal_seq=seq or 0
+            )
         finally:
             otel_context.detach(token)
 

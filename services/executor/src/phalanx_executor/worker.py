@@ -6,11 +6,17 @@ request (exits first when the budget is short), send, and record the outcome in 
 on the bus. An unknown outcome (timeout, dropped socket) is resolved by looking the order up by
 ``clOrdId`` at the venue; the intent is retried only when the venue provably has no such order.
 A batch is acked when every intent is terminal; otherwise it is nak'ed and comes back.
+
+Ownership and order (ADR-0050, ADR-0051): a claim's owner holds a lease on it while it works
+(:mod:`claim_leases`) and checks just before every send that the claim is still its own (KV
+revision); an account's intents run in signal order (:mod:`account_order`); a permit wait that
+would hold a shard's slot for long, or a stopping replica, hands unsent intents back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +39,9 @@ from phalanx_common.events import (
     OrderRejected,
     VenueAction,
 )
+from phalanx_executor.account_order import AccountOrder
 from phalanx_executor.budgets import BudgetBook
+from phalanx_executor.claim_leases import ClaimLeases
 from phalanx_executor.decision_inputs import working_orders
 from phalanx_executor.decisions import Decision, Step, decide
 from phalanx_executor.gates import Gates
@@ -86,6 +94,12 @@ class WorkerSettings:
     settle_s: float = 2.0
     position_wait_s: float = 5.0
     batch_pause_s: float = 0.0
+    # ADR-0050: a permit wait longer than this hands the unsent intent back (its batch comes
+    # back later), so one budget-bound or locked-out login never holds a shard's slots (0: never).
+    permit_handback_s: float = 10.0
+    # ADR-0050: a batch still open on its last delivery is dead-lettered with an outcome per
+    # intent (0: redelivered without bound).
+    max_deliveries: int = 0
 
 
 class _Unknown(Exception):
@@ -98,6 +112,10 @@ class _Expired(Exception):
 
 class _NotSent(Exception):
     """Nothing could be sent (no socket or token); the claim may be released."""
+
+
+class _HandBack(Exception):
+    """Nothing was sent and the intent goes back (the replica stops, or no permit for long)."""
 
 
 class _FailedBeforeSending(Exception):
@@ -123,6 +141,8 @@ class BatchWorker:
         clock: Clock,
         settings: WorkerSettings,
         permits: Permits | None = None,
+        leases: ClaimLeases | None = None,
+        order: AccountOrder | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
@@ -137,7 +157,15 @@ class BatchWorker:
         self.calls = VenueCalls(self.permits, self._budgets, lockout_s=settings.lockout_s)
         self._inflight: set[str] = set()
         self._account_locks: dict[int, asyncio.Lock] = {}
+        self._leases = leases
+        self._order = order
+        self._sent_ns: dict[str, int] = {}  # intent id -> when its last request went out
+        self._stopping = asyncio.Event()
         self.placed = 0
+
+    def begin_stop(self) -> None:
+        """Graceful stop: start no intent, and hand back those still waiting to send."""
+        self._stopping.set()
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -149,6 +177,10 @@ class BatchWorker:
         """Bus handler for one batch message."""
         if not isinstance(event, ExecBatch):
             raise Poison(f"unexpected {type(event).__name__} on an exec subject")
+        if self._order is not None:  # ADR-0051: queued in signal order before anything runs
+            await asyncio.gather(*(self._order.enter(i) for i in event.intents))
+        if self._stopping.is_set():
+            raise Retry("replica stopping: batch handed back", delay_s=0.5)
         # Every intent runs to its end before the batch is acked or nak'ed, so a redelivery
         # never races an attempt still in flight here.
         results = await asyncio.gather(
@@ -157,9 +189,21 @@ class BatchWorker:
         failed = [r for r in results if isinstance(r, BaseException)]
         for exc in failed:
             log.error("batch %s: intent failed: %r", event.batch_id, exc)
-        open_ = [r for r in results if isinstance(r, IntentOutcome) and r.state not in _DONE]
-        if failed or open_:
-            raise Retry(f"{len(open_)} intents not terminal, {len(failed)} failed", delay_s=2.0)
+        unfinished = [
+            intent
+            for intent, r in zip(event.intents, results, strict=True)
+            if not (isinstance(r, IntentOutcome) and r.state in _DONE)
+        ]
+        if unfinished:
+            delivered = msg.metadata.num_delivered if msg.metadata else 1
+            if self._s.max_deliveries and delivered >= self._s.max_deliveries:
+                await self._dead_letter(unfinished, delivered)
+                raise Poison(
+                    f"batch {event.batch_id}: {len(unfinished)} intents unfinished "
+                    f"after {delivered} deliveries"
+                )
+            delay = 0.5 if self._stopping.is_set() else 2.0
+            raise Retry(f"{len(unfinished)} intents not terminal, {len(failed)} failed", delay)
         if self._s.batch_pause_s > 0:  # the seed's fixed pause, kept as a knob (0: none)
             await asyncio.sleep(self._s.batch_pause_s)
 
@@ -175,34 +219,83 @@ class BatchWorker:
             return IntentOutcome(intent.intent_id, "pending")
         lock = self._account_locks.setdefault(intent.account_id, asyncio.Lock())
         async with lock:
-            return await self._execute(intent)
+            if self._order is None:
+                return await self._execute(intent)
+            await self._order.enter(intent)  # idempotent; the batch entered it already
+            waiting = await self._wait_turn(intent)
+            if waiting is not None:
+                return waiting
+            outcome = await self._execute(intent)
+            if outcome.state in _DONE:
+                await self._order.leave(intent)
+            return outcome
+
+    async def _wait_turn(self, intent: OrderIntent) -> IntentOutcome | None:
+        """``None`` when no earlier intent of the account is unresolved (ADR-0051)."""
+        assert self._order is not None
+        for earlier in await self._order.ahead(intent):
+            if await self._store.is_terminal(earlier):  # its worker ended before leaving
+                await self._order.drop(intent.account_id, earlier)
+                continue
+            if self._past_deadline(intent):
+                return await self._expire_unstarted(
+                    intent, f"not sent: earlier intent {earlier} of the account unresolved"
+                )
+            log.info("intent %s waits for %s of the same account", intent.intent_id, earlier)
+            return IntentOutcome(intent.intent_id, "waiting")
+        return None
+
+    async def _expire_unstarted(self, intent: OrderIntent, text: str) -> IntentOutcome:
+        claim = await self._store.claim(intent.intent_id, self._clock.time_ns())
+        try:
+            if claim.fresh:
+                return await self._expire(intent, claim, text)
+            if claim.record.state in TERMINAL:
+                await self._republish(intent, claim)
+                return IntentOutcome(intent.intent_id, "duplicate")
+            return IntentOutcome(intent.intent_id, "pending")
+        finally:
+            self._store.forget(intent.intent_id)
 
     async def _execute(self, intent: OrderIntent) -> IntentOutcome:
         self._inflight.add(intent.intent_id)
         try:
             claim = await self._store.claim(intent.intent_id, self._clock.time_ns())
             if claim.fresh:
-                return await self._attempt(intent, claim)
+                async with self._lease(intent.intent_id):
+                    return await self._attempt(intent, claim)
             return await self._resume(intent, claim)
-        except LostRace:
+        except LostRace as exc:
+            log.info("intent %s: %s; left to its owner", intent.intent_id, exc)
             return IntentOutcome(intent.intent_id, "pending")
         finally:
             self._inflight.discard(intent.intent_id)
+            self._store.forget(intent.intent_id)
+            self._sent_ns.pop(intent.intent_id, None)
+
+    def _lease(self, intent_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        if self._leases is None:
+            return contextlib.nullcontext()
+        return self._leases.hold(intent_id)
 
     async def _resume(self, intent: OrderIntent, claim: Claim) -> IntentOutcome:
         record = claim.record
         if record.state in TERMINAL:
             await self._republish(intent, claim)
             return IntentOutcome(intent.intent_id, "duplicate")
+        if self._leases is not None and await self._leases.holder(intent.intent_id) is not None:
+            return IntentOutcome(intent.intent_id, "pending")  # its owner is alive and at it
         age_s = (self._clock.time_ns() - record.claimed_ns) / 1e9
         if age_s < self._s.reconcile_grace_s:
             return IntentOutcome(intent.intent_id, "pending")  # its claimant may still be at it
-        if record.state == "claimed":  # claimant gone without an outcome: maybe sent
-            claim = await self._store.move(claim, "unknown", reason="claim-without-outcome")
-            await self._publish_unknown(intent, f"claimed by {record.owner} without an outcome")
-        return await self._reconcile(intent, claim, sent_ns=record.claimed_ns)
+        async with self._lease(intent.intent_id):
+            if record.state == "claimed":  # claimant gone without an outcome: maybe sent
+                claim = await self._store.move(claim, "unknown", reason="claim-without-outcome")
+                await self._publish_unknown(intent, f"claimed by {record.owner} without an outcome")
+            return await self._reconcile(intent, claim, sent_ns=record.claimed_ns)
 
     async def _attempt(self, intent: OrderIntent, claim: Claim) -> IntentOutcome:
+        self._sent_ns.pop(intent.intent_id, None)
         if self._past_deadline(intent):
             return await self._expire(intent, claim, "before connecting")
         try:
@@ -236,7 +329,7 @@ class BatchWorker:
             order_id, legs = await self._run(intent, sock, decision, contract_id)
         except _Expired as exc:
             return await self._expire(intent, claim, str(exc))
-        except _NotSent as exc:
+        except (_NotSent, _HandBack) as exc:
             await self._store.release(claim)
             log.info("intent %s: %s; released for redelivery", intent.intent_id, exc)
             return IntentOutcome(intent.intent_id, "not-ready")
@@ -246,9 +339,13 @@ class BatchWorker:
         except _Unknown as exc:
             claim = await self._store.move(claim, "unknown", reason=str(exc))
             await self._publish_unknown(intent, str(exc))
-            return await self._reconcile(intent, claim, sent_ns)
+            # ADR-0050: the grace runs from when the last request actually went out.
+            return await self._reconcile(
+                intent, claim, self._sent_ns.get(intent.intent_id, sent_ns)
+            )
         except RefusedStep as exc:
             return await self._reject(intent, claim, exc.reason, exc.text)
+        sent_ns = self._sent_ns.get(intent.intent_id, sent_ns)
         return await self._accept(
             intent, claim, order_id, legs, decision.operation, sent_ns, note=decision.note
         )
@@ -276,7 +373,9 @@ class BatchWorker:
                         )
                     continue
                 priority = Priority.ENTRY if step.kind == "entry" else Priority.PROTECT
-                result = await self._call(intent, sock, step, contract_id, priority)
+                result = await self._call(
+                    intent, sock, step, contract_id, priority, hand_back=not sent_any
+                )
                 sent_any = True
                 if result is not None:
                     order_id, legs = result
@@ -295,7 +394,7 @@ class BatchWorker:
                 if verdict.cls is ErrorClass.RETRYABLE and not sent_any:
                     raise _NotSent(str(exc)) from exc
                 raise _Unknown(f"{type(exc).__name__}: {exc}") from exc
-            except RefusedStep:
+            except (RefusedStep, LostRace, _HandBack):
                 raise
             except _Expired as exc:
                 if sent_any:
@@ -314,11 +413,14 @@ class BatchWorker:
         step: Step,
         contract_id: int,
         priority: Priority,
+        hand_back: bool = False,
     ) -> tuple[int | None, tuple[int | None, int | None]] | None:
         ticket: str | None = None
         penalties = refusals = 0
         while True:
-            await self._permit_before_deadline(intent, step, priority)
+            await self._permit_before_deadline(intent, step, priority, hand_back)
+            await self._still_owner(intent)
+            self._sent_ns[intent.intent_id] = self._clock.time_ns()
             try:
                 return await self._send(intent, sock, step, contract_id, ticket)
             except tv_errors.TradovateError as exc:
@@ -498,28 +600,88 @@ class BatchWorker:
         await self._publish_accepted(intent, order_id, legs, operation, sent_ns, recovered, note)
         return IntentOutcome(intent.intent_id, "accepted")
 
+    async def _still_owner(self, intent: OrderIntent) -> None:
+        """Just before a send: the claim is still ours, at our revision, with our lease alive.
+
+        Raises:
+            LostRace: if not; nothing is sent and the intent is left to its new owner.
+        """
+        await self._store.verify(intent.intent_id)
+        if self._leases is not None and not self._leases.held(intent.intent_id):
+            raise LostRace(f"{intent.intent_id}: the lease on the claim is running out")
+
     async def _permit_before_deadline(
-        self, intent: OrderIntent, step: Step, priority: Priority
+        self, intent: OrderIntent, step: Step, priority: Priority, hand_back: bool = False
     ) -> None:
         """Take a permit, but never send after the signal's deadline: the wait for a permit
         (a budget-bound login can wait minutes) ends at the deadline, and the deadline is checked
-        again once the permit is in hand, just before the request goes out."""
-        acquire = self.permits.acquire(self.budgets(intent.login_id), priority)
-        if not intent.not_after_ns:
-            await acquire
-            return
-        remaining_s = (intent.not_after_ns - self._clock.time_ns()) / 1e9
-        if remaining_s <= 0:
-            acquire.close()
-            raise _Expired(f"{step.kind} not sent: past the signal's deadline")
+        again once the permit is in hand, just before the request goes out.
+
+        With ``hand_back`` (nothing of the intent was sent yet), the wait also ends when the
+        replica stops or after ``permit_handback_s``: :class:`_HandBack` (ADR-0050)."""
+        remaining_s: float | None = None
+        if intent.not_after_ns:
+            remaining_s = (intent.not_after_ns - self._clock.time_ns()) / 1e9
+            if remaining_s <= 0:
+                raise _Expired(f"{step.kind} not sent: past the signal's deadline")
+        limit_s = remaining_s
+        handback_s = self._s.permit_handback_s if hand_back else 0.0
+        if handback_s > 0 and (limit_s is None or handback_s < limit_s):
+            limit_s = handback_s
+        acquire = asyncio.ensure_future(
+            self.permits.acquire(self.budgets(intent.login_id), priority)
+        )
+        stop = asyncio.ensure_future(self._stopping.wait()) if hand_back else None
         try:
-            await asyncio.wait_for(acquire, remaining_s)
-        except TimeoutError:
+            await asyncio.wait(
+                {acquire} if stop is None else {acquire, stop},
+                timeout=limit_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if stop is not None:
+                stop.cancel()
+            if not acquire.done():
+                # Not awaited: a cancel that lands inside a Redis call can be swallowed there,
+                # and the wait would then last until the permit came. A permit granted after
+                # this point is simply not used.
+                acquire.cancel()
+                acquire.add_done_callback(_consume_result)
+        if not acquire.cancelled() and acquire.done():
+            acquire.result()  # raises what the limiter raised (e.g. Redis down)
+            if self._past_deadline(intent):
+                raise _Expired(f"{step.kind} not sent: the permit came after the deadline")
+            return
+        if self._stopping.is_set() and hand_back:
+            raise _HandBack(f"{step.kind} not sent: the replica is stopping")
+        if limit_s is not None and limit_s == remaining_s:
             raise _Expired(
                 f"{step.kind} not sent: no permit of the login's budget before the deadline"
-            ) from None
-        if self._past_deadline(intent):
-            raise _Expired(f"{step.kind} not sent: the permit came after the deadline")
+            )
+        raise _HandBack(f"{step.kind} not sent: no permit of the login's budget within {limit_s}s")
+
+    async def _dead_letter(self, intents: list[OrderIntent], delivered: int) -> None:
+        """A batch that will not come back: every intent still open ends with a visible outcome.
+
+        An intent nobody claimed is rejected (``undeliverable``); one that may have been sent
+        stays unknown and says so (its account's later intents keep waiting for it, ADR-0051).
+        """
+        text = f"batch dead-lettered after {delivered} deliveries"
+        for intent in intents:
+            claim = await self._store.claim(intent.intent_id, self._clock.time_ns())
+            try:
+                if claim.fresh:
+                    await self._reject(intent, claim, "undeliverable", text)
+                    if self._order is not None:
+                        await self._order.leave(intent)
+                elif claim.record.state in TERMINAL:
+                    await self._republish(intent, claim)
+                else:
+                    await self._publish_unknown(intent, f"{text} while {claim.record.state}")
+            except Exception:
+                log.exception("intent %s: no outcome recorded at dead-lettering", intent.intent_id)
+            finally:
+                self._store.forget(intent.intent_id)
 
     def _past_deadline(self, intent: OrderIntent) -> bool:
         return bool(intent.not_after_ns) and self._clock.time_ns() > intent.not_after_ns
@@ -610,6 +772,12 @@ class BatchWorker:
         event = OrderOutcomeUnknown(**self._about(intent), reason=reason)
         subject = subjects.orders_subject(intent.account_id)
         await self._bus.publish(subject, event, msg_id=f"unknown-{event.event_id}")
+
+
+def _consume_result(task: asyncio.Future[None]) -> None:
+    """Retrieve an abandoned permit wait's outcome so it is never reported as unretrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 class RefusedStep(Exception):
