@@ -51,6 +51,8 @@ class System:
     endpoints: Endpoints = field(default_factory=Endpoints)
     extra_env: dict[str, str] = field(default_factory=dict)
     executor_port: int = 0
+    spare_executors: int = 0  # ports kept for replicas that join later (add_executor)
+    base_env: dict[str, str] = field(default_factory=dict)
 
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
         log = (self.log_dir / f"{name}.log").open("wb")
@@ -66,6 +68,23 @@ class System:
         proc.kill()
         proc.wait(timeout=10)
 
+    def terminate(self, name: str, timeout_s: float = 60) -> int:
+        """Stop one process gracefully (SIGTERM) and wait for it; returns its exit code."""
+        proc = self.procs[self.names.index(name)]
+        proc.terminate()
+        return proc.wait(timeout=timeout_s)
+
+    def add_executor(self) -> str:
+        """Start one more executor replica (a replica joining); returns its name."""
+        ordinal = sum(1 for name in self.names if name.startswith("executor-"))
+        if ordinal >= self.executors + self.spare_executors:
+            raise RuntimeError("no port kept for another replica (spare_executors)")
+        name = f"executor-{ordinal}"
+        self._spawn(
+            name, "phalanx_executor", {**self.base_env, "PHALANX_REPLICA_ORDINAL": str(ordinal)}
+        )
+        return name
+
     def executor_url(self, ordinal: int) -> str:
         """Base URL of an executor replica's HTTP API."""
         return f"http://127.0.0.1:{self.executor_port + ordinal}"
@@ -75,8 +94,8 @@ class System:
         self.nats = start_nats()
         self.redis = start_redis()
         ports = {name: free_port() for name in ("sim", "auth", "ingest", "ledger")}
-        self.executor_port = _free_port_run(self.executors)
-        base = {
+        self.executor_port = _free_port_run(self.executors + self.spare_executors)
+        base = self.base_env = {
             **os.environ,
             "PHALANX_NATS_URL": self.nats.url,
             "PHALANX_REDIS_URL": self.redis.url + "/0",
