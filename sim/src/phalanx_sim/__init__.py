@@ -1,7 +1,7 @@
 """Phalanx Tradovate simulator: a protocol-faithful venue for tests, CI, demos and benchmarks.
 
 REST under ``/v1`` and the trading WebSocket at ``/v1/websocket`` follow Tradovate's wire
-protocol (reference/tradovate-api.md); ``/admin`` creates users, moves prices and inspects state.
+protocol (docs/tradovate-protocol.md); ``/admin`` creates users, moves prices and inspects state.
 Run it with ``python -m phalanx_sim`` / ``phalanx-sim``, or in-process with :class:`Simulator`.
 """
 

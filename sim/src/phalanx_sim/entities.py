@@ -1,7 +1,7 @@
 """Tradovate entities exactly as they travel on the wire (camelCase, absent fields omitted).
 
 Field names and enums follow the official OpenAPI spec and the maintainer's entity docs
-(reference/tradovate-api.md §4.8). Optional fields default to ``None`` and are left out of the
+(docs/tradovate-protocol.md §4.8). Optional fields default to ``None`` and are left out of the
 JSON, as the venue does. Entities are mutable: the simulator updates them in place and
 publishes the new state as a ``props`` ``Updated`` event.
 """

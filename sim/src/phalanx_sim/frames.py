@@ -1,4 +1,4 @@
-"""SockJS-style frames of Tradovate's WebSocket protocol (reference/tradovate-api.md §3).
+"""SockJS-style frames of Tradovate's WebSocket protocol (docs/tradovate-protocol.md §3).
 
 Server → client: ``o`` (open), ``h`` (heartbeat), ``a[...]`` (a JSON array of messages),
 ``c[code,"reason"]`` (close). Client → server: ``[]`` (heartbeat) or a request

@@ -1,4 +1,4 @@
-"""Rate limits, penalties, lockouts and violation counting (reference/tradovate-api.md §5).
+"""Rate limits, penalties, lockouts and violation counting (docs/tradovate-protocol.md §5).
 
 Per login (user id), every counted request goes through two rolling windows (default 80 per
 minute and 5,000 per hour). The escalation for a login that goes over:

@@ -1,4 +1,4 @@
-"""OAuth authorization-code flow, as Tradovate runs it (reference/tradovate-api.md §2.4).
+"""OAuth authorization-code flow, as Tradovate runs it (docs/tradovate-protocol.md §2.4).
 
 - ``GET /oauth?response_type=code&client_id=&redirect_uri=&state=[&code_challenge=
   &code_challenge_method=S256]`` (at the server root, like ``trader.tradovate.com/oauth``)

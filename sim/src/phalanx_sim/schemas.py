@@ -1,6 +1,6 @@
 """Request bodies and response shapes of the Tradovate endpoints the simulator serves.
 
-Names and casing are Tradovate's (reference/tradovate-api.md §2, §3.1, §4). Unknown fields in a
+Names and casing are Tradovate's (docs/tradovate-protocol.md §2, §3.1, §4). Unknown fields in a
 request (``p-ticket``, ``admin``...) are ignored, as the venue ignores what it does not need.
 """
 

@@ -5,7 +5,7 @@ and ``order/placeoso`` are the same), the caller's session, the raw query string
 body, and returns a :class:`Reply` (an HTTP-like status and a payload). The transports only frame
 it: REST as the HTTP status and JSON body, the socket as ``a[{"s":..,"i":..,"d":..}]``.
 
-Decisions where the reference is silent or uncertain (reference/tradovate-api.md):
+Decisions where the reference is silent or uncertain (docs/tradovate-protocol.md):
 
 - Wrong credentials: HTTP 200 with ``{"errorText": ...}`` (as the venue does, §2.1).
 - Missing or invalid token: status 401 with ``"Access is denied"``.

@@ -1,6 +1,6 @@
 """Every check of Tradovate's failure shapes, shared by the REST and WebSocket clients.
 
-HTTP 200 does not mean success (reference/tradovate-api.md §5, §7.2): a body may carry a penalty
+HTTP 200 does not mean success (docs/tradovate-protocol.md §5, §7.2): a body may carry a penalty
 ticket, ``errorText``, ``failureReason``/``failureText`` or ``violations``.
 """
 

@@ -4,7 +4,7 @@
 It is ``True`` only when the venue certainly did not act (penalty ticket, lockout, refused
 connection, rejected order) or the request is a read. An unknown outcome (timeout, dropped
 connection, 5xx on an order) is never retry-safe for order placement: reconcile by ``clOrdId``
-first (DESIGN.md §2).
+first (ADR-0006, ADR-0055).
 """
 
 from __future__ import annotations

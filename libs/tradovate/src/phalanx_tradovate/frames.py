@@ -6,7 +6,7 @@ Server frames (first character): ``o`` open, ``h`` heartbeat, ``a[...]`` a JSON 
 where ``entity`` may be one object or an array. Client requests are the text
 ``<endpoint>\\n<id>\\n<query>\\n<body>``; the client heartbeat is ``[]``.
 
-Source: reference/tradovate-api.md §3.
+Source: docs/tradovate-protocol.md §3.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every call returns a typed wire struct or raises a typed :mod:`phalanx_tradovate
 the failure shapes (``errorText`` in a 200, ``failureReason``, ``p-ticket``, 401, 423/429, 5xx)
 are checked in :mod:`phalanx_tradovate.checks`. Only :meth:`TradovateRest.access_token_request`
 honours a penalty ticket by itself (once); for everything else the caller's rate limiter owns the
-wait and resends with ``p_ticket=`` (DESIGN.md §2).
+wait and resends with ``p_ticket=`` (ADR-0004, docs/tradovate-protocol.md §5).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ over time). Prices are :class:`decimal.Decimal` in Python and JSON numbers on th
 as ``None`` are omitted when encoding; the compliance flag ``isAutomated`` is always sent as
 ``true`` unless explicitly set to ``False``, and ``admin`` on ``liquidateposition`` is always sent.
 
-Sources: reference/tradovate-api.md §2, §3.1, §4 (Tradovate's OpenAPI spec, S4).
+Sources: docs/tradovate-protocol.md §2, §3.1, §4 (from Tradovate's OpenAPI description).
 """
 
 from __future__ import annotations

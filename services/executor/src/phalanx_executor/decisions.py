@@ -1,4 +1,4 @@
-"""What an intent means for one account right now: the TradersPost semantics (field-survey §1.3).
+"""What an intent means for one account right now: TradersPost semantics (docs/signal-fields.md).
 
 :func:`decide` is pure: given the intent, the account's signed position in the contract and its
 working orders there, it returns the venue steps to take, or a refusal with a reason.
