@@ -25,6 +25,7 @@ from phalanx_common.contracts import ContractBook, UnknownTicker
 from phalanx_common.events import IntentKind, OrderIntent, Signal, SignalReceived, VenueAction
 from phalanx_common.records import AccountRecord, SubscriptionRecord
 from phalanx_executor import order_spec
+from phalanx_executor.delayed_signals import due_ns
 from phalanx_executor.sharding import shard_of
 
 __all__ = ["Plan", "PlannedBatch", "Skip", "plan"]
@@ -47,8 +48,7 @@ def deadline_ns(event: SignalReceived) -> int:
     """The last moment an order of this signal may be sent."""
     if event.not_after_ns:
         return event.not_after_ns
-    delay_s = float(event.signal.delay_s or 0)
-    return event.ts_event + int((delay_s + LEGACY_MAX_AGE_S) * 1e9)
+    return due_ns(event) + LEGACY_MAX_AGE_S * 1_000_000_000
 
 
 @dataclass(frozen=True)
