@@ -210,6 +210,8 @@ class Rig:
         unresolved = [
             a for a in entry.get("accounts", []) if a["outcome"] in ("pending", "unknown")
         ]
+        self.system.dump_tasks()  # where each replica waits, into its log
+        await asyncio.sleep(1.0)
         raise AssertionError(
             f"signal {signal_id} has no final outcome for every account after {timeout_s} s: "
             f"status {entry.get('status')}, counts {entry.get('counts')}, unresolved "

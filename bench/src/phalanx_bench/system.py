@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -67,6 +68,12 @@ class System:
         proc = self.procs[self.names.index(name)]
         proc.kill()
         proc.wait(timeout=10)
+
+    def dump_tasks(self, prefix: str = "executor-") -> None:
+        """Ask the running processes named ``prefix*`` to log their asyncio tasks (SIGUSR2)."""
+        for name, proc in zip(self.names, self.procs, strict=True):
+            if name.startswith(prefix) and proc.poll() is None:
+                proc.send_signal(signal.SIGUSR2)
 
     def terminate(self, name: str, timeout_s: float = 60) -> int:
         """Stop one process gracefully (SIGTERM) and wait for it; returns its exit code."""

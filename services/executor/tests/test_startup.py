@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from phalanx_testing.servers import ServerProcess, free_port
+from phalanx_testing.servers import ServerProcess, free_port, start_nats, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +38,53 @@ def test_unreachable_redis_exits_2_naming_redis(nats_server: ServerProcess) -> N
     result = _run_executor(nats_server.url, redis_url)
     assert result.returncode == 2
     assert f"cannot reach Redis at {redis_url}" in result.stderr
+
+
+def test_a_replica_whose_nats_and_redis_stopped_first_still_exits_cleanly_and_promptly() -> None:
+    """`make run`'s Ctrl-C stops every process at once and SIGKILLs what is left after 5 s.
+
+    The replica's graceful stop must not wait out its whole shutdown budget (10 s) on a bus that
+    is gone: it used to, and was killed (rc -9) at every Ctrl-C.
+    """
+    nats = start_nats()
+    redis = start_redis()
+    env = {
+        **os.environ,
+        "PHALANX_NATS_URL": nats.url,
+        "PHALANX_REDIS_URL": redis.url,
+        "PHALANX_EXECUTOR_PORT": "0",
+        "PHALANX_SHUTDOWN_BUDGET_S": "10",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phalanx_executor"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        assert proc.stderr is not None
+        for line in proc.stderr:  # wait until it works its shards
+            lines.append(line)
+            if "listening on" in line:  # the last step of its start
+                break
+        else:
+            raise AssertionError("the replica never started: " + "".join(lines[-20:]))
+        nats.stop()
+        redis.stop()
+        proc.send_signal(signal.SIGTERM)
+        # well inside the budget: 10 s would mean it waited on the missing bus
+        try:
+            _, rest = proc.communicate(timeout=7)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, rest = proc.communicate()
+            raise AssertionError("still stopping after 7 s:\n" + rest[-3000:]) from None
+        assert proc.returncode == 0, rest[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        nats.stop()
+        redis.stop()

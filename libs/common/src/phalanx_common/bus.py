@@ -45,11 +45,14 @@ from phalanx_common import ids, subjects
 from phalanx_common.codec import decode_event, encode
 from phalanx_common.errors import DependencyUnavailable, Poison, Retry
 from phalanx_common.events import AnyEvent, MessageTerminated
+from phalanx_common.tasks import cancel_and_wait
 from phalanx_common.telemetry import extract_context, inject_headers
 
 __all__ = ["MSG_ID", "Bus", "ConsumerLoop", "ConsumerSpec", "Handler"]
 
 log = logging.getLogger(__name__)
+
+_FETCH_TIMEOUT_S = 1.0  # how long one pull waits for messages before the loop looks again
 
 MSG_ID = "Nats-Msg-Id"
 
@@ -260,7 +263,12 @@ class ConsumerLoop:
         """Stop fetching, let in-flight handlers finish, unsubscribe (idempotent)."""
         self._stopping.set()
         if self._task is not None:
-            await self._task
+            # A fetch ends within its own timeout while the server is there; one that outlives
+            # it hangs on a connection that is gone (the server stopped first): give it up.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), _FETCH_TIMEOUT_S + 2.0)
+            except TimeoutError:
+                await cancel_and_wait(self._task)
             self._task = None
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
@@ -298,7 +306,7 @@ class ConsumerLoop:
             if slots == 0:
                 break
             try:
-                msgs = await self._sub.fetch(slots, timeout=1.0)
+                msgs = await self._sub.fetch(slots, timeout=_FETCH_TIMEOUT_S)
             except (TimeoutError, NatsTimeoutError):
                 msgs = []
             except Exception as exc:

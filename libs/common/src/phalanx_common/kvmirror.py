@@ -12,6 +12,7 @@ import msgspec
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from phalanx_common.codec import decode
+from phalanx_common.tasks import cancel_and_wait
 
 __all__ = ["KvMirror"]
 
@@ -66,9 +67,7 @@ class KvMirror(Generic[T]):
                 await self._watcher.stop()  # type: ignore[no-untyped-call]
             self._watcher = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     def get(self, key: str) -> T | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import signal
 import sys
@@ -11,7 +12,7 @@ from typing import Protocol, TypeVar
 
 from phalanx_common.errors import DependencyUnavailable
 
-__all__ = ["Service", "configure_logging", "run_service", "run_service_main"]
+__all__ = ["Service", "configure_logging", "dump_tasks", "run_service", "run_service_main"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ async def run_service(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR2, dump_tasks)
     service = await factory(settings)
     try:
         await service.start()
@@ -60,8 +62,21 @@ async def run_service(
             await asyncio.wait_for(service.stop(), shutdown_budget_s)
         except TimeoutError:
             log.error("shutdown exceeded its budget of %.1fs", shutdown_budget_s)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             loop.remove_signal_handler(sig)
+
+
+def dump_tasks() -> None:
+    """Log where every asyncio task of the process is waiting (``kill -USR2 <pid>``).
+
+    For a process that seems stuck: one WARNING record per task with its stack.
+    """
+    tasks = asyncio.all_tasks()
+    log.warning("task dump: %d tasks", len(tasks))
+    for task in tasks:
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
 def run_service_main(

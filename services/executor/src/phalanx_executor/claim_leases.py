@@ -22,6 +22,7 @@ from nats.js.kv import KeyValue
 from phalanx_common.clock import Clock
 from phalanx_common.codec import decode, encode
 from phalanx_common.records import IntentLeaseRecord
+from phalanx_common.tasks import cancel_and_wait
 
 __all__ = ["ClaimLeases"]
 
@@ -67,9 +68,9 @@ class ClaimLeases:
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            # A cancellation can be lost inside a KV request (Python 3.11 wait_for): a plain
+            # cancel-and-await then waited forever while the renewer kept the lease alive.
+            await cancel_and_wait(renewer)
             self._expires.pop(intent_id, None)
             revision = self._revisions.pop(intent_id, None)
             with contextlib.suppress(Exception):  # never delete a lease someone else wrote since

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from phalanx_common.bus import Bus
 from phalanx_common.events import FillReceived
+from phalanx_common.tasks import cancel_and_wait
 
 __all__ = ["FillOutbox"]
 
@@ -90,9 +91,7 @@ class FillOutbox:
                 await asyncio.wait_for(self._drained.wait(), drain_s)
         if self._queue:
             log.error("fill outbox stopped with %d fills unpublished", len(self._queue))
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def _run(self) -> None:

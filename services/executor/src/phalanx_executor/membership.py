@@ -26,6 +26,7 @@ from phalanx_common.clock import Clock
 from phalanx_common.codec import encode
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import ReplicaHeartbeat
+from phalanx_common.tasks import cancel_and_wait
 
 __all__ = ["Membership", "assign_shards"]
 
@@ -54,8 +55,10 @@ class Membership:
         lease_ttl_s: float,
         lease_renew_s: float,
         on_assignment: Callable[[list[int]], Awaitable[None]],
+        connected: Callable[[], bool] = lambda: True,
     ) -> None:
         self._kv = kv
+        self._connected = connected
         self._mirror = mirror
         self._clock = clock
         self._ordinal = ordinal
@@ -109,21 +112,22 @@ class Membership:
     async def stop_rebalancing(self) -> None:
         """Stop reacting to membership changes; the heartbeat goes on (graceful shutdown)."""
         for task in self._tasks[1:]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         del self._tasks[1:]
 
     async def stop(self, leave: bool = True) -> None:
         """Stop heartbeating; with ``leave``, delete the heartbeat so others take over at once."""
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks.clear()
-        if leave:
+        if leave and not self._connected():
+            # NATS already gone (everything stopping at once): the delete cannot land, and a
+            # request on a reconnecting client does not even give up when cancelled. The
+            # heartbeat simply expires.
+            log.info("membership: not connected; heartbeat left to expire")
+        elif leave:
             with contextlib.suppress(Exception):
-                await self._kv.delete(f"replica.{self._ordinal}")
+                await asyncio.wait_for(self._kv.delete(f"replica.{self._ordinal}"), 2.0)
 
     async def _beat_loop(self) -> None:
         while True:

@@ -53,6 +53,7 @@ class ConnectionPool:
         calls: VenueCalls | None = None,
         reconnect_backoff_s: float = 0.5,
         reconnect_backoff_max_s: float = 30.0,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self._ws_url = ws_url
         self._token_for = token_for
@@ -64,6 +65,7 @@ class ConnectionPool:
         self._calls = calls
         self._backoff_s = reconnect_backoff_s
         self._backoff_max_s = reconnect_backoff_max_s
+        self._owns = owns or (lambda _login: True)
         self._failures: dict[str, int] = {}
         self._reconnects: dict[str, asyncio.Task[None]] = {}
         self._closing = False
@@ -100,6 +102,8 @@ class ConnectionPool:
             return await self._connect(login_id)
 
     async def _connect(self, login_id: str) -> TradovateSocket:
+        if not self._owns(login_id):
+            raise LoginNotReady(f"login {login_id!r} is not worked by this replica")
         token = self._token_for(login_id)
         if token is None:
             raise LoginNotReady(f"no token for login {login_id!r} yet")
@@ -145,6 +149,10 @@ class ConnectionPool:
                 with contextlib.suppress(Exception):
                     await sock.close()
                 raise LoginNotReady(f"login {login_id!r}: cannot connect: {exc}") from exc
+        if not self._owns(login_id):  # its shard moved away while connecting: keep no socket
+            with contextlib.suppress(Exception):
+                await sock.close()
+            raise LoginNotReady(f"login {login_id!r} is no longer worked by this replica")
         self._sockets[login_id] = sock
         self._tokens[login_id] = token.access_token
         self._failures.pop(login_id, None)
@@ -172,9 +180,13 @@ class ConnectionPool:
             await asyncio.sleep(delay)
             if login_id not in self._sockets or self._closing:
                 return  # dropped on purpose meanwhile
+            if not self._owns(login_id):  # its shard moved away meanwhile
+                self._reconnects.pop(login_id, None)  # so drop() does not cancel this task
+                await self.drop(login_id)
+                return
             try:
                 await self.get(login_id)
-            except LoginNotReady as exc:
+            except Exception as exc:  # LoginNotReady, or Redis/NATS down for the permit
                 self._failures[login_id] = self._failures.get(login_id, 0) + 1
                 log.warning("reconnect of %s failed: %s", login_id, exc)
                 self._reconnects.pop(login_id, None)

@@ -138,6 +138,9 @@ class ExecutorService:
             connect_concurrency=s.connect_concurrency,
             request_timeout_s=s.request_timeout_s,
             calls=calls,
+            # a socket only for logins of the shards worked here, checked when it is stored
+            # (a token update followed while the shard moved away must not leave one behind)
+            owns=lambda login_id: shard_of(login_id, s.shards) in self.shards,
         )
         view = VenueView(self.bus, self.clock, pool.get, permit=permit, honour=calls.honour)
         view_ref.append(view)
@@ -219,6 +222,7 @@ class ExecutorService:
             lease_ttl_s=s.lease_ttl_s,
             lease_renew_s=s.lease_renew_s,
             on_assignment=self._work_shards,
+            connected=lambda: self.bus.nc.is_connected,
         )
         await self.membership.start()
         worker = self.worker

@@ -23,6 +23,7 @@ from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.events import FillReceived
+from phalanx_common.tasks import cancel_and_wait
 from phalanx_executor.fill_outbox import FillOutbox
 from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateError, TradovateSocket, wire
 
@@ -294,9 +295,7 @@ class VenueView:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), 5)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
         await self.outbox.stop()
 

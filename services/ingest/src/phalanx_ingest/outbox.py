@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from phalanx_common.clock import Clock
+from phalanx_common.tasks import cancel_and_wait
 
 __all__ = ["Outbox", "OutboxDrainer", "OutboxLockedError", "OutboxRow"]
 
@@ -227,9 +228,7 @@ class OutboxDrainer:
     async def stop(self) -> None:
         """Stop draining (rows not yet published stay in the outbox for the next start)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

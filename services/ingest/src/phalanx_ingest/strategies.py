@@ -29,6 +29,7 @@ from phalanx_common.codec import decode, encode
 from phalanx_common.errors import PhalanxError
 from phalanx_common.records import StrategyRecord
 from phalanx_common.subjects import safe_token
+from phalanx_common.tasks import cancel_and_wait
 
 __all__ = [
     "StrategyDirectory",
@@ -104,9 +105,7 @@ class StrategyDirectory:
                 await self._watcher.stop()  # type: ignore[no-untyped-call]
             self._watcher = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     def get(self, strategy_id: str) -> StrategyRecord | None:

@@ -1,0 +1,69 @@
+"""Leaving a claim lease ends its renewer even when a KV request swallowed the cancellation.
+
+The chaos test stalled on this: Python 3.11's ``asyncio.wait_for`` (inside every nats-py request)
+can drop a cancellation that arrives just as the request completes. The renewer then went on
+renewing, ``hold()`` waited for it forever, the intent never ended and its lease stayed alive,
+so no other replica could take it over: one login's accounts got no outcome at all. The KV here
+is the real bucket; only the lost cancellation is staged (it cannot be provoked on demand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from phalanx_common import subjects
+from phalanx_common.bus import Bus
+from phalanx_common.clock import LiveClock
+from phalanx_common.tasks import cancel_and_wait
+from phalanx_executor.claim_leases import ClaimLeases
+
+pytestmark = pytest.mark.integration
+
+
+class LosesOneCancellation:
+    """The real bucket, except that one ``update`` swallows the cancellation landing in it."""
+
+    def __init__(self, kv: Any) -> None:
+        self._kv = kv
+        self.updating = asyncio.Event()
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+    async def update(self, *args: Any, **kwargs: Any) -> int:
+        if self.lost:
+            return int(await self._kv.update(*args, **kwargs))
+        self.updating.set()
+        try:
+            await asyncio.sleep(30)  # the request in flight when the holder leaves
+        except asyncio.CancelledError:
+            self.lost += 1  # as wait_for does when the reply lands with the cancellation
+        return int(await self._kv.update(*args, **kwargs))
+
+
+async def test_leaving_the_lease_ends_even_if_the_renewer_lost_a_cancellation(
+    nats_url: str,
+) -> None:
+    bus = await Bus.connect(nats_url, "test")
+    try:
+        await bus.ensure_topology()
+        kv = LosesOneCancellation(await bus.key_value(subjects.Buckets.INTENT_LEASES))
+        leases = ClaimLeases(kv, "r0", LiveClock(), lease_s=0.4)  # type: ignore[arg-type]
+
+        async def work() -> None:
+            async with leases.hold("intent-1"):
+                await kv.updating.wait()  # the renewer is inside a request
+
+        task = asyncio.create_task(work())
+        done, _ = await asyncio.wait({task}, timeout=10.0)
+        await cancel_and_wait(task)
+        assert task in done, "leaving the lease waited for a renewer that never ended"
+        task.result()
+        assert kv.lost == 1
+        assert not leases.held("intent-1")
+    finally:
+        await bus.close()
