@@ -117,7 +117,8 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     sooner; 0 on events written before it existed). ``max_quantity`` is the strategy's maximum
     at receipt (0: none recorded). ``contract`` pins a continuous ticker (``MNQ1!``) to the
     contract it named when received, so a signal planned after a roll (late, or delayed) still
-    trades what was asked.
+    trades what was asked. ``replay_of`` names the signal an operator deliberately re-ran as this
+    one (ADR-0090; ``replay_by`` and ``replay_reason`` as the request gave them).
     """
 
     signal_id: str
@@ -126,6 +127,9 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     not_after_ns: int = 0
     max_quantity: int = 0
     contract: str = ""  # Tradovate's dated symbol the ticker resolved to at receipt ("": none)
+    replay_of: str = ""  # the original signal's id when this is a deliberate re-run
+    replay_by: str = ""
+    replay_reason: str = ""
 
 
 class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

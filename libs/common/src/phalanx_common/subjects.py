@@ -18,6 +18,7 @@ __all__ = [
     "EXEC",
     "FILLS",
     "ORDERS",
+    "REPLAYS",
     "SIGNALS",
     "UNATTRIBUTED_FILLS",
     "Bucket",
@@ -32,6 +33,7 @@ __all__ = [
     "fills_subject",
     "orders_subject",
     "planned_subject",
+    "replay_subject",
     "safe_token",
     "signals_subject",
 ]
@@ -109,7 +111,26 @@ DELAYED = StreamSpec(
     description="Signals with a delay, parked until due, then put back on SIGNALS (ADR-0040)",
 )
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (SIGNALS, EXEC, ORDERS, FILLS, AUTH, CONTROL, DELAYED)
+REPLAYS = StreamSpec(
+    "REPLAYS",
+    ("signals-replay.>",),
+    # A retried request (same Nats-Msg-Id) is stored once; ingest also derives the re-run's id
+    # from that message id, so a redelivered request re-runs nothing twice (ADR-0090).
+    duplicate_window_s=24 * 3600.0,
+    max_age_s=30 * 24 * 3600.0,
+    description="Operators' requests to re-run a stored signal under a new id (ADR-0090)",
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (
+    SIGNALS,
+    EXEC,
+    ORDERS,
+    FILLS,
+    AUTH,
+    CONTROL,
+    DELAYED,
+    REPLAYS,
+)
 
 
 def signals_subject(strategy_id: str) -> str:
@@ -127,6 +148,11 @@ def delayed_subject(strategy_id: str) -> str:
 
 DELAYED_ALL = "delayed.>"
 SIGNALS_REPLAY = "signals-replay.>"
+
+
+def replay_subject(strategy_id: str) -> str:
+    """Subject on which an operator asks to re-run one of a strategy's stored signals."""
+    return f"signals-replay.{safe_token(strategy_id)}"
 
 
 def exec_subject(shard: int) -> str:
@@ -175,6 +201,7 @@ class Consumers:
 
     PLANNER = "planner"
     DELAYED = "delayed-signals"
+    REPLAYER = "replayer"  # ingest's consumer of REPLAYS (ADR-0090)
 
     @staticmethod
     def control(ordinal: int) -> str:

@@ -103,8 +103,11 @@ class SignalPublisher:
         not_after_ns: int = 0,
         max_quantity: int = 0,
         contract: str = "",
+        replay_of: str = "",
+        replay_by: str = "",
+        replay_reason: str = "",
     ) -> PublishResult:
-        """Make one signal durable and say how.
+        """Make one signal durable and say how (``replay_*``: a deliberate re-run, ADR-0090).
 
         Raises:
             SignalsUnavailableError: if it could be made durable neither in JetStream nor in
@@ -120,6 +123,9 @@ class SignalPublisher:
             not_after_ns=not_after_ns,
             max_quantity=max_quantity,
             contract=contract,
+            replay_of=replay_of,
+            replay_by=replay_by,
+            replay_reason=replay_reason,
         )
         subject = subjects.signals_subject(strategy_id)
         data = encode(event)

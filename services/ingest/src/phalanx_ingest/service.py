@@ -15,6 +15,7 @@ from phalanx_ingest.app import create_app
 from phalanx_ingest.outbox import Outbox
 from phalanx_ingest.publisher import SignalPublisher
 from phalanx_ingest.repeats import RepeatGuard
+from phalanx_ingest.replayer import Replayer
 from phalanx_ingest.settings import IngestSettings
 from phalanx_ingest.signallog import SignalLog, SignalLogFollower
 from phalanx_ingest.strategies import StrategyDirectory
@@ -35,6 +36,7 @@ class IngestService:
         app: The FastAPI application.
         publisher: The signal publisher (its outbox drainer runs while the service does).
         follower: Feeds the signal log, if it is kept.
+        replayer: Carries out re-run requests from ``signals-replay.>`` (ADR-0090).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class IngestService:
         app: FastAPI,
         publisher: SignalPublisher | None = None,
         follower: SignalLogFollower | None = None,
+        replayer: Replayer | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -52,6 +55,7 @@ class IngestService:
         self.app = app
         self.publisher = publisher
         self.follower = follower
+        self.replayer = replayer
         # X-Forwarded-For is judged by the webhook itself (trusted_proxies), never by uvicorn.
         self._http = HttpServer(
             app, settings.http_host, settings.ingest_port, name="ingest", proxy_headers=False
@@ -70,12 +74,16 @@ class IngestService:
             self.publisher.start()
         if self.follower is not None:
             await self.follower.start()
+        if self.replayer is not None:
+            await self.replayer.start()
         await self._http.start()
 
     async def stop(self) -> None:
         """Stop serving, then the drainer and followers, close the outbox and NATS
         (idempotent). Unpublished outbox rows stay on disk for the next start."""
         await self._http.stop()
+        if self.replayer is not None:
+            await self.replayer.stop()
         if self.follower is not None:
             await self.follower.stop()
         if self.publisher is not None:
@@ -122,4 +130,5 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
     follower = SignalLogFollower(bus.js, signal_log) if signal_log is not None else None
     repeats = RepeatGuard(repeats_kv, lambda: bool(bus.nc.is_connected))
     app = create_app(settings, strategies, subscriptions, publisher, clock, signal_log, repeats)
-    return IngestService(settings, bus, strategies, app, publisher, follower)
+    replayer = Replayer(bus, publisher, strategies, settings, clock)
+    return IngestService(settings, bus, strategies, app, publisher, follower, replayer)

@@ -57,6 +57,9 @@ class IngestSettings(CommonSettings, frozen=True, kw_only=True):
         max_entry_age_s: Entries (buy, sell, add) not sent within this many seconds of receipt
             (after any ``delay``) expire (``PHALANX_MAX_ENTRY_AGE_S``).
         max_exit_age_s: The same for exits and cancels (``PHALANX_MAX_EXIT_AGE_S``).
+        replay_request_max_age_s: A re-run request on ``signals-replay.<strategy>`` older than
+            this when ingest reads it is refused, not carried out (ADR-0090;
+            ``PHALANX_REPLAY_REQUEST_MAX_AGE_S``; keep it well under the 24 h duplicate window).
     """
 
     service_name: str = "ingest"
@@ -79,3 +82,4 @@ class IngestSettings(CommonSettings, frozen=True, kw_only=True):
     repeat_window_s: float = 5.0
     max_entry_age_s: float = 60.0
     max_exit_age_s: float = 300.0
+    replay_request_max_age_s: float = 3600.0

@@ -6,7 +6,9 @@ ordered consumer on SIGNALS (``SignalReceived``: received, stored) and one on OR
 ``OrderOutcomeUnknown``, ``IntentSkipped``, ``IntentExpired``). Each account of a signal ends in
 one outcome: ``placed`` (with the broker's order id), ``rejected`` (the reason), ``skipped``
 (why), ``expired`` (the signal was past its deadline), or ``unknown`` while an outcome is being
-reconciled. Both replay their stream from the start when ingest
+reconciled. A deliberate re-run (ADR-0090) shows ``replay_of`` (the original's id, who asked and
+why) and the original lists its re-runs in ``replays``. Both replay their stream from the start
+when ingest
 starts, so the log survives restarts; each strategy keeps its ``size`` most recent signals in
 memory (older ones are evicted; the streams still hold them). Events of one signal may arrive
 from the two streams in any order: whichever comes first creates the entry.
@@ -76,6 +78,10 @@ class _Entry:
     test: bool = False
     due_ns: int = 0  # a delayed signal is planned at this time
     duplicate_deliveries: int = 0
+    replay_of: str = ""  # a deliberate re-run of this signal id (ADR-0090)
+    replay_by: str = ""
+    replay_reason: str = ""
+    replays: list[str] = field(default_factory=list)  # the re-runs of this signal
     accounts: dict[int, _Account] = field(default_factory=dict)
 
     def _intents_ended(self) -> int:
@@ -121,6 +127,10 @@ class _Entry:
             "status": status,
             "planner_rejected": self.planner_rejected,
             "test": self.test,
+            "replay_of": self.replay_of,
+            "replay_by": self.replay_by,
+            "replay_reason": self.replay_reason,
+            "replays": list(self.replays),
             "intents": self.intents,
             "counts": counts,
             "received_ns": self.received_ns,
@@ -192,6 +202,13 @@ class SignalLog:
                 entry.due_ns = event.ts_event + int(event.signal.delay_s * 1_000_000_000)
             entry.received_ns = event.ts_event
             entry.stored_ns = event.ts_init
+            if event.replay_of:
+                entry.replay_of = event.replay_of
+                entry.replay_by = event.replay_by
+                entry.replay_reason = event.replay_reason
+                original = self._index.get(event.replay_of)
+                if original is not None and event.signal_id not in original.replays:
+                    original.replays.append(event.signal_id)
         elif isinstance(event, SignalPlanned):
             entry = self._entry(event.signal_id, event.strategy_id)
             entry.planned_ns = event.ts_event

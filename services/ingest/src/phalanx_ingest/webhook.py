@@ -33,6 +33,7 @@ from phalanx_common.events import Signal
 from phalanx_common.ids import signal_id_from
 from phalanx_common.records import StrategyRecord
 from phalanx_common.telemetry import extract_context
+from phalanx_ingest.deadlines import not_after_ns
 from phalanx_ingest.payload import parse_signal, parse_time_ns, signal_to_payload
 from phalanx_ingest.publisher import SignalPublisher, SignalsUnavailableError
 from phalanx_ingest.ratelimit import RateLimiter
@@ -307,18 +308,7 @@ class _WebhookHandler:
 
     def _not_after_ns(self, strategy: StrategyRecord, signal: Signal, received_ns: int) -> int:
         """The last moment an order of this signal may be sent (ADR-0045)."""
-        exit_like = signal.action in ("exit", "cancel") or signal.sentiment == "flat"
-        if exit_like:
-            max_age_s = strategy.max_exit_age_s or self._settings.max_exit_age_s
-        else:
-            max_age_s = strategy.max_entry_age_s or self._settings.max_entry_age_s
-        delay_s = float(signal.delay_s or 0)
-        not_after = received_ns + int((delay_s + max_age_s) * 1e9)
-        if signal.expires_at is not None:
-            expires_ns = parse_time_ns(signal.expires_at)
-            if expires_ns is not None:
-                not_after = min(not_after, expires_ns)
-        return not_after
+        return not_after_ns(strategy, self._settings, signal, received_ns)
 
     def _check_freshness(self, strategy: StrategyRecord, signal: Signal, now_ns: int) -> None:
         if signal.expires_at is not None:
