@@ -126,6 +126,9 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     not_after_ns: int = 0
     max_quantity: int = 0
     contract: str = ""  # Tradovate's dated symbol the ticker resolved to at receipt ("": none)
+    # The trace of the webhook that brought it (32 hex digits; "" on events written before it
+    # existed): its spans, from ingest to the last fill, share this id (ADR-0070).
+    trace_id: str = ""
 
 
 class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
