@@ -44,6 +44,7 @@ __all__ = [
     "extract_context",
     "inject_headers",
     "instrument_app",
+    "scrub_url",
     "shutdown_tracing",
     "span",
     "tracer",
@@ -59,8 +60,12 @@ TRACER_NAME = "phalanx"
 _ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 # Paths never traced: probes and scrapes would drown the traces that matter.
 _UNTRACED_PATHS = "healthz,readyz,metrics"
-# A webhook URL carries its secret as the last path segment: never export it.
+# A webhook URL carries its secret as the last path segment, an OAuth redirect its code: never
+# export either.
 _WEBHOOK_SECRET = re.compile(r"(/webhooks/[^/?#]+/)[^/?#]+")
+_SECRET_PARAMS = re.compile(
+    r"([?&](?:code|state|token|access_token|refresh_token|secret|password)=)[^&#]*", re.I
+)
 _URL_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full")
 
 _provider: Any = None  # the SDK's TracerProvider once configured (typed loosely: optional SDK)
@@ -132,13 +137,19 @@ def instrument_app(app: FastAPI) -> None:
     app._phalanx_traced = True  # type: ignore[attr-defined]
 
 
+def scrub_url(value: str) -> str:
+    """``value`` (a URL or path) with a webhook secret and secret query values replaced."""
+    value = _WEBHOOK_SECRET.sub(r"\1{secret}", value)
+    return _SECRET_PARAMS.sub(r"\1{redacted}", value)
+
+
 def _scrub_secret(span: Span, scope: dict[str, Any]) -> None:
     if not span.is_recording():
         return
     for name in _URL_ATTRIBUTES:
         value = getattr(span, "attributes", {}).get(name)
-        if isinstance(value, str) and _WEBHOOK_SECRET.search(value):
-            span.set_attribute(name, _WEBHOOK_SECRET.sub(r"\1{secret}", value))
+        if isinstance(value, str) and scrub_url(value) != value:
+            span.set_attribute(name, scrub_url(value))
 
 
 def tracer() -> trace.Tracer:
