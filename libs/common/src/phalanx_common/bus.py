@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -83,11 +83,9 @@ def publishing(
 
 
 @contextlib.contextmanager
-def consuming(
-    msg: Msg, stream: str, consumer: str, headers: Mapping[str, str] | None = None
-) -> Iterator[Span]:
+def consuming(msg: Msg, stream: str, consumer: str) -> Iterator[Span]:
     """A CONSUMER span for handling one message, a child of the span that published it (the
-    trace context in its headers, or in ``headers`` when given); current while it runs."""
+    trace context in its headers); current while it runs."""
     attributes: dict[str, str | int] = {
         "messaging.system": "nats",
         "messaging.operation.type": "process",
@@ -99,7 +97,7 @@ def consuming(
     if msg.metadata is not None and msg.metadata.sequence is not None:
         attributes["messaging.nats.stream_sequence"] = int(msg.metadata.sequence.stream)
         attributes["messaging.nats.delivery_count"] = int(msg.metadata.num_delivered or 1)
-    parent = extract_context(msg.headers if headers is None else headers)
+    parent = extract_context(msg.headers)
     with span(f"process {stream}", attributes, kind=SpanKind.CONSUMER, parent=parent) as current:
         yield current
 
