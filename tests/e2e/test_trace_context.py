@@ -39,6 +39,13 @@ async def test_the_senders_trace_id_reaches_signal_batch_and_order_events(
                 headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
             )
             assert resp.status_code == 200
+            # the sender's trace is the signal's: answered, and in the signal log (ADR-0070)
+            assert resp.json()["trace_id"] == TRACE_ID
+            logged = await http.get(
+                f"{system.endpoints.ingest}/admin/signals/{resp.json()['id']}",
+                headers={"Authorization": f"Bearer {system.endpoints.admin_token}"},
+            )
+            assert logged.json()["trace_id"] == TRACE_ID
         accounts = [f"orders.{a}" for a in seeded.account_ids]
         await eventually(lambda: all(s in seen for s in accounts), what="both order outcomes")
     finally:
@@ -49,3 +56,28 @@ async def test_the_senders_trace_id_reaches_signal_batch_and_order_events(
     assert exec_subjects
     for subject in signal_subjects + exec_subjects + accounts:
         assert seen[subject].split("-")[1] == TRACE_ID, (subject, seen[subject])
+
+
+async def test_a_webhook_without_traceparent_starts_a_trace_even_with_tracing_off(
+    system: RunningSystem,
+) -> None:
+    """TradingView sends no traceparent: the signal still gets a trace id, and it travels."""
+    seeded = await seed(system.endpoints, logins=1, accounts_per_login=1)
+    bus = await Bus.connect(system.nats_url, "trace-test")
+    carried: list[str] = []
+
+    async def record(msg: Msg) -> None:
+        carried.append((msg.headers or {}).get("traceparent", ""))
+
+    await bus.nc.subscribe("signals.>", cb=record)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            first = await http.post(seeded.webhook_url, json={"ticker": "MNQ1!", "action": "buy"})
+            second = await http.post(seeded.webhook_url, json={"ticker": "MNQ1!", "action": "sell"})
+        trace_ids = {first.json()["trace_id"], second.json()["trace_id"]}
+        assert len(trace_ids) == 2  # one trace per webhook
+        assert all(len(t) == 32 and int(t, 16) for t in trace_ids)
+        await eventually(lambda: len(carried) == 2, what="both signals on the bus")
+        assert {traceparent.split("-")[1] for traceparent in carried} == trace_ids
+    finally:
+        await bus.close()

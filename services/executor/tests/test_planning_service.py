@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
+from opentelemetry import context as otel_context
 
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus, ConsumerLoop
@@ -65,6 +66,7 @@ class FaultyBus(Bus):
         msg_id: str | None = None,
         timeout_s: float = 2.0,
         headers: dict[str, str] | None = None,
+        parent: otel_context.Context | None = None,
     ) -> PubAck:
         if isinstance(event, ExecBatch):
             if event.signal_id in self.failing:
@@ -72,7 +74,7 @@ class FaultyBus(Bus):
             gate = self.held.get(event.signal_id)
             if gate is not None:
                 await gate.wait()
-        return await super().publish(subject, event, msg_id, timeout_s, headers)
+        return await super().publish(subject, event, msg_id, timeout_s, headers, parent)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,10 @@ import pytest
 
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
+from phalanx_common.clock import LiveClock
 from phalanx_common.codec import decode_event
 from phalanx_common.events import SignalReceived
-from phalanx_ingest.outbox import OutboxLockedError
+from phalanx_ingest.outbox import Outbox, OutboxLockedError
 from phalanx_ingest.service import IngestService, build_ingest
 from phalanx_ingest.settings import IngestSettings
 from phalanx_testing.servers import ServerProcess, start_nats
@@ -218,3 +220,67 @@ async def test_one_outbox_directory_serves_one_process(
             await build_ingest(ingest_settings(nats_server.url, tmp_path / "outbox"))
     finally:
         await service.stop()
+
+
+async def test_a_queued_signal_keeps_its_trace_across_an_ingest_restart(
+    nats_server: ServerProcess, tmp_path: Path
+) -> None:
+    """ADR-0070: the late publish of an outbox row continues the webhook's trace."""
+    outbox = tmp_path / "outbox"
+    service = await _start(nats_server, outbox)
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=10.0) as client:
+            hook = await _strategy(client)
+            nats_server.stop()
+            queued = await client.post(hook, content=_body(1))  # TradingView: no traceparent
+            assert queued.status_code == 202
+    finally:
+        await service.stop()
+    trace_id = queued.json()["trace_id"]
+    assert len(trace_id) == 32
+    nats_server.restart()
+    restarted = await _start(nats_server, outbox)
+    try:
+        assert await eventually(
+            lambda: _stream_signal_ids(nats_server.url), timeout=30, what="published"
+        )
+        bus = await Bus.connect(nats_server.url, "test-inspect")
+        try:
+            stored = await bus.js.get_last_msg(subjects.SIGNALS.name, subjects.SIGNALS_ALL)
+        finally:
+            await bus.close()
+    finally:
+        await restarted.stop()
+    assert stored.data is not None
+    event = decode_event(stored.data)
+    assert isinstance(event, SignalReceived)
+    assert event.trace_id == trace_id
+    traceparent = (stored.headers or {}).get("traceparent", "")
+    assert traceparent.split("-")[1] == trace_id, traceparent
+
+
+async def test_an_outbox_written_before_trace_headers_still_drains(tmp_path: Path) -> None:
+    """A row of an older outbox (no headers column) is read with an empty trace context."""
+    directory = tmp_path / "outbox"
+    directory.mkdir()
+    db = sqlite3.connect(directory / "outbox.sqlite3")
+    db.executescript(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, signal_id TEXT NOT NULL "
+        "UNIQUE, subject TEXT NOT NULL, data BLOB NOT NULL, created_ns INTEGER NOT NULL, "
+        "published_ns INTEGER);"
+        "INSERT INTO outbox (signal_id, subject, data, created_ns) VALUES ('s1', 'signals.x', "
+        "x'00', 1);"
+    )
+    db.commit()
+    db.close()
+    old = Outbox(directory, LiveClock())
+    await old.open()
+    try:
+        assert old.pending == 1
+        (row,) = await old.next_pending(10)
+        assert (row.signal_id, row.headers) == ("s1", {})
+        assert await old.add("s2", "signals.x", b"\x01", {"traceparent": "00-ab-cd-01"})
+        rows = await old.next_pending(10)
+        assert [r.headers for r in rows] == [{}, {"traceparent": "00-ab-cd-01"}]
+    finally:
+        await old.close()

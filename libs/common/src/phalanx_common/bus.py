@@ -3,7 +3,8 @@
 Ack policy of a consumer loop (ADR-0002):
 - the handler returns: ``ack`` (``ack_sync``, a double ack, when ``double_ack`` is set);
 - the handler raises :class:`Retry`: ``nak`` with its delay;
-- the handler runs in the W3C trace context of the message's headers, so it travels on;
+- the handler runs in a CONSUMER span whose parent is the PRODUCER span of the publish (W3C
+  trace context in the message's headers), so the trace travels on (ADR-0070);
 - the handler raises :class:`Poison`, or the message cannot be decoded: ``term``, and a
   ``MessageTerminated`` event with the reason goes to ``control.terminated``;
 - any other exception: ``nak`` with an exponential delay, logged with its traceback.
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -40,15 +41,16 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
+from opentelemetry.trace import Span, SpanKind
 
 from phalanx_common import ids, subjects
 from phalanx_common.codec import decode_event, encode
 from phalanx_common.errors import DependencyUnavailable, Poison, Retry
 from phalanx_common.events import AnyEvent, MessageTerminated
 from phalanx_common.tasks import cancel_and_wait
-from phalanx_common.telemetry import extract_context, inject_headers
+from phalanx_common.telemetry import extract_context, inject_headers, span
 
-__all__ = ["MSG_ID", "Bus", "ConsumerLoop", "ConsumerSpec", "Handler"]
+__all__ = ["MSG_ID", "Bus", "ConsumerLoop", "ConsumerSpec", "Handler", "consuming", "publishing"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,50 @@ _FETCH_TIMEOUT_S = 1.0  # how long one pull waits for messages before the loop l
 MSG_ID = "Nats-Msg-Id"
 
 Handler = Callable[[AnyEvent, Msg], Awaitable[None]]
+
+
+def _family(subject: str) -> str:
+    """A subject's first token: span names stay few (``orders.<account>`` -> ``orders``)."""
+    return subject.split(".", 1)[0]
+
+
+@contextlib.contextmanager
+def publishing(
+    subject: str, msg_id: str, parent: otel_context.Context | None = None
+) -> Iterator[dict[str, str]]:
+    """A PRODUCER span for one publish (a child of ``parent``, default: the current context);
+    yields the headers to send: its trace context and ``Nats-Msg-Id``."""
+    attributes = {
+        "messaging.system": "nats",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": subject,
+        "messaging.message.id": msg_id,
+    }
+    with span(f"publish {_family(subject)}", attributes, kind=SpanKind.PRODUCER, parent=parent):
+        headers = inject_headers({})
+        headers[MSG_ID] = msg_id
+        yield headers
+
+
+@contextlib.contextmanager
+def consuming(msg: Msg, stream: str, consumer: str) -> Iterator[Span]:
+    """A CONSUMER span for handling one message, a child of the span that published it (the
+    trace context in its headers); current while it runs."""
+    attributes: dict[str, str | int] = {
+        "messaging.system": "nats",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": msg.subject,
+        "messaging.consumer.group.name": consumer,
+        "messaging.message.id": (msg.headers or {}).get(MSG_ID, ""),
+    }
+    if msg.metadata is not None and msg.metadata.sequence is not None:
+        attributes["messaging.nats.stream_sequence"] = int(msg.metadata.sequence.stream)
+        attributes["messaging.nats.delivery_count"] = int(msg.metadata.num_delivered or 1)
+    parent = extract_context(msg.headers)
+    with span(f"process {stream}", attributes, kind=SpanKind.CONSUMER, parent=parent) as current:
+        yield current
 
 
 @dataclass(frozen=True)
@@ -190,15 +236,36 @@ class Bus:
         msg_id: str | None = None,
         timeout_s: float = 2.0,
         headers: dict[str, str] | None = None,
+        parent: otel_context.Context | None = None,
     ) -> PubAck:
         """Publish an event to JetStream and wait for the stream's ack.
 
         ``msg_id`` (default: the event's ``event_id``) becomes ``Nats-Msg-Id``, so a repeat within
-        the stream's duplicate window is dropped by the server (``ack.duplicate is True``).
+        the stream's duplicate window is dropped by the server (``ack.duplicate is True``). The
+        publish is a PRODUCER span, a child of ``parent`` (default: the current context).
         """
-        hdrs = inject_headers(dict(headers or {}))
-        hdrs[MSG_ID] = msg_id or str(getattr(event, "event_id", ""))
-        return await self.js.publish(subject, encode(event), timeout=timeout_s, headers=hdrs)
+        return await self.publish_bytes(
+            subject,
+            encode(event),
+            msg_id or str(getattr(event, "event_id", "")),
+            timeout_s,
+            headers,
+            parent,
+        )
+
+    async def publish_bytes(
+        self,
+        subject: str,
+        data: bytes,
+        msg_id: str,
+        timeout_s: float = 2.0,
+        headers: dict[str, str] | None = None,
+        parent: otel_context.Context | None = None,
+    ) -> PubAck:
+        """Publish encoded bytes as :meth:`publish` does (a PRODUCER span, ``Nats-Msg-Id``)."""
+        with publishing(subject, msg_id, parent) as traced:
+            hdrs = {**(headers or {}), **traced}
+            return await self.js.publish(subject, data, timeout=timeout_s, headers=hdrs)
 
     # -- consuming --------------------------------------------------------------------------
 
@@ -333,32 +400,36 @@ class ConsumerLoop:
         except msgspec.DecodeError as exc:
             await self._terminate(msg, f"undecodable: {exc}")
             return
-        keepalive = asyncio.create_task(self._keep_alive(msg))
-        # The handler runs in the trace context the message carried, so whatever it publishes
-        # carries it on: one trace follows a signal from the webhook to the last fill.
-        token = otel_context.attach(extract_context(msg.headers))
-        try:
-            await self._handler(event, msg)
-        except Retry as exc:
-            log.info("retrying %s in %.1fs: %s", msg.subject, exc.delay_s, exc.reason)
-            await msg.nak(delay=exc.delay_s)
-            return
-        except Poison as exc:
-            await self._terminate(msg, exc.reason)
-            return
-        except Exception:
-            delivered = msg.metadata.num_delivered if msg.metadata else 1
-            delay = min(30.0, 0.5 * 2 ** min(delivered, 6))
-            log.exception("handler failed on %s (delivery %d)", msg.subject, delivered)
-            await msg.nak(delay=delay)
-            return
-        finally:
-            keepalive.cancel()
-            otel_context.detach(token)
-        if self._double_ack:
-            await msg.ack_sync(timeout=5.0)
-        else:
-            await msg.ack()
+        # The handler runs in a CONSUMER span, a child of the publish that the message's headers
+        # name, so whatever it publishes carries the trace on: one trace follows a signal from
+        # the webhook to the last fill.
+        with consuming(msg, self.spec.stream, self.spec.durable) as current:
+            keepalive = asyncio.create_task(self._keep_alive(msg))
+            try:
+                await self._handler(event, msg)
+            except Retry as exc:
+                log.info("retrying %s in %.1fs: %s", msg.subject, exc.delay_s, exc.reason)
+                current.set_attribute("phalanx.outcome", "retry")
+                await msg.nak(delay=exc.delay_s)
+                return
+            except Poison as exc:
+                current.set_attribute("phalanx.outcome", "terminated")
+                await self._terminate(msg, exc.reason)
+                return
+            except Exception as exc:
+                delivered = msg.metadata.num_delivered if msg.metadata else 1
+                delay = min(30.0, 0.5 * 2 ** min(delivered, 6))
+                log.exception("handler failed on %s (delivery %d)", msg.subject, delivered)
+                current.record_exception(exc)
+                current.set_attribute("phalanx.outcome", "failed")
+                await msg.nak(delay=delay)
+                return
+            finally:
+                keepalive.cancel()
+            if self._double_ack:
+                await msg.ack_sync(timeout=5.0)
+            else:
+                await msg.ack()
 
     async def _terminate(self, msg: Msg, reason: str) -> None:
         """Stop redelivery of a poison message and record it as an event, with the reason."""

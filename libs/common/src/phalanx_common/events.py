@@ -130,6 +130,9 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     replay_of: str = ""  # the original signal's id when this is a deliberate re-run
     replay_by: str = ""
     replay_reason: str = ""
+    # The trace of the webhook that brought it (32 hex digits; "" on events written before it
+    # existed): its spans, from ingest to the last fill, share this id (ADR-0070).
+    trace_id: str = ""
 
 
 class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

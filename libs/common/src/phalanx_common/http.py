@@ -11,6 +11,8 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException, status
 
+from phalanx_common.telemetry import instrument_app
+
 __all__ = ["HttpServer", "admin_guard"]
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ class HttpServer:
     def __init__(
         self, app: FastAPI, host: str, port: int, name: str = "http", proxy_headers: bool = False
     ) -> None:
+        instrument_app(app)  # server spans, when tracing is on (ADR-0070)
         # proxy_headers=False (the default): uvicorn leaves the TCP peer as the client; it would
         # otherwise rewrite it from an X-Forwarded-For sent by anyone through 127.0.0.1. A
         # service that needs the forwarded client decides itself which proxies to believe.

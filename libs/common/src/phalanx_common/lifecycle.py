@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from phalanx_common.errors import DependencyUnavailable
+from phalanx_common.telemetry import configure_tracing, shutdown_tracing
 
 __all__ = ["Service", "configure_logging", "dump_tasks", "run_service", "run_service_main"]
 
@@ -86,11 +87,18 @@ def run_service_main(
     log_level: str,
     shutdown_budget_s: float,
 ) -> int:
-    """Entry-point body: run the service and turn a missing dependency into exit code 2."""
+    """Entry-point body: run the service and turn a missing dependency into exit code 2.
+
+    Traces are exported when the standard ``OTEL_*`` variables name an endpoint (ADR-0070);
+    what is buffered is exported before the process ends.
+    """
     configure_logging(log_level)
+    configure_tracing(name)
     try:
         asyncio.run(run_service(factory, settings, shutdown_budget_s))
     except DependencyUnavailable as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
+    finally:
+        shutdown_tracing()
     return 0

@@ -6,6 +6,7 @@ fills keep their order; each failure is logged and counted. The queue lives in m
 still queued when the process dies are re-published from the next sync snapshot (the venue's
 fill id is the message id, so a repeat is dropped by the stream). The queue is bounded; beyond
 ``max_pending`` a fill is refused loudly (an error log and ``refused``), never silently.
+Each fill keeps the trace context it was queued in: its publish is a child of it (ADR-0070).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
+
+from opentelemetry import context as otel_context
 
 from phalanx_common.bus import Bus
 from phalanx_common.events import FillReceived
@@ -30,6 +33,7 @@ class _Pending:
     subject: str
     event: FillReceived
     msg_id: str
+    context: otel_context.Context | None = None
 
 
 class FillOutbox:
@@ -61,8 +65,14 @@ class FillOutbox:
         """Fills not yet acknowledged by the stream."""
         return len(self._queue)
 
-    def put(self, subject: str, event: FillReceived, msg_id: str) -> None:
-        """Queue a fill for publishing."""
+    def put(
+        self,
+        subject: str,
+        event: FillReceived,
+        msg_id: str,
+        context: otel_context.Context | None = None,
+    ) -> None:
+        """Queue a fill for publishing (in the trace of ``context``, if given)."""
         if len(self._queue) >= self._max_pending:
             self.refused += 1
             log.error(
@@ -73,7 +83,7 @@ class FillOutbox:
                 event.account_id,
             )
             return
-        self._queue.append(_Pending(subject, event, msg_id))
+        self._queue.append(_Pending(subject, event, msg_id, context))
         self._wake.set()
 
     def start(self) -> None:
@@ -105,7 +115,11 @@ class FillOutbox:
             head = self._queue[0]
             try:
                 await self._bus.publish(
-                    head.subject, head.event, msg_id=head.msg_id, timeout_s=self._timeout_s
+                    head.subject,
+                    head.event,
+                    msg_id=head.msg_id,
+                    timeout_s=self._timeout_s,
+                    parent=head.context,
                 )
             except Exception as exc:
                 self.failures += 1

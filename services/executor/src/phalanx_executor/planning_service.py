@@ -5,6 +5,7 @@ a ``SignalPlanned``), parked until its delay has passed (:mod:`delayed_signals`)
 with a recorded reason (``SignalPlanned(rejected=...)``) when planning it fails in a way a retry
 cannot change. Publishing failures are raised: the caller (:mod:`signal_consumer`) retries them
 within a bound. Every id is deterministic, so settling a signal twice publishes nothing new.
+Each settling is a ``plan signal`` span (ADR-0070).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import datetime as dt
 import enum
 import logging
+
+from opentelemetry import trace
 
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
@@ -27,6 +30,7 @@ from phalanx_common.events import (
 )
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, SubscriptionRecord
+from phalanx_common.telemetry import SpanAttributes, span
 from phalanx_executor.delayed_signals import due_ns, park
 from phalanx_executor.planner import Plan, plan
 
@@ -81,6 +85,19 @@ class Planner:
         Raises:
             Exception: whatever publishing raised (bus timeouts, NATS errors): retry later.
         """
+        attributes: SpanAttributes = {
+            "phalanx.signal_id": event.signal_id,
+            "phalanx.strategy_id": event.strategy_id,
+            "phalanx.put_back": put_back,
+        }
+        with span("plan signal", attributes) as current:
+            outcome = await self._settle(event, traceparent, put_back, signal_seq)
+            current.set_attribute("phalanx.outcome", outcome.value)
+            return outcome
+
+    async def _settle(
+        self, event: SignalReceived, traceparent: str, put_back: bool, signal_seq: int
+    ) -> Outcome:
         try:
             due = due_ns(event)
             result = self._plan(event, signal_seq)
@@ -94,6 +111,10 @@ class Planner:
             await park(self._bus, event)
             log.info("signal %s parked until %d", event.signal_id, due)
             return Outcome.PARKED
+        current = trace.get_current_span()
+        current.set_attribute("phalanx.intents", result.intent_count)
+        current.set_attribute("phalanx.batches", len(result.batches))
+        current.set_attribute("phalanx.skipped", len(result.skipped))
         await self._publish(event, result, traceparent)
         return Outcome.REJECTED if result.rejected else Outcome.PLANNED
 

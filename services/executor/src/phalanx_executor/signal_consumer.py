@@ -12,6 +12,9 @@ Each signal ends with a recorded outcome:
   dead-lettered: a ``MessageTerminated`` on ``control.terminated`` and a
   ``SignalPlanned(rejected="planning-failed: ...")``, the cursor advances and it is terminated.
 A strategy's later signals wait while its head is retried; other strategies do not.
+
+Each signal held is a CONSUMER span (a child of ingest's publish), covering its wait for its
+turn and its planning (ADR-0070).
 """
 
 from __future__ import annotations
@@ -26,13 +29,11 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from opentelemetry import context as otel_context
 
 from phalanx_common import ids, subjects
-from phalanx_common.bus import MSG_ID, Bus, ConsumerSpec
+from phalanx_common.bus import MSG_ID, Bus, ConsumerSpec, consuming
 from phalanx_common.codec import decode_event
 from phalanx_common.events import MessageTerminated, SignalReceived
-from phalanx_common.telemetry import extract_context
 from phalanx_executor.delayed_signals import is_put_back
 from phalanx_executor.planning_service import Planner
 from phalanx_executor.strategy_order import SignalCursors, Turn
@@ -157,15 +158,17 @@ class SignalConsumer:
                 task.add_done_callback(self._held.discard)
 
     async def _hold(self, msg: Msg) -> None:
-        keepalive = asyncio.create_task(self._keep_alive(msg))
-        try:
-            await self._in_turn(msg)
-        except Exception:
-            log.exception("signal consumer failed on %s; redelivered later", msg.subject)
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=self._policy.nak_delay_s)
-        finally:
-            keepalive.cancel()
+        with consuming(msg, self._stream, self._durable) as span:
+            keepalive = asyncio.create_task(self._keep_alive(msg))
+            try:
+                await self._in_turn(msg)
+            except Exception as exc:
+                log.exception("signal consumer failed on %s; redelivered later", msg.subject)
+                span.record_exception(exc)
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=self._policy.nak_delay_s)
+            finally:
+                keepalive.cancel()
 
     async def _in_turn(self, msg: Msg) -> None:
         """Wait for the strategy's turn, settle the signal, advance the cursor, acknowledge."""
@@ -230,23 +233,19 @@ class SignalConsumer:
         return failure
 
     async def _settle(self, msg: Msg) -> None:
-        token = otel_context.attach(extract_context(msg.headers))
         try:
-            try:
-                event = decode_event(msg.data)
-            except msgspec.DecodeError as exc:
-                await self._reject_unreadable(msg, f"undecodable: {exc}")
-                return
-            if not isinstance(event, SignalReceived):
-                await self._reject_unreadable(msg, f"unexpected {type(event).__name__}")
-                return
-            traceparent = (msg.headers or {}).get("traceparent", "")
-            seq = msg.metadata.sequence.stream if msg.metadata and msg.metadata.sequence else 0
-            await self._planner.settle(
-                event, traceparent=traceparent, put_back=is_put_back(msg), signal_seq=seq or 0
-            )
-        finally:
-            otel_context.detach(token)
+            event = decode_event(msg.data)
+        except msgspec.DecodeError as exc:
+            await self._reject_unreadable(msg, f"undecodable: {exc}")
+            return
+        if not isinstance(event, SignalReceived):
+            await self._reject_unreadable(msg, f"unexpected {type(event).__name__}")
+            return
+        traceparent = (msg.headers or {}).get("traceparent", "")
+        seq = msg.metadata.sequence.stream if msg.metadata and msg.metadata.sequence else 0
+        await self._planner.settle(
+            event, traceparent=traceparent, put_back=is_put_back(msg), signal_seq=seq or 0
+        )
 
     async def _reject_unreadable(self, msg: Msg, reason: str) -> None:
         """A message that is no signal: its verdict goes where its strategy's would."""

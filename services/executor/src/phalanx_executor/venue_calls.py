@@ -6,6 +6,7 @@ takes a permit from the request's budgets (ADR-0004), sends, and on a penalty bl
 for ``p-time`` and resends with the ticket, on HTTP 423/429 blocks the login for the lockout.
 Blocks go through the limiter, so they hold back every waiter of the login at once and only ever
 extend (ADR-0056). What an error means is :func:`phalanx_tradovate.classes.classify`'s table.
+Each permit wait and each request is a span (ADR-0070).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from opentelemetry.trace import SpanKind
+
+from phalanx_common.telemetry import SpanAttributes, span
 from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.permits import Permits, Priority
 from phalanx_tradovate.classes import classify
@@ -46,7 +50,8 @@ class VenueCalls:
         self, login_id: str, priority: Priority = Priority.RECONCILE, endpoint: str = ""
     ) -> None:
         """Wait for a permit of every budget a request of ``login_id`` to ``endpoint`` spends."""
-        await self.permits.acquire(self.book.for_request(login_id, endpoint), priority)
+        with span("permit wait", {"phalanx.login_id": login_id, "phalanx.endpoint": endpoint}):
+            await self.permits.acquire(self.book.for_request(login_id, endpoint), priority)
 
     async def blocked_for(self, login_id: str, endpoint: str = "") -> float:
         """Seconds a request of ``login_id`` to ``endpoint`` stays blocked (0: not blocked)."""
@@ -84,8 +89,14 @@ class VenueCalls:
         ticket: str | None = None
         for _ in range(self.max_penalties):
             await self.permit(login_id, priority, endpoint)
+            attributes: SpanAttributes = {
+                "phalanx.login_id": login_id,
+                "phalanx.endpoint": endpoint,
+                "phalanx.penalty_ticket": ticket is not None,
+            }
             try:
-                return await send(ticket)
+                with span("venue request", attributes, kind=SpanKind.CLIENT):
+                    return await send(ticket)
             except TradovateError as exc:
                 await self.honour(login_id, exc, endpoint)
                 if not isinstance(exc, PenaltyError) or exc.captcha:

@@ -7,7 +7,8 @@ the message id, so re-syncs and re-deliveries are dropped); a fill of an order t
 not know is attributed by looking the order up at the venue (``order/item``), and published to
 ``fills.unattributed`` with what is known when even that fails (ADR-0061). Workers read this
 view to decide exits, reversals and cancels, and wait on it (e.g. for a position to become
-flat or known).
+flat or known). A fill of an order placed here is a ``fill`` span in the trace of the request
+that placed it, so the ledger's projection of it joins the signal's trace (ADR-0070).
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.events import FillReceived
 from phalanx_common.tasks import cancel_and_wait
+from phalanx_common.telemetry import span
 from phalanx_executor.fill_outbox import FillOutbox
 from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateError, TradovateSocket, wire
 
@@ -61,6 +66,8 @@ class VenueView:
         self._cl_ord_of: dict[int, str] = {}  # order id -> clOrdId
         self._order_types: dict[int, str] = {}  # order id -> orderType of its latest version
         self._versions: dict[int, wire.OrderVersion] = {}  # order id -> its latest version
+        # order id or clOrdId of a request sent here -> its trace (the most recent only)
+        self._traces: OrderedDict[int | str, otel_context.Context] = OrderedDict()
         self._unseen: dict[int, int] = {}  # order placed here -> account, until its props arrive
         self._synced: set[int] = set()  # accounts a sync snapshot has reported
         self._finished: OrderedDict[int, int] = OrderedDict()  # finished order -> account
@@ -231,15 +238,33 @@ class VenueView:
     # -- feeding ------------------------------------------------------------------------------
 
     def remember_order(self, order_id: int | None, account_id: int, cl_ord_id: str = "") -> None:
-        """Record an order this replica placed (before its props arrive)."""
+        """Record an order this replica placed (before its props arrive), and the trace of the
+        request that placed it (its fills continue that trace)."""
         if order_id is None:
             return
         self._order_account[order_id] = account_id
+        self.trace_request(order_id)
         if account_id not in self._orders or order_id not in self._orders[account_id]:
             self._unseen[order_id] = account_id  # its fill may come before its props
         if cl_ord_id:
             self._cl_ord[cl_ord_id] = order_id
             self._cl_ord_of[order_id] = cl_ord_id
+
+    def trace_request(self, key: int | str) -> None:
+        """Remember the current trace for the order ``key`` names (its id, or the clOrdId it is
+        sent with, before any answer), so its fills continue that trace (bounded memory)."""
+        if not trace.get_current_span().get_span_context().is_valid:
+            return
+        self._traces[key] = otel_context.get_current()
+        self._traces.move_to_end(key)
+        while len(self._traces) > self._keep_finished:
+            self._traces.popitem(last=False)
+
+    def _trace_of(self, order_id: int) -> otel_context.Context | None:
+        placed_in = self._traces.get(order_id)
+        if placed_in is None:  # its fill came before the answer: the clOrdId names it
+            placed_in = self._traces.get(self._cl_ord_of.get(order_id, ""))
+        return placed_in
 
     def submit(self, login_id: str, event: PropsEvent) -> None:
         """Apply a props event at once (called by a socket's reader); fills are queued for the bus.
@@ -408,6 +433,18 @@ class VenueView:
         if fill.orderId is None or fill.contractId is None or fill.price is None:
             log.warning("fill %s without order, contract or price; ignored", fill.id)
             return
+        placed_in = self._trace_of(fill.orderId)
+        if placed_in is None:  # not placed here (or forgotten): no trace to continue
+            await self._publish_fill_of(login_id, fill, owner)
+            return
+        attributes = {"phalanx.fill_id": fill.id, "phalanx.order_id": fill.orderId}
+        with span("fill", attributes, parent=placed_in):
+            await self._publish_fill_of(login_id, fill, owner)
+
+    async def _publish_fill_of(self, login_id: str, fill: wire.Fill, owner: int | None) -> None:
+        assert fill.orderId is not None
+        assert fill.contractId is not None
+        assert fill.price is not None
         account_id = self._order_account.get(fill.orderId, owner)
         if account_id is None:
             account_id = await self._order_account_at_venue(login_id, fill.orderId)
@@ -433,7 +470,9 @@ class VenueView:
             self.unattributed_fills += 1
             log.warning("fill %s: account of order %s not known", fill.id, fill.orderId)
             subject = subjects.UNATTRIBUTED_FILLS
-        self.outbox.put(subject, event, msg_id=f"fill-{fill.id}")
+        self.outbox.put(
+            subject, event, msg_id=f"fill-{fill.id}", context=otel_context.get_current()
+        )
 
     async def _order_account_at_venue(self, login_id: str, order_id: int) -> int:
         """The account of an order this view does not know (0 if the venue cannot say)."""

@@ -11,6 +11,9 @@ Ownership and order (ADR-0050, ADR-0051): a claim's owner holds a lease on it wh
 (:mod:`claim_leases`) and checks just before every send that the claim is still its own (KV
 revision); an account's intents run in signal order (:mod:`account_order`); a permit wait that
 would hold a shard's slot for long, or a stopping replica, hands unsent intents back.
+
+Spans (ADR-0070): ``execute batch`` per delivery of a batch, ``execute intent`` per account
+(under it), and per request of the intent ``permit wait`` and ``venue <step>``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind
 
 from phalanx_common import ids, subjects
 from phalanx_common.bus import Bus
@@ -39,6 +43,7 @@ from phalanx_common.events import (
     OrderRejected,
     VenueAction,
 )
+from phalanx_common.telemetry import SpanAttributes, span
 from phalanx_executor.account_order import AccountOrder
 from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.claim_leases import ClaimLeases
@@ -177,6 +182,16 @@ class BatchWorker:
         """Bus handler for one batch message."""
         if not isinstance(event, ExecBatch):
             raise Poison(f"unexpected {type(event).__name__} on an exec subject")
+        attributes: SpanAttributes = {
+            "phalanx.batch_id": event.batch_id,
+            "phalanx.signal_id": event.signal_id,
+            "phalanx.shard": event.shard,
+            "phalanx.intents": len(event.intents),
+        }
+        with span("execute batch", attributes):
+            await self._handle_batch(event, msg)
+
+    async def _handle_batch(self, event: ExecBatch, msg: Msg) -> None:
         if self._order is not None:  # ADR-0051: queued in signal order before anything runs
             await asyncio.gather(*(self._order.enter(i) for i in event.intents))
         if self._stopping.is_set():
@@ -218,6 +233,19 @@ class BatchWorker:
         if intent.intent_id in self._inflight:
             return IntentOutcome(intent.intent_id, "pending")
         lock = self._account_locks.setdefault(intent.account_id, asyncio.Lock())
+        attributes: SpanAttributes = {
+            "phalanx.intent_id": intent.intent_id,
+            "phalanx.signal_id": intent.signal_id,
+            "phalanx.account_id": intent.account_id,
+            "phalanx.login_id": intent.login_id,
+            "phalanx.kind": intent.kind,
+        }
+        with span("execute intent", attributes) as current:
+            outcome = await self._execute_in_order(intent, lock)
+            current.set_attribute("phalanx.outcome", outcome.state)
+            return outcome
+
+    async def _execute_in_order(self, intent: OrderIntent, lock: asyncio.Lock) -> IntentOutcome:
         async with lock:
             if self._order is None:
                 return await self._execute(intent)
@@ -418,11 +446,18 @@ class BatchWorker:
         ticket: str | None = None
         penalties = refusals = 0
         while True:
-            await self._permit_before_deadline(intent, step, priority, hand_back)
+            with span("permit wait", {"phalanx.login_id": intent.login_id}):
+                await self._permit_before_deadline(intent, step, priority, hand_back)
             await self._still_owner(intent)
             self._sent_ns[intent.intent_id] = self._clock.time_ns()
+            venue: SpanAttributes = {
+                "phalanx.step": step.kind,
+                "phalanx.account_id": intent.account_id,
+                "phalanx.penalty_ticket": ticket is not None,
+            }
             try:
-                return await self._send(intent, sock, step, contract_id, ticket)
+                with span(f"venue {step.kind}", venue, kind=SpanKind.CLIENT):
+                    return await self._send(intent, sock, step, contract_id, ticket)
             except tv_errors.TradovateError as exc:
                 # ADR-0004/0056: a penalty or lockout blocks the whole login at once (blocks
                 # only extend); a penalised request goes again with its ticket after p-time.
@@ -455,6 +490,7 @@ class BatchWorker:
         contract_id: int,
         ticket: str | None,
     ) -> tuple[int | None, tuple[int | None, int | None]] | None:
+        self._view.trace_request(intent.intent_id)  # a fill may come before the answer
         if step.kind == "liquidate":
             liq = wire.LiquidatePosition(accountId=intent.account_id, contractId=contract_id)
             done = await sock.liquidate_position(liq, p_ticket=ticket)

@@ -6,7 +6,8 @@ follows it is backed by the local disk. A background :class:`OutboxDrainer` publ
 the order they were written, each with ``Nats-Msg-Id`` = its signal id, as soon as NATS is back
 (also after a restart of the process: rows left behind are published at start). JetStream's
 duplicate window then makes a row that was published twice (a publish whose ack was lost) count
-once.
+once. Each row keeps the trace context (``traceparent``/``tracestate``) of the webhook that
+brought it, so its publish, however late, continues the webhook's trace (ADR-0070).
 
 The directory is locked (``flock``) by one process: two ingest replicas must never drain one
 outbox. All SQLite work runs on one dedicated thread, so the event loop never blocks on fsync.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -41,10 +43,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     subject TEXT NOT NULL,
     data BLOB NOT NULL,
     created_ns INTEGER NOT NULL,
-    published_ns INTEGER
+    published_ns INTEGER,
+    headers TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_ns IS NULL;
 """
+# Outboxes written before rows kept their trace context gain the column (empty context).
+_ADD_HEADERS = "ALTER TABLE outbox ADD COLUMN headers TEXT NOT NULL DEFAULT '{}'"
 
 
 class OutboxLockedError(RuntimeError):
@@ -53,12 +58,13 @@ class OutboxLockedError(RuntimeError):
 
 @dataclass(frozen=True)
 class OutboxRow:
-    """One signal waiting for JetStream."""
+    """One signal waiting for JetStream, with the trace context it was accepted in."""
 
     seq: int
     signal_id: str
     subject: str
     data: bytes
+    headers: dict[str, str]
 
 
 class Outbox:
@@ -98,6 +104,9 @@ class Outbox:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
+        columns = {str(row[1]) for row in db.execute("PRAGMA table_info(outbox)")}
+        if "headers" not in columns:
+            db.execute(_ADD_HEADERS)
         db.commit()
         self._db = db
         (count,) = db.execute("SELECT count(*) FROM outbox WHERE published_ns IS NULL").fetchone()
@@ -121,20 +130,24 @@ class Outbox:
             self._lock_file.close()
             self._lock_file = None
 
-    async def add(self, signal_id: str, subject: str, data: bytes) -> bool:
-        """Write a signal and fsync it; ``False`` if this signal id is already in the outbox."""
-        inserted = await self._run(lambda: self._add(signal_id, subject, data))
+    async def add(
+        self, signal_id: str, subject: str, data: bytes, headers: dict[str, str] | None = None
+    ) -> bool:
+        """Write a signal (and the trace ``headers`` it goes with) and fsync it; ``False`` if
+        this signal id is already in the outbox."""
+        encoded = json.dumps(headers or {}, sort_keys=True)
+        inserted = await self._run(lambda: self._add(signal_id, subject, data, encoded))
         if inserted:
             self.pending += 1
         return inserted
 
-    def _add(self, signal_id: str, subject: str, data: bytes) -> bool:
+    def _add(self, signal_id: str, subject: str, data: bytes, headers: str) -> bool:
         db = self._conn()
         with db:  # one transaction: committed (and, with synchronous=FULL, fsync'd) on exit
             cursor = db.execute(
-                "INSERT OR IGNORE INTO outbox (signal_id, subject, data, created_ns) "
-                "VALUES (?, ?, ?, ?)",
-                (signal_id, subject, data, self._clock.time_ns()),
+                "INSERT OR IGNORE INTO outbox (signal_id, subject, data, created_ns, headers) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (signal_id, subject, data, self._clock.time_ns(), headers),
             )
         return cursor.rowcount == 1
 
@@ -144,11 +157,13 @@ class Outbox:
 
     def _next_pending(self, limit: int) -> list[OutboxRow]:
         rows = self._conn().execute(
-            "SELECT seq, signal_id, subject, data FROM outbox WHERE published_ns IS NULL "
-            "ORDER BY seq LIMIT ?",
+            "SELECT seq, signal_id, subject, data, headers FROM outbox "
+            "WHERE published_ns IS NULL ORDER BY seq LIMIT ?",
             (limit,),
         )
-        return [OutboxRow(int(s), str(i), str(sub), bytes(d)) for s, i, sub, d in rows]
+        return [
+            OutboxRow(int(s), str(i), str(sub), bytes(d), _headers(h)) for s, i, sub, d, h in rows
+        ]
 
     async def mark_published(self, seq: int) -> None:
         """Record that JetStream acknowledged a row."""
@@ -185,6 +200,17 @@ class Outbox:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+
+def _headers(stored: object) -> dict[str, str]:
+    """The stored trace headers of a row (empty when unreadable: the publish starts afresh)."""
+    try:
+        decoded = json.loads(str(stored or "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {str(k): str(v) for k, v in decoded.items()}
 
 
 class OutboxDrainer:

@@ -9,6 +9,9 @@ same message id once NATS is back. While the outbox holds unpublished rows every
 to it too, so signals reach the stream in the order they were accepted (a ``buy`` then an
 ``exit`` never arrive swapped). Without an outbox, a signal that JetStream did not acknowledge is
 refused (503): the client never buffers it, so a refused signal is never delivered late.
+
+Each publish is a PRODUCER span in the webhook's trace; a signal that waits in the outbox keeps
+the trace context it was accepted in, and its late publish is a child of it (ADR-0070).
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from dataclasses import dataclass
 from nats.errors import Error as NatsError
 
 from phalanx_common import ids, subjects
-from phalanx_common.bus import MSG_ID, Bus
+from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.codec import encode
 from phalanx_common.errors import PhalanxError
 from phalanx_common.events import Signal, SignalReceived
-from phalanx_common.telemetry import inject_headers
+from phalanx_common.telemetry import current_trace_id, extract_context, inject_headers
 from phalanx_ingest.outbox import Outbox, OutboxDrainer, OutboxRow
 
 __all__ = ["PublishResult", "SignalPublisher", "SignalsUnavailableError"]
@@ -107,7 +110,8 @@ class SignalPublisher:
         replay_by: str = "",
         replay_reason: str = "",
     ) -> PublishResult:
-        """Make one signal durable and say how (``replay_*``: a deliberate re-run, ADR-0090).
+        """Make one signal durable and say how; it records the current trace's id, and
+        ``replay_*`` mark a deliberate re-run (ADR-0090).
 
         Raises:
             SignalsUnavailableError: if it could be made durable neither in JetStream nor in
@@ -126,6 +130,7 @@ class SignalPublisher:
             replay_of=replay_of,
             replay_by=replay_by,
             replay_reason=replay_reason,
+            trace_id=current_trace_id(),
         )
         subject = subjects.signals_subject(strategy_id)
         data = encode(event)
@@ -134,9 +139,7 @@ class SignalPublisher:
         if not self.connected:
             raise SignalsUnavailableError("NATS is not connected")
         try:
-            ack = await self._bus.js.publish(
-                subject, data, timeout=self._timeout_s, headers=self._headers(signal_id)
-            )
+            ack = await self._bus.publish_bytes(subject, data, signal_id, self._timeout_s)
         except (NatsError, TimeoutError, OSError) as exc:
             log.warning("signal %s not acknowledged by JetStream: %r", signal_id, exc)
             if self.outbox is None:
@@ -147,7 +150,7 @@ class SignalPublisher:
     async def _queue(self, signal_id: str, subject: str, data: bytes) -> PublishResult:
         assert self.outbox is not None
         try:
-            inserted = await self.outbox.add(signal_id, subject, data)
+            inserted = await self.outbox.add(signal_id, subject, data, inject_headers({}))
         except Exception as exc:  # a full or broken disk: not durable, so not a 2xx
             log.error("outbox write failed for %s: %r", signal_id, exc)
             raise SignalsUnavailableError("outbox write failed") from exc
@@ -156,12 +159,10 @@ class SignalPublisher:
         return PublishResult(duplicate=not inserted, queued=True)
 
     async def _publish_row(self, row: OutboxRow) -> None:
-        await self._bus.js.publish(
-            row.subject, row.data, timeout=self._timeout_s, headers=self._headers(row.signal_id)
+        await self._bus.publish_bytes(
+            row.subject,
+            row.data,
+            row.signal_id,
+            self._timeout_s,
+            parent=extract_context(row.headers),
         )
-
-    @staticmethod
-    def _headers(signal_id: str) -> dict[str, str]:
-        headers = inject_headers({})
-        headers[MSG_ID] = signal_id
-        return headers

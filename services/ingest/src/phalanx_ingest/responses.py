@@ -1,6 +1,6 @@
 """TradersPost-shaped webhook answers: the ``messageCode`` vocabulary and the JSON bodies.
 
-Success is ``{"success": true, "id", "logId", "payload"}``; every refusal is
+Success is ``{"success": true, "id", "logId", "payload", "trace_id"}``; every refusal is
 ``{"success": false, "messageCode", "message"}`` where ``message`` is a sentence a person can act
 on. The codes are TradersPost's (its published ``webhook-spec.json``), plus ``not-found`` (its
 404 body) and ``too-many-requests`` (its 429 body), and Phalanx's own codes for what TradersPost
@@ -128,7 +128,11 @@ def rejected_response(rejection: WebhookRejectedError) -> Response:
 
 
 def accepted_response(
-    signal_id: str, payload: dict[str, Any], duplicate: bool, queued: bool = False
+    signal_id: str,
+    payload: dict[str, Any],
+    duplicate: bool,
+    queued: bool = False,
+    trace_id: str = "",
 ) -> Response:
     """The TradersPost success body; ``duplicate`` is added (true) for a resent signal.
 
@@ -138,6 +142,8 @@ def accepted_response(
         duplicate: Whether this signal was already stored (it trades nothing new).
         queued: Whether it is durable in the local outbox rather than in JetStream yet: the
             answer is then ``202 Accepted`` with ``"queued": true`` (ADR-0010).
+        trace_id: The webhook's trace id, answered as ``trace_id`` (ADR-0070); for a duplicate
+            it is this request's trace, the stored signal keeps the first one's.
     """
     body: dict[str, Any] = {
         "success": True,
@@ -149,6 +155,8 @@ def accepted_response(
         body["duplicate"] = True
     if queued:
         body["queued"] = True
+    if trace_id:
+        body["trace_id"] = trace_id
     return Response(
         content=_encoder.encode(body),
         status_code=202 if queued else 200,

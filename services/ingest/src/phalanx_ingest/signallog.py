@@ -7,8 +7,9 @@ ordered consumer on SIGNALS (``SignalReceived``: received, stored) and one on OR
 one outcome: ``placed`` (with the broker's order id), ``rejected`` (the reason), ``skipped``
 (why), ``expired`` (the signal was past its deadline), or ``unknown`` while an outcome is being
 reconciled. A deliberate re-run (ADR-0090) shows ``replay_of`` (the original's id, who asked and
-why) and the original lists its re-runs in ``replays``. Both replay their stream from the start
-when ingest
+why) and the original lists its re-runs in ``replays``. Each signal shows its ``trace_id``
+(ADR-0070): the trace to look up in Tempo or any OTLP backend. Both replay their stream from
+the start when ingest
 starts, so the log survives restarts; each strategy keeps its ``size`` most recent signals in
 memory (older ones are evicted; the streams still hold them). Events of one signal may arrive
 from the two streams in any order: whichever comes first creates the entry.
@@ -76,6 +77,7 @@ class _Entry:
     intents: int = 0
     planner_rejected: str = ""
     test: bool = False
+    trace_id: str = ""
     due_ns: int = 0  # a delayed signal is planned at this time
     duplicate_deliveries: int = 0
     replay_of: str = ""  # a deliberate re-run of this signal id (ADR-0090)
@@ -125,6 +127,7 @@ class _Entry:
             "ticker": self.ticker,
             "action": self.action,
             "status": status,
+            "trace_id": self.trace_id,
             "planner_rejected": self.planner_rejected,
             "test": self.test,
             "replay_of": self.replay_of,
@@ -198,6 +201,7 @@ class SignalLog:
             entry.ticker = event.signal.ticker
             entry.action = event.signal.action
             entry.test = event.signal.test
+            entry.trace_id = event.trace_id
             if event.signal.delay_s:
                 entry.due_ns = event.ts_event + int(event.signal.delay_s * 1_000_000_000)
             entry.received_ns = event.ts_event

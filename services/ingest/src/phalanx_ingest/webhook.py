@@ -25,14 +25,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
-from opentelemetry import context as otel_context
 
 from phalanx_common.clock import Clock
 from phalanx_common.contracts import ContractBook, UnknownTicker
 from phalanx_common.events import Signal
 from phalanx_common.ids import signal_id_from
 from phalanx_common.records import StrategyRecord
-from phalanx_common.telemetry import extract_context
+from phalanx_common.telemetry import current_trace_id, extract_context, webhook_root
 from phalanx_ingest.deadlines import not_after_ns
 from phalanx_ingest.payload import parse_signal, parse_time_ns, signal_to_payload
 from phalanx_ingest.publisher import SignalPublisher, SignalsUnavailableError
@@ -154,24 +153,28 @@ class _WebhookHandler:
             else:
                 window_s = strategy.repeat_window_s or self._settings.repeat_window_s
                 signal_id = await self._repeats.signal_id(strategy_id, body, received_ns, window_s)
-            # W3C trace context of the sender (if any) travels on into the NATS headers.
-            token = otel_context.attach(extract_context(dict(request.headers)))
-            try:
-                result = await self._publisher.publish(
-                    strategy_id,
-                    signal_id,
-                    signal,
-                    received_ns,
-                    not_after_ns=self._not_after_ns(strategy, signal, received_ns),
-                    max_quantity=max_quantity,
-                    contract=contract,
-                )
-            except SignalsUnavailableError:
-                raise _unavailable() from None
-            finally:
-                otel_context.detach(token)
+            # One trace per webhook (a new one when the sender sent no traceparent): its id is
+            # recorded on the signal, answered, and carried on in the NATS headers (ADR-0070).
+            with webhook_root(dict(request.headers)) as span:
+                span.set_attribute("phalanx.signal_id", signal_id)
+                span.set_attribute("phalanx.strategy_id", strategy_id)
+                try:
+                    result = await self._publisher.publish(
+                        strategy_id,
+                        signal_id,
+                        signal,
+                        received_ns,
+                        not_after_ns=self._not_after_ns(strategy, signal, received_ns),
+                        max_quantity=max_quantity,
+                        contract=contract,
+                    )
+                except SignalsUnavailableError:
+                    raise _unavailable() from None
+                span.set_attribute("phalanx.duplicate", result.duplicate)
+                span.set_attribute("phalanx.queued", result.queued)
+                trace_id = current_trace_id()
             return accepted_response(
-                signal_id, signal_to_payload(signal), result.duplicate, result.queued
+                signal_id, signal_to_payload(signal), result.duplicate, result.queued, trace_id
             )
         except WebhookRejectedError as rejection:
             return rejected_response(rejection)

@@ -6,6 +6,9 @@ share by mistake between replicas), needs no acks, delivers strictly in stream o
 nats-py re-creates it from the last seen sequence after a gap or missed heartbeats, so a NATS
 blip neither skips nor repeats events. The price is a full replay at every start, which is what
 "events are the record" asks for; snapshots can shorten it later.
+
+A message that arrives after the replay (live) is handled in a CONSUMER span, a child of its
+publish; the replay makes no spans: its traces ended long ago (ADR-0070).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
-from phalanx_common.bus import Bus
+from phalanx_common.bus import Bus, consuming
 from phalanx_common.codec import decode_event
 from phalanx_common.events import AnyEvent
 from phalanx_common.subjects import StreamSpec
@@ -97,10 +100,16 @@ class StreamFollower:
             self.undecodable += 1
             log.error("skipping undecodable message %s #%d: %s", self.name, seq, exc)
         else:
-            try:
-                self._handler(event)
-            except Exception:
-                log.exception("handler failed on %s #%d; event skipped", self.name, seq)
+            traced = (
+                consuming(msg, self.name, "ledger")
+                if seq > self._target_seq
+                else contextlib.nullcontext()
+            )
+            with traced:
+                try:
+                    self._handler(event)
+                except Exception:
+                    log.exception("handler failed on %s #%d; event skipped", self.name, seq)
         self.last_seq = seq
         if seq >= self._target_seq:
             self._caught_up.set()

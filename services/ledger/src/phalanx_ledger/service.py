@@ -11,6 +11,7 @@ from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.events import AnyEvent, FillReceived, OrderAccepted, OrderRejected
 from phalanx_common.http import HttpServer
+from phalanx_common.telemetry import child_span
 from phalanx_ledger.api import create_app
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.projection import PositionsProjection
@@ -81,7 +82,13 @@ class LedgerService:
 def _dispatcher(projection: PositionsProjection) -> Callable[[AnyEvent], None]:
     def apply(event: AnyEvent) -> None:
         if isinstance(event, FillReceived):
-            projection.apply_fill(event)
+            attributes = {
+                "phalanx.fill_id": event.fill_id,
+                "phalanx.account_id": event.account_id,
+                "phalanx.order_id": event.order_id,
+            }
+            with child_span("project fill", attributes):  # live fills only (ADR-0070)
+                projection.apply_fill(event)
         elif isinstance(event, OrderAccepted | OrderRejected):
             projection.apply_order(event)
 
