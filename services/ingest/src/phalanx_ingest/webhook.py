@@ -31,7 +31,7 @@ from phalanx_common.contracts import ContractBook, UnknownTicker
 from phalanx_common.events import Signal
 from phalanx_common.ids import signal_id_from
 from phalanx_common.records import StrategyRecord
-from phalanx_common.telemetry import current_trace_id, extract_context, webhook_root
+from phalanx_common.telemetry import current_trace_id, webhook_root
 from phalanx_ingest.deadlines import not_after_ns
 from phalanx_ingest.payload import parse_signal, parse_time_ns, signal_to_payload
 from phalanx_ingest.publisher import SignalPublisher, SignalsUnavailableError
