@@ -7,9 +7,10 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from phalanx_common.errors import DependencyUnavailable
+from phalanx_common.logs import setup_logging
 
 __all__ = ["Service", "configure_logging", "run_service", "run_service_main"]
 
@@ -30,13 +31,18 @@ class Service(Protocol):
         ...
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr in one line per record."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, fmt: str = "json", service: str = "", secrets: Any = ()) -> None:
+    """Log to stderr, one line per record: JSON by default, ``text`` for a terminal
+    (:func:`phalanx_common.logs.setup_logging`)."""
+    setup_logging(level, fmt, service, secrets)
+
+
+def _secrets_of(settings: object) -> list[str]:
+    """The settings values no log line may show (admin token, token keys and their parts)."""
+    values = [str(getattr(settings, name, "") or "") for name in ("admin_token", "token_keys")]
+    keys = str(getattr(settings, "token_keys", "") or "")
+    values += [part.partition(":")[2] for part in keys.split(",")]
+    return [v for v in values if v]
 
 
 async def run_service(
@@ -71,8 +77,14 @@ def run_service_main(
     log_level: str,
     shutdown_budget_s: float,
 ) -> int:
-    """Entry-point body: run the service and turn a missing dependency into exit code 2."""
-    configure_logging(log_level)
+    """Entry-point body: run the service and turn a missing dependency into exit code 2.
+
+    Logs as ``PHALANX_LOG_FORMAT`` says (``settings.log_format``: ``json`` or ``text``), with
+    the service's secrets scrubbed.
+    """
+    configure_logging(
+        log_level, str(getattr(settings, "log_format", "json")), name, _secrets_of(settings)
+    )
     try:
         asyncio.run(run_service(factory, settings, shutdown_budget_s))
     except DependencyUnavailable as exc:

@@ -19,11 +19,13 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
+from opentelemetry import context as otel_context
 
 from phalanx_common.bus import Bus
 from phalanx_common.codec import decode_event
 from phalanx_common.events import AnyEvent
 from phalanx_common.subjects import StreamSpec
+from phalanx_common.telemetry import extract_context
 
 __all__ = ["StreamFollower"]
 
@@ -97,10 +99,15 @@ class StreamFollower:
             self.undecodable += 1
             log.error("skipping undecodable message %s #%d: %s", self.name, seq, exc)
         else:
+            # In the message's trace context: what the handler records (a fan-out exemplar)
+            # names the signal's trace.
+            token = otel_context.attach(extract_context(msg.headers))
             try:
                 self._handler(event)
             except Exception:
                 log.exception("handler failed on %s #%d; event skipped", self.name, seq)
+            finally:
+                otel_context.detach(token)
         self.last_seq = seq
         if seq >= self._target_seq:
             self._caught_up.set()
