@@ -112,6 +112,28 @@ async def test_a_webhook_moves_signals_orders_permits_and_fanout_metrics(
         assert _value(executor, "phalanx_venue_sockets_open") == 2
         assert _value(executor, "phalanx_venue_sockets_connected") == 2
         assert _value(executor, "phalanx_nats_connected") == 1
+        # consumer lag, sampled in the background: the planner's durable consumer is drained
+        assert (
+            _value(executor, "phalanx_consumer_pending", stream="SIGNALS", consumer="planner") == 0
+        )
+        assert ("phalanx_consumer_pending", (("consumer", "planner"), ("stream", "SIGNALS"))) in (
+            executor
+        )
+        ledger = await _scrape(http, urls["ledger"])
+        assert ("phalanx_consumer_pending", (("consumer", "ledger"), ("stream", "ORDERS"))) in (
+            ledger
+        )
+
+        async def fills_match() -> bool:
+            published = _value(
+                await _scrape(http, urls["executor"]), "phalanx_fills_total", result="published"
+            )
+            applied = _value(
+                await _scrape(http, urls["ledger"]), "phalanx_ledger_fills_total", result="applied"
+            )
+            return published == applied >= accounts  # every entry filled, every fill applied
+
+        await eventually(fills_match, what="the executor's published fills all applied")
 
         # The ledger's fan-out carries the signal's trace id as an exemplar (OpenMetrics).
         resp = await http.get(f"{urls['ledger']}/metrics", headers={"Accept": OPENMETRICS})

@@ -6,18 +6,53 @@ sockets, and there are at most as many as sockets. Nothing is labelled per accou
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from phalanx_common.metrics import (
     LATENCY_BUCKETS_S,
     CollectorRegistry,
     Counter,
+    CounterMetricFamily,
     Gauge,
+    GaugeMetricFamily,
     Histogram,
+    Metric,
     trace_exemplar,
 )
 
-__all__ = ["ExecutorMetrics"]
+__all__ = ["ExecutorMetrics", "FillsCollector"]
+
+_FILL_COUNTERS = ("published", "publish_failures", "refused", "unattributed")
+
+
+class FillsCollector:
+    """``phalanx_fills_total{result}`` and ``phalanx_fills_pending`` from the fill outbox's
+    counters (ADR-0061), read at scrape time.
+
+    Args:
+        source: The counters, as ``/healthz`` reports them under ``fills`` (empty before start).
+    """
+
+    def __init__(self, source: Callable[[], dict[str, int]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        """The two families."""
+        counts = self._source()
+        fills = CounterMetricFamily(
+            "phalanx_fills",
+            "Venue fills by result: published to FILLS, publish failures (retried), refused "
+            "(outbox full), unattributed (account unknown)",
+            labels=["result"],
+        )
+        for name in _FILL_COUNTERS:
+            fills.add_metric([name], float(counts.get(name, 0)))
+        yield fills
+        yield GaugeMetricFamily(
+            "phalanx_fills_pending",
+            "Fills waiting in the executor's outbox for JetStream",
+            value=float(counts.get("pending", 0)),
+        )
 
 
 class ExecutorMetrics:

@@ -39,7 +39,7 @@ from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
 from phalanx_executor.killswitch import Flattener
 from phalanx_executor.membership import Membership
-from phalanx_executor.metrics import ExecutorMetrics
+from phalanx_executor.metrics import ExecutorMetrics, FillsCollector
 from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.planning_service import Planner
 from phalanx_executor.pool import ConnectionPool
@@ -101,6 +101,7 @@ class ExecutorService:
         self.registry = new_registry()
         self.metrics = ExecutorMetrics(self.registry)
         self.registry.register(NatsCollector(bus.nc))
+        self.registry.register(FillsCollector(self._fill_metrics))
         streams = (subjects.SIGNALS.name, subjects.EXEC.name, subjects.DELAYED.name)
         self.lag = ConsumerLag(bus.js, (*streams, subjects.CONTROL.name), self.registry)
         self.readiness = (
