@@ -135,6 +135,11 @@ async def test_a_webhook_moves_signals_orders_permits_and_fanout_metrics(
 
         await eventually(fills_match, what="the executor's published fills all applied")
 
+        auth = await _scrape(http, urls["auth"])
+        for login in seeded.logins:  # fresh tokens: minutes to go, not expired
+            assert _value(auth, "phalanx_token_expiry_seconds", login=login) > 60, login
+        assert _value(auth, "phalanx_auth_events_total", event="logins_connected") >= 2
+
         # The ledger's fan-out carries the signal's trace id as an exemplar (OpenMetrics).
         resp = await http.get(f"{urls['ledger']}/metrics", headers={"Accept": OPENMETRICS})
         assert resp.headers["content-type"].startswith("application/openmetrics-text")

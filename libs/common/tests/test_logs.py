@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from phalanx_common.lifecycle import secrets_of
 from phalanx_common.logs import Scrubber, setup_logging
+from phalanx_common.settings import CommonSettings
 
 
 @pytest.fixture
@@ -97,3 +99,14 @@ def test_unknown_format_is_refused() -> None:
 
 def test_short_literal_secrets_are_not_masked_everywhere() -> None:
     assert Scrubber(["ok"])("ok, looks fine") == "ok, looks fine"
+
+
+def test_a_services_own_secrets_are_registered_for_scrubbing() -> None:
+    settings = CommonSettings(
+        admin_token="adm1n-t0ken", token_keys="k1:QUJDREVGR0g=,k2:SUpLTE1OT1A="
+    )
+    found = secrets_of(settings)
+    assert "adm1n-t0ken" in found
+    assert {"QUJDREVGR0g=", "SUpLTE1OT1A="} <= set(found)
+    scrub = Scrubber(found)
+    assert scrub("key QUJDREVGR0g= and adm1n-t0ken") == "key *** and ***"

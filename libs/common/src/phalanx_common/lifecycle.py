@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 from phalanx_common.errors import DependencyUnavailable
 from phalanx_common.logs import setup_logging
 
-__all__ = ["Service", "configure_logging", "run_service", "run_service_main"]
+__all__ = ["Service", "configure_logging", "run_service", "run_service_main", "secrets_of"]
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,11 @@ def configure_logging(level: str, fmt: str = "json", service: str = "", secrets:
     setup_logging(level, fmt, service, secrets)
 
 
-def _secrets_of(settings: object) -> list[str]:
-    """The settings values no log line may show (admin token, token keys and their parts)."""
-    values = [str(getattr(settings, name, "") or "") for name in ("admin_token", "token_keys")]
+def secrets_of(settings: object) -> list[str]:
+    """The settings values no log line may show: the admin token, the token keys (and each
+    key's material), the venue API secret and the OAuth client secret."""
+    names = ("admin_token", "token_keys", "sec", "oauth_client_secret")
+    values = [str(getattr(settings, name, "") or "") for name in names]
     keys = str(getattr(settings, "token_keys", "") or "")
     values += [part.partition(":")[2] for part in keys.split(",")]
     return [v for v in values if v]
@@ -83,7 +85,7 @@ def run_service_main(
     the service's secrets scrubbed.
     """
     configure_logging(
-        log_level, str(getattr(settings, "log_format", "json")), name, _secrets_of(settings)
+        log_level, str(getattr(settings, "log_format", "json")), name, secrets_of(settings)
     )
     try:
         asyncio.run(run_service(factory, settings, shutdown_budget_s))

@@ -69,7 +69,7 @@ class LedgerMetrics:
     ) -> None:
         self.registry = registry or new_registry()
         self._bus = bus
-        self._followers = tuple(followers)
+        self._followers = followers  # read at each sample (the service fills the list later)
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self.fanout = Histogram(
