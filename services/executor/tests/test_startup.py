@@ -37,3 +37,13 @@ def test_unreachable_redis_exits_2_naming_redis(nats_server: ServerProcess) -> N
     result = _run_executor(nats_server.url, redis_url)
     assert result.returncode == 2
     assert f"cannot reach Redis at {redis_url}" in result.stderr
+
+
+def test_the_exit_message_never_shows_credentials_of_the_nats_url() -> None:
+    port = free_port()
+    result = _run_executor(
+        f"nats://phalanx:hunter2-secret@127.0.0.1:{port}", f"redis://127.0.0.1:{free_port()}/0"
+    )
+    assert result.returncode == 2
+    assert f"cannot reach NATS at nats://***@127.0.0.1:{port}" in result.stderr
+    assert "hunter2-secret" not in result.stderr

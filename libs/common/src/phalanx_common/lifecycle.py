@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from phalanx_common.errors import DependencyUnavailable
-from phalanx_common.logs import setup_logging
+from phalanx_common.logs import Scrubber, setup_logging
 
 __all__ = ["Service", "configure_logging", "run_service", "run_service_main", "secrets_of"]
 
@@ -84,12 +84,12 @@ def run_service_main(
     Logs as ``PHALANX_LOG_FORMAT`` says (``settings.log_format``: ``json`` or ``text``), with
     the service's secrets scrubbed.
     """
-    configure_logging(
-        log_level, str(getattr(settings, "log_format", "json")), name, secrets_of(settings)
-    )
+    secrets = secrets_of(settings)
+    configure_logging(log_level, str(getattr(settings, "log_format", "json")), name, secrets)
     try:
         asyncio.run(run_service(factory, settings, shutdown_budget_s))
     except DependencyUnavailable as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        # the address may carry credentials (nats://user:pass@...): scrubbed like every log line
+        print(f"{name}: {Scrubber(secrets)(str(exc))}", file=sys.stderr)
         return 2
     return 0
