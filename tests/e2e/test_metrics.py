@@ -153,6 +153,30 @@ async def test_a_webhook_moves_signals_orders_permits_and_fanout_metrics(
         assert exemplars == [TRACE_ID]
 
 
+async def test_dropped_venue_sockets_are_counted_per_login_and_their_reconnects(
+    system: RunningSystem,
+) -> None:
+    seeded = await seed(system.endpoints, logins=2, accounts_per_login=1)
+    pool = system.executor.pool
+    assert pool is not None
+    await eventually(lambda: pool.connected_count() == 2, what="both logins connected")
+    url = system.executor.url
+    async with httpx.AsyncClient(timeout=10) as http:
+        dropped = await http.post(f"{system.sim.url}/admin/sockets/drop", json={})
+        assert dropped.json()["dropped"] == 2
+
+        async def reconnected() -> bool:
+            samples = await _scrape(http, url)
+            return _sum(samples, "phalanx_venue_reconnects_total", result="ok") == 2
+
+        await eventually(reconnected, timeout=30, what="both sockets reconnected")
+        samples = await _scrape(http, url)
+    for login in seeded.logins:
+        assert _value(samples, "phalanx_venue_socket_drops_total", login=login) == 1
+        assert _value(samples, "phalanx_venue_reconnects_total", login=login, result="ok") == 1
+    assert _value(samples, "phalanx_venue_sockets_connected") == 2
+
+
 async def test_readiness_says_ready_and_liveness_keeps_its_bodies(system: RunningSystem) -> None:
     urls = _urls(system)
     async with httpx.AsyncClient(timeout=10) as http:
