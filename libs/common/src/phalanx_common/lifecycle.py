@@ -6,8 +6,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol, TypeVar
 
 from phalanx_common.errors import DependencyUnavailable
 from phalanx_common.logs import Scrubber, setup_logging
@@ -31,7 +31,9 @@ class Service(Protocol):
         ...
 
 
-def configure_logging(level: str, fmt: str = "json", service: str = "", secrets: Any = ()) -> None:
+def configure_logging(
+    level: str, fmt: str = "json", service: str = "", secrets: Iterable[str] = ()
+) -> None:
     """Log to stderr, one line per record: JSON by default, ``text`` for a terminal
     (:func:`phalanx_common.logs.setup_logging`)."""
     setup_logging(level, fmt, service, secrets)
