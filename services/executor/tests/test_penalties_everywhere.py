@@ -74,6 +74,14 @@ async def test_a_penalty_on_a_clordid_lookup_blocks_the_login_and_the_lookup_goe
     assert found == order_id
     assert blocked > 0
     assert violations["count"] == 0
+    registry = rig.calls.permits.metrics.registry  # the penalty is counted for its login
+    assert registry.get_sample_value("phalanx_venue_penalties_total", {"login": rig.login}) == 1
+    assert registry.get_sample_value("phalanx_venue_lockouts_total", {"login": rig.login}) is None
+    waited = registry.get_sample_value(
+        "phalanx_login_permit_wait_seconds_total", {"login": rig.login}
+    )
+    assert waited is not None
+    assert waited >= PENALTY_S * 0.9  # the resend waited out the penalty's block for a permit
 
 
 async def test_a_penalty_during_kill_switch_flattening_blocks_the_login_and_flattens(

@@ -88,3 +88,13 @@ def test_a_replica_whose_nats_and_redis_stopped_first_still_exits_cleanly_and_pr
             proc.wait()
         nats.stop()
         redis.stop()
+
+
+def test_the_exit_message_never_shows_credentials_of_the_nats_url() -> None:
+    port = free_port()
+    result = _run_executor(
+        f"nats://phalanx:hunter2-secret@127.0.0.1:{port}", f"redis://127.0.0.1:{free_port()}/0"
+    )
+    assert result.returncode == 2
+    assert f"cannot reach NATS at nats://***@127.0.0.1:{port}" in result.stderr
+    assert "hunter2-secret" not in result.stderr

@@ -194,6 +194,7 @@ class SignalPlanned(Event, frozen=True, kw_only=True):
     skipped: int = 0
     rejected: str = ""
     expired: int = 0  # accounts not traded because the signal was past its deadline
+    received_ns: int = 0  # when ingest received the webhook (SignalReceived.ts_event; 0: unknown)
 
 
 class IntentSkipped(Event, frozen=True, kw_only=True):

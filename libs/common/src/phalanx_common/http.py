@@ -39,6 +39,8 @@ class HttpServer:
             lifespan="on",
             access_log=False,
             proxy_headers=proxy_headers,
+            # uvicorn's own handlers off: its records go through phalanx_common.logs like all
+            log_config=None,
         )
         self._server = uvicorn.Server(config)
         # Signals belong to the service lifecycle (phalanx_common.lifecycle), not to uvicorn:

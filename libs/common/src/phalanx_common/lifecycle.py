@@ -7,13 +7,21 @@ import io
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, TypeVar
 
 from phalanx_common.errors import DependencyUnavailable
+from phalanx_common.logs import Scrubber, setup_logging
 from phalanx_common.telemetry import configure_tracing, shutdown_tracing
 
-__all__ = ["Service", "configure_logging", "dump_tasks", "run_service", "run_service_main"]
+__all__ = [
+    "Service",
+    "configure_logging",
+    "dump_tasks",
+    "run_service",
+    "run_service_main",
+    "secrets_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +40,22 @@ class Service(Protocol):
         ...
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr in one line per record."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(
+    level: str, fmt: str = "json", service: str = "", secrets: Iterable[str] = ()
+) -> None:
+    """Log to stderr, one line per record: JSON by default, ``text`` for a terminal
+    (:func:`phalanx_common.logs.setup_logging`)."""
+    setup_logging(level, fmt, service, secrets)
+
+
+def secrets_of(settings: object) -> list[str]:
+    """The settings values no log line may show: the admin token, the token keys (and each
+    key's material), the venue API secret and the OAuth client secret."""
+    names = ("admin_token", "token_keys", "sec", "oauth_client_secret")
+    values = [str(getattr(settings, name, "") or "") for name in names]
+    keys = str(getattr(settings, "token_keys", "") or "")
+    values += [part.partition(":")[2] for part in keys.split(",")]
+    return [v for v in values if v]
 
 
 async def run_service(
@@ -89,15 +106,19 @@ def run_service_main(
 ) -> int:
     """Entry-point body: run the service and turn a missing dependency into exit code 2.
 
-    Traces are exported when the standard ``OTEL_*`` variables name an endpoint (ADR-0070);
-    what is buffered is exported before the process ends.
+    Logs as ``PHALANX_LOG_FORMAT`` says (``settings.log_format``: ``json`` or ``text``), with
+    the service's secrets scrubbed. Traces are exported when the standard ``OTEL_*``
+    variables name an endpoint (ADR-0070); what is buffered is exported before the process
+    ends.
     """
-    configure_logging(log_level)
+    secrets = secrets_of(settings)
+    configure_logging(log_level, str(getattr(settings, "log_format", "json")), name, secrets)
     configure_tracing(name)
     try:
         asyncio.run(run_service(factory, settings, shutdown_budget_s))
     except DependencyUnavailable as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        # the address may carry credentials (nats://user:pass@...): scrubbed like every log line
+        print(f"{name}: {Scrubber(secrets)(str(exc))}", file=sys.stderr)
         return 2
     finally:
         shutdown_tracing()

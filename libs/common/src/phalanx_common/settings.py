@@ -25,6 +25,7 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
+    log_format: str = "json"  # PHALANX_LOG_FORMAT: json (one object per line) or text (ADR-0076)
     service_name: str = "phalanx"
     shutdown_budget_s: float = 10.0
     admin_token: str = "change-me"  # noqa: S105 - services refuse it outside dev (ADR-0001)

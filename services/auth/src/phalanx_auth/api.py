@@ -11,7 +11,8 @@
 - ``POST /admin/oauth/start`` ``{"login_id"?}`` → ``{"authorize_url"}`` (409 not configured).
 - ``GET /admin/accounts`` → ``[AccountOut]``; ``GET /admin/metrics`` → counters.
 - ``POST /admin/keys/rotate`` → ``{"rotated": n}`` (re-seal under the primary key).
-- ``GET /healthz`` → ``{"status": "ok"}`` (no auth).
+- ``GET /healthz`` → ``{"status": "ok"}`` (no auth): liveness.
+- ``GET /readyz`` → 200 when NATS is connected, else 503; ``GET /metrics`` → Prometheus.
 
 The account page and the OAuth callback are in :mod:`phalanx_auth.page`.
 """
@@ -34,7 +35,9 @@ from phalanx_auth.oauth import OAuthError, OAuthFlow
 from phalanx_auth.page import add_page_routes
 from phalanx_auth.settings import AuthSettings
 from phalanx_auth.views import AccountOut, LoginOut, account_out, login_view
+from phalanx_common.health import Readiness, add_readiness_route
 from phalanx_common.http import admin_guard
+from phalanx_common.metrics import CollectorRegistry, add_metrics_route
 from phalanx_common.records import LoginRecord
 
 __all__ = ["AccountOut", "LoginIn", "LoginOut", "OAuthStartIn", "OAuthStartOut", "create_app"]
@@ -67,13 +70,21 @@ class OAuthStartOut(BaseModel):
     authorize_url: str
 
 
-def create_app(settings: AuthSettings, manager: LoginManager, flow: OAuthFlow) -> FastAPI:
+def create_app(
+    settings: AuthSettings,
+    manager: LoginManager,
+    flow: OAuthFlow,
+    registry: CollectorRegistry | None = None,
+    readiness: Readiness | None = None,
+) -> FastAPI:
     """Build the FastAPI app of the auth service.
 
     Args:
         settings: auth settings (``admin_token`` guards ``/admin`` and the page).
         manager: connects logins and reads the store.
         flow: the OAuth flow.
+        registry: served at ``GET /metrics`` when given.
+        readiness: served at ``GET /readyz`` when given.
     """
     app = FastAPI(
         title="Phalanx auth",
@@ -180,6 +191,10 @@ def create_app(settings: AuthSettings, manager: LoginManager, flow: OAuthFlow) -
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    if registry is not None:
+        add_metrics_route(app, registry)
+    if readiness is not None:
+        add_readiness_route(app, readiness)
     app.include_router(admin)
     add_page_routes(app, settings, manager, flow)
     return app

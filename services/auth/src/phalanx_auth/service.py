@@ -9,13 +9,16 @@ from fastapi import FastAPI
 
 from phalanx_auth.api import create_app
 from phalanx_auth.logins import LoginManager
+from phalanx_auth.metrics import AuthCollector
 from phalanx_auth.oauth import OAuthFlow
 from phalanx_auth.settings import AuthSettings
 from phalanx_auth.store import AuthStore
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.crypto import key_ring_from_settings
+from phalanx_common.health import Readiness
 from phalanx_common.http import HttpServer
+from phalanx_common.metrics import NatsCollector, new_registry
 from phalanx_common.subjects import Buckets
 from phalanx_tradovate.rest import TradovateRest
 
@@ -117,5 +120,9 @@ async def build_auth(
     manager = LoginManager(settings, store, bus, venue, clock)
     http = oauth_http or httpx.AsyncClient(timeout=settings.venue_timeout_s)
     flow = OAuthFlow(settings, store, manager, http, settings.oauth_redirect_uri)
-    app = create_app(settings, manager, flow)
+    registry = new_registry()  # ADR-0075: the service's own registry
+    registry.register(AuthCollector(manager, clock))
+    registry.register(NatsCollector(bus.nc))
+    readiness = Readiness().add("nats", lambda: bool(bus.nc.is_connected))
+    app = create_app(settings, manager, flow, registry=registry, readiness=readiness)
     return AuthService(settings, bus, venue, manager, app, flow, http)

@@ -3,7 +3,9 @@
 Every replica serves it (any one will do for writes: state lives in KV and the kill switch
 travels on the bus). Admin routes need ``Authorization: Bearer <PHALANX_ADMIN_TOKEN>``.
 
-- ``GET /healthz``: replica, shards, connected logins, orders placed.
+- ``GET /healthz``: liveness: replica, shards, connected logins, orders placed.
+- ``GET /readyz``: 200 when NATS is connected and Redis answers, else 503.
+- ``GET /metrics``: Prometheus metrics of this replica (docs/metrics.md).
 - ``GET /admin/trading-state``; ``PUT /admin/trading-state/{scope}`` ``{"state","reason"}`` with
   scope ``global``, ``strategy.<id>`` or ``account.<id>``; state ACTIVE, REDUCING or HALTED.
 - ``PUT /admin/guards/{account_id}`` ``{"max_contracts","daily_loss_limit"}``; ``GET`` reads.
@@ -26,8 +28,10 @@ from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.codec import encode
 from phalanx_common.events import KillSwitchEngaged, TradingStateChanged
+from phalanx_common.health import Readiness, add_readiness_route
 from phalanx_common.http import admin_guard
 from phalanx_common.kvmirror import KvMirror
+from phalanx_common.metrics import CollectorRegistry, add_metrics_route
 from phalanx_common.records import AccountGuardRecord, TradingStateRecord
 
 __all__ = ["create_app"]
@@ -63,13 +67,20 @@ def create_app(
     states: KvMirror[TradingStateRecord],
     guards: KvMirror[AccountGuardRecord],
     health: Callable[[], dict[str, Any]],
+    registry: CollectorRegistry | None = None,
+    readiness: Readiness | None = None,
 ) -> FastAPI:
-    """Build the executor's HTTP app."""
+    """Build the executor's HTTP app (``/metrics`` and ``/readyz`` when given their sources)."""
     app = FastAPI(title="Phalanx executor", version="0.1.0")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return health()
+
+    if registry is not None:
+        add_metrics_route(app, registry)
+    if readiness is not None:
+        add_readiness_route(app, readiness)
 
     router = APIRouter(prefix="/admin", dependencies=[Depends(admin_guard(admin_token))])
 

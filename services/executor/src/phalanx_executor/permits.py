@@ -12,9 +12,11 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Sequence
 from enum import IntEnum
 
+from phalanx_executor.metrics import ExecutorMetrics
 from phalanx_executor.ratelimit import Budget, RateLimiter
 
 __all__ = ["Permits", "Priority"]
@@ -31,10 +33,16 @@ class Priority(IntEnum):
 
 
 class Permits:
-    """Per-login priority queues in front of the shared limiter."""
+    """Per-login priority queues in front of the shared limiter.
 
-    def __init__(self, limiter: RateLimiter) -> None:
+    ``metrics`` records each permit's wait per login and priority (a private registry when
+    none is given); :class:`~phalanx_executor.venue_calls.VenueCalls` records penalties and
+    lockouts on the same object.
+    """
+
+    def __init__(self, limiter: RateLimiter, metrics: ExecutorMetrics | None = None) -> None:
         self._limiter = limiter
+        self.metrics = metrics or ExecutorMetrics()
         self._queues: dict[str, list[tuple[int, int, Sequence[Budget], asyncio.Future[None]]]] = {}
         self._pumps: dict[str, asyncio.Task[None]] = {}
         self._seq = itertools.count()
@@ -47,13 +55,20 @@ class Permits:
         """
         key = budgets[0].key
         seq = next(self._seq)  # arrival order, fixed before any await: FIFO within a priority
+        started = time.monotonic()
         if key not in self._queues and await self._limiter.try_acquire(budgets) == 0.0:
+            self._record(key, priority, started)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._queues.setdefault(key, []), (priority, seq, budgets, fut))
         if key not in self._pumps:
             self._pumps[key] = asyncio.create_task(self._pump(key), name=f"permits:{key}")
         await fut
+        self._record(key, priority, started)
+
+    def _record(self, key: str, priority: Priority, started: float) -> None:
+        login = key.removeprefix("login:")  # BudgetBook: a login's own budget comes first
+        self.metrics.permit_waited(login, priority.name.lower(), time.monotonic() - started)
 
     async def block(self, budget: Budget, seconds: float) -> None:
         """Block ``budget`` for ``seconds`` (only ever extends); every waiter of it is held back

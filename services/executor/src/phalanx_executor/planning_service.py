@@ -227,5 +227,6 @@ class Planner:
                 skipped=len(result.skipped),
                 rejected=result.rejected,
                 expired=len(result.expired),
+                received_ns=event.ts_event,
             ),
         )

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from phalanx_common.records import TokenRecord
 from phalanx_executor.budgets import SYNC_ENDPOINT
+from phalanx_executor.metrics import ExecutorMetrics
 from phalanx_executor.permits import Priority
 from phalanx_executor.venue_calls import VenueCalls
 from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateError, TradovateSocket
@@ -54,6 +55,7 @@ class ConnectionPool:
         reconnect_backoff_s: float = 0.5,
         reconnect_backoff_max_s: float = 30.0,
         owns: Callable[[str], bool] | None = None,
+        metrics: ExecutorMetrics | None = None,
     ) -> None:
         self._ws_url = ws_url
         self._token_for = token_for
@@ -72,9 +74,15 @@ class ConnectionPool:
         self._sockets: dict[str, TradovateSocket] = {}
         self._tokens: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._metrics = metrics or ExecutorMetrics()
+        self._metrics.watch_sockets(self.__len__, self.connected_count)
 
     def __len__(self) -> int:
         return len(self._sockets)
+
+    def connected_count(self) -> int:
+        """How many sockets are open and authorized right now."""
+        return sum(1 for sock in self._sockets.values() if sock.connected)
 
     def is_connected(self, login_id: str) -> bool:
         """Whether the login's socket is open and authorized right now."""
@@ -119,6 +127,7 @@ class ConnectionPool:
 
         def on_close(closed: TradovateSocket, reason: str) -> None:
             if self._sockets.get(login_id) is closed and not self._closing:
+                self._metrics.socket_drops.labels(login_id).inc()
                 self._schedule_reconnect(login_id, reason)
 
         sock = TradovateSocket(
@@ -187,11 +196,13 @@ class ConnectionPool:
             try:
                 await self.get(login_id)
             except Exception as exc:  # LoginNotReady, or Redis/NATS down for the permit
+                self._metrics.reconnects.labels(login_id, "failed").inc()
                 self._failures[login_id] = self._failures.get(login_id, 0) + 1
                 log.warning("reconnect of %s failed: %s", login_id, exc)
                 self._reconnects.pop(login_id, None)
                 self._schedule_reconnect(login_id, "retry")
                 return
+            self._metrics.reconnects.labels(login_id, "ok").inc()
         finally:
             if self._reconnects.get(login_id) is asyncio.current_task():
                 self._reconnects.pop(login_id, None)

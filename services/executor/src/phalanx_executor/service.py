@@ -18,8 +18,10 @@ from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.contracts import ContractBook
 from phalanx_common.crypto import key_ring_from_settings, token_decoder
 from phalanx_common.errors import DependencyUnavailable
+from phalanx_common.health import Readiness, redis_check
 from phalanx_common.http import HttpServer
 from phalanx_common.kvmirror import KvMirror
+from phalanx_common.metrics import ConsumerLag, NatsCollector, new_registry
 from phalanx_common.records import (
     AccountGuardRecord,
     AccountRecord,
@@ -37,6 +39,7 @@ from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
 from phalanx_executor.killswitch import Flattener
 from phalanx_executor.membership import Membership
+from phalanx_executor.metrics import ExecutorMetrics, FillsCollector
 from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.planning_service import Planner
 from phalanx_executor.pool import ConnectionPool
@@ -94,6 +97,19 @@ class ExecutorService:
         self.pool: ConnectionPool | None = None
         self.worker: BatchWorker | None = None
         self.http: HttpServer | None = None
+        # ADR-0075: this replica's own registry, so replicas in one process never clash.
+        self.registry = new_registry()
+        self.metrics = ExecutorMetrics(self.registry)
+        self.registry.register(NatsCollector(bus.nc))
+        self.registry.register(FillsCollector(self._fill_metrics))
+        streams = (subjects.SIGNALS.name, subjects.EXEC.name, subjects.DELAYED.name)
+        self.lag = ConsumerLag(bus.js, (*streams, subjects.CONTROL.name), self.registry)
+        self.readiness = (
+            Readiness()
+            .add("nats", lambda: bool(bus.nc.is_connected))
+            .add("redis", redis_check(redis))
+            .add("started", lambda: self.worker is not None and not self._stopped)
+        )
 
     async def start(self) -> None:
         """Load mirrors, warm sockets for owned logins, start planner and shard consumers."""
@@ -121,7 +137,7 @@ class ExecutorService:
         self.states = states
 
         limiter = RateLimiter(self.redis)
-        permits = Permits(limiter)
+        permits = Permits(limiter, self.metrics)
         book = BudgetBook(s.login_windows, s.ip_windows, s.egress_ip, s.sync_ip_windows)
         calls = VenueCalls(permits, book)
 
@@ -141,6 +157,7 @@ class ExecutorService:
             # a socket only for logins of the shards worked here, checked when it is stored
             # (a token update followed while the shard moved away must not leave one behind)
             owns=lambda login_id: shard_of(login_id, s.shards) in self.shards,
+            metrics=self.metrics,
         )
         view = VenueView(self.bus, self.clock, pool.get, permit=permit, honour=calls.honour)
         view_ref.append(view)
@@ -257,12 +274,15 @@ class ExecutorService:
                 states=states,
                 guards=guards,
                 health=self.health,
+                registry=self.registry,
+                readiness=self.readiness,
             ),
             s.http_host,
             s.executor_port + s.replica_ordinal if s.executor_port else 0,
             name=f"executor-{s.replica_ordinal}",
         )
         await self.http.start()
+        self.lag.start()
 
     async def _work_shards(self, assignment: list[int]) -> None:
         """Start consumers for newly assigned shards, stop those no longer ours, warm logins."""
@@ -360,6 +380,7 @@ class ExecutorService:
         if self._stopped:
             return
         self._stopped = True
+        await self.lag.stop()
         if self.http is not None:
             await self.http.stop()
         if self.membership is not None:

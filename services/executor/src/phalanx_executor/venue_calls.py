@@ -62,6 +62,7 @@ class VenueCalls:
         """Block the login (and the endpoint's IP budget) as the venue's answer demands."""
         verdict = classify(exc, lockout_s=self.lockout_s)
         if verdict.block_s > 0:
+            self.permits.metrics.blocked(login_id, verdict.reason)
             log.warning(
                 "login %s: %s on %s; blocked for %.1fs",
                 login_id,

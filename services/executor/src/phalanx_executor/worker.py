@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DONE = frozenset({"accepted", "rejected", "expired", "duplicate"})
+_ACKNOWLEDGED = frozenset({"accepted", "rejected", "expired"})  # ended by this delivery
 _MAX_PENALTIES = 3  # resends with a p-ticket before the intent ends "venue-penalty"
 _MAX_REFUSALS = 3  # tries of a request the venue refused for a passing reason (ADR-0055)
 
@@ -160,6 +161,7 @@ class BatchWorker:
         self._s = settings
         self._budgets = BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip)
         self.calls = VenueCalls(self.permits, self._budgets, lockout_s=settings.lockout_s)
+        self.metrics = self.permits.metrics
         self._inflight: set[str] = set()
         self._account_locks: dict[int, asyncio.Lock] = {}
         self._leases = leases
@@ -199,7 +201,8 @@ class BatchWorker:
         # Every intent runs to its end before the batch is acked or nak'ed, so a redelivery
         # never races an attempt still in flight here.
         results = await asyncio.gather(
-            *(self.execute(i) for i in event.intents), return_exceptions=True
+            *(self._execute_timed(i, event.ts_event) for i in event.intents),
+            return_exceptions=True,
         )
         failed = [r for r in results if isinstance(r, BaseException)]
         for exc in failed:
@@ -223,6 +226,14 @@ class BatchWorker:
             await asyncio.sleep(self._s.batch_pause_s)
 
     # -- one intent ---------------------------------------------------------------------------
+
+    async def _execute_timed(self, intent: OrderIntent, received_ns: int) -> IntentOutcome:
+        """:meth:`execute`, observing webhook receipt (the batch's ``ts_event``) → this
+        account's outcome when it ends here."""
+        outcome = await self.execute(intent)
+        if received_ns and outcome.state in _ACKNOWLEDGED:
+            self.metrics.acknowledged((self._clock.time_ns() - received_ns) / 1e9)
+        return outcome
 
     async def execute(self, intent: OrderIntent) -> IntentOutcome:
         """Run one intent to a terminal outcome, or leave it resumable.
@@ -633,6 +644,7 @@ class BatchWorker:
     ) -> IntentOutcome:
         self.placed += 1
         await self._store.move(claim, "accepted", order_id=order_id, reason=note)
+        self.metrics.order_outcome(intent.strategy_id, "accepted")
         await self._publish_accepted(intent, order_id, legs, operation, sent_ns, recovered, note)
         return IntentOutcome(intent.intent_id, "accepted")
 
@@ -724,6 +736,7 @@ class BatchWorker:
 
     async def _expire(self, intent: OrderIntent, claim: Claim, text: str) -> IntentOutcome:
         await self._store.move(claim, "expired", reason=text)
+        self.metrics.order_outcome(intent.strategy_id, "expired")
         await self._publish_expired(intent, text)
         return IntentOutcome(intent.intent_id, "expired")
 
@@ -731,6 +744,7 @@ class BatchWorker:
         self, intent: OrderIntent, claim: Claim, reason: str, text: str
     ) -> IntentOutcome:
         await self._store.move(claim, "rejected", reason=reason)
+        self.metrics.order_outcome(intent.strategy_id, "rejected")
         await self._publish_rejected(intent, reason, text)
         return IntentOutcome(intent.intent_id, "rejected")
 
@@ -806,6 +820,7 @@ class BatchWorker:
 
     async def _publish_unknown(self, intent: OrderIntent, reason: str) -> None:
         event = OrderOutcomeUnknown(**self._about(intent), reason=reason)
+        self.metrics.order_outcome(intent.strategy_id, "unknown")
         subject = subjects.orders_subject(intent.account_id)
         await self._bus.publish(subject, event, msg_id=f"unknown-{event.event_id}")
 

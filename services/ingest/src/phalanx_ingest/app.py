@@ -8,7 +8,10 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from phalanx_common.clock import Clock
+from phalanx_common.health import Readiness, add_readiness_route
+from phalanx_common.metrics import add_metrics_route
 from phalanx_ingest.admin import admin_router
+from phalanx_ingest.metrics import IngestMetrics
 from phalanx_ingest.publisher import SignalPublisher
 from phalanx_ingest.repeats import RepeatGuard
 from phalanx_ingest.responses import MessageCode
@@ -31,6 +34,8 @@ def create_app(
     clock: Clock,
     signal_log: SignalLog | None = None,
     repeats: RepeatGuard | None = None,
+    metrics: IngestMetrics | None = None,
+    readiness: Readiness | None = None,
 ) -> FastAPI:
     """Assemble the ingest API from its collaborators.
 
@@ -45,14 +50,25 @@ def create_app(
         clock: The clock.
         signal_log: The signal log, if it is kept.
         repeats: Tells resends of an id-less body from repeats (memory only when ``None``).
+        metrics: The service's metrics (``GET /metrics``; a private registry when ``None``).
+        readiness: What ``GET /readyz`` checks. By default NATS connected, which is required
+            only without an outbox: with one, webhooks are still made durable (202) while NATS
+            is away, so the service stays ready (ADR-0077).
     """
+    metrics = metrics or IngestMetrics()
+    metrics.watch_outbox(lambda: publisher.outbox_pending)
+    readiness = readiness or Readiness().add(
+        "nats", lambda: publisher.connected, required=publisher.outbox is None
+    )
     app = FastAPI(
         title="Phalanx ingest",
         version="0.1.0",
         description="TradersPost-compatible webhook for trading signals; strategies and "
         "subscriptions admin API.",
     )
-    app.include_router(webhook_router(strategies, publisher, clock, settings, repeats=repeats))
+    app.include_router(
+        webhook_router(strategies, publisher, clock, settings, repeats=repeats, metrics=metrics)
+    )
     app.include_router(
         admin_router(
             strategies,
@@ -75,6 +91,9 @@ def create_app(
             "outbox": publisher.outbox is not None,
             "outbox_pending": publisher.outbox_pending,
         }
+
+    add_metrics_route(app, metrics.registry)
+    add_readiness_route(app, readiness)
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> Response:

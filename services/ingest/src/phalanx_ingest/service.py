@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.http import HttpServer
+from phalanx_common.metrics import NatsCollector
 from phalanx_common.subjects import Buckets
 from phalanx_ingest.app import create_app
+from phalanx_ingest.metrics import IngestMetrics
 from phalanx_ingest.outbox import Outbox
 from phalanx_ingest.publisher import SignalPublisher
 from phalanx_ingest.repeats import RepeatGuard
@@ -129,6 +131,10 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
     signal_log = SignalLog(settings.signal_log_size) if settings.signal_log_size > 0 else None
     follower = SignalLogFollower(bus.js, signal_log) if signal_log is not None else None
     repeats = RepeatGuard(repeats_kv, lambda: bool(bus.nc.is_connected))
-    app = create_app(settings, strategies, subscriptions, publisher, clock, signal_log, repeats)
+    metrics = IngestMetrics()
+    metrics.registry.register(NatsCollector(bus.nc))
+    app = create_app(
+        settings, strategies, subscriptions, publisher, clock, signal_log, repeats, metrics
+    )
     replayer = Replayer(bus, publisher, strategies, settings, clock)
     return IngestService(settings, bus, strategies, app, publisher, follower, replayer)

@@ -21,8 +21,10 @@ import asyncio
 import datetime as dt
 import hashlib
 import math
+import time
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
 
@@ -33,6 +35,7 @@ from phalanx_common.ids import signal_id_from
 from phalanx_common.records import StrategyRecord
 from phalanx_common.telemetry import current_trace_id, webhook_root
 from phalanx_ingest.deadlines import not_after_ns
+from phalanx_ingest.metrics import UNKNOWN_STRATEGY, IngestMetrics
 from phalanx_ingest.payload import parse_signal, parse_time_ns, signal_to_payload
 from phalanx_ingest.publisher import SignalPublisher, SignalsUnavailableError
 from phalanx_ingest.ratelimit import RateLimiter
@@ -368,6 +371,21 @@ def derive_signal_id(strategy_id: str, body: bytes, explicit_id: str | None) -> 
     return f"s{digest[:31]}"
 
 
+def _outcome(response: Response) -> str:
+    """``accepted``, ``queued``, ``duplicate``, or the ``messageCode`` of a refusal."""
+    try:
+        body = msgspec.json.decode(bytes(response.body))
+    except msgspec.DecodeError:
+        return "unreadable"
+    if not isinstance(body, dict):
+        return "unreadable"
+    if body.get("success"):
+        if body.get("duplicate"):
+            return "duplicate"
+        return "queued" if body.get("queued") else "accepted"
+    return str(body.get("messageCode") or "refused")
+
+
 def _unavailable() -> WebhookRejectedError:
     return WebhookRejectedError(
         MessageCode.SERVICE_UNAVAILABLE,
@@ -399,6 +417,7 @@ def webhook_router(
     settings: IngestSettings,
     limiter: RateLimiter | None = None,
     repeats: RepeatGuard | None = None,
+    metrics: IngestMetrics | None = None,
 ) -> APIRouter:
     """The webhook route, bound to its collaborators.
 
@@ -409,7 +428,9 @@ def webhook_router(
         settings: Limits, proxies, sender lists, tolerances.
         limiter: The per-strategy rate limiter.
         repeats: Tells resends of an id-less body from repeats (memory only when ``None``).
+        metrics: Where each webhook's outcome and time are counted.
     """
+    counted = metrics or IngestMetrics()
     handler = _WebhookHandler(
         strategies,
         publisher,
@@ -419,9 +440,18 @@ def webhook_router(
         repeats or RepeatGuard(None),
     )
     router = APIRouter(tags=["webhook"])
+
+    async def receive(strategy_id: str, secret: str, request: Request) -> Response:
+        started = time.perf_counter()
+        response = await handler.receive(strategy_id, secret, request)
+        counted.webhook_seconds.observe(time.perf_counter() - started)
+        known = strategies.get(strategy_id) is not None
+        counted.signals.labels(strategy_id if known else UNKNOWN_STRATEGY, _outcome(response)).inc()
+        return response
+
     router.add_api_route(
         WEBHOOK_PATH,
-        handler.receive,
+        receive,
         methods=["POST"],
         summary="Receive a trading signal (TradersPost format)",
         openapi_extra=_OPENAPI_BODY,

@@ -4,7 +4,9 @@
 - ``GET /positions/{account_id}`` → ``{"account_id", "positions": [...], "orders":
   {"accepted", "rejected"}}`` (only that account's positions, empty when it has none);
 - ``GET /healthz`` → ``{"status": "ok" | "replaying", "fills_applied", "duplicate_fills",
-  "unattributed_fills", "streams": {name: {"last_seq", "caught_up"}}}``.
+  "unattributed_fills", "streams": {name: {"last_seq", "caught_up"}}}`` (liveness: always 200);
+- ``GET /readyz`` → 200 once NATS is connected and the replay reached the end of every stream,
+  else 503; ``GET /metrics`` → Prometheus (docs/metrics.md).
 
 A Position is ``{"account_id", "symbol", "contract_id", "net_pos", "avg_price" (string or
 null), "realized_pnl" (string, price points * contracts), "fill_count", "bought", "sold",
@@ -20,6 +22,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from phalanx_common.codec import encode
+from phalanx_common.health import Readiness, add_readiness_route
+from phalanx_common.metrics import CollectorRegistry, add_metrics_route
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.projection import PositionsProjection
 
@@ -30,12 +34,19 @@ def _json(body: Any) -> Response:
     return Response(content=encode(body), media_type="application/json")
 
 
-def create_app(projection: PositionsProjection, followers: Sequence[StreamFollower]) -> FastAPI:
+def create_app(
+    projection: PositionsProjection,
+    followers: Sequence[StreamFollower],
+    registry: CollectorRegistry | None = None,
+    readiness: Readiness | None = None,
+) -> FastAPI:
     """Assemble the ledger API over a projection and the followers that feed it.
 
     Args:
         projection: The positions projection (read only here).
         followers: The stream followers, for health.
+        registry: Served at ``GET /metrics`` when given.
+        readiness: Served at ``GET /readyz`` when given.
     """
     app = FastAPI(
         title="Phalanx ledger",
@@ -76,4 +87,8 @@ def create_app(projection: PositionsProjection, followers: Sequence[StreamFollow
             }
         )
 
+    if registry is not None:
+        add_metrics_route(app, registry)
+    if readiness is not None:
+        add_readiness_route(app, readiness)
     return app

@@ -9,11 +9,21 @@ from fastapi import FastAPI
 
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
-from phalanx_common.events import AnyEvent, FillReceived, OrderAccepted, OrderRejected
+from phalanx_common.events import (
+    AnyEvent,
+    FillReceived,
+    IntentExpired,
+    OrderAccepted,
+    OrderRejected,
+    SignalPlanned,
+)
+from phalanx_common.health import Readiness
 from phalanx_common.http import HttpServer
 from phalanx_common.telemetry import child_span
 from phalanx_ledger.api import create_app
+from phalanx_ledger.fanout import FanoutTracker
 from phalanx_ledger.follower import StreamFollower
+from phalanx_ledger.metrics import LedgerMetrics
 from phalanx_ledger.projection import PositionsProjection
 from phalanx_ledger.settings import LedgerSettings
 
@@ -40,12 +50,14 @@ class LedgerService:
         projection: PositionsProjection,
         followers: list[StreamFollower],
         app: FastAPI,
+        metrics: LedgerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus
         self.projection = projection
         self.followers = followers
         self.app = app
+        self.metrics = metrics
         self._http = HttpServer(app, settings.http_host, settings.ledger_port, name="ledger")
 
     @property
@@ -70,16 +82,22 @@ class LedgerService:
             self.projection.duplicate_fills,
         )
         await self._http.start()
+        if self.metrics is not None:
+            self.metrics.start()
 
     async def stop(self) -> None:
         """Stop serving and following, close NATS (idempotent)."""
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self._http.stop()
         for follower in self.followers:
             await follower.stop()
         await self.bus.close()
 
 
-def _dispatcher(projection: PositionsProjection) -> Callable[[AnyEvent], None]:
+def _dispatcher(
+    projection: PositionsProjection, fanout: FanoutTracker | None = None
+) -> Callable[[AnyEvent], None]:
     def apply(event: AnyEvent) -> None:
         if isinstance(event, FillReceived):
             attributes = {
@@ -91,6 +109,14 @@ def _dispatcher(projection: PositionsProjection) -> Callable[[AnyEvent], None]:
                 projection.apply_fill(event)
         elif isinstance(event, OrderAccepted | OrderRejected):
             projection.apply_order(event)
+            if fanout is not None:
+                fanout.outcome(event.signal_id, event.intent_id, event.ts_event)
+        elif fanout is None:
+            return
+        elif isinstance(event, SignalPlanned):
+            fanout.planned(event)
+        elif isinstance(event, IntentExpired) and event.stage == "before-send":
+            fanout.outcome(event.signal_id, event.intent_id, event.ts_event)
 
     return apply
 
@@ -108,10 +134,19 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
         await bus.close()
         raise
     projection = PositionsProjection()
-    apply = _dispatcher(projection)
-    followers = [
+    followers: list[StreamFollower] = []
+    metrics = LedgerMetrics(bus, projection, followers)  # ADR-0075: the ledger's own registry
+    # Fan-out is observed only once the ORDERS replay is done: history is not latency.
+    fanout = FanoutTracker(metrics.observe_fanout, live=lambda: followers[1].caught_up)
+    apply = _dispatcher(projection, fanout)
+    followers += [
         StreamFollower(bus, subjects.FILLS, apply),
         StreamFollower(bus, subjects.ORDERS, apply),
     ]
-    app = create_app(projection, followers)
-    return LedgerService(settings, bus, projection, followers, app)
+    readiness = (
+        Readiness()
+        .add("nats", lambda: bool(bus.nc.is_connected))
+        .add("replay", lambda: all(f.caught_up for f in followers))
+    )
+    app = create_app(projection, followers, metrics.registry, readiness)
+    return LedgerService(settings, bus, projection, followers, app, metrics)
