@@ -14,7 +14,12 @@ pytestmark = pytest.mark.integration
 
 
 def _run_executor(nats_url: str, redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PHALANX_NATS_URL": nats_url, "PHALANX_REDIS_URL": redis_url}
+    env = {
+        **os.environ,
+        "PHALANX_NATS_URL": nats_url,
+        "PHALANX_REDIS_URL": redis_url,
+        "PHALANX_DEV_MODE": "true",
+    }
     return subprocess.run(
         [sys.executable, "-m", "phalanx_executor"],
         env=env,

@@ -20,6 +20,7 @@ from phalanx_common.crypto import key_ring_from_settings, token_decoder
 from phalanx_common.errors import DependencyUnavailable
 from phalanx_common.http import HttpServer
 from phalanx_common.kvmirror import KvMirror
+from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.records import (
     AccountGuardRecord,
     AccountRecord,
@@ -383,7 +384,11 @@ class ExecutorService:
 
 async def build_executor(settings: ExecutorSettings, clock: Clock | None = None) -> ExecutorService:
     """Connect NATS and Redis (closing what opened if a later step fails) and build a replica."""
-    bus = await Bus.connect(settings.nats_url, f"executor-{settings.replica_ordinal}")
+    bus = await Bus.connect(
+        settings.nats_url,
+        f"executor-{settings.replica_ordinal}",
+        auth=NatsAuth.from_settings(settings),
+    )
     try:
         redis = await connect_redis(settings.redis_url, settings.redis_max_connections)
     except DependencyUnavailable:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.http import HttpServer
+from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.subjects import Buckets
 from phalanx_ingest.app import create_app
 from phalanx_ingest.outbox import Outbox
@@ -98,7 +99,7 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
         OutboxLockedError: if another process uses the outbox directory.
     """
     clock = clock or LiveClock()
-    bus = await Bus.connect(settings.nats_url, "ingest")
+    bus = await Bus.connect(settings.nats_url, "ingest", auth=NatsAuth.from_settings(settings))
     outbox: Outbox | None = None
     try:
         await bus.ensure_topology(settings.stream_replicas)

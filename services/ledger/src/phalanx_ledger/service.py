@@ -11,6 +11,7 @@ from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.events import AnyEvent, FillReceived, OrderAccepted, OrderRejected
 from phalanx_common.http import HttpServer
+from phalanx_common.nats_auth import NatsAuth
 from phalanx_ledger.api import create_app
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.projection import PositionsProjection
@@ -94,7 +95,7 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
     Raises:
         DependencyUnavailable: if NATS cannot be reached.
     """
-    bus = await Bus.connect(settings.nats_url, "ledger")
+    bus = await Bus.connect(settings.nats_url, "ledger", auth=NatsAuth.from_settings(settings))
     try:
         await bus.ensure_topology(settings.stream_replicas)
     except BaseException:
