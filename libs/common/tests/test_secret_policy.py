@@ -37,6 +37,7 @@ def test_real_secrets_pass() -> None:
         ("dev-admin-token", "development default"),
         ("REPLACE-ME-admin-token", "placeholder"),
         ("changeme-changeme-changeme-changeme", "placeholder"),
+        ("<a long random admin token goes here>", "placeholder"),
         ("short-but-random-9f2", f"shorter than {MIN_ADMIN_TOKEN_CHARS}"),
     ],
 )
@@ -61,6 +62,10 @@ def test_bad_admin_token_is_refused_naming_the_variable(token: str, why: str) ->
 def test_bad_token_keys_are_refused_naming_the_variable(keys: str, why: str) -> None:
     with pytest.raises(UnsafeSecretError, match=f"PHALANX_TOKEN_KEYS [^;]*{why}"):
         refuse_unsafe_secrets(_settings(token_keys=keys))
+
+
+def test_a_strong_token_with_symbols_passes() -> None:
+    refuse_unsafe_secrets(_settings(admin_token="k<9#Vd>2!qP0^wZ&7rL$1xN@4mB*6tC%"))
 
 
 def test_every_problem_is_named_at_once() -> None:

@@ -60,8 +60,6 @@ _PLACEHOLDER_MARKERS = (
     "placeholder",
     "example",
     "your-",
-    "<",
-    "todo",
     "not-secret",
 )
 
@@ -74,7 +72,9 @@ class UnsafeSecretError(SettingsError):
 
 
 def _placeholder_marker(value: str) -> str | None:
-    lowered = value.lower()
+    lowered = value.strip().lower()
+    if lowered.startswith("<") and lowered.endswith(">"):
+        return "<...>"
     return next((m for m in _PLACEHOLDER_MARKERS if m in lowered), None)
 
 
