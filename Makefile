@@ -20,12 +20,20 @@ help:
 	@echo "make test  - install and run ruff, mypy --strict and the whole pytest suite (real servers)"
 	@echo "make bench - drive the running system and report latency/scale numbers as JSON"
 
-$(STAMP): constraints.txt requirements-dev.txt $(foreach m,$(MEMBERS),$(m)/pyproject.toml)
+CHECKOV_VENV := $(VENV)/tools/checkov
+CHECKOV_PIN := $(shell grep -m1 '^checkov==' deploy/k8s/checkov-constraints.txt)
+
+$(STAMP): constraints.txt requirements-dev.txt deploy/k8s/checkov-constraints.txt \
+		$(foreach m,$(MEMBERS),$(m)/pyproject.toml)
 	@test -n "$(PYTHON)" || { echo "Phalanx needs Python 3.11 or newer on the PATH"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
 		$(foreach m,$(MEMBERS),-e $(m))
+	@# checkov (Kubernetes policy checks) in its own venv: its pins clash with the project's.
+	@test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c deploy/k8s/checkov-constraints.txt \
+		$(CHECKOV_PIN)
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -107,6 +107,8 @@ class System:
             "PHALANX_NATS_URL": self.nats.url,
             "PHALANX_REDIS_URL": self.redis.url + "/0",
             "PHALANX_ADMIN_TOKEN": ADMIN_TOKEN,
+            # A throwaway admin token and the development token key: allowed in dev mode only.
+            "PHALANX_DEV_MODE": "true",
             "PHALANX_LOG_LEVEL": "WARNING",
             "PHALANX_SIM_PORT": str(ports["sim"]),
             "PHALANX_AUTH_PORT": str(ports["auth"]),

@@ -166,6 +166,7 @@ def run_webhook_bench(rate: float, duration_s: float) -> dict[str, Any]:
         "PHALANX_NATS_URL": nats.url,
         "PHALANX_INGEST_PORT": str(port),
         "PHALANX_ADMIN_TOKEN": ADMIN_TOKEN,
+        "PHALANX_DEV_MODE": "true",  # a throwaway admin token: development only
         "PHALANX_LOG_LEVEL": "WARNING",
         "PHALANX_INGEST_OUTBOX_DIR": str(workdir / "outbox"),
         "PHALANX_WEBHOOK_RATE_PER_MIN": "0",

@@ -15,7 +15,12 @@ pytestmark = pytest.mark.integration
 
 
 def _run_executor(nats_url: str, redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PHALANX_NATS_URL": nats_url, "PHALANX_REDIS_URL": redis_url}
+    env = {
+        **os.environ,
+        "PHALANX_NATS_URL": nats_url,
+        "PHALANX_REDIS_URL": redis_url,
+        "PHALANX_DEV_MODE": "true",
+    }
     return subprocess.run(
         [sys.executable, "-m", "phalanx_executor"],
         env=env,
@@ -54,6 +59,7 @@ def test_a_replica_whose_nats_and_redis_stopped_first_still_exits_cleanly_and_pr
         "PHALANX_REDIS_URL": redis.url,
         "PHALANX_EXECUTOR_PORT": "0",
         "PHALANX_SHUTDOWN_BUDGET_S": "10",
+        "PHALANX_DEV_MODE": "true",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "phalanx_executor"],

@@ -20,11 +20,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -47,6 +48,7 @@ from phalanx_common import ids, subjects
 from phalanx_common.codec import decode_event, encode
 from phalanx_common.errors import DependencyUnavailable, Poison, Retry
 from phalanx_common.events import AnyEvent, MessageTerminated
+from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.tasks import cancel_and_wait
 from phalanx_common.telemetry import extract_context, inject_headers, span
 
@@ -128,11 +130,24 @@ class Bus:
         self._kv: dict[str, KeyValue] = {}
 
     @classmethod
-    async def connect(cls, url: str, name: str, connect_timeout_s: float = 3.0) -> Bus:
+    async def connect(
+        cls,
+        url: str,
+        name: str,
+        connect_timeout_s: float = 3.0,
+        auth: NatsAuth | None = None,
+    ) -> Bus:
         """Connect to NATS; keep reconnecting forever once connected.
 
+        Args:
+            url: the server URL(s), comma-separated.
+            name: the connection name the server shows.
+            connect_timeout_s: timeout of each connection attempt at start-up.
+            auth: user/password and TLS settings (ADR-0086); none by default.
+
         Raises:
-            DependencyUnavailable: if NATS cannot be reached at start-up.
+            DependencyUnavailable: if NATS cannot be reached, or refuses the credentials, at
+                start-up.
         """
 
         async def _on_error(exc: Exception) -> None:
@@ -144,20 +159,27 @@ class Bus:
         async def _on_reconnect() -> None:
             log.info("nats: reconnected to %s", url)
 
+        options: dict[str, Any] = {
+            "name": name,
+            "connect_timeout": connect_timeout_s,
+            "allow_reconnect": True,
+            # A bounded number of attempts at start-up, so a missing server is reported...
+            "max_reconnect_attempts": 2,
+            "reconnect_time_wait": 0.2,
+            "error_cb": _on_error,
+            "disconnected_cb": _on_disconnect,
+            "reconnected_cb": _on_reconnect,
+            **(auth or NatsAuth()).connect_kwargs(),
+        }
+        nc = NatsClient()
+        attempt = nc.connect(url, **options)
         try:
-            nc = await nats.connect(
-                url,
-                name=name,
-                connect_timeout=connect_timeout_s,
-                allow_reconnect=True,
-                # A bounded number of attempts at start-up, so a missing server is reported...
-                max_reconnect_attempts=2,
-                reconnect_time_wait=0.2,
-                error_cb=_on_error,
-                disconnected_cb=_on_disconnect,
-                reconnected_cb=_on_reconnect,
-            )
-        except (NoServersError, OSError, TimeoutError, NatsTimeoutError) as exc:
+            # nats-py retries a failed TLS handshake (an untrusted certificate) without end:
+            # bound the whole start-up by the three attempts' timeouts and waits.
+            await asyncio.wait_for(attempt, 3 * connect_timeout_s + 1.0)
+        except (NoServersError, OSError, TimeoutError, NatsTimeoutError, NatsError) as exc:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 1.0)
             raise DependencyUnavailable("NATS", url, exc) from exc
         # ...and unbounded reconnection once running: a blip must not end the service.
         nc.options["max_reconnect_attempts"] = -1
@@ -198,7 +220,8 @@ class Bus:
             num_replicas=replicas,
             duplicate_window=spec.duplicate_window_s,
             max_age=spec.max_age_s,
-            discard=DiscardPolicy.OLD,
+            max_bytes=spec.max_bytes,
+            discard=DiscardPolicy.NEW if spec.discard_new else DiscardPolicy.OLD,
         )
         try:
             await self.js.add_stream(config)

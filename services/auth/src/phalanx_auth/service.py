@@ -19,6 +19,7 @@ from phalanx_common.crypto import key_ring_from_settings
 from phalanx_common.health import Readiness
 from phalanx_common.http import HttpServer
 from phalanx_common.metrics import NatsCollector, new_registry
+from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.subjects import Buckets
 from phalanx_tradovate.rest import TradovateRest
 
@@ -99,7 +100,7 @@ async def build_auth(
         CryptoError: if ``PHALANX_TOKEN_KEYS`` is malformed.
     """
     clock = clock or LiveClock()
-    bus = await Bus.connect(settings.nats_url, "auth")
+    bus = await Bus.connect(settings.nats_url, "auth", auth=NatsAuth.from_settings(settings))
     try:
         ring = key_ring_from_settings(settings.token_keys, settings.admin_token)
         await bus.ensure_topology(settings.stream_replicas)

@@ -22,6 +22,7 @@ from phalanx_common.health import Readiness, redis_check
 from phalanx_common.http import HttpServer
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.metrics import ConsumerLag, NatsCollector, new_registry
+from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.records import (
     AccountGuardRecord,
     AccountRecord,
@@ -408,7 +409,11 @@ class ExecutorService:
 
 async def build_executor(settings: ExecutorSettings, clock: Clock | None = None) -> ExecutorService:
     """Connect NATS and Redis (closing what opened if a later step fails) and build a replica."""
-    bus = await Bus.connect(settings.nats_url, f"executor-{settings.replica_ordinal}")
+    bus = await Bus.connect(
+        settings.nats_url,
+        f"executor-{settings.replica_ordinal}",
+        auth=NatsAuth.from_settings(settings),
+    )
     try:
         redis = await connect_redis(settings.redis_url, settings.redis_max_connections)
     except DependencyUnavailable:

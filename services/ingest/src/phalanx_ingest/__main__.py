@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from phalanx_common.lifecycle import run_service_main
-from phalanx_common.settings import load_settings
+from phalanx_common.secret_policy import load_service_settings
 from phalanx_ingest.service import build_ingest
 from phalanx_ingest.settings import IngestSettings
 
@@ -14,7 +14,7 @@ __all__ = ["main"]
 
 def main() -> int:
     """Read ``PHALANX_*`` settings and run the service; exit code 2 if NATS is unreachable."""
-    settings = load_settings(IngestSettings)
+    settings = load_service_settings(IngestSettings)
     return run_service_main(
         "ingest", build_ingest, settings, settings.log_level, settings.shutdown_budget_s
     )

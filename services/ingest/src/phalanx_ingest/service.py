@@ -11,6 +11,7 @@ from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.http import HttpServer
 from phalanx_common.metrics import NatsCollector
+from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.subjects import Buckets
 from phalanx_ingest.app import create_app
 from phalanx_ingest.metrics import IngestMetrics
@@ -108,7 +109,7 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
         OutboxLockedError: if another process uses the outbox directory.
     """
     clock = clock or LiveClock()
-    bus = await Bus.connect(settings.nats_url, "ingest")
+    bus = await Bus.connect(settings.nats_url, "ingest", auth=NatsAuth.from_settings(settings))
     outbox: Outbox | None = None
     try:
         await bus.ensure_topology(settings.stream_replicas)

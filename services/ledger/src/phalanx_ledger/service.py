@@ -19,6 +19,7 @@ from phalanx_common.events import (
 )
 from phalanx_common.health import Readiness
 from phalanx_common.http import HttpServer
+from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.telemetry import child_span
 from phalanx_ledger.api import create_app
 from phalanx_ledger.fanout import FanoutTracker
@@ -127,7 +128,7 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
     Raises:
         DependencyUnavailable: if NATS cannot be reached.
     """
-    bus = await Bus.connect(settings.nats_url, "ledger")
+    bus = await Bus.connect(settings.nats_url, "ledger", auth=NatsAuth.from_settings(settings))
     try:
         await bus.ensure_topology(settings.stream_replicas)
     except BaseException:
