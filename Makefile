@@ -25,7 +25,7 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach m,$(MEMBERS),$(m)/pypro
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-		$(foreach m,$(MEMBERS),-e $(m))
+		$(foreach m,$(filter-out bench,$(MEMBERS)),-e $(m)) -e 'bench[system]'
 	@touch $(STAMP)
 
 install: $(STAMP)
