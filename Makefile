@@ -29,7 +29,7 @@ $(STAMP): constraints.txt requirements-dev.txt deploy/k8s/checkov-constraints.tx
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-		$(foreach m,$(MEMBERS),-e $(m))
+		$(foreach m,$(filter-out bench,$(MEMBERS)),-e $(m)) -e 'bench[system]'
 	@# checkov (Kubernetes policy checks) in its own venv: its pins clash with the project's.
 	@test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c deploy/k8s/checkov-constraints.txt \
