@@ -87,12 +87,9 @@ def project(member: str) -> dict[str, Any]:
 
 
 def dev_tools() -> set[str]:
-    lines = (REPO / "requirements-dev.txt").read_text().splitlines()
-    return {
-        canonicalize_name(Requirement(line).name)
-        for line in lines
-        if line.strip() and not line.startswith("#")
-    }
+    # pip's format: a comment runs from " #" to the end of the line
+    lines = [line.split(" #", 1)[0].strip() for line in (REPO / "requirements-dev.txt").open()]
+    return {canonicalize_name(Requirement(line).name) for line in lines if line and line[0] != "#"}
 
 
 def closure(requirements: list[str]) -> set[str]:

@@ -45,7 +45,7 @@ async def test_ensure_topology_applies_the_limits_also_to_existing_streams(nats_
         # A stream created before the limits existed is brought to them.
         unlimited = dataclasses.replace(subjects.FILLS, max_bytes=-1, discard_new=False)
         await bus.ensure_stream(unlimited)
-        await bus.ensure_topology()
+        await bus.ensure_topology(byte_limits=True)
         for spec in subjects.ALL_STREAMS:
             config = (await bus.js.stream_info(spec.name)).config
             assert config.max_bytes == spec.max_bytes, spec.name
@@ -75,5 +75,18 @@ async def test_a_full_discard_new_stream_refuses_instead_of_dropping_the_oldest(
         assert refused
         info = await bus.js.stream_info(tiny.name)
         assert info.state.first_seq == first.seq  # nothing was dropped
+    finally:
+        await bus.close()
+
+
+async def test_without_byte_limits_only_the_age_limits_apply(nats_url: str) -> None:
+    """The default (make run, tests, compose): no disk is reserved up front."""
+    bus = await Bus.connect(nats_url, "test")
+    try:
+        await bus.ensure_topology()
+        for spec in subjects.ALL_STREAMS:
+            config = (await bus.js.stream_info(spec.name)).config
+            assert config.max_bytes in (None, -1), spec.name
+            assert (config.max_age or 0) == spec.max_age_s, spec.name
     finally:
         await bus.close()

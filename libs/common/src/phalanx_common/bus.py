@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -198,9 +199,17 @@ class Bus:
 
     # -- topology ---------------------------------------------------------------------------
 
-    async def ensure_topology(self, replicas: int = 1) -> None:
-        """Create or update every stream and KV bucket Phalanx declares (idempotent)."""
+    async def ensure_topology(self, replicas: int = 1, byte_limits: bool = False) -> None:
+        """Create or update every stream and KV bucket Phalanx declares (idempotent).
+
+        Age limits always apply; the streams' byte limits only with ``byte_limits``
+        (``PHALANX_STREAM_BYTE_LIMITS``, on in the prod overlay): JetStream reserves every
+        stream's ``max_bytes`` against the server's file store up front (about 9.5 GiB in all),
+        and a server on a small disk would then refuse to create them (ADR-0087).
+        """
         for spec in subjects.ALL_STREAMS:
+            if not byte_limits:
+                spec = dataclasses.replace(spec, max_bytes=-1)
             await self.ensure_stream(spec, replicas)
         for bucket in subjects.ALL_BUCKETS:
             await self.key_value(bucket, replicas)

@@ -32,6 +32,9 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     dev_mode: bool = False  # PHALANX_DEV_MODE: allow default/placeholder secrets (ADR-0085)
     http_host: str = "127.0.0.1"
     stream_replicas: int = 1  # PHALANX_STREAM_REPLICAS: 3 on a 3-node JetStream cluster
+    # PHALANX_STREAM_BYTE_LIMITS: apply the streams' max_bytes (reserved on the server's disk
+    # up front, about 9.5 GiB in all; ADR-0087). On in the prod overlay.
+    stream_byte_limits: bool = False
     token_keys: str = ""  # PHALANX_TOKEN_KEYS: "<id>:<base64>,..." (phalanx_common.crypto)
     # NATS credentials and TLS (ADR-0086); all optional, combinable with a nats://user:pw@ URL.
     nats_user: str = ""

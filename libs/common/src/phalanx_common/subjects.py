@@ -160,6 +160,7 @@ REPLAYS = StreamSpec(
     # from that message id, so a redelivered request re-runs nothing twice (ADR-0090).
     duplicate_window_s=24 * 3600.0,
     max_age_s=30 * 24 * 3600.0,
+    max_bytes=64 * _MIB,
     description="Operators' requests to re-run a stored signal under a new id (ADR-0090)",
 )
 

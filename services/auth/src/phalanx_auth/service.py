@@ -103,7 +103,7 @@ async def build_auth(
     bus = await Bus.connect(settings.nats_url, "auth", auth=NatsAuth.from_settings(settings))
     try:
         ring = key_ring_from_settings(settings.token_keys, settings.admin_token)
-        await bus.ensure_topology(settings.stream_replicas)
+        await bus.ensure_topology(settings.stream_replicas, settings.stream_byte_limits)
         store = AuthStore(
             await bus.key_value(Buckets.LOGINS),
             await bus.key_value(Buckets.TOKENS),

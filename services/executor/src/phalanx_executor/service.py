@@ -115,7 +115,7 @@ class ExecutorService:
     async def start(self) -> None:
         """Load mirrors, warm sockets for owned logins, start planner and shard consumers."""
         s = self.settings
-        await self.bus.ensure_topology(s.stream_replicas)
+        await self.bus.ensure_topology(s.stream_replicas, s.stream_byte_limits)
         accounts = KvMirror(await self.bus.key_value(subjects.Buckets.ACCOUNTS), AccountRecord)
         subs = KvMirror(
             await self.bus.key_value(subjects.Buckets.SUBSCRIPTIONS), SubscriptionRecord

@@ -112,7 +112,7 @@ async def build_ingest(settings: IngestSettings, clock: Clock | None = None) -> 
     bus = await Bus.connect(settings.nats_url, "ingest", auth=NatsAuth.from_settings(settings))
     outbox: Outbox | None = None
     try:
-        await bus.ensure_topology(settings.stream_replicas)
+        await bus.ensure_topology(settings.stream_replicas, settings.stream_byte_limits)
         strategies = StrategyDirectory(await bus.key_value(Buckets.STRATEGIES))
         subscriptions = SubscriptionStore(
             await bus.key_value(Buckets.SUBSCRIPTIONS), await bus.key_value(Buckets.ACCOUNTS)

@@ -130,7 +130,7 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
     """
     bus = await Bus.connect(settings.nats_url, "ledger", auth=NatsAuth.from_settings(settings))
     try:
-        await bus.ensure_topology(settings.stream_replicas)
+        await bus.ensure_topology(settings.stream_replicas, settings.stream_byte_limits)
     except BaseException:
         await bus.close()
         raise
