@@ -24,7 +24,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.faults.rig_venue import VenueRig, running_system, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -65,11 +64,12 @@ async def test_shutdown_of_every_socket_reconnects_spread_out_and_loses_no_order
     times = sorted(float(c["at"]) for c in connects)
     buckets = Counter(int((t - dropped_at) / BUCKET_S) for t in times)
     per_second = Counter(int(t - dropped_at) for t in times)
+    outcomes = Counter(a["outcome"] for a in entry["accounts"])
     report = (
         f"{told.json()['told']} sockets told shutdown; {len(times)} re-authorizations over "
         f"{times[-1] - times[0]:.2f} s (first {times[0] - dropped_at:.2f} s after the drop), "
         f"busiest 100 ms: {max(buckets.values())}, busiest second: {max(per_second.values())}, "
-        f"{len(buckets)} buckets of 100 ms; outcomes {Counter(a['outcome'] for a in entry['accounts'])}; "
+        f"{len(buckets)} buckets of 100 ms; outcomes {outcomes}; "
         f"violations {violations['count']}; logs in {system.log_dir}"
     )
     print(report)  # the measured result
