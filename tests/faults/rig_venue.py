@@ -107,6 +107,43 @@ class VenueRig:
         await until(planned, 60, "every subscription reached the planner")
         return rig
 
+    async def second_strategy(self, account_ids: list[int]) -> VenueRig:
+        """Another strategy of the same logins, subscribed by ``account_ids`` only."""
+        ingest = self.system.endpoints.ingest
+        resp = await self.http.post(
+            f"{ingest}/admin/strategies", json={"name": "second"}, headers=self.admin
+        )
+        resp.raise_for_status()
+        created = resp.json()
+        strategy_id = str(created["strategy_id"])
+        resp = await self.http.post(
+            f"{ingest}/admin/strategies/{strategy_id}/subscriptions:bulk",
+            json={"account_ids": account_ids},
+            headers=self.admin,
+        )
+        resp.raise_for_status()
+        resp = await self.http.patch(
+            f"{ingest}/admin/strategies/{strategy_id}",
+            json={"max_entry_age_s": 3600, "max_exit_age_s": 3600, "rate_limit_per_min": 10_000},
+            headers=self.admin,
+        )
+        resp.raise_for_status()
+        seeded = SeededStrategy(
+            strategy_id=strategy_id,
+            webhook_url=str(created["webhook_url"]),
+            account_ids=account_ids,
+            logins=self.seeded.logins,
+        )
+        other = VenueRig(self.system, self.http, seeded)
+
+        async def planned() -> bool:
+            body = {"ticker": "MNQ1!", "action": "buy", "test": True, "extras": {"t": time.time()}}
+            entry = await other.outcome(await other.post_signal(body), timeout_s=30)
+            return [a["outcome"] for a in entry["accounts"]] == ["skipped"] * other.accounts
+
+        await until(planned, 60, "the second strategy's subscriptions reached the planner")
+        return other
+
     @property
     def accounts(self) -> int:
         return len(self.seeded.account_ids)
