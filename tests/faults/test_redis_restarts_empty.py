@@ -1,7 +1,7 @@
 """Fault: Redis goes away during a fan-out and comes back empty (no persistence).
 
 The whole system runs as processes (bench's ``System``): one login with 8 accounts, paced by
-the limiter (ours: 5 requests per 6.5 s; the venue's: 5 per 6 s — Tradovate's minute and our
+the limiter (ours: 5 requests per 4.5 s; the venue's: 5 per 4 s — Tradovate's minute and our
 61 s, scaled down; our longer window keeps the venue's with the same limit). A first strategy
 (account 0 only) trades: the contract lookup and one entry reach the venue. A second later, the
 main strategy's entry fans out to the other 7 accounts: 3 entries fill our window, 4 wait for a
@@ -47,8 +47,8 @@ from tests.faults.rig_venue import VenueRig, epoch, running_system, until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 ACCOUNTS = 8
-VENUE_LIMIT, VENUE_WINDOW_S = 5, 6.0
-OUR_LIMIT, OUR_WINDOW_S = 5, 6.5
+VENUE_LIMIT, VENUE_WINDOW_S = 5, 4.0
+OUR_LIMIT, OUR_WINDOW_S = 5, 4.5
 OUTAGE_S = 1.0
 GENERATION_KEY = "phalanx:rl:generation"
 COUNTERFACTUALS = os.environ.get("PHALANX_FAULT_COUNTERFACTUALS") == "1"
