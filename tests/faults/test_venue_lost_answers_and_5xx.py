@@ -4,8 +4,9 @@ The whole system runs as processes; 4 logins x 5 accounts trade three signals (e
 absolute bracket, exit, opposite entry: 60 placements). The simulator draws the faults per
 request (``dropRate`` 0.1 on accepted orders, ``errorRate`` 0.05 on every socket request —
 orders, clOrdId lookups, syncs — with status 503 in the response frame's ``s``, as Tradovate
-reports a failed request). A lost answer and a 5xx on an order are both "unknown" to the
-executor (ADR-0055): it must find the order by clOrdId before anything is sent again.
+reports a failed request; the first two of each are certain, so no run is without them). A lost
+answer and a 5xx on an order are both "unknown" to the executor (ADR-0055): it must find the
+order by clOrdId before anything is sent again.
 
 What must hold: no clOrdId twice at the venue (no order placed twice), each account exactly the
 orders its signals ask for, every intent in the intents bucket in a known final state
@@ -53,7 +54,15 @@ async def test_lost_answers_and_5xx_never_double_an_order_and_every_intent_ends_
         rig = await VenueRig.seeded_with(
             system, http, logins=LOGINS, accounts_per_login=ACCOUNTS_PER_LOGIN
         )
-        faults = {"dropRate": DROP_RATE, "errorRate": ERROR_RATE, "errorStatus": 503, "seed": 12}
+        # drawn per request; the first two of each are certain, so the run always has both
+        faults = {
+            "dropRate": DROP_RATE,
+            "errorRate": ERROR_RATE,
+            "errorStatus": 503,
+            "seed": 12,
+            "dropResponses": 2,
+            "errorCount": 2,
+        }
         (await http.post(f"{rig.sim}/admin/faults", json=faults)).raise_for_status()
 
         outcomes: list[str] = []
