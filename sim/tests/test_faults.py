@@ -183,3 +183,88 @@ async def test_shutdown_event_then_close(
     assert sock.events[-1]["e"] == "shutdown"
     assert sock.events[-1]["d"]["reasonCode"] == "Maintenance"
     assert sock.close_frame is not None
+
+
+async def test_random_5xx_on_the_socket_carries_the_status_and_places_nothing(
+    sim: Simulator, http: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    user = await make_user("alice")
+    fault = await http.post(
+        "/admin/faults",
+        json={"errorRate": 0.5, "errorStatus": 502, "endpoints": ["order/placeOSO"], "seed": 7},
+    )
+    assert fault.status_code == 200
+    sock = await SimSocket.connect(sim.ws_url)
+    try:
+        await sock.authorize(user["token"])
+        answers = [
+            await sock.request("order/placeoso", oso_body(user["accounts"][0], cl_ord_id=f"r-{n}"))
+            for n in range(40)
+        ]
+    finally:
+        await sock.close()
+
+    failed = [n for n, a in enumerate(answers) if a["s"] == 502]
+    placed = [n for n, a in enumerate(answers) if a["s"] == 200 and "orderId" in a["d"]]
+    assert 0 < len(failed) < 40  # some, not all: drawn, not counted
+    assert sorted(failed + placed) == list(range(40))
+    assert all(len(_orders_with(sim, f"r-{n}")) == 0 for n in failed)  # nothing happened
+    assert all(len(_orders_with(sim, f"r-{n}")) == 1 for n in placed)
+    assert len((await http.get("/admin/faults")).json()) == 1  # never used up
+
+
+async def test_random_drops_lose_answers_of_accepted_orders_only(
+    sim: Simulator, http: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    user = await make_user("alice")
+    await http.post("/admin/faults", json={"dropRate": 0.5, "seed": 3, "latencyMs": 0})
+    sock = await SimSocket.connect(sim.ws_url)
+    try:
+        await sock.authorize(user["token"])
+        base = 500
+        for n in range(40):
+            body = oso_body(user["accounts"][0], cl_ord_id=f"d-{n}")
+            await sock.send_raw(
+                f"order/placeoso\n{base + n}\n\n" + msgspec.json.encode(body).decode()
+            )
+        me = await sock.request("auth/me")  # answered after all 40 were handled
+    finally:
+        await sock.close()
+
+    answered = [n for n in range(40) if base + n in sock.responses]
+    assert me["s"] == 200
+    assert 0 < len(answered) < 40
+    assert all(len(_orders_with(sim, f"d-{n}")) == 1 for n in range(40))  # every one accepted
+
+
+async def test_bad_rates_are_refused(http: httpx.AsyncClient) -> None:
+    assert (await http.post("/admin/faults", json={"dropRate": 1.5})).status_code == 400
+    assert (
+        await http.post("/admin/faults", json={"errorRate": 0.1, "errorStatus": 404})
+    ).status_code == 400
+
+
+async def test_connects_log_times_every_open_and_authorize(
+    sim: Simulator, http: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    alice = await make_user("alice")
+    bob = await make_user("bob")
+    socks = [await SimSocket.connect(sim.ws_url) for _ in range(3)]
+    try:
+        await socks[0].authorize(alice["token"])
+        await socks[1].authorize(bob["token"])
+        refused = await socks[2].authorize("not-a-token")
+    finally:
+        for sock in socks:
+            await sock.close()
+
+    log = (await http.get("/admin/connects")).json()
+    authorized = (await http.get("/admin/connects", params={"kind": "authorize"})).json()
+    later = await http.get("/admin/connects", params={"since": log["connects"][-1]["at"] + 1})
+    assert refused["s"] == 401
+    assert [c["kind"] for c in log["connects"]].count("open") == 3
+    assert sorted(c["userId"] for c in authorized["connects"]) == sorted(
+        [alice["userId"], bob["userId"]]
+    )
+    assert sum(log["perSecond"].values()) == log["count"] == 5
+    assert later.json()["count"] == 0

@@ -15,7 +15,8 @@ Shapes (JSON, camelCase like the venue):
 - ``GET /admin/requests?userId=&limit=`` → ``[{"time", "userId", "endpoint", "transport",
   "status"}]`` oldest first (REST and WebSocket, including failures).
 - ``GET /admin/stats`` → ``{"requests", "byEndpoint", "byUser", "placeOso", "placeOrder",
-  "fills", "connections", "users", "accounts", "orders", "violations": []}``.
+  "fills", "faultDrops", "faultErrors", "connections", "users", "accounts", "orders",
+  "violations": []}`` (``faultDrops``/``faultErrors``: answers lost and 5xx given by faults).
 - ``POST /admin/oauth/clients`` ``{"client_id", "client_secret", "redirect_uris": [..]}`` → 201
   ``{"client_id"}`` (replaces a client of the same id); ``GET /admin/oauth/clients``.
 - ``GET /admin/limits[?userId=]`` → ``{"config", "logins": {id: {"lastMinute", "lastHour",
@@ -36,6 +37,10 @@ Shapes (JSON, camelCase like the venue):
 - ``POST /admin/reset`` → ``{"ok": true}``: closes sockets, forgets everything, re-applies the seed.
 - ``POST /admin/shutdown`` ``{"reasonCode", "reason", "userId"?}`` → ``{"told": n}``: sends a
   ``shutdown`` event and closes the sockets (of one user, or all).
+- ``GET /admin/connects?since=<epoch s>&kind=open|authorize`` → ``{"count", "connects":
+  [{"at": <epoch s>, "kind", "userId"}], "perSecond": {"<epoch s>": n}}``: when sockets were
+  opened and authorized (successful ``authorize`` only), oldest first, to measure the connect
+  rate of a reconnect storm.
 """
 
 # ruff: noqa: N815
@@ -323,6 +328,8 @@ def admin_router(sim: Simulator) -> APIRouter:
                 "placeOso": state.counters["placeoso"],
                 "placeOrder": state.counters["placeorder"],
                 "fills": state.counters["fills"],
+                "faultDrops": state.counters["faultDrops"],
+                "faultErrors": state.counters["faultErrors"],
                 "connections": len(sim.hub.connections),
                 "users": len(state.users),
                 "accounts": len(state.accounts),
@@ -344,6 +351,29 @@ def admin_router(sim: Simulator) -> APIRouter:
         body = ShutdownBody() if not raw.strip() else await _body(request, ShutdownBody)
         told = sim.hub.shutdown(body.reasonCode, body.reason, body.userId)
         return _json({"told": told})
+
+    @route("GET", "/connects")
+    async def connects(request: Request) -> Response:
+        params = request.query_params
+        try:
+            since = float(params.get("since", "0"))
+        except ValueError as exc:
+            raise HTTPException(status_code=400, detail="since is epoch seconds") from exc
+        kind = params.get("kind")
+        records = [
+            r for r in sim.hub.connects if r.at >= since and (kind is None or r.kind == kind)
+        ]
+        per_second: dict[str, int] = {}
+        for r in records:
+            second = str(int(r.at))
+            per_second[second] = per_second.get(second, 0) + 1
+        return _json(
+            {
+                "count": len(records),
+                "connects": [{"at": r.at, "kind": r.kind, "userId": r.user_id} for r in records],
+                "perSecond": per_second,
+            }
+        )
 
     @route("POST", "/oauth/clients")
     async def oauth_client(request: Request) -> Response:
@@ -417,8 +447,12 @@ def admin_router(sim: Simulator) -> APIRouter:
     @route("POST", "/faults")
     async def set_faults(request: Request) -> Response:
         faults: Faults = await _body(request, Faults)
-        if faults.errorCount > 0 and not 500 <= faults.errorStatus <= 599:
+        if (faults.errorCount > 0 or faults.errorRate > 0) and not 500 <= faults.errorStatus <= 599:
             raise HTTPException(status_code=400, detail="errorStatus must be a 5xx status")
+        if not (0 <= faults.dropRate <= 1 and 0 <= faults.errorRate <= 1):
+            raise HTTPException(status_code=400, detail="dropRate and errorRate are in [0, 1]")
+        if faults.seed is not None:
+            sim.venue.fault_draws.seed(faults.seed)
         if faults.idle:
             sim.venue.faults.pop(faults.userId, None)
         else:

@@ -11,7 +11,14 @@ request at a time; a user's own faults are used before the global ones.
   sent; over REST the request hangs for ``sim_fault_drop_hang_s`` and then gets 504. The client
   sees an unknown outcome and must look the order up by ``clOrdId``.
 - ``errorStatus`` + ``errorCount``: the next N requests (optionally only ``endpoints``) are
-  answered with that 5xx status **before** being handled (nothing happened).
+  answered with that 5xx status **before** being handled (nothing happened). On the socket the
+  status is the response frame's ``s`` field (``{"s":503,"i":<id>,"d":"Service Unavailable"}``),
+  as Tradovate reports a failed request; ``authorize`` is exempt unless it counts as a request
+  (``countAuthorize``).
+- ``dropRate`` / ``errorRate``: the same two faults drawn at random instead of counted: each
+  accepted order's response is lost with probability ``dropRate``, each request (optionally
+  only ``endpoints``) gets ``errorStatus`` with probability ``errorRate``. They are never used
+  up; ``seed`` makes the draws repeatable (``POST`` with a seed re-seeds the venue's draws).
 - ``penaltyCount`` + ``penaltyTimeS``: a penalty storm: the next N requests get a p-ticket
   (not counted as violations); resending after ``p-time`` with the ticket is honoured.
 
@@ -42,6 +49,9 @@ class Faults(msgspec.Struct, kw_only=True):
     penaltyCount: int = 0
     penaltyTimeS: float = 0.0
     endpoints: list[str] | None = None
+    dropRate: float = 0.0
+    errorRate: float = 0.0
+    seed: int | None = None
 
     def applies_to(self, endpoint: str) -> bool:
         """Whether the counted faults apply to an endpoint (all when ``endpoints`` is unset)."""
@@ -55,4 +65,6 @@ class Faults(msgspec.Struct, kw_only=True):
             and self.dropResponses <= 0
             and self.errorCount <= 0
             and self.penaltyCount <= 0
+            and self.dropRate <= 0
+            and self.errorRate <= 0
         )

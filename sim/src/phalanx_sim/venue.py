@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl
@@ -227,6 +228,8 @@ class Venue:
         )
         #: fault sets by user id (``None``: everyone)
         self.faults: dict[int | None, Faults] = {}
+        #: draws of the random faults (``dropRate``, ``errorRate``)
+        self.fault_draws = random.Random()  # noqa: S311 - fault injection, not security
         self.market_open = not self.settings.sim_session_closed
         self._release: asyncio.Event | None = None
         #: max absolute position per account (overrides ``sim_max_position``)
@@ -526,6 +529,14 @@ class Venue:
                 if faults.errorCount > 0 and faults.applies_to(key):
                     faults.errorCount -= 1
                     self._prune(faults)
+                    self.state.counters["faultErrors"] += 1
+                    return Reply(faults.errorStatus, '"Service Unavailable"', user_id)
+                if (
+                    faults.errorRate > 0
+                    and faults.applies_to(key)
+                    and self.fault_draws.random() < faults.errorRate
+                ):
+                    self.state.counters["faultErrors"] += 1
                     return Reply(faults.errorStatus, '"Service Unavailable"', user_id)
             if ticket is not None and self.limiter.redeem(login, ticket, now):
                 ticket = None  # a storm ticket, honoured
@@ -565,13 +576,17 @@ class Venue:
             return reply
         for faults in self._faults(session.user_id):
             if (
-                faults.dropResponses > 0
+                (faults.dropResponses > 0 or faults.dropRate > 0)
                 and key in DROPPABLE
                 and reply.status == 200
                 and getattr(reply.payload, "orderId", None) is not None
             ):
-                faults.dropResponses -= 1
-                self._prune(faults)
+                if faults.dropResponses > 0:
+                    faults.dropResponses -= 1
+                    self._prune(faults)
+                elif self.fault_draws.random() >= faults.dropRate:
+                    continue
+                self.state.counters["faultDrops"] += 1
                 reply = reply._replace(drop=True)
                 break
         for faults in self._faults(session.user_id):

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
+from typing import NamedTuple
 
 import msgspec
 from starlette.websockets import WebSocket
@@ -32,9 +34,21 @@ from phalanx_sim.schemas import SyncRequestBody
 from phalanx_sim.state import Session
 from phalanx_sim.venue import Reply, Subscription, Venue
 
-__all__ = ["Connection", "Hub", "decode_sync_request"]
+__all__ = ["ConnectRecord", "Connection", "Hub", "decode_sync_request"]
 
 log = logging.getLogger(__name__)
+
+
+class ConnectRecord(NamedTuple):
+    """A socket opened (``open``) or authorized (``authorize``), at venue time ``at``."""
+
+    at: float
+    kind: str
+    user_id: int | None
+
+
+#: most recent socket opens and authorizations kept for ``/admin/connects``
+CONNECT_LOG_MAX = 100_000
 
 
 class Connection:
@@ -136,6 +150,8 @@ class Hub:
         self._subs: dict[int, dict[Connection, frozenset[str] | None]] = {}
         self._holding = False
         self._held: list[tuple[Connection, bytes]] = []
+        #: when sockets were opened and authorized (to measure reconnect storms)
+        self.connects: deque[ConnectRecord] = deque(maxlen=CONNECT_LOG_MAX)
         venue.sink = self
         venue.on_session_closed = self.close_session
 
@@ -201,6 +217,7 @@ class Hub:
         await websocket.accept()
         conn = Connection(websocket, self.settings.sim_ws_coalesce)
         self.connections.add(conn)
+        self.connects.append(ConnectRecord(self.venue.clock.time(), "open", None))
         writer = asyncio.create_task(conn.run_writer(), name="sim-ws-writer")
         conn.push_frame(OPEN)
         try:
@@ -307,6 +324,7 @@ class Hub:
                 venue.record(endpoint, session.user_id, "ws", refused.status)
                 return
             self._authorized(conn, session)
+            self.connects.append(ConnectRecord(now, "authorize", session.user_id))
             conn.push(encode_response(200, request.request_id))
             venue.record(endpoint, session.user_id, "ws", 200)
             return
@@ -387,6 +405,7 @@ class Hub:
         """Close every socket and drop all subscriptions at once."""
         self.close_all()
         self._subs.clear()
+        self.connects.clear()
         for conn in self.connections:
             conn.accounts.clear()
 
