@@ -159,6 +159,8 @@ class ExecutorService:
             # (a token update followed while the shard moved away must not leave one behind)
             owns=lambda login_id: shard_of(login_id, s.shards) in self.shards,
             metrics=self.metrics,
+            clock=self.clock,
+            expiry_margin_s=s.token_expiry_margin_s,
         )
         view = VenueView(self.bus, self.clock, pool.get, permit=permit, honour=calls.honour)
         view_ref.append(view)
