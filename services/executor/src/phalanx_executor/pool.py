@@ -64,6 +64,7 @@ class ConnectionPool:
         metrics: ExecutorMetrics | None = None,
         clock: Clock | None = None,
         expiry_margin_s: float = 5.0,
+        lockout_s: float = 3600.0,
     ) -> None:
         self._ws_url = ws_url
         self._token_for = token_for
@@ -84,6 +85,7 @@ class ConnectionPool:
         self._expires_ns: dict[str, int] = {}  # expiry of the token each socket is authorized with
         self._clock = clock or LiveClock()
         self._margin_ns = int(expiry_margin_s * 1e9)
+        self._lockout_s = lockout_s
         self._locks: dict[str, asyncio.Lock] = {}
         self._metrics = metrics or ExecutorMetrics()
         self._metrics.watch_sockets(self.__len__, self.connected_count)
@@ -163,6 +165,7 @@ class ConnectionPool:
             on_props=on_props,
             on_close=on_close,
             request_timeout_s=self._request_timeout_s,
+            lockout_s=self._lockout_s,
         )
         if self._calls is not None:
             blocked = await self._calls.blocked_for(login_id, SYNC_ENDPOINT)

@@ -474,6 +474,11 @@ class BatchWorker:
                 # ADR-0004/0056: a penalty or lockout blocks the whole login at once (blocks
                 # only extend); a penalised request goes again with its ticket after p-time.
                 await self.calls.honour(intent.login_id, exc)
+                if isinstance(exc, tv_errors.LockoutError) and hand_back:
+                    # ADR-0111: the venue did not handle it (or it was never sent: the socket
+                    # knows the lockout); the login is blocked for the lockout, so the intent
+                    # goes back and is tried again once the lockout is over, within its deadline
+                    raise _HandBack(f"{step.kind} not sent: the login is locked out") from exc
                 verdict = classify(exc, lockout_s=self._s.lockout_s)
                 if verdict.ticket is not None:
                     penalties += 1
