@@ -9,6 +9,9 @@ the signal log, auth and the streams say. Every helper reads; no helper asserts.
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,7 +26,7 @@ from phalanx_bench.system import System
 from phalanx_common.codec import decode_event
 from phalanx_common.events import AnyEvent
 
-__all__ = ["PRICE", "FaultRig", "fault_system", "until"]
+__all__ = ["PRICE", "FaultRig", "fault_system", "restart", "stop", "until"]
 
 PRICE = 21000
 FINAL = frozenset({"placed", "rejected", "expired", "skipped"})
@@ -38,6 +41,30 @@ async def until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s: {what}")
         await asyncio.sleep(pause_s)
+
+
+def stop(system: System, name: str, sig: signal.Signals, timeout_s: float = 30) -> int:
+    """Send ``sig`` to one process of the system and wait for it; its exit code."""
+    proc = system.procs[system.names.index(name)]
+    proc.send_signal(sig)
+    return proc.wait(timeout=timeout_s)
+
+
+def restart(system: System, name: str, module: str, sig: signal.Signals) -> int:
+    """Stop one process with ``sig`` and start it again (same settings, log appended).
+
+    Returns the stopped process's exit code.
+    """
+    index = system.names.index(name)
+    code = stop(system, name, sig)
+    log = (system.log_dir / f"{name}.log").open("ab")
+    system.procs[index] = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env=system.base_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return code
 
 
 class FaultRig:
@@ -82,8 +109,11 @@ class FaultRig:
         """Logins with an authorized socket over the given executor replicas."""
         total = 0
         for ordinal in ordinals:
-            with_health = await self.http.get(self.system.executor_url(ordinal) + "/healthz")
-            total += int(with_health.json()["logins_connected"])
+            try:
+                health = await self.http.get(self.system.executor_url(ordinal) + "/healthz")
+            except httpx.HTTPError:  # not listening yet
+                continue
+            total += int(health.json()["logins_connected"])
         return total
 
     async def ready(self, ordinals: tuple[int, ...] = (0,)) -> None:
@@ -156,6 +186,50 @@ class FaultRig:
             orders = await self.orders(account)
             counts[account] = sum(1 for o in orders if o.get("parentId") is None)
         return counts
+
+    async def venue_fills(self, account_id: int) -> list[dict[str, Any]]:
+        resp = await self.http.get(f"{self.endpoints.sim}/admin/fills?accountId={account_id}")
+        resp.raise_for_status()
+        return list(resp.json())
+
+    async def venue_book(self) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+        """The venue's book: (account, contract) -> (net, bought, sold, fills)."""
+        book: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        for account in self.seeded.account_ids:
+            resp = await self.http.get(f"{self.endpoints.sim}/admin/positions?accountId={account}")
+            resp.raise_for_status()
+            fills = await self.venue_fills(account)
+            for p in resp.json():
+                contract = int(p["contractId"])
+                count = sum(1 for f in fills if int(f["contractId"]) == contract)
+                book[(account, contract)] = (
+                    int(p["netPos"]),
+                    int(p["bought"]),
+                    int(p["sold"]),
+                    count,
+                )
+        return book
+
+    async def ledger_book(self) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+        """The ledger's book (``GET /positions``), in the venue book's shape."""
+        resp = await self.http.get(self.endpoints.ledger + "/positions")
+        resp.raise_for_status()
+        return {
+            (int(p["account_id"]), int(p["contract_id"])): (
+                int(p["net_pos"]),
+                int(p["bought"]),
+                int(p["sold"]),
+                int(p["fill_count"]),
+            )
+            for p in resp.json()["positions"]
+        }
+
+    async def ledger_ready(self) -> bool:
+        try:
+            resp = await self.http.get(self.endpoints.ledger + "/readyz")
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
 
     async def venue_positions(self) -> dict[int, int]:
         """Net position per seeded account at the venue (every contract summed)."""
