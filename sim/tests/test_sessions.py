@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from phalanx_sim import SimSettings, running_simulator
-from phalanx_sim.testing import ManualClock, SimSocket, login_body
+from phalanx_sim.testing import ManualClock, SimSocket, login_body, oso_body
 from phalanx_testing.waiting import eventually
 
 Login = Callable[[str, str], Awaitable[dict[str, Any]]]
@@ -128,3 +129,38 @@ async def test_socket_quota_closes_the_oldest_with_shutdown_and_revokes_its_toke
         finally:
             for sock in socks:
                 await sock.close()
+
+
+async def test_an_order_on_a_socket_whose_token_just_expired_is_refused_and_not_placed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between expiry and the housekeeping that closes the socket, an order is refused (401)."""
+    clock = ManualClock()
+    async with (
+        running_simulator(SimSettings(sim_token_lifetime_s=100.0), clock=clock) as sim,
+        httpx.AsyncClient(base_url=sim.url) as http,
+    ):
+        sim.set_price("MNQZ6", 21000)
+        user = sim.create_user("alice", "pw")
+        token = (
+            await http.post("/v1/auth/accesstokenrequest", json=login_body("alice", "pw"))
+        ).json()["accessToken"]
+        # the socket stays open past the expiry: the housekeeping tick has not come yet
+        monkeypatch.setattr(sim.hub, "housekeeping", lambda now=None: None)
+        sock = await SimSocket.connect(sim.ws_url)
+        try:
+            assert (await sock.authorize(token))["s"] == 200
+            before = await sock.request("order/placeoso", oso_body(user.accounts[0]))
+            clock.advance(100)
+            after = await sock.request(
+                "order/placeoso", oso_body(user.accounts[0], cl_ord_id="sig-2")
+            )
+        finally:
+            await sock.close()
+
+        assert before["s"] == 200
+        assert after["s"] == 401
+        assert after["d"] == "Access is denied"
+        placed = {c.command.clOrdId for o in sim.state.orders.values() for c in o.commands}
+        assert "sig-1" in placed
+        assert "sig-2" not in placed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -95,6 +96,19 @@ class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         return f"TokenRecord(login_id={self.login_id!r}, expiration_time={self.expiration_time!r})"
+
+    def expires_ns(self) -> int:
+        """``expiration_time`` in ns since the epoch; 0 (long expired) when it cannot be read.
+
+        A token whose expiry is unknown is treated as expired: nothing is sent on a guess.
+        """
+        try:
+            parsed = datetime.fromisoformat(self.expiration_time.replace("Z", "+00:00"))
+        except ValueError:
+            return 0
+        if parsed.tzinfo is None:
+            return 0
+        return int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1_000
 
 
 IntentState = Literal["claimed", "accepted", "rejected", "unknown", "expired"]

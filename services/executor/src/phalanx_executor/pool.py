@@ -10,6 +10,11 @@ Connecting spends the login's budget like any request (ADR-0056): ``authorize`` 
 the connect slot is taken, so a login waiting for its budget never holds a slot another login
 needs; a login whose budget is blocked (penalty, lockout) is not ready rather than waited for;
 penalties and lockouts answered while connecting block the login.
+
+Nothing goes out on an expired token (ADR-0110): a token that expires within
+``expiry_margin_s`` is not used to connect, and a socket authorized with such a token is not
+ready (:meth:`ConnectionPool.token_fresh` is checked again just before every order); the login
+waits for auth to renew the token, or for a person when auth raised ``ReauthRequired``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.records import TokenRecord
 from phalanx_executor.budgets import SYNC_ENDPOINT
 from phalanx_executor.metrics import ExecutorMetrics
@@ -56,6 +62,9 @@ class ConnectionPool:
         reconnect_backoff_max_s: float = 30.0,
         owns: Callable[[str], bool] | None = None,
         metrics: ExecutorMetrics | None = None,
+        clock: Clock | None = None,
+        expiry_margin_s: float = 5.0,
+        lockout_s: float = 3600.0,
     ) -> None:
         self._ws_url = ws_url
         self._token_for = token_for
@@ -73,6 +82,10 @@ class ConnectionPool:
         self._closing = False
         self._sockets: dict[str, TradovateSocket] = {}
         self._tokens: dict[str, str] = {}
+        self._expires_ns: dict[str, int] = {}  # expiry of the token each socket is authorized with
+        self._clock = clock or LiveClock()
+        self._margin_ns = int(expiry_margin_s * 1e9)
+        self._lockout_s = lockout_s
         self._locks: dict[str, asyncio.Lock] = {}
         self._metrics = metrics or ExecutorMetrics()
         self._metrics.watch_sockets(self.__len__, self.connected_count)
@@ -89,6 +102,13 @@ class ConnectionPool:
         sock = self._sockets.get(login_id)
         return sock is not None and sock.connected
 
+    def _fresh(self, expires_ns: int) -> bool:
+        return expires_ns - self._clock.time_ns() > self._margin_ns
+
+    def token_fresh(self, login_id: str) -> bool:
+        """Whether the login's socket is authorized with a token not about to expire."""
+        return self._fresh(self._expires_ns.get(login_id, 0))
+
     def has(self, login_id: str) -> bool:
         """Whether the login has a socket (connected or not)."""
         return login_id in self._sockets
@@ -100,13 +120,19 @@ class ConnectionPool:
             LoginNotReady: when there is no token, the cap is reached, or connecting fails.
         """
         sock = self._sockets.get(login_id)
-        if sock is not None and sock.connected:
+        if sock is not None and sock.connected and self.token_fresh(login_id):
             return sock
         lock = self._locks.setdefault(login_id, asyncio.Lock())
         async with lock:
             sock = self._sockets.get(login_id)
             if sock is not None and sock.connected:
-                return sock
+                if self.token_fresh(login_id):
+                    return sock
+                # auth may have renewed the token while this socket was not re-authorized yet
+                await self.token_changed(login_id, self._token_for(login_id))
+                if self.token_fresh(login_id) and sock.connected:
+                    return sock
+                raise LoginNotReady(f"login {login_id!r}: token expired or about to; not used")
             return await self._connect(login_id)
 
     async def _connect(self, login_id: str) -> TradovateSocket:
@@ -115,6 +141,9 @@ class ConnectionPool:
         token = self._token_for(login_id)
         if token is None:
             raise LoginNotReady(f"no token for login {login_id!r} yet")
+        if not self._fresh(token.expires_ns()):
+            # authorizing with it would only be refused: wait for auth (renewal or a person)
+            raise LoginNotReady(f"login {login_id!r}: token expired or about to; not used")
         if login_id not in self._sockets and len(self._sockets) >= self._max_sockets:
             raise LoginNotReady(f"socket cap of {self._max_sockets} reached")
         old = self._sockets.pop(login_id, None)
@@ -136,6 +165,7 @@ class ConnectionPool:
             on_props=on_props,
             on_close=on_close,
             request_timeout_s=self._request_timeout_s,
+            lockout_s=self._lockout_s,
         )
         if self._calls is not None:
             blocked = await self._calls.blocked_for(login_id, SYNC_ENDPOINT)
@@ -164,6 +194,7 @@ class ConnectionPool:
             raise LoginNotReady(f"login {login_id!r} is no longer worked by this replica")
         self._sockets[login_id] = sock
         self._tokens[login_id] = token.access_token
+        self._expires_ns[login_id] = token.expires_ns()
         self._failures.pop(login_id, None)
         await self._on_snapshot(login_id, snapshot)
         return sock
@@ -225,6 +256,7 @@ class ConnectionPool:
             task.cancel()
         sock = self._sockets.pop(login_id, None)
         self._tokens.pop(login_id, None)
+        self._expires_ns.pop(login_id, None)
         if sock is not None:
             with contextlib.suppress(Exception):
                 await sock.close()
@@ -241,6 +273,8 @@ class ConnectionPool:
         sock = self._sockets.get(login_id)
         if sock is None or token is None or self._tokens.get(login_id) == token.access_token:
             return
+        if not self._fresh(token.expires_ns()):
+            return  # an expired token would only be refused; the socket keeps its own
         try:
             if self._calls is not None:
                 await self._calls.permit(login_id, Priority.RECONCILE, "authorize")
@@ -251,6 +285,7 @@ class ConnectionPool:
                     await self._calls.honour(login_id, exc, exc.endpoint)
                 raise
             self._tokens[login_id] = token.access_token
+            self._expires_ns[login_id] = token.expires_ns()
         except Exception as exc:
             log.warning(
                 "login %s: re-authorize failed (%s); reconnecting on next use", login_id, exc

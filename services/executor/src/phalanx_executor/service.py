@@ -140,7 +140,7 @@ class ExecutorService:
         limiter = RateLimiter(self.redis)
         permits = Permits(limiter, self.metrics)
         book = BudgetBook(s.login_windows, s.ip_windows, s.egress_ip, s.sync_ip_windows)
-        calls = VenueCalls(permits, book)
+        calls = VenueCalls(permits, book, lockout_s=s.lockout_s)
 
         async def permit(login_id: str) -> None:
             await calls.permit(login_id, Priority.RECONCILE)
@@ -159,6 +159,9 @@ class ExecutorService:
             # (a token update followed while the shard moved away must not leave one behind)
             owns=lambda login_id: shard_of(login_id, s.shards) in self.shards,
             metrics=self.metrics,
+            clock=self.clock,
+            expiry_margin_s=s.token_expiry_margin_s,
+            lockout_s=s.lockout_s,
         )
         view = VenueView(self.bus, self.clock, pool.get, permit=permit, honour=calls.honour)
         view_ref.append(view)
@@ -201,6 +204,7 @@ class ExecutorService:
                 batch_pause_s=s.batch_pause_s,
                 permit_handback_s=s.permit_handback_s,
                 max_deliveries=s.exec_max_deliveries,
+                lockout_s=s.lockout_s,
             ),
         )
         planner = Planner(

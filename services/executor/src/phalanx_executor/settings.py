@@ -44,6 +44,12 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
             works on the intent; nobody takes over a claim whose lease is alive (ADR-0050).
         permit_handback_s: a permit wait longer than this hands the unsent intent back, so a
             budget-bound or locked-out login never holds a shard's slots (ADR-0050; 0: never).
+        lockout_s: how long a login's requests stay blocked after the venue answers HTTP
+            423/429 (Tradovate's lockout is an hour, restarted by every request during it, so
+            the block must be at least the venue's; ADR-0111).
+        token_expiry_margin_s: nothing is sent on a token that expires within this long (clock
+            skew and the request's time on the wire); the login waits for a renewed token
+            (ADR-0110).
         exec_max_deliveries: deliveries of a batch before it is dead-lettered with an outcome
             per unfinished intent (ADR-0050; intents also expire at their signal's deadline).
     """
@@ -78,3 +84,5 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     claim_lease_s: float = 15.0
     permit_handback_s: float = 10.0
     exec_max_deliveries: int = 100
+    token_expiry_margin_s: float = 5.0
+    lockout_s: float = 3600.0

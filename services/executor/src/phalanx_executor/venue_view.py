@@ -76,7 +76,7 @@ class VenueView:
         self._realized: dict[int, Decimal] = {}  # account -> realized P&L today
         self._contract_names: dict[int, str] = {}
         self._contract_ids: dict[str, int] = {}
-        self._lookups: dict[str, asyncio.Future[int]] = {}
+        self._lookups: dict[str, tuple[str, asyncio.Future[int]]] = {}  # symbol -> (login, lookup)
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.outbox = outbox or FillOutbox(bus)
@@ -192,16 +192,42 @@ class VenueView:
         return set(self._orders) | {a for a, _ in self._positions} | set(self._realized)
 
     async def contract_id(self, login_id: str, symbol: str) -> int:
-        """The venue's id of a dated symbol (looked up once per replica, then cached)."""
-        cid = self._contract_ids.get(symbol)
-        if cid is not None:
-            return cid
-        pending = self._lookups.get(symbol)
-        if pending is None:  # one lookup per symbol, however many intents ask at once
-            pending = asyncio.ensure_future(self._find_contract(login_id, symbol))
-            self._lookups[symbol] = pending
-            pending.add_done_callback(lambda _: self._lookups.pop(symbol, None))
-        return await asyncio.shield(pending)
+        """The venue's id of a dated symbol (looked up once per replica, then cached).
+
+        One lookup per symbol, however many intents ask at once, made with the first asking
+        login's socket and budget. If it fails (that login is penalised, locked out, or its
+        token expired), a waiter of *another* login looks the symbol up with its own: one
+        login's trouble never fails another login's intents.
+        """
+        while True:
+            cid = self._contract_ids.get(symbol)
+            if cid is not None:
+                return cid
+            found = self._lookups.get(symbol)
+            if found is None:
+                lookup = asyncio.ensure_future(self._find_contract(login_id, symbol))
+                self._lookups[symbol] = (login_id, lookup)
+                lookup.add_done_callback(lambda done: self._lookup_done(symbol, done))
+                return await asyncio.shield(lookup)
+            owner, pending = found
+            if owner == login_id:
+                return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except Exception as exc:  # the other login's lookup failed: try with this one
+                self._lookup_done(symbol, pending)
+                log.info(
+                    "contract %s: the lookup of login %s failed (%s); login %s looks it up",
+                    symbol,
+                    owner,
+                    exc,
+                    login_id,
+                )
+
+    def _lookup_done(self, symbol: str, done: asyncio.Future[int]) -> None:
+        found = self._lookups.get(symbol)
+        if found is not None and found[1] is done:
+            del self._lookups[symbol]
 
     async def _find_contract(self, login_id: str, symbol: str) -> int:
         sock = await self._socket_for(login_id)

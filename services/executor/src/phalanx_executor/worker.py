@@ -460,6 +460,7 @@ class BatchWorker:
             with span("permit wait", {"phalanx.login_id": intent.login_id}):
                 await self._permit_before_deadline(intent, step, priority, hand_back)
             await self._still_owner(intent)
+            self._token_still_fresh(intent, step, hand_back)
             self._sent_ns[intent.intent_id] = self._clock.time_ns()
             venue: SpanAttributes = {
                 "phalanx.step": step.kind,
@@ -473,6 +474,11 @@ class BatchWorker:
                 # ADR-0004/0056: a penalty or lockout blocks the whole login at once (blocks
                 # only extend); a penalised request goes again with its ticket after p-time.
                 await self.calls.honour(intent.login_id, exc)
+                if isinstance(exc, tv_errors.LockoutError) and hand_back:
+                    # ADR-0111: the venue did not handle it (or it was never sent: the socket
+                    # knows the lockout); the login is blocked for the lockout, so the intent
+                    # goes back and is tried again once the lockout is over, within its deadline
+                    raise _HandBack(f"{step.kind} not sent: the login is locked out") from exc
                 verdict = classify(exc, lockout_s=self._s.lockout_s)
                 if verdict.ticket is not None:
                     penalties += 1
@@ -657,6 +663,22 @@ class BatchWorker:
         await self._store.verify(intent.intent_id)
         if self._leases is not None and not self._leases.held(intent.intent_id):
             raise LostRace(f"{intent.intent_id}: the lease on the claim is running out")
+
+    def _token_still_fresh(self, intent: OrderIntent, step: Step, hand_back: bool) -> None:
+        """Just before a send: the socket's token is not about to expire (ADR-0110).
+
+        A permit wait can outlast a token whose renewal failed; nothing goes out on it.
+
+        Raises:
+            _HandBack: nothing of the intent was sent yet: it goes back and waits for a token.
+            RefusedStep: earlier steps were sent; the rest is not, and the intent says why.
+        """
+        if self._pool.token_fresh(intent.login_id):
+            return
+        text = f"{step.kind} not sent: the login's token expired or is about to"
+        if hand_back:
+            raise _HandBack(text)
+        raise RefusedStep("token-expired", text)
 
     async def _permit_before_deadline(
         self, intent: OrderIntent, step: Step, priority: Priority, hand_back: bool = False
