@@ -79,6 +79,7 @@ class ConnectionPool:
         self._owns = owns or (lambda _login: True)
         self._failures: dict[str, int] = {}
         self._reconnects: dict[str, asyncio.Task[None]] = {}
+        self._wanted: set[str] = set()  # logins kept connected until dropped on purpose
         self._closing = False
         self._sockets: dict[str, TradovateSocket] = {}
         self._tokens: dict[str, str] = {}
@@ -108,6 +109,10 @@ class ConnectionPool:
     def token_fresh(self, login_id: str) -> bool:
         """Whether the login's socket is authorized with a token not about to expire."""
         return self._fresh(self._expires_ns.get(login_id, 0))
+
+    def reconnect_failures(self, login_id: str) -> int:
+        """Failed reconnect attempts of the login since it was last connected."""
+        return self._failures.get(login_id, 0)
 
     def has(self, login_id: str) -> bool:
         """Whether the login has a socket (connected or not)."""
@@ -193,6 +198,7 @@ class ConnectionPool:
                 await sock.close()
             raise LoginNotReady(f"login {login_id!r} is no longer worked by this replica")
         self._sockets[login_id] = sock
+        self._wanted.add(login_id)
         self._tokens[login_id] = token.access_token
         self._expires_ns[login_id] = token.expires_ns()
         self._failures.pop(login_id, None)
@@ -218,7 +224,9 @@ class ConnectionPool:
     async def _reconnect(self, login_id: str, delay: float) -> None:
         try:
             await asyncio.sleep(delay)
-            if login_id not in self._sockets or self._closing:
+            # ``_wanted``, not ``_sockets``: a failed attempt has already removed the old
+            # socket, and the login must still be tried again.
+            if login_id not in self._wanted or self._closing:
                 return  # dropped on purpose meanwhile
             if not self._owns(login_id):  # its shard moved away meanwhile
                 self._reconnects.pop(login_id, None)  # so drop() does not cancel this task
@@ -254,6 +262,7 @@ class ConnectionPool:
         task = self._reconnects.pop(login_id, None)
         if task is not None:
             task.cancel()
+        self._wanted.discard(login_id)
         sock = self._sockets.pop(login_id, None)
         self._tokens.pop(login_id, None)
         self._expires_ns.pop(login_id, None)
