@@ -36,6 +36,30 @@ async def test_connect_to_an_unreachable_server_names_nats_and_the_address() -> 
         await Bus.connect(url, "test", connect_timeout_s=0.5)
 
 
+async def test_a_comma_separated_url_list_connects_to_a_live_server_of_the_list(
+    nats_url: str,
+) -> None:
+    # PHALANX_NATS_URL names every node of a cluster; any order, spaces allowed, one node down.
+    dead = f"nats://127.0.0.1:{free_port()}"
+    for listed in (f"{dead},{nats_url}", f"{nats_url} , {dead}"):
+        bus = await Bus.connect(listed, "test", connect_timeout_s=0.5)
+        try:
+            await bus.ensure_topology()
+            ack = await bus.publish(subjects.signals_subject("strat"), _signal_event(1))
+            assert ack.stream == subjects.SIGNALS.name
+            assert bus.nc.connected_url is not None
+            assert f"{bus.nc.connected_url.hostname}:{bus.nc.connected_url.port}" in nats_url
+        finally:
+            await bus.close()
+
+
+async def test_a_url_list_of_unreachable_servers_names_every_address() -> None:
+    urls = [f"nats://127.0.0.1:{free_port()}" for _ in range(2)]
+    with pytest.raises(DependencyUnavailable) as raised:
+        await Bus.connect(",".join(urls), "test", connect_timeout_s=0.5)
+    assert all(url in str(raised.value) for url in urls)
+
+
 async def test_ensure_topology_is_idempotent_and_declares_every_stream(nats_url: str) -> None:
     bus = await Bus.connect(nats_url, "test")
     try:
