@@ -2,7 +2,7 @@
 burst of webhooks with a fault in its middle, and the checks that follow every accepted signal
 to the venue.
 
-The burst is ``SIGNALS`` webhooks of one strategy, each a ``buy`` of 1 with a body of its own
+The burst is ``Shape.signals`` webhooks of one strategy, each a ``buy`` of 1 with a body of its own
 (no ``id``: TradingView's usual alert). Every subscription allows adding, so every signal trades
 exactly one market order on every account whatever order the signals reach the executor in:
 an account's expected orders are exactly the accepted signals, one each. The strategy's repeat
@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from nats.js.errors import NoKeysError
+from nats.js.errors import KeyNotFoundError
 
 from phalanx_bench.seed import SeededStrategy, front_month, seed
 from phalanx_bench.system import System
@@ -37,15 +37,24 @@ from phalanx_common.bus import MSG_ID, Bus
 from phalanx_common.codec import decode_event
 from phalanx_common.events import SignalReceived
 
-LOGINS = 5
-ACCOUNTS_PER_LOGIN = 2
-ACCOUNTS = LOGINS * ACCOUNTS_PER_LOGIN
-SIGNALS = 200
 SENDERS = 8  # webhooks in flight at once
-FAULT_AT = 60  # the fault starts once this many webhooks have been answered
 PRICE = 21000
 SERVICES = frozenset({"auth", "ingest", "ledger", "executor-0"})  # NATS connection names
 TERMINAL = frozenset({"accepted", "rejected", "expired"})
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The size of a run: logins x accounts each, webhooks, and when the fault starts."""
+
+    logins: int
+    accounts_per_login: int
+    signals: int
+    fault_at: int  # the fault starts once this many webhooks have been answered
+
+    @property
+    def accounts(self) -> int:
+        return self.logins * self.accounts_per_login
 
 
 def system_env(outbox_dir: Path) -> dict[str, str]:
@@ -92,6 +101,7 @@ class Burst:
 
     answers: list[Answer]
     fault_s: float  # how long the fault coroutine ran
+    duration_s: float  # from the first webhook to the last answer and the fault's end
 
     @property
     def accepted_ids(self) -> set[str]:
@@ -104,8 +114,11 @@ class Burst:
 class Rig:
     """The running system, seeded, and the test's HTTP client."""
 
-    def __init__(self, system: System, http: httpx.AsyncClient, seeded: SeededStrategy) -> None:
+    def __init__(
+        self, system: System, http: httpx.AsyncClient, seeded: SeededStrategy, shape: Shape
+    ) -> None:
         self.system = system
+        self.shape = shape
         self.http = http
         self.seeded = seeded
         self.admin = {"Authorization": f"Bearer {system.endpoints.admin_token}"}
@@ -113,11 +126,13 @@ class Rig:
         self.answered_count = 0  # webhooks of the burst answered 2xx so far
 
     @classmethod
-    async def prepare(cls, system: System, http: httpx.AsyncClient) -> Rig:
+    async def prepare(cls, system: System, http: httpx.AsyncClient, shape: Shape) -> Rig:
         """Seed logins, accounts and the strategy; wait until a signal reaches every account."""
         endpoints = system.endpoints
-        seeded = await seed(endpoints, logins=LOGINS, accounts_per_login=ACCOUNTS_PER_LOGIN)
-        rig = cls(system, http, seeded)
+        seeded = await seed(
+            endpoints, logins=shape.logins, accounts_per_login=shape.accounts_per_login
+        )
+        rig = cls(system, http, seeded, shape)
         # Every subscription adds to a position: each buy is one order on each account.
         resp = await http.post(
             f"{endpoints.ingest}/admin/strategies/{seeded.strategy_id}/subscriptions:bulk",
@@ -137,10 +152,13 @@ class Rig:
         resp.raise_for_status()
 
         async def logins_connected() -> bool:
-            health = await http.get(system.executor_url(0) + "/healthz")
-            return int(health.json()["logins_connected"]) == LOGINS
+            try:  # the executor may still be starting (System waits for the others only)
+                health = await http.get(system.executor_url(0) + "/healthz")
+            except httpx.TransportError:
+                return False
+            return int(health.json()["logins_connected"]) == shape.logins
 
-        await until(logins_connected, 60, f"{LOGINS} logins connected")
+        await until(logins_connected, 60, f"{shape.logins} logins connected")
 
         async def subscriptions_planned() -> bool:
             body = {"ticker": "MNQ1!", "action": "buy", "test": True, "extras": {"t": time.time()}}
@@ -148,7 +166,7 @@ class Rig:
             assert answer.status_code == 200, answer.text
             entry = await rig.signal_entry(str(answer.json()["id"]))
             outcomes = [a["outcome"] for a in entry.get("accounts", [])]
-            return outcomes == ["skipped"] * ACCOUNTS
+            return outcomes == ["skipped"] * shape.accounts
 
         await until(subscriptions_planned, 60, "every subscription reached the planner")
         return rig
@@ -195,11 +213,11 @@ class Rig:
             await asyncio.sleep(0.2)
 
     async def burst(self, fault: Callable[[Rig], Awaitable[None]]) -> Burst:
-        """Send ``SIGNALS`` webhooks, ``SENDERS`` at a time; once ``FAULT_AT`` are answered,
+        """Send the shape's webhooks, ``SENDERS`` at a time; once ``fault_at`` are answered,
         run ``fault`` as the rest go on (it sets ``in_fault`` while NATS is impaired, and the
         answers given meanwhile are recorded as ``during_fault``)."""
         queue: asyncio.Queue[int] = asyncio.Queue()
-        for number in range(SIGNALS):
+        for number in range(self.shape.signals):
             queue.put_nowait(number)
         answers: list[Answer] = []
         reached = asyncio.Event()
@@ -208,7 +226,7 @@ class Rig:
             while not queue.empty():
                 answers.append(await self._send(queue.get_nowait()))
                 self.answered_count = len(answers)
-                if len(answers) >= FAULT_AT:
+                if len(answers) >= self.shape.fault_at:
                     reached.set()
 
         async def run_fault() -> float:
@@ -220,14 +238,15 @@ class Rig:
                 self.in_fault = False
             return time.monotonic() - started
 
+        started = time.monotonic()
         faulted = asyncio.ensure_future(run_fault())
         await asyncio.gather(*(sender() for _ in range(SENDERS)))
         fault_s = await faulted
-        return Burst(sorted(answers, key=lambda a: a.number), fault_s)
+        return Burst(sorted(answers, key=lambda a: a.number), fault_s, time.monotonic() - started)
 
     async def answered(self, count: int) -> None:
         """Wait (in a fault) until ``count`` more webhooks were answered, or all were."""
-        target = min(self.answered_count + count, SIGNALS)
+        target = min(self.answered_count + count, self.shape.signals)
         await until(lambda: _ready(self.answered_count >= target), 60, f"{count} webhooks answered")
 
     async def wait_for_services(self, monitor_urls: list[str], timeout_s: float = 60) -> float:
@@ -277,18 +296,19 @@ async def stored_signals(nats_url: str) -> list[str]:
         await bus.close()
 
 
-async def intent_states(nats_url: str) -> dict[str, str]:
-    """The state of every intent claim in the ``intents`` bucket, by key."""
+async def intent_states(nats_url: str, keys: set[str]) -> dict[str, str]:
+    """The state of the intent claims ``keys`` in the ``intents`` bucket ("missing" when a
+    claim is not there). Each key is read itself: listing a bucket's keys can come back short."""
     bus = await Bus.connect(nats_url, "fault-test-inspect")
     try:
         kv = await bus.js.key_value(subjects.Buckets.INTENTS.name)
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return {}
         states: dict[str, str] = {}
-        for key in keys:
-            entry = await kv.get(key)
+        for key in sorted(keys):
+            try:
+                entry = await kv.get(key)
+            except KeyNotFoundError:
+                states[key] = "missing"
+                continue
             states[key] = str(msgspec.json.decode(entry.value or b"{}")["state"])
         return states
     finally:
@@ -334,7 +354,10 @@ async def settle_and_check(rig: Rig, burst: Burst, nats_url: str) -> dict[str, A
     accepted = burst.accepted_ids
     accounts = rig.seeded.account_ids
     sim = rig.system.endpoints.sim
-    assert len(accepted) == SIGNALS, f"{len(accepted)} distinct signals accepted of {SIGNALS}"
+    signals, expected = rig.shape.signals, len(accepted) * len(accounts)
+    assert len(accepted) == signals, f"{len(accepted)} distinct signals accepted of {signals}"
+
+    started = time.monotonic()
 
     async def outbox_drained() -> bool:
         return int((await rig.ingest_health())["outbox_pending"]) == 0
@@ -350,19 +373,18 @@ async def settle_and_check(rig: Rig, burst: Burst, nats_url: str) -> dict[str, A
 
     async def every_order_placed() -> bool:
         seen = await venue(rig.http, sim, accounts)
-        return seen.orders >= len(accepted) * ACCOUNTS
+        return seen.orders >= expected
 
-    await until(every_order_placed, 90, f"{len(accepted) * ACCOUNTS} orders at the venue")
+    await until(every_order_placed, 90, f"{expected} orders at the venue")
+    placed_s = time.monotonic() - started
 
     expected_claims = {f"{s}-{a}" for s in accepted for a in accounts}
 
     async def every_intent_terminal() -> bool:
-        states = await intent_states(nats_url)
-        mine = {k: v for k, v in states.items() if k in expected_claims}
-        return len(mine) == len(expected_claims) and set(mine.values()) <= TERMINAL
+        return set((await intent_states(nats_url, expected_claims)).values()) <= TERMINAL
 
     await until(every_intent_terminal, 60, "every intent of the burst terminal")
-    states = await intent_states(nats_url)
+    states = await intent_states(nats_url, expected_claims)
     # -- every 2xx signal executed exactly once on every account, nothing else traded
     seen = await venue(rig.http, sim, accounts)
     once = Counter(dict.fromkeys(accepted, 1))
@@ -394,7 +416,9 @@ async def settle_and_check(rig: Rig, burst: Burst, nats_url: str) -> dict[str, A
     health = await rig.ingest_health()
     assert health["outbox_pending"] == 0, health
     return {
-        "webhooks": SIGNALS,
+        "webhooks": signals,
+        "accounts": len(accounts),
+        "burst_s": round(burst.duration_s, 1),
         "first_attempts": dict(burst.first_attempts()),
         "final_2xx": Counter(a.status for a in burst.answers),
         "queued_202": sum(1 for a in burst.answers if a.queued),
@@ -402,4 +426,6 @@ async def settle_and_check(rig: Rig, burst: Burst, nats_url: str) -> dict[str, A
         "orders": seen.orders,
         "duplicates": len(duplicates),
         "violations": seen.violations,
+        "last_order_after_burst_s": round(placed_s, 1),
+        "checked_after_burst_s": round(time.monotonic() - started, 1),
     }

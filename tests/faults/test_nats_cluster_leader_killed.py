@@ -20,7 +20,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from nats.errors import Error as NatsError
-from tests.faults.rig_nats import Rig, monitor_names, settle_and_check, system_env, until
+from tests.faults.rig_nats import Rig, Shape, monitor_names, settle_and_check, system_env, until
 
 from phalanx_bench.system import System
 from phalanx_common import subjects
@@ -28,6 +28,9 @@ from phalanx_common.bus import Bus
 from phalanx_testing.servers import NatsCluster, start_nats_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+# The 200 webhooks; 2 logins x 2 accounts keep the run within the suite's budget.
+SHAPE = Shape(logins=2, accounts_per_login=2, signals=200, fault_at=60)
 
 
 @pytest_asyncio.fixture
@@ -73,7 +76,7 @@ async def test_killing_the_signals_leader_mid_burst_loses_and_doubles_nothing(
     bus = await Bus.connect(cluster.url, "fault-test")
     try:
         async with httpx.AsyncClient(timeout=30) as http:
-            rig = await Rig.prepare(system, http)
+            rig = await Rig.prepare(system, http, SHAPE)
             # the configuration under test: replicated streams and buckets
             for stream in (subjects.SIGNALS.name, f"KV_{subjects.Buckets.INTENTS.name}"):
                 info = await bus.js.stream_info(stream)

@@ -13,14 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from tests.faults.rig_nats import Rig, settle_and_check, system_env
+from tests.faults.rig_nats import Rig, Shape, settle_and_check, system_env
 
 from phalanx_bench.system import System
 from phalanx_testing.servers import ServerProcess, free_port, start_nats
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-DOWN_FOR = 60  # webhooks answered while NATS is down
+# 100 webhooks (the issue names no number for this row) over 2 logins x 2 accounts.
+SHAPE = Shape(logins=2, accounts_per_login=2, signals=100, fault_at=30)
+DOWN_FOR = 30  # webhooks answered while NATS is down (and at least two seconds)
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ async def test_nats_restarted_mid_burst_queues_then_executes_every_signal_once(
     monitor = f"http://127.0.0.1:{monitor_port}"
     measured: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=30) as http:
-        rig = await Rig.prepare(system, http)
+        rig = await Rig.prepare(system, http, SHAPE)
 
         async def restart_nats(rig: Rig) -> None:
             await asyncio.to_thread(nats.halt)

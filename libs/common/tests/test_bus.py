@@ -157,3 +157,34 @@ async def test_undecodable_message_is_terminated_not_redelivered(nats_url: str) 
     finally:
         await loop.stop()
         await bus.close()
+
+
+async def test_an_unconfirmed_ack_is_logged_and_contained(
+    nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With double acks, the ack waits for the consumer's leader to confirm it; during a leader
+    # failover (or once the consumer is gone, as staged here) that ack fails. The handler's
+    # work is done and a redelivery finds it so: the loop logs the failure, naming the
+    # message, instead of letting the error escape into a task nobody awaits (asyncio's
+    # "Task exception was never retrieved", without the subject).
+    bus = await Bus.connect(nats_url, "test")
+    await bus.ensure_topology()
+    handled: list[str] = []
+
+    async def handler(event: AnyEvent, msg: Msg) -> None:
+        assert isinstance(event, SignalReceived)
+        await bus.js.delete_consumer(subjects.SIGNALS.name, "acks")  # nobody confirms the ack
+        handled.append(event.signal_id)
+
+    spec = ConsumerSpec(subjects.SIGNALS.name, "acks", ack_wait_s=5)
+    loop = await bus.consume(spec, handler, double_ack=True)
+    try:
+        await bus.publish(subjects.signals_subject("strat"), _signal_event(1))
+        await eventually(lambda: handled == ["s1"], what="handled")
+        await eventually(
+            lambda: any("ack of signals.strat failed" in r.getMessage() for r in caplog.records),
+            what="the failed ack logged with its subject",
+        )
+    finally:
+        await loop.stop()
+        await bus.close()

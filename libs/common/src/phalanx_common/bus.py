@@ -503,7 +503,7 @@ class ConsumerLoop:
             except Retry as exc:
                 log.info("retrying %s in %.1fs: %s", msg.subject, exc.delay_s, exc.reason)
                 current.set_attribute("phalanx.outcome", "retry")
-                await msg.nak(delay=exc.delay_s)
+                await _settle(msg, "nak", msg.nak(delay=exc.delay_s))
                 return
             except Poison as exc:
                 current.set_attribute("phalanx.outcome", "terminated")
@@ -515,19 +515,19 @@ class ConsumerLoop:
                 log.exception("handler failed on %s (delivery %d)", msg.subject, delivered)
                 current.record_exception(exc)
                 current.set_attribute("phalanx.outcome", "failed")
-                await msg.nak(delay=delay)
+                await _settle(msg, "nak", msg.nak(delay=delay))
                 return
             finally:
                 keepalive.cancel()
             if self._double_ack:
-                await msg.ack_sync(timeout=5.0)
+                await _settle(msg, "ack", msg.ack_sync(timeout=5.0))
             else:
-                await msg.ack()
+                await _settle(msg, "ack", msg.ack())
 
     async def _terminate(self, msg: Msg, reason: str) -> None:
         """Stop redelivery of a poison message and record it as an event, with the reason."""
         log.error("terminating message on %s: %s", msg.subject, reason)
-        await msg.term()
+        await _settle(msg, "term", msg.term())
         if self._bus is None:
             return
         seq = msg.metadata.sequence.stream if msg.metadata else 0
@@ -557,3 +557,13 @@ class ConsumerLoop:
             while True:
                 await asyncio.sleep(interval)
                 await msg.in_progress()
+
+
+async def _settle(msg: Msg, what: str, settling: Awaitable[object]) -> None:
+    """Ack, nak or term a message; a failure (no consumer leader to confirm a double ack
+    during a failover, a connection being re-established) is logged with the subject: the
+    message then comes back after its ack wait, and handlers are idempotent (ADR-0100)."""
+    try:
+        await settling
+    except Exception as exc:
+        log.warning("%s of %s failed (redelivered after the ack wait): %r", what, msg.subject, exc)
