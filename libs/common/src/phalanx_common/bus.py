@@ -9,7 +9,9 @@ Ack policy of a consumer loop (ADR-0002):
   ``MessageTerminated`` event with the reason goes to ``control.terminated``;
 - any other exception: ``nak`` with an exponential delay, logged with its traceback.
 While a handler runs, the loop sends ``in_progress`` so slow work is not redelivered; only as many
-messages are fetched as can start at once, so none waits unattended.
+messages are fetched as can start at once, so none waits unattended. An ack, nak or term that
+fails (no consumer leader during a failover) is logged with the subject; the message then comes
+back after its ack wait (ADR-0100).
 """
 
 from __future__ import annotations
