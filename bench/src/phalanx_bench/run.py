@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 
 from phalanx_bench.seed import Endpoints, front_month, seed
 from phalanx_bench.system import System
+from phalanx_common.bus import server_urls
 
 __all__ = ["main"]
 
@@ -91,7 +92,7 @@ async def _scenario(
             last_seen[event.signal_id] = time.perf_counter()
             changed.set()
 
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(server_urls(nats_url))
     sub = await nc.subscribe("orders.>", cb=on_msg)
     latencies: list[float] = []
     async with httpx.AsyncClient(timeout=30) as http:
@@ -152,10 +153,9 @@ async def _scenario(
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    system = System(executors=args.executors)
+    system = System(executors=args.executors, nats_url=args.nats_url)
     endpoints = system.start()
     try:
-        assert system.nats is not None
         results = []
         for accounts, logins in SCENARIOS:
             if accounts > args.max_accounts:
@@ -163,7 +163,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             if args.only and f"{accounts}x{logins}" not in args.only:
                 continue
             runs = 3 if accounts // logins > 1 else args.runs
-            results.append(await _scenario(endpoints, system.nats.url, accounts, logins, runs))
+            results.append(await _scenario(endpoints, system.nats_url, accounts, logins, runs))
             print(json.dumps(results[-1]), flush=True)
         return {"executors": args.executors, "scenarios": results}
     finally:
@@ -177,6 +177,11 @@ def main() -> None:
     parser.add_argument("--executors", type=int, default=1)
     parser.add_argument("--max-accounts", type=int, default=1000)
     parser.add_argument("--out", default="bench/results/latest.json")
+    parser.add_argument(
+        "--nats-url",
+        default="",
+        help="run against this NATS (URLs comma-separated, e.g. a cluster's); default: start one",
+    )
     parser.add_argument(
         "--only", nargs="*", default=[], help="scenarios to run, e.g. 1000x1000 1000x50"
     )

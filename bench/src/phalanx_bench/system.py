@@ -40,10 +40,14 @@ def _free_port_run(count: int) -> int:
 
 @dataclass
 class System:
-    """NATS, Redis, the simulator and every service, each its own process."""
+    """NATS, Redis, the simulator and every service, each its own process (NATS: a fresh
+    server, or the one(s) named by ``nats_url``, which the caller starts and stops)."""
 
     executors: int = 1
     shards: int = 16
+    # The NATS to use: one URL or a cluster's URLs, comma-separated (``PHALANX_NATS_URL``).
+    # Empty: start a fresh single server (``nats``), stopped with the rest.
+    nats_url: str = ""
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="phalanx-bench-")))
     nats: ServerProcess | None = None
     redis: ServerProcess | None = None
@@ -98,13 +102,15 @@ class System:
 
     def start(self) -> Endpoints:
         """Start everything and wait until every HTTP service answers."""
-        self.nats = start_nats()
+        if not self.nats_url:
+            self.nats = start_nats()
+            self.nats_url = self.nats.url
         self.redis = start_redis()
         ports = {name: free_port() for name in ("sim", "auth", "ingest", "ledger")}
         self.executor_port = _free_port_run(self.executors + self.spare_executors)
         base = self.base_env = {
             **os.environ,
-            "PHALANX_NATS_URL": self.nats.url,
+            "PHALANX_NATS_URL": self.nats_url,
             "PHALANX_REDIS_URL": self.redis.url + "/0",
             "PHALANX_ADMIN_TOKEN": ADMIN_TOKEN,
             # A throwaway admin token and the development token key: allowed in dev mode only.

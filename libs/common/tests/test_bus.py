@@ -36,6 +36,30 @@ async def test_connect_to_an_unreachable_server_names_nats_and_the_address() -> 
         await Bus.connect(url, "test", connect_timeout_s=0.5)
 
 
+async def test_a_comma_separated_url_list_connects_to_a_live_server_of_the_list(
+    nats_url: str,
+) -> None:
+    # PHALANX_NATS_URL names every node of a cluster; any order, spaces allowed, one node down.
+    dead = f"nats://127.0.0.1:{free_port()}"
+    for listed in (f"{dead},{nats_url}", f"{nats_url} , {dead}"):
+        bus = await Bus.connect(listed, "test", connect_timeout_s=0.5)
+        try:
+            await bus.ensure_topology()
+            ack = await bus.publish(subjects.signals_subject("strat"), _signal_event(1))
+            assert ack.stream == subjects.SIGNALS.name
+            assert bus.nc.connected_url is not None
+            assert f"{bus.nc.connected_url.hostname}:{bus.nc.connected_url.port}" in nats_url
+        finally:
+            await bus.close()
+
+
+async def test_a_url_list_of_unreachable_servers_names_every_address() -> None:
+    urls = [f"nats://127.0.0.1:{free_port()}" for _ in range(2)]
+    with pytest.raises(DependencyUnavailable) as raised:
+        await Bus.connect(",".join(urls), "test", connect_timeout_s=0.5)
+    assert all(url in str(raised.value) for url in urls)
+
+
 async def test_ensure_topology_is_idempotent_and_declares_every_stream(nats_url: str) -> None:
     bus = await Bus.connect(nats_url, "test")
     try:
@@ -130,6 +154,37 @@ async def test_undecodable_message_is_terminated_not_redelivered(nats_url: str) 
         assert dead is not None
         assert (dead.stream, dead.consumer, dead.stream_seq) == (subjects.SIGNALS.name, "c", 1)
         assert dead.reason.startswith("undecodable")
+    finally:
+        await loop.stop()
+        await bus.close()
+
+
+async def test_an_unconfirmed_ack_is_logged_and_contained(
+    nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With double acks, the ack waits for the consumer's leader to confirm it; during a leader
+    # failover (or once the consumer is gone, as staged here) that ack fails. The handler's
+    # work is done and a redelivery finds it so: the loop logs the failure, naming the
+    # message, instead of letting the error escape into a task nobody awaits (asyncio's
+    # "Task exception was never retrieved", without the subject).
+    bus = await Bus.connect(nats_url, "test")
+    await bus.ensure_topology()
+    handled: list[str] = []
+
+    async def handler(event: AnyEvent, msg: Msg) -> None:
+        assert isinstance(event, SignalReceived)
+        await bus.js.delete_consumer(subjects.SIGNALS.name, "acks")  # nobody confirms the ack
+        handled.append(event.signal_id)
+
+    spec = ConsumerSpec(subjects.SIGNALS.name, "acks", ack_wait_s=5)
+    loop = await bus.consume(spec, handler, double_ack=True)
+    try:
+        await bus.publish(subjects.signals_subject("strat"), _signal_event(1))
+        await eventually(lambda: handled == ["s1"], what="handled")
+        await eventually(
+            lambda: any("ack of signals.strat failed" in r.getMessage() for r in caplog.records),
+            what="the failed ack logged with its subject",
+        )
     finally:
         await loop.stop()
         await bus.close()

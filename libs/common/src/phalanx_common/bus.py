@@ -9,7 +9,9 @@ Ack policy of a consumer loop (ADR-0002):
   ``MessageTerminated`` event with the reason goes to ``control.terminated``;
 - any other exception: ``nak`` with an exponential delay, logged with its traceback.
 While a handler runs, the loop sends ``in_progress`` so slow work is not redelivered; only as many
-messages are fetched as can start at once, so none waits unattended.
+messages are fetched as can start at once, so none waits unattended. An ack, nak or term that
+fails (no consumer leader during a failover) is logged with the subject; the message then comes
+back after its ack wait (ADR-0100).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,7 +30,7 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import NoServersError
+from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -40,7 +43,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, SpanKind
@@ -53,7 +56,16 @@ from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.tasks import cancel_and_wait
 from phalanx_common.telemetry import extract_context, inject_headers, span
 
-__all__ = ["MSG_ID", "Bus", "ConsumerLoop", "ConsumerSpec", "Handler", "consuming", "publishing"]
+__all__ = [
+    "MSG_ID",
+    "Bus",
+    "ConsumerLoop",
+    "ConsumerSpec",
+    "Handler",
+    "consuming",
+    "publishing",
+    "server_urls",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +73,23 @@ _FETCH_TIMEOUT_S = 1.0  # how long one pull waits for messages before the loop l
 
 MSG_ID = "Nats-Msg-Id"
 
+# A JetStream API request that got no answer (yet): asked again while a service starts.
+_UNANSWERED = (NatsTimeoutError, TimeoutError, NoRespondersError, ServiceUnavailableError)
+
 Handler = Callable[[AnyEvent, Msg], Awaitable[None]]
+
+
+def server_urls(url: str) -> list[str]:
+    """The server URLs of ``PHALANX_NATS_URL``: one URL, or several separated by commas (the
+    nodes of a cluster; the client picks one at random and fails over to the others).
+
+    Raises:
+        DependencyUnavailable: if the value names no URL at all.
+    """
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise DependencyUnavailable("NATS", url or "(empty)", ValueError("no server URL"))
+    return servers
 
 
 def _family(subject: str) -> str:
@@ -124,9 +152,9 @@ class ConsumerSpec:
 class Bus:
     """A connection to NATS with JetStream, and the operations Phalanx services need."""
 
-    def __init__(self, nc: NatsClient, url: str) -> None:
+    def __init__(self, nc: NatsClient, url: str, api_timeout_s: float = 5.0) -> None:
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream()
+        self.js: JetStreamContext = nc.jetstream(timeout=api_timeout_s)
         self.url = url
         self._kv: dict[str, KeyValue] = {}
 
@@ -137,6 +165,7 @@ class Bus:
         name: str,
         connect_timeout_s: float = 3.0,
         auth: NatsAuth | None = None,
+        api_timeout_s: float = 5.0,
     ) -> Bus:
         """Connect to NATS; keep reconnecting forever once connected.
 
@@ -145,6 +174,7 @@ class Bus:
             name: the connection name the server shows.
             connect_timeout_s: timeout of each connection attempt at start-up.
             auth: user/password and TLS settings (ADR-0086); none by default.
+            api_timeout_s: how long a JetStream API request (streams, consumers, KV) waits.
 
         Raises:
             DependencyUnavailable: if NATS cannot be reached, or refuses the credentials, at
@@ -158,7 +188,9 @@ class Bus:
             log.warning("nats: disconnected from %s", url)
 
         async def _on_reconnect() -> None:
-            log.info("nats: reconnected to %s", url)
+            server = nc.connected_url
+            where = f"{server.hostname}:{server.port}" if server is not None else url
+            log.info("nats: reconnected to %s", where)  # host and port only: no credentials
 
         options: dict[str, Any] = {
             "name": name,
@@ -172,12 +204,13 @@ class Bus:
             "reconnected_cb": _on_reconnect,
             **(auth or NatsAuth()).connect_kwargs(),
         }
+        servers = server_urls(url)
         nc = NatsClient()
-        attempt = nc.connect(url, **options)
+        attempt = nc.connect(servers, **options)
         try:
             # nats-py retries a failed TLS handshake (an untrusted certificate) without end:
-            # bound the whole start-up by the three attempts' timeouts and waits.
-            await asyncio.wait_for(attempt, 3 * connect_timeout_s + 1.0)
+            # bound the whole start-up by three attempts' timeouts and waits per server.
+            await asyncio.wait_for(attempt, len(servers) * (3 * connect_timeout_s + 0.5) + 0.5)
         except (NoServersError, OSError, TimeoutError, NatsTimeoutError, NatsError) as exc:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 1.0)
@@ -185,7 +218,7 @@ class Bus:
         # ...and unbounded reconnection once running: a blip must not end the service.
         nc.options["max_reconnect_attempts"] = -1
         nc.options["reconnect_time_wait"] = 0.5
-        return cls(nc, url)
+        return cls(nc, url, api_timeout_s)
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Drain and close the connection (idempotent, bounded even when NATS is gone)."""
@@ -199,20 +232,50 @@ class Bus:
 
     # -- topology ---------------------------------------------------------------------------
 
-    async def ensure_topology(self, replicas: int = 1, byte_limits: bool = False) -> None:
+    async def ensure_topology(
+        self, replicas: int = 1, byte_limits: bool = False, timeout_s: float = 120.0
+    ) -> None:
         """Create or update every stream and KV bucket Phalanx declares (idempotent).
 
         Age limits always apply; the streams' byte limits only with ``byte_limits``
         (``PHALANX_STREAM_BYTE_LIMITS``, on in the prod overlay): JetStream reserves every
         stream's ``max_bytes`` against the server's file store up front (about 9.5 GiB in all),
         and a server on a small disk would then refuse to create them (ADR-0087).
+
+        A request JetStream does not answer in time (a cluster without quorum yet, or busy
+        creating replicated streams for every service starting at once) is sent again until
+        ``timeout_s`` has passed (ADR-0100).
+
+        Raises:
+            DependencyUnavailable: if JetStream still does not answer after ``timeout_s``.
         """
+        deadline = time.monotonic() + timeout_s
         for spec in subjects.ALL_STREAMS:
             if not byte_limits:
                 spec = dataclasses.replace(spec, max_bytes=-1)
-            await self.ensure_stream(spec, replicas)
+            await self._answered(
+                functools.partial(self.ensure_stream, spec, replicas), spec.name, deadline
+            )
         for bucket in subjects.ALL_BUCKETS:
-            await self.key_value(bucket, replicas)
+            await self._answered(
+                functools.partial(self.key_value, bucket, replicas), bucket.name, deadline
+            )
+
+    async def _answered(
+        self, request: Callable[[], Awaitable[object]], what: str, deadline: float
+    ) -> None:
+        """Run a JetStream API ``request`` again while JetStream does not answer in time."""
+        delay = 0.2
+        while True:
+            try:
+                await request()
+                return
+            except _UNANSWERED as exc:
+                if time.monotonic() + delay >= deadline:
+                    raise DependencyUnavailable("NATS JetStream", self.url, exc) from exc
+                log.warning("JetStream did not answer for %s (%r); asking again", what, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 2.0)
 
     async def ensure_stream(self, spec: subjects.StreamSpec, replicas: int = 1) -> None:
         """Create a stream, or bring an existing one to the declared configuration."""
@@ -442,7 +505,7 @@ class ConsumerLoop:
             except Retry as exc:
                 log.info("retrying %s in %.1fs: %s", msg.subject, exc.delay_s, exc.reason)
                 current.set_attribute("phalanx.outcome", "retry")
-                await msg.nak(delay=exc.delay_s)
+                await _settle(msg, "nak", msg.nak(delay=exc.delay_s))
                 return
             except Poison as exc:
                 current.set_attribute("phalanx.outcome", "terminated")
@@ -454,19 +517,19 @@ class ConsumerLoop:
                 log.exception("handler failed on %s (delivery %d)", msg.subject, delivered)
                 current.record_exception(exc)
                 current.set_attribute("phalanx.outcome", "failed")
-                await msg.nak(delay=delay)
+                await _settle(msg, "nak", msg.nak(delay=delay))
                 return
             finally:
                 keepalive.cancel()
             if self._double_ack:
-                await msg.ack_sync(timeout=5.0)
+                await _settle(msg, "ack", msg.ack_sync(timeout=5.0))
             else:
-                await msg.ack()
+                await _settle(msg, "ack", msg.ack())
 
     async def _terminate(self, msg: Msg, reason: str) -> None:
         """Stop redelivery of a poison message and record it as an event, with the reason."""
         log.error("terminating message on %s: %s", msg.subject, reason)
-        await msg.term()
+        await _settle(msg, "term", msg.term())
         if self._bus is None:
             return
         seq = msg.metadata.sequence.stream if msg.metadata else 0
@@ -496,3 +559,13 @@ class ConsumerLoop:
             while True:
                 await asyncio.sleep(interval)
                 await msg.in_progress()
+
+
+async def _settle(msg: Msg, what: str, settling: Awaitable[object]) -> None:
+    """Ack, nak or term a message; a failure (no consumer leader to confirm a double ack
+    during a failover, a connection being re-established) is logged with the subject: the
+    message then comes back after its ack wait, and handlers are idempotent (ADR-0100)."""
+    try:
+        await settling
+    except Exception as exc:
+        log.warning("%s of %s failed (redelivered after the ack wait): %r", what, msg.subject, exc)
