@@ -12,8 +12,8 @@ NATS server's, every message (subject, headers, data) of every stream and KV buc
 exported span (the raw OTLP export, events and status included), each service's ``/metrics``
 and every body the services answered. The secrets: the admin token, the token keys, the OAuth
 client secret, the webhook secret, each NATS password, the venue access tokens (opened from the
-TOKENS bucket) and the venue passwords. The simulator's own log is not Phalanx's (it is the venue, which
-issued the tokens) and is not scanned.
+TOKENS bucket) and the venue passwords. The simulator's own log is not Phalanx's (it is the
+venue, which issued the tokens) and is not scanned.
 """
 
 from __future__ import annotations
