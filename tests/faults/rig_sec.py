@@ -23,6 +23,7 @@ from pathlib import Path
 import nats
 from nats.aio.client import Client as NatsClient
 
+from phalanx_bench.seed import SeededStrategy
 from phalanx_bench.system import System
 from phalanx_common.nats_permissions import SERVICE_ACCESS, authorization_block
 from phalanx_testing.otlp import OtlpReceiver
@@ -46,6 +47,7 @@ class SecureRig:
     audit_password: str
     nats_log: Path
     found_secrets: dict[str, str] = field(default_factory=dict)  # more, learnt during a test
+    seeded: SeededStrategy | None = None  # what a test seeded, for the next tests to share
 
     @property
     def admin(self) -> dict[str, str]:
@@ -83,9 +85,15 @@ def _token_keys() -> str:
 
 @contextmanager
 def secure_system(
-    receiver: OtlpReceiver, executors: int = 1, shards: int = 4
+    receiver: OtlpReceiver,
+    executors: int = 1,
+    shards: int = 4,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[SecureRig]:
-    """Start the secured system; stop every process it started on exit."""
+    """Start the secured system; stop every process it started on exit.
+
+    ``extra_env``: more variables for every process (e.g. shorter HTTP timeouts).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="phalanx-sec-"))
     passwords = {service: secrets.token_urlsafe(24) for service in SERVICE_ACCESS}
     audit_password = secrets.token_urlsafe(24)
@@ -118,6 +126,7 @@ def secure_system(
             "PHALANX_OAUTH_CLIENT_SECRET": oauth_secret,
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            **(extra_env or {}),
         },
     )
     system.log_dir.mkdir(parents=True, exist_ok=True)
