@@ -27,9 +27,9 @@ from phalanx_sim import Simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-TOKEN = "page-attack-admin-token-0123456789"  # noqa: S105 - a test's own credential
+TOKEN = "page-attack-admin-token-0123456789"
 CLIENT_ID = "phalanx-page-attacks"
-CLIENT_SECRET = "page-attacks-client-secret-x1"  # noqa: S105 - registered at the test's venue
+CLIENT_SECRET = "page-attacks-client-secret-x1"
 
 
 @pytest_asyncio.fixture
