@@ -22,6 +22,8 @@ reaches services through JetStream consumers, never through core subscriptions.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -33,6 +35,8 @@ __all__ = [
     "ServiceAccess",
     "authorization_block",
     "env_password",
+    "helm_users",
+    "main",
     "permissions",
 ]
 
@@ -184,3 +188,34 @@ def authorization_block(
     lines += [f"    {user}" for user in extra_users]
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"
+
+
+def helm_users() -> list[dict[str, object]]:
+    """The same users for the NATS Helm chart's ``config.merge.authorization.users`` (passwords
+    as ``<< $PHALANX_NATS_PASSWORD_<SERVICE> >>``, read from the server pods' environment)."""
+    users: list[dict[str, object]] = []
+    for service in SERVICE_ACCESS:
+        publish, subscribe = permissions(service)
+        users.append(
+            {
+                "user": service,
+                "password": f"<< {env_password(service)} >>",
+                "permissions": {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}},
+            }
+        )
+    return users
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m phalanx_common.nats_permissions [--helm]``: print the users (nats.conf
+    block, or YAML-compatible JSON for the Helm values)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--helm"]:
+        print(json.dumps(helm_users(), indent=2))
+    else:
+        print(authorization_block(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
