@@ -251,3 +251,8 @@ async def test_no_secret_in_any_output_of_a_full_run(rig: SecureRig) -> None:
         if value and value.encode() in content
     ]
     assert leaks == [], leaks
+    total = sum(len(content) for content in outputs.values())
+    print(
+        f"measured: {len(rig.secrets())} secrets x {len(outputs)} outputs ({total} bytes): "
+        "0 leaks, 0 NATS permission violations"
+    )

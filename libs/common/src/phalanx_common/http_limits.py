@@ -176,9 +176,18 @@ def deadline_h11_protocol(head_timeout_s: float) -> type[H11Protocol]:
             self._arm_head_deadline()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_deadline()
+            super().connection_lost(exc)
+
+        def handle_websocket_upgrade(self, event: Any) -> None:
+            # The connection now belongs to the WebSocket protocol: no more HTTP heads.
+            self._cancel_head_deadline()
+            super().handle_websocket_upgrade(event)
+
+        def _cancel_head_deadline(self) -> None:
             if self._head_deadline is not None:
                 self._head_deadline.cancel()
-            super().connection_lost(exc)
+                self._head_deadline = None
 
         def _arm_head_deadline(self) -> None:
             if self._head_deadline is not None:
@@ -187,6 +196,8 @@ def deadline_h11_protocol(head_timeout_s: float) -> type[H11Protocol]:
 
         def _head_late(self) -> None:
             self._head_deadline = None
+            if self.transport.get_protocol() is not self:
+                return  # upgraded (WebSocket)
             waiting_for_head = self.cycle is None or self.cycle.response_complete
             if waiting_for_head and not self.transport.is_closing():
                 self.transport.close()
