@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from phalanx_bench.seed import front_month, seed
 from phalanx_common.crypto import key_ring_from_settings, token_decoder
@@ -128,7 +128,7 @@ async def _stream_contents(rig: SecureRig) -> dict[str, bytes]:
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 try:
                     msg = await js.get_msg(name, seq)
-                except NotFoundError:  # deleted or expired
+                except (NotFoundError, BadRequestError):  # consumed, deleted or expired
                     continue
                 chunks.append(f"{msg.subject} {msg.headers or {}} ".encode() + (msg.data or b""))
             contents[name] = b"\n".join(chunks)
