@@ -27,6 +27,7 @@ from phalanx_common.bus import Bus
 from phalanx_common.crypto import generate_key
 from phalanx_common.errors import DependencyUnavailable
 from phalanx_common.nats_auth import NatsAuth
+from phalanx_common.nats_permissions import SERVICE_ACCESS
 from phalanx_common.secret_policy import DEV_SECRET_VALUES, refuse_unsafe_secrets
 from phalanx_common.settings import CommonSettings, load_settings
 from phalanx_ingest.settings import IngestSettings
@@ -70,7 +71,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"PHALANX_ADMIN_TOKEN={secrets.token_urlsafe(32)}\n"
         f"PHALANX_TOKEN_KEYS=k2026:{generate_key()}\n"
         "PHALANX_OAUTH_CLIENT_SECRET=\n"
-        f"PHALANX_NATS_PASSWORD={secrets.token_urlsafe(32)}\n"
+        + "".join(
+            f"PHALANX_NATS_PASSWORD_{service.upper()}={secrets.token_urlsafe(32)}\n"
+            for service in SERVICE_ACCESS
+        )
     )
     return copy
 
@@ -209,7 +213,8 @@ def test_base_ships_no_secret() -> None:
 def test_prod_renders_no_placeholder_or_development_secret(rendered: dict[str, str]) -> None:
     docs = _docs(rendered["prod"])
     values = _secret_values(docs)
-    assert set(values) >= {"PHALANX_ADMIN_TOKEN", "PHALANX_TOKEN_KEYS", "PHALANX_NATS_PASSWORD"}
+    nats_passwords = {f"PHALANX_NATS_PASSWORD_{s.upper()}" for s in SERVICE_ACCESS}
+    assert set(values) >= {"PHALANX_ADMIN_TOKEN", "PHALANX_TOKEN_KEYS", *nats_passwords}
     dev = _secret_values(_docs(rendered["dev"]))
     for key, value in values.items():
         assert "REPLACE-ME" not in value.upper(), key
@@ -221,7 +226,8 @@ def test_prod_renders_no_placeholder_or_development_secret(rendered: dict[str, s
     assert config.get("PHALANX_DEV_MODE", "false") != "true"
     # What the services would do with these values: start (no refusal).
     refuse_unsafe_secrets(
-        load_settings(CommonSettings, {**config, **values}), {"X": values["PHALANX_NATS_PASSWORD"]}
+        load_settings(CommonSettings, {**config, **values}),
+        {key: values[key] for key in nats_passwords},
     )
 
 
@@ -418,18 +424,30 @@ async def test_dev_nats_config_requires_the_password_the_services_are_given(
     conf.write_text(re.sub(r"(?m)^\s*store_dir:.*$", "", pod_conf))
     values = _secret_values(docs)
     config = _one(docs, "ConfigMap", "phalanx-config")["data"]
-    # The server reads the password from its environment, as in the pod; the command line moves
-    # the pod's ports to free loopback ones.
-    monkeypatch.setenv("PHALANX_NATS_PASSWORD", values["PHALANX_NATS_PASSWORD"])
+    # The server reads the passwords from its environment, as in the pod; the command line
+    # moves the pod's ports to free loopback ones.
+    for service in SERVICE_ACCESS:
+        key = f"PHALANX_NATS_PASSWORD_{service.upper()}"
+        monkeypatch.setenv(key, values[key])
     server = start_nats(extra_args=["-c", str(conf), "-m", str(free_port())])
     try:
-        settings = load_settings(CommonSettings, {**config, **values})
-        assert settings.nats_user
-        bus = await Bus.connect(server.url, "k8s-test", auth=NatsAuth.from_settings(settings))
-        try:
-            await bus.ensure_topology(settings.stream_replicas)  # the byte limits fit
-        finally:
-            await bus.close()
+        # each service as its manifest configures it: its own user, its own password
+        for kind, name in (("Deployment", "ingest"), ("StatefulSet", "executor")):
+            (container,) = _one(docs, kind, name)["spec"]["template"]["spec"]["containers"]
+            env = {
+                e["name"]: values[e["valueFrom"]["secretKeyRef"]["key"]]
+                if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+                else e.get("value", "")
+                for e in container.get("env", [])
+            }
+            settings = load_settings(CommonSettings, {**config, **values, **env})
+            assert settings.nats_user == name
+            auth = NatsAuth.from_settings(settings)
+            bus = await Bus.connect(server.url, "k8s-test", auth=auth)
+            try:
+                await bus.ensure_topology(settings.stream_replicas)  # the byte limits fit
+            finally:
+                await bus.close()
         with pytest.raises(DependencyUnavailable):
             await Bus.connect(server.url, "k8s-test", connect_timeout_s=0.5)
     finally:

@@ -58,11 +58,21 @@ class System:
     executor_port: int = 0
     spare_executors: int = 0  # ports kept for replicas that join later (add_executor)
     base_env: dict[str, str] = field(default_factory=dict)
+    # More nats-server options (e.g. ["-c", config] with per-service users, ADR-0117).
+    nats_args: list[str] = field(default_factory=list)
+    # Per process (by name, or "executor" for every replica): variables only it gets, e.g. its
+    # own NATS user and password.
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    admin_token: str = ADMIN_TOKEN
 
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
         log = (self.log_dir / f"{name}.log").open("wb")
+        own = self.service_env.get(name) or self.service_env.get(name.split("-")[0], {})
         proc = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module],
+            env={**env, **own},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.procs.append(proc)
         self.names.append(name)
@@ -103,7 +113,7 @@ class System:
     def start(self) -> Endpoints:
         """Start everything and wait until every HTTP service answers."""
         if not self.nats_url:
-            self.nats = start_nats()
+            self.nats = start_nats(extra_args=self.nats_args)
             self.nats_url = self.nats.url
         self.redis = start_redis()
         ports = {name: free_port() for name in ("sim", "auth", "ingest", "ledger")}
@@ -112,7 +122,7 @@ class System:
             **os.environ,
             "PHALANX_NATS_URL": self.nats_url,
             "PHALANX_REDIS_URL": self.redis.url + "/0",
-            "PHALANX_ADMIN_TOKEN": ADMIN_TOKEN,
+            "PHALANX_ADMIN_TOKEN": self.admin_token,
             # A throwaway admin token and the development token key: allowed in dev mode only.
             "PHALANX_DEV_MODE": "true",
             "PHALANX_LOG_LEVEL": "WARNING",
@@ -123,6 +133,8 @@ class System:
             "PHALANX_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['ingest']}",
             "PHALANX_TRADOVATE_REST_URL": f"http://127.0.0.1:{ports['sim']}/v1",
             "PHALANX_TRADOVATE_WS_URL": f"ws://127.0.0.1:{ports['sim']}/v1/websocket",
+            # The consent page; OAuth is on only with a client id and secret too (extra_env).
+            "PHALANX_TRADOVATE_OAUTH_URL": f"http://127.0.0.1:{ports['sim']}/oauth",
             "PHALANX_SHARDS": str(self.shards),
             "PHALANX_REPLICAS": str(self.executors),
             "PHALANX_EXECUTOR_PORT": str(self.executor_port),
@@ -138,7 +150,7 @@ class System:
             auth=f"http://127.0.0.1:{ports['auth']}",
             ingest=f"http://127.0.0.1:{ports['ingest']}",
             ledger=f"http://127.0.0.1:{ports['ledger']}",
-            admin_token=ADMIN_TOKEN,
+            admin_token=self.admin_token,
         )
         self._wait_http(self.endpoints.sim + "/admin/stats")
         self._spawn("auth", "phalanx_auth", base)

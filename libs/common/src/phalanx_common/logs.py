@@ -20,7 +20,7 @@ from typing import TextIO
 
 from opentelemetry import trace
 
-__all__ = ["JsonFormatter", "Scrubber", "TextFormatter", "setup_logging"]
+__all__ = ["WIRE_LOGGERS", "JsonFormatter", "Scrubber", "TextFormatter", "setup_logging"]
 
 MASK = "***"
 
@@ -40,7 +40,13 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # the secret in a webhook URL: /webhooks/<strategy>/<secret>
     (re.compile(r"(/webhooks/[^/\s]+/)[^/\s?\"']+"), r"\1" + MASK),
+    # the venue's WebSocket authorize frame: "authorize\n<id>\n\n<access token>" (ADR-0119)
+    (re.compile(r"(authorize(?:\\n|\n)\d+(?:\\n|\n){2})[^\s'\"\\]+"), r"\1" + MASK),
 )
+
+# Libraries that log raw wire traffic at DEBUG (WebSocket frames carry the venue's access token
+# in ``authorize``; HTTP headers carry credentials): never below INFO, whatever the root level.
+WIRE_LOGGERS = ("websockets", "httpcore", "hpack", "h11")
 
 
 class Scrubber:
@@ -146,4 +152,6 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     return handler

@@ -31,6 +31,11 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     admin_token: str = "change-me"  # noqa: S105 - refused outside dev mode (ADR-0085)
     dev_mode: bool = False  # PHALANX_DEV_MODE: allow default/placeholder secrets (ADR-0085)
     http_host: str = "127.0.0.1"
+    # HTTP limits of every service (ADR-0115): the largest request body on any route (413), how
+    # long a connection may take to send a request's head, and the keep-alive idle time.
+    max_request_bytes: int = 1024 * 1024
+    http_head_timeout_s: float = 10.0
+    http_keep_alive_s: float = 5.0
     stream_replicas: int = 1  # PHALANX_STREAM_REPLICAS: 3 on a 3-node JetStream cluster
     # PHALANX_STREAM_BYTE_LIMITS: apply the streams' max_bytes (reserved on the server's disk
     # up front, about 9.5 GiB in all; ADR-0087). On in the prod overlay.

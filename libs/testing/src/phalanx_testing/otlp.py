@@ -58,6 +58,7 @@ class OtlpReceiver:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
+        self._raw: list[bytes] = []
         self.requests = 0
         receiver = self
 
@@ -72,7 +73,7 @@ class OtlpReceiver:
                     body = gzip.decompress(body)
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)
-                receiver._add(request)
+                receiver._add(request, body)
                 answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -101,6 +102,12 @@ class OtlpReceiver:
         with self._lock:
             return list(self._spans)
 
+    @property
+    def raw_exports(self) -> list[bytes]:
+        """Every export request as received (decompressed protobuf), events and status too."""
+        with self._lock:
+            return list(self._raw)
+
     def start(self) -> None:
         """Serve in a background thread."""
         self._thread.start()
@@ -111,7 +118,7 @@ class OtlpReceiver:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def _add(self, request: ExportTraceServiceRequest) -> None:
+    def _add(self, request: ExportTraceServiceRequest, raw: bytes = b"") -> None:
         received: list[ReceivedSpan] = []
         for resource_spans in request.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
@@ -131,6 +138,7 @@ class OtlpReceiver:
                     )
         with self._lock:
             self._spans.extend(received)
+            self._raw.append(raw)
             self.requests += 1
 
 

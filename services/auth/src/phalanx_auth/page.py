@@ -11,8 +11,15 @@
   otherwise.
 
 The page and its forms need the admin credential: HTTP Basic with the admin token as the
-password (any user name), or ``Authorization: Bearer``. Forms carry a CSRF token derived from
-the admin token, since browsers resend Basic credentials by themselves.
+password (any user name), or ``Authorization: Bearer``; an empty token never matches. Since
+browsers resend Basic credentials by themselves, a form is accepted only (ADR-0118)
+
+- from a page session: ``GET /ui`` sets a random session cookie (``HttpOnly``,
+  ``SameSite=Strict``, path ``/ui``) and puts that session's CSRF token (an HMAC of the session
+  under a key derived from the admin token) in its forms; the form must send both, and they
+  must match;
+- with an ``Origin`` (or, without one, a ``Referer``) naming this service: the host the request
+  was sent to (``Host``), or the origin of ``PHALANX_OAUTH_REDIRECT_URI`` when set.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import hashlib
 import hmac
 import html
 import logging
-from urllib.parse import parse_qs, quote
+import secrets
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -31,12 +39,14 @@ from phalanx_auth.logins import LoginManager, UnknownLogin
 from phalanx_auth.oauth import OAuthError, OAuthFlow
 from phalanx_auth.settings import AuthSettings
 from phalanx_auth.views import LoginOut, login_view
+from phalanx_common.http_limits import bearer_matches
 
-__all__ = ["BINDING_COOKIE", "add_page_routes", "csrf_token"]
+__all__ = ["BINDING_COOKIE", "SESSION_COOKIE", "add_page_routes", "csrf_token"]
 
 log = logging.getLogger(__name__)
 
 BINDING_COOKIE = "phalanx_oauth"
+SESSION_COOKIE = "phalanx_page"
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
@@ -48,24 +58,36 @@ th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-siz
 """
 
 
-def csrf_token(admin_token: str) -> str:
-    """The CSRF token of the page's forms (an HMAC of the admin token)."""
-    return hmac.new(admin_token.encode(), b"phalanx-auth-page-csrf", hashlib.sha256).hexdigest()
+def csrf_token(admin_token: str, session: str) -> str:
+    """The CSRF token of one page session's forms (an HMAC of the session id)."""
+    key = hashlib.sha256(b"phalanx-auth-page-csrf\x00" + admin_token.encode()).digest()
+    return hmac.new(key, session.encode(), hashlib.sha256).hexdigest()
 
 
 def _authorized(request: Request, admin_token: str) -> bool:
     header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = header.strip().partition(" ")
     if scheme.lower() == "bearer":
-        return hmac.compare_digest(value.encode(), admin_token.encode())
+        return bearer_matches(header.strip(), admin_token)
     if scheme.lower() == "basic":
         try:
-            decoded = base64.b64decode(value, validate=True).decode()
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
         except (ValueError, UnicodeDecodeError):
             return False
         _, _, password = decoded.partition(":")
-        return hmac.compare_digest(password.encode(), admin_token.encode())
+        return bearer_matches(f"Bearer {password}", admin_token)
     return False
+
+
+def _same_origin(request: Request, public_origin: str) -> bool:
+    """Whether the form was sent from this service's own pages (``Origin``, else ``Referer``)."""
+    source = request.headers.get("origin") or request.headers.get("referer") or ""
+    parts = urlsplit(source)
+    if not parts.scheme or not parts.netloc:
+        return False  # no Origin or Referer, or "null" (sandboxed or privacy-stripped)
+    if public_origin and f"{parts.scheme}://{parts.netloc}" == public_origin:
+        return True
+    return parts.netloc == request.headers.get("host", "")
 
 
 def _challenge() -> HTTPException:
@@ -165,7 +187,8 @@ def add_page_routes(
     app: FastAPI, settings: AuthSettings, manager: LoginManager, flow: OAuthFlow
 ) -> None:
     """Add ``/ui``, its forms and ``/oauth/callback`` to ``app`` (hidden from OpenAPI)."""
-    csrf = csrf_token(settings.admin_token)
+    redirect = urlsplit(settings.oauth_redirect_uri)
+    public_origin = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else ""
 
     def guard(request: Request) -> None:
         if not _authorized(request, settings.admin_token):
@@ -173,9 +196,17 @@ def add_page_routes(
 
     async def checked_form(request: Request) -> dict[str, str]:
         guard(request)
+        if not _same_origin(request, public_origin):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "the form was not sent from this service's page"
+            )
+        session = request.cookies.get(SESSION_COOKIE, "")
         form = await _form(request)
-        if not hmac.compare_digest(form.get("csrf", ""), csrf):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+        sent = form.get("csrf", "")
+        if not session or not sent:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing page session or CSRF token")
+        if not hmac.compare_digest(sent, csrf_token(settings.admin_token, session)):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong CSRF token for this session")
         return form
 
     @app.get("/", include_in_schema=False)
@@ -185,6 +216,8 @@ def add_page_routes(
     @app.get("/ui", include_in_schema=False)
     async def page(request: Request) -> HTMLResponse:
         guard(request)
+        session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(32)
+        csrf = csrf_token(settings.admin_token, session)
         logins = [await login_view(manager, login) for login in await manager.store.list_logins()]
         notices = []
         for key, text in (("connected", "Connected"), ("disconnected", "Disconnected")):
@@ -209,7 +242,16 @@ def add_page_routes(
             + "<h2>Accounts</h2>"
             + _account_rows(logins)
         )
-        return _page("Phalanx — broker logins", body)
+        response = _page("Phalanx — broker logins", body)
+        response.set_cookie(
+            SESSION_COOKIE,
+            session,
+            path="/ui",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https" or public_origin.startswith("https://"),
+        )
+        return response
 
     @app.post("/ui/connect", include_in_schema=False)
     async def connect(request: Request) -> Response:

@@ -18,6 +18,7 @@ from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.crypto import key_ring_from_settings
 from phalanx_common.health import Readiness
 from phalanx_common.http import HttpServer
+from phalanx_common.http_limits import HttpLimits
 from phalanx_common.metrics import NatsCollector, new_registry
 from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.subjects import Buckets
@@ -56,7 +57,13 @@ class AuthService:
         self.app = app
         self.flow = flow
         self._oauth_http = http
-        self._http = HttpServer(app, settings.http_host, settings.auth_port, name="auth")
+        self._http = HttpServer(
+            app,
+            settings.http_host,
+            settings.auth_port,
+            name="auth",
+            limits=HttpLimits.from_settings(settings),
+        )
 
     @property
     def url(self) -> str:

@@ -20,6 +20,7 @@ from phalanx_common.crypto import key_ring_from_settings, token_decoder
 from phalanx_common.errors import DependencyUnavailable
 from phalanx_common.health import Readiness, redis_check
 from phalanx_common.http import HttpServer
+from phalanx_common.http_limits import HttpLimits
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.metrics import ConsumerLag, NatsCollector, new_registry
 from phalanx_common.nats_auth import NatsAuth
@@ -285,6 +286,7 @@ class ExecutorService:
             s.http_host,
             s.executor_port + s.replica_ordinal if s.executor_port else 0,
             name=f"executor-{s.replica_ordinal}",
+            limits=HttpLimits.from_settings(s),
         )
         await self.http.start()
         self.lag.start()

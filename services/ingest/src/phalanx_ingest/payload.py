@@ -65,6 +65,9 @@ _RISK_QUANTITY_TYPES = ("risk_dollar_amount", "risk_percent", "risk_per_position
 _TIME_IN_FORCE: tuple[str, ...] = get_args(TimeInForce)
 _MAX_DELAY_S = Decimal(3600)
 _MAX_ID_LENGTH = 128
+# How deep a body's objects and arrays may nest (a signal needs 3: body, bracket, extras):
+# deeper ones could exhaust the recursion of whoever decodes the signal later (ADR-0115).
+MAX_NESTING = 16
 # Numbers on a sane scale only: 1e-9 .. 1e12 (a 6J tick is 5e-7; nothing trades in 1e12s), so
 # no later arithmetic can overflow or lose the value.
 _MIN_EXPONENT = -9
@@ -90,6 +93,8 @@ def parse_signal(body: bytes) -> Signal:
         )
     try:
         data = _decoder.decode(body)
+    except RecursionError:
+        raise _too_deep() from None
     except msgspec.DecodeError:
         raise WebhookRejectedError(
             MessageCode.MALFORMED_JSON,
@@ -108,7 +113,36 @@ def parse_signal(body: bytes) -> Signal:
             MessageCode.MALFORMED_JSON,
             "The body must be a JSON object such as " + _JSON_EXAMPLE + ".",
         )
+    if _nesting(data) > MAX_NESTING:
+        raise _too_deep()
     return _signal_from(data)
+
+
+def _too_deep() -> WebhookRejectedError:
+    return WebhookRejectedError(
+        MessageCode.INVALID_PAYLOAD,
+        f"The body nests objects or arrays more than {MAX_NESTING} levels deep; a signal "
+        "needs three. Nothing was traded.",
+    )
+
+
+def _nesting(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (1 for a flat object), without recursion."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            return depth
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _signal_from(data: dict[str, Any]) -> Signal:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.http import HttpServer
+from phalanx_common.http_limits import HttpLimits
 from phalanx_common.metrics import NatsCollector
 from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.subjects import Buckets
@@ -61,7 +62,12 @@ class IngestService:
         self.replayer = replayer
         # X-Forwarded-For is judged by the webhook itself (trusted_proxies), never by uvicorn.
         self._http = HttpServer(
-            app, settings.http_host, settings.ingest_port, name="ingest", proxy_headers=False
+            app,
+            settings.http_host,
+            settings.ingest_port,
+            name="ingest",
+            proxy_headers=False,
+            limits=HttpLimits.from_settings(settings),
         )
 
     @property

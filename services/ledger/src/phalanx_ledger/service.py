@@ -19,6 +19,7 @@ from phalanx_common.events import (
 )
 from phalanx_common.health import Readiness
 from phalanx_common.http import HttpServer
+from phalanx_common.http_limits import HttpLimits
 from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.telemetry import child_span
 from phalanx_ledger.api import create_app
@@ -59,7 +60,13 @@ class LedgerService:
         self.followers = followers
         self.app = app
         self.metrics = metrics
-        self._http = HttpServer(app, settings.http_host, settings.ledger_port, name="ledger")
+        self._http = HttpServer(
+            app,
+            settings.http_host,
+            settings.ledger_port,
+            name="ledger",
+            limits=HttpLimits.from_settings(settings, admin=False),
+        )
 
     @property
     def url(self) -> str:
