@@ -34,7 +34,7 @@ from phalanx_testing.otlp import otlp_receiver
 from phalanx_testing.waiting import eventually
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rig_sec import SecureRig, secure_system
+from tests.faults.rig_sec import SecureRig, secure_system
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(120)]
 
