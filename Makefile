@@ -12,6 +12,9 @@ MEMBERS := libs/common libs/tradovate libs/testing services/ingest services/auth
 	services/executor services/ledger sim bench
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist), one test file per worker at a time: most tests wait on real
+# servers and timers, so two of them share two cores well. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install run test lint typecheck pytest bench clean help
 
@@ -53,7 +56,7 @@ typecheck: install
 # pytest exits 5 when it collects nothing: for this suite that is a broken collection, so fail.
 pytest: install
 	@bash .ci/install-browser.sh
-	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest

@@ -123,6 +123,10 @@ class Rig:
         self.seeded = seeded
         self.admin = {"Authorization": f"Bearer {system.endpoints.admin_token}"}
         self.in_fault = False
+        # set by the fault once it is in place: the senders pause at ``fault_at`` until then,
+        # so a fault that takes a while to stage (a server stopping) still has webhooks
+        # answered during it however fast the rest of the burst would go
+        self.fault_staged = asyncio.Event()
         self.answered_count = 0  # webhooks of the burst answered 2xx so far
 
     @classmethod
@@ -228,6 +232,7 @@ class Rig:
                 self.answered_count = len(answers)
                 if len(answers) >= self.shape.fault_at:
                     reached.set()
+                    await self.fault_staged.wait()
 
         async def run_fault() -> float:
             await reached.wait()
@@ -236,6 +241,7 @@ class Rig:
                 await fault(self)
             finally:
                 self.in_fault = False
+                self.fault_staged.set()  # never leave the senders waiting
             return time.monotonic() - started
 
         started = time.monotonic()

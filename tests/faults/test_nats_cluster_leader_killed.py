@@ -117,6 +117,7 @@ async def test_killing_the_signals_leader_mid_burst_loses_and_doubles_nothing(
                 rig.in_fault = True
                 killed = time.monotonic()
                 await asyncio.to_thread(cluster.kill, victim)
+                rig.fault_staged.set()
                 measured["reconnect_s"] = await rig.wait_for_services(survivors)
 
                 async def new_leader() -> bool:

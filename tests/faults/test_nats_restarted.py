@@ -70,6 +70,7 @@ async def test_nats_restarted_mid_burst_queues_then_executes_every_signal_once(
             await asyncio.to_thread(nats.halt)
             stopped = time.monotonic()
             rig.in_fault = True
+            rig.fault_staged.set()
             # down for DOWN_FOR answers and at least two seconds (the order is the test's)
             await asyncio.gather(rig.answered(DOWN_FOR), asyncio.sleep(2))
             rig.in_fault = False
