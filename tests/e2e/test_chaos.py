@@ -28,6 +28,7 @@ alone (``pytest -m chaos`` / ``-m 'not chaos'``).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -45,19 +46,20 @@ from phalanx_bench.seed import SeededStrategy, front_month, seed
 from phalanx_bench.system import System
 from phalanx_common import subjects
 
+# The full size is 20 x 10: PHALANX_CHAOS_LOGINS=20 PHALANX_CHAOS_ACCOUNTS=10.
+LOGINS = int(os.environ.get("PHALANX_CHAOS_LOGINS", "10"))
+ACCOUNTS_PER_LOGIN = int(os.environ.get("PHALANX_CHAOS_ACCOUNTS", "5"))
+ACCOUNTS = LOGINS * ACCOUNTS_PER_LOGIN
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.integration,
     pytest.mark.chaos,
-    pytest.mark.timeout(330),
+    pytest.mark.timeout(120 + 6 * ACCOUNTS),  # 420 s at the default size
 ]
-
-LOGINS = 10
-ACCOUNTS_PER_LOGIN = 5
-ACCOUNTS = LOGINS * ACCOUNTS_PER_LOGIN
 PRICE = 21000
 CYCLES = 6  # x 5 signals = 30
-DROPS_PER_ENTRY = 3  # ~5% of an entry signal's 50 placements lose their answer
+DROPS_PER_ENTRY = max(3, ACCOUNTS // 20)  # ~5% of an entry signal's placements lose their answer
 LATENCY_MS = 150
 SIGNAL_TIMEOUT_S = 90.0
 # Replicas change during reversals (the longest fan-outs: two requests per account), once
