@@ -58,6 +58,8 @@ def test_bad_admin_token_is_refused_naming_the_variable(token: str, why: str) ->
         (f"replace-me:{generate_key()}", "placeholder key id"),
         (f"k1:{base64.b64encode(bytes(32)).decode()}", "not random"),
     ],
+    # fixed ids: the generated keys differ per process (pytest-xdist workers must agree)
+    ids=["empty", "malformed", "dev-key", "with-dev-key", "placeholder-id", "not-random"],
 )
 def test_bad_token_keys_are_refused_naming_the_variable(keys: str, why: str) -> None:
     with pytest.raises(UnsafeSecretError, match=f"PHALANX_TOKEN_KEYS [^;]*{why}"):
