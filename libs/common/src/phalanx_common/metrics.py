@@ -25,6 +25,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from phalanx_common.tasks import cancel_and_wait
+
 __all__ = [
     "LATENCY_BUCKETS_S",
     "CollectorRegistry",
@@ -175,9 +177,7 @@ class ConsumerLag:
     async def stop(self) -> None:
         """Stop sampling (idempotent)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -4,7 +4,6 @@ signals, fills applied, and how far each followed stream is behind."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -20,6 +19,7 @@ from phalanx_common.metrics import (
     new_registry,
     trace_exemplar,
 )
+from phalanx_common.tasks import cancel_and_wait
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.projection import PositionsProjection
 
@@ -107,9 +107,7 @@ class LedgerMetrics:
     async def stop(self) -> None:
         """Stop sampling (idempotent)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:
