@@ -7,12 +7,13 @@ Events only gain fields, each with a default; decoders ignore fields they do not
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
+    "MAX_DELAY_S",
     "AccountLinked",
     "AccountUnlinked",
     "AnyEvent",
@@ -49,6 +50,9 @@ IntentKind = Literal["entry", "exit", "cancel", "add"]
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
 VenueOrderType = Literal["Market", "Limit", "Stop", "StopLimit", "TrailingStop"]
 VenueTimeInForce = Literal["Day", "GTC", "IOC", "FOK"]
+
+
+MAX_DELAY_S = 3600  # the longest `delay` a signal may ask for, in seconds (TradersPost's bound)
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -108,6 +112,15 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     ignore_trading_windows: bool | None = None
     expires_at: str | None = None
 
+    def reference_price(self) -> Decimal | None:
+        """The price relative brackets and trails are measured from (TradersPost's order):
+        ``signalPrice``/``price``, else ``limitPrice``, else ``stopPrice``; None when none was
+        sent. Ingest refuses a relative price without one; the executor computes from it."""
+        for price in (self.signal_price, self.limit_price, self.stop_price):
+            if price is not None:
+                return price
+        return None
+
 
 class SignalReceived(Event, frozen=True, kw_only=True):
     """A webhook signal was accepted and made durable.
@@ -133,6 +146,23 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     # The trace of the webhook that brought it (32 hex digits; "" on events written before it
     # existed): its spans, from ingest to the last fill, share this id (ADR-0070).
     trace_id: str = ""
+
+    def due_ns(self) -> int:
+        """When the signal is due: its reception plus its ``delay`` (ns since the epoch).
+
+        Raises:
+            ValueError: if the delay is not a number of seconds from 0 to :data:`MAX_DELAY_S`
+                (ingest refuses such a signal at the door).
+        """
+        delay = self.signal.delay_s
+        if delay is None:
+            return self.ts_event
+        try:
+            if not Decimal(0) <= delay <= MAX_DELAY_S:
+                raise ValueError(f"delay {delay} s is outside 0..{MAX_DELAY_S}")
+            return self.ts_event + int(delay * 1_000_000_000)
+        except (InvalidOperation, ArithmeticError) as exc:
+            raise ValueError(f"delay {delay!r} is not a number of seconds") from exc
 
 
 class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

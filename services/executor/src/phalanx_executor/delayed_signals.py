@@ -13,7 +13,6 @@ trades it at most once (ADR-0040).
 from __future__ import annotations
 
 import logging
-from decimal import Decimal, InvalidOperation
 
 from nats.aio.msg import Msg
 
@@ -21,7 +20,7 @@ from phalanx_common import subjects
 from phalanx_common.bus import MSG_ID, Bus, ConsumerSpec
 from phalanx_common.clock import Clock
 from phalanx_common.errors import Poison, Retry
-from phalanx_common.events import AnyEvent, SignalReceived
+from phalanx_common.events import MAX_DELAY_S, AnyEvent, SignalReceived
 
 __all__ = [
     "MAX_DELAY_S",
@@ -34,26 +33,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_DELAY_S = 3600  # TradersPost's bound, also enforced by ingest
 _PARKED = ":delayed"
 _DUE = ":due"
 
 
 def due_ns(event: SignalReceived) -> int:
-    """When the signal is due: its reception plus its delay (ns since the epoch).
+    """When the signal is due (:meth:`SignalReceived.due_ns`).
 
     Raises:
         ValueError: if the delay is not a number of seconds from 0 to :data:`MAX_DELAY_S`.
     """
-    delay = event.signal.delay_s
-    if delay is None:
-        return event.ts_event
-    try:
-        if not Decimal(0) <= delay <= MAX_DELAY_S:
-            raise ValueError(f"delay {delay} s is outside 0..{MAX_DELAY_S}")
-        return event.ts_event + int(delay * 1_000_000_000)
-    except (InvalidOperation, ArithmeticError) as exc:
-        raise ValueError(f"delay {delay!r} is not a number of seconds") from exc
+    return event.due_ns()
 
 
 def is_put_back(msg: Msg) -> bool:

@@ -34,7 +34,7 @@ from phalanx_common.events import (
     VenueTimeInForce,
 )
 
-__all__ = ["OrderFields", "OrderSpecError", "exit_percent", "order_fields", "reference_price"]
+__all__ = ["OrderFields", "OrderSpecError", "exit_percent", "order_fields"]
 
 StopLossType = Literal["Stop", "StopLimit", "TrailingStop"]
 
@@ -78,14 +78,6 @@ class OrderFields(TypedDict):
     bracket_time_in_force: VenueTimeInForce | None
     cancel: bool | None
     cancel_order_type: VenueOrderType | None
-
-
-def reference_price(signal: Signal) -> Decimal | None:
-    """The price relative brackets and trails are measured from (None when none was sent)."""
-    for price in (signal.signal_price, signal.limit_price, signal.stop_price):
-        if price is not None:
-            return price
-    return None
 
 
 def exit_percent(signal: Signal) -> Decimal | None:
@@ -182,7 +174,7 @@ def _entry(signal: Signal, action: VenueAction, spec: ProductSpec, fields: Order
             raise OrderSpecError(f"a {kind} entry needs stopPrice")
         fields["stop_price"] = _tick(spec, signal.stop_price)
     if order_type == "TrailingStop":
-        ref = reference_price(signal)
+        ref = signal.reference_price()
         offset = _trail(signal.trail_amount, signal.trail_percent, ref, "a trailing_stop entry")
         peg = _peg(spec, offset)
         if signal.stop_price is not None:
@@ -204,7 +196,7 @@ def _take_profit(
     t = signal.take_profit
     if t is None:
         return
-    ref = reference_price(signal)
+    ref = signal.reference_price()
     sign = Decimal(1) if action == "Buy" else Decimal(-1)
     if t.limit_price is not None:
         tp = t.limit_price
@@ -220,7 +212,7 @@ def _take_profit(
 def _stop_loss(
     signal: Signal, s: StopLoss, action: VenueAction, spec: ProductSpec, fields: OrderFields
 ) -> None:
-    ref = reference_price(signal)
+    ref = signal.reference_price()
     sign = Decimal(1) if action == "Buy" else Decimal(-1)
     sl_type = _STOP_LOSS_TYPES[s.type]
     fields["stop_loss_type"] = sl_type

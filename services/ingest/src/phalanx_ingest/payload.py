@@ -24,7 +24,14 @@ from typing import Any, Literal, cast, get_args
 
 import msgspec
 
-from phalanx_common.events import Sentiment, Signal, SignalAction, StopLoss, TakeProfit
+from phalanx_common.events import (
+    MAX_DELAY_S,
+    Sentiment,
+    Signal,
+    SignalAction,
+    StopLoss,
+    TakeProfit,
+)
 from phalanx_ingest.responses import MessageCode, WebhookRejectedError
 
 __all__ = ["parse_signal", "parse_time_ns", "signal_to_payload"]
@@ -63,7 +70,7 @@ _DYNAMIC_QUANTITY_TYPES = (
 )
 _RISK_QUANTITY_TYPES = ("risk_dollar_amount", "risk_percent", "risk_per_position")
 _TIME_IN_FORCE: tuple[str, ...] = get_args(TimeInForce)
-_MAX_DELAY_S = Decimal(3600)
+_MAX_DELAY_S = Decimal(MAX_DELAY_S)
 _MAX_ID_LENGTH = 128
 # How deep a body's objects and arrays may nest (a signal needs 3: body, bracket, extras):
 # deeper ones could exhaust the recursion of whoever decodes the signal later (ADR-0115).
@@ -588,16 +595,8 @@ def _check_entry_prices(signal: Signal) -> None:
         )
 
 
-def _reference(signal: Signal) -> Decimal | None:
-    """The price relative brackets and trails are measured from (TradersPost's order)."""
-    for price in (signal.signal_price, signal.limit_price, signal.stop_price):
-        if price is not None:
-            return price
-    return None
-
-
 def _check_reference_price(signal: Signal) -> None:
-    if _reference(signal) is not None:
+    if signal.reference_price() is not None:
         return
     tp, sl = signal.take_profit, signal.stop_loss
     relative = [

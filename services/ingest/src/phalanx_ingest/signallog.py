@@ -203,7 +203,8 @@ class SignalLog:
             entry.test = event.signal.test
             entry.trace_id = event.trace_id
             if event.signal.delay_s:
-                entry.due_ns = event.ts_event + int(event.signal.delay_s * 1_000_000_000)
+                with contextlib.suppress(ValueError):  # refused at the door; old events aside
+                    entry.due_ns = event.due_ns()
             entry.received_ns = event.ts_event
             entry.stored_ns = event.ts_init
             if event.replay_of:
