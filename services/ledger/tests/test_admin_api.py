@@ -103,6 +103,14 @@ async def test_admin_routes_need_the_credential(
             await client.get(path, headers={"Authorization": "Bearer wrong"})
         ).status_code == 401
         assert (await client.get(path, headers=AUTH)).status_code == 200
+    spec = (await client.get("/openapi.json")).json()
+    assert {"/admin/pnl", "/admin/fills", "/admin/fills.csv", "/admin/pnl.csv"} <= set(
+        spec["paths"]
+    )
+    bad = await client.get("/admin/fills", params={"cursor": "not-a-cursor"}, headers=AUTH)
+    assert bad.status_code == 422
+    bad = await client.get("/admin/fills", params={"since": "yesterday"}, headers=AUTH)
+    assert bad.status_code == 422
 
 
 async def test_dollar_pnl_by_strategy_account_and_day(
