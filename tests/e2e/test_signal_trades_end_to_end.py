@@ -100,6 +100,30 @@ async def test_a_webhook_for_25_accounts_places_25_brackets_fills_them_and_the_l
         assert set(ledger) == set(seeded.account_ids)
         assert all(Decimal(str(r["avg_price"])) == Decimal(21000) for r in ledger.values())
 
+        # each entry fill is attributed, through its order's clOrdId, to this signal's intent
+        # (the ORDERS stream may be read after FILLS: attribution follows once it is)
+        expected = {
+            (account_id, signal_id, ids.intent_id(signal_id, account_id), "entry")
+            for account_id in seeded.account_ids
+        }
+
+        async def attributed() -> set[tuple[int, str, str, str]] | None:
+            resp = await http.get(
+                system.endpoints.ledger + "/admin/fills",
+                params={"strategy_id": seeded.strategy_id, "limit": 1000},
+                headers={"Authorization": f"Bearer {system.endpoints.admin_token}"},
+            )
+            resp.raise_for_status()
+            found = {
+                (int(f["account_id"]), f["signal_id"], f["intent_id"], f["leg"])
+                for f in resp.json()["fills"]
+            }
+            return found if found == expected else None
+
+        assert (
+            await eventually(attributed, timeout=30, what="25 entry fills attributed") == expected
+        )
+
         for account_id in seeded.account_ids:
             orders = await _sim_orders(http, system, account_id)
             assert {o["accountId"] for o in orders} == {account_id}

@@ -258,3 +258,20 @@ def test_a_calendar_rule_the_code_does_not_know_fails_at_load() -> None:
         DateRule.from_json({"rule": "fourth_friday"})
     with pytest.raises(ValueError, match="must be last_trade or first_notice"):
         RollRule.from_json({"before": "expiry", "business_days": 3})
+
+
+@pytest.mark.parametrize(
+    ("symbol", "root", "point_value"),
+    [("MNQZ6", "MNQ", Decimal(2)), ("ESH7", "ES", Decimal(50)), ("M2KZ6", "M2K", Decimal(5))],
+)
+def test_product_of_a_contract_name_is_its_root(
+    symbol: str, root: str, point_value: Decimal
+) -> None:
+    spec = BOOK.product_of(symbol)
+    assert spec is not None
+    assert (spec.root, spec.point_value) == (root, point_value)
+
+
+@pytest.mark.parametrize("symbol", ["ZZZZ6", "MNQ", "MNQ1!", ""])
+def test_product_of_an_unknown_or_undated_name_is_none(symbol: str) -> None:
+    assert BOOK.product_of(symbol) is None

@@ -99,6 +99,8 @@ async def test_fills_become_positions(ledger: Ledger, bus: Bus) -> None:
                 "net_pos": 1,
                 "avg_price": "21501.25",
                 "realized_pnl": "26.25",
+                "realized_pnl_money": str(Decimal("26.25") * 2),  # MNQ: $2 a point
+                "currency": "USD",
                 "fill_count": 3,
                 "bought": 4,
                 "sold": 3,

@@ -157,6 +157,13 @@ class ContractBook:
             return self._dated(ticker, dated["root"], dated["month"], dated["year"], today)
         raise UnknownTicker(f"ticker {ticker!r} is not a futures ticker: send {_EXAMPLES}")
 
+    def product_of(self, symbol: str) -> ProductSpec | None:
+        """The product of a Tradovate contract name (``MNQZ6`` -> MNQ), ``None`` if unknown.
+
+        No calendar check: a fill of an expired contract still has a product."""
+        dated = _DATED.match(symbol.strip().upper())
+        return self.products.get(dated["root"]) if dated else None
+
     def _spec(self, ticker: str, root: str) -> ProductSpec:
         spec = self.products.get(root)
         if spec is None:

@@ -5,9 +5,11 @@ One position per (account id, symbol):
 - ``net_pos``: signed contracts (long > 0, short < 0);
 - ``avg_price``: average price of the open contracts (``None`` when flat); adding to a position
   averages in, reducing keeps it, reversing restarts it at the reversing fill's price;
-- ``realized_pnl``: closed contracts * (exit - entry) in **price points**, signed by side. It is
-  not money: multiply by the product's point value (MNQ $2, NQ $20, ...) once contract specs are
-  known to the ledger (later);
+- ``realized_pnl``: closed contracts * (exit - entry) in **price points**, signed by side;
+- ``realized_pnl_money``: the same times the product's point value (MNQ $2, NQ $20, ...), in
+  ``currency``, from the contract table (``phalanx_common.contracts``; the product is the symbol's
+  root, ``MNQZ6`` -> MNQ). ``None`` (and ``currency`` empty) when the product is not in the
+  table. Fills carry no commissions or fees, so none are deducted (ADR-0120);
 - ``fill_count``, ``bought``, ``sold``: fills and contracts applied.
 
 Fills are applied in stream order and deduplicated by ``fill_id`` (the venue's id): a fill
@@ -26,9 +28,11 @@ from decimal import Decimal
 
 import msgspec
 
+from phalanx_common.contracts import ContractBook, ProductSpec
 from phalanx_common.events import FillReceived, OrderAccepted, OrderRejected
+from phalanx_ledger.attribution import OrderIndex
 
-__all__ = ["OrderCounts", "PositionView", "PositionsProjection"]
+__all__ = ["AppliedFill", "OrderCounts", "PositionView", "PositionsProjection"]
 
 
 class PositionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,11 +44,22 @@ class PositionView(msgspec.Struct, frozen=True, kw_only=True):
     net_pos: int
     avg_price: Decimal | None
     realized_pnl: Decimal
+    realized_pnl_money: Decimal | None = None
+    currency: str = ""
     fill_count: int
     bought: int
     sold: int
     last_fill_id: int
     updated_ns: int
+
+
+class AppliedFill(msgspec.Struct, frozen=True, kw_only=True):
+    """A fill as applied to its position, with the P&L it realized (points and money)."""
+
+    fill: FillReceived
+    realized_pnl: Decimal
+    realized_pnl_money: Decimal | None
+    currency: str
 
 
 class OrderCounts(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +74,7 @@ class _Position:
     account_id: int
     symbol: str
     contract_id: int
+    spec: ProductSpec | None = None
     net_pos: int = 0
     avg_price: Decimal | None = None
     realized_pnl: Decimal = Decimal(0)
@@ -68,7 +84,9 @@ class _Position:
     last_fill_id: int = 0
     updated_ns: int = 0
 
-    def apply(self, fill: FillReceived) -> None:
+    def apply(self, fill: FillReceived) -> Decimal:
+        """Apply a fill; return the P&L (price points * contracts) it realized."""
+        realized = Decimal(0)
         qty = int(fill.qty)
         signed = qty if fill.action == "Buy" else -qty
         price = fill.price
@@ -82,7 +100,8 @@ class _Position:
             closing = min(qty, abs(held))
             entry = self.avg_price if self.avg_price is not None else price
             direction = 1 if held > 0 else -1
-            self.realized_pnl += (price - entry) * closing * direction
+            realized = (price - entry) * closing * direction
+            self.realized_pnl += realized
             self.net_pos = held + signed
             if self.net_pos == 0:
                 self.avg_price = None
@@ -96,6 +115,10 @@ class _Position:
         self.contract_id = fill.contract_id
         self.last_fill_id = fill.fill_id
         self.updated_ns = fill.ts_event
+        return realized
+
+    def money(self, points: Decimal) -> Decimal | None:
+        return points * self.spec.point_value if self.spec is not None else None
 
     def view(self) -> PositionView:
         return PositionView(
@@ -105,6 +128,8 @@ class _Position:
             net_pos=self.net_pos,
             avg_price=self.avg_price,
             realized_pnl=self.realized_pnl,
+            realized_pnl_money=self.money(self.realized_pnl),
+            currency=self.spec.currency if self.spec is not None else "",
             fill_count=self.fill_count,
             bought=self.bought,
             sold=self.sold,
@@ -116,7 +141,10 @@ class _Position:
 class PositionsProjection:
     """Positions per (account, symbol) and order counts per account, built from events."""
 
-    def __init__(self) -> None:
+    def __init__(self, contracts: ContractBook | None = None) -> None:
+        self._contracts = contracts if contracts is not None else ContractBook.load()
+        self.orders = OrderIndex()
+        self.applied: list[AppliedFill] = []  # in the order applied
         self._positions: dict[tuple[int, str], _Position] = {}
         self._fill_ids: set[int] = set()
         self._accepted: dict[int, set[str]] = {}
@@ -150,14 +178,24 @@ class PositionsProjection:
         key = (fill.account_id, fill.symbol)
         position = self._positions.get(key)
         if position is None:
-            position = _Position(fill.account_id, fill.symbol, fill.contract_id)
+            spec = self._contracts.product_of(fill.symbol)
+            position = _Position(fill.account_id, fill.symbol, fill.contract_id, spec)
             self._positions[key] = position
-        position.apply(fill)
+        realized = position.apply(fill)
+        self.applied.append(
+            AppliedFill(
+                fill=fill,
+                realized_pnl=realized,
+                realized_pnl_money=position.money(realized),
+                currency=position.spec.currency if position.spec is not None else "",
+            )
+        )
         self.fills_applied += 1
 
     def apply_order(self, event: OrderAccepted | OrderRejected) -> bool:
         """Count an order outcome once per intent; return ``False`` for a repeat."""
         if isinstance(event, OrderAccepted):
+            self.orders.add(event)
             for order_id in (event.order_id, event.oso1_id, event.oso2_id):
                 if order_id:
                     self._attribute(order_id, event.account_id)

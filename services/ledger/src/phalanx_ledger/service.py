@@ -65,7 +65,7 @@ class LedgerService:
             settings.http_host,
             settings.ledger_port,
             name="ledger",
-            limits=HttpLimits.from_settings(settings, admin=False),
+            limits=HttpLimits.from_settings(settings),  # serves /admin (ADR-0120)
         )
 
     @property
@@ -156,5 +156,5 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
         .add("nats", lambda: bool(bus.nc.is_connected))
         .add("replay", lambda: all(f.caught_up for f in followers))
     )
-    app = create_app(projection, followers, metrics.registry, readiness)
+    app = create_app(projection, followers, metrics.registry, readiness, settings.admin_token)
     return LedgerService(settings, bus, projection, followers, app, metrics)
