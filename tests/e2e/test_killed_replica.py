@@ -36,8 +36,8 @@ async def system() -> AsyncIterator[System]:
             "PHALANX_LOG_LEVEL": "INFO",
         },
     )
-    await asyncio.to_thread(running.start)
-    try:
+    try:  # a start that fails half-way still stops what it started
+        await asyncio.to_thread(running.start)
         yield running
     finally:
         await asyncio.to_thread(running.stop)

@@ -42,8 +42,8 @@ async def system(receiver: OtlpReceiver) -> AsyncIterator[System]:
             "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within 0.1 s of a span's end
         },
     )
-    await asyncio.to_thread(running.start)
-    try:
+    try:  # a start that fails half-way still stops what it started
+        await asyncio.to_thread(running.start)
         yield running
     finally:
         await asyncio.to_thread(running.stop)
