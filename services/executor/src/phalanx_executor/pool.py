@@ -247,14 +247,22 @@ class ConnectionPool:
                 self._reconnects.pop(login_id, None)
 
     async def warm(self, login_ids: list[str]) -> int:
-        """Connect every listed login that has a token; return how many are connected."""
+        """Connect every listed login that has a token; return how many are connected.
+
+        A login of this replica that fails to connect is tried again in the background (with
+        the reconnect back-off) rather than left cold until an intent needs it.
+        """
+        with_token = [login for login in login_ids if self._token_for(login) is not None]
         results = await asyncio.gather(
-            *(self.get(login) for login in login_ids if self._token_for(login) is not None),
-            return_exceptions=True,
+            *(self.get(login) for login in with_token), return_exceptions=True
         )
-        for result in results:
+        for login, result in zip(with_token, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("warm-up: %s", result)
+                if self._owns(login) and not self._closing:
+                    self._wanted.add(login)
+                    self._failures[login] = self._failures.get(login, 0) + 1
+                    self._schedule_reconnect(login, "warm-up failed")
         return sum(1 for r in results if not isinstance(r, BaseException))
 
     async def drop(self, login_id: str) -> None:
