@@ -37,7 +37,8 @@ SCENARIOS: list[tuple[int, int]] = [
     (500, 500),
     (1000, 1000),
     (1000, 50),
-    (10000, 500),  # DESIGN's 10,000-account target; run with --max-accounts 10000 --executors 2
+    # the 10,000-account target (docs/architecture.md); run with --max-accounts 10000 --executors 2
+    (10000, 500),
 ]
 
 

@@ -5,8 +5,8 @@ free loopback ports, creates a strategy through the admin API, then posts distin
 open-loop at ``--rate`` requests per second for ``--duration`` seconds (each request is started
 at its scheduled time, whether or not earlier ones have been answered) and prints JSON: status
 counts and latency percentiles of the 2xx answers, measured from the scheduled send time (so a
-client or server that falls behind shows up as latency). The design target is p99 under
-25 ms at 500 requests/s.
+client or server that falls behind shows up as latency). The target is p99 under 25 ms at 500
+requests/s (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -207,11 +207,12 @@ class TradovateRest:
     ) -> wire.OAuthTokenResponse:
         """Exchange an OAuth authorization code for an access token.
 
-        Tradovate's docs disagree on the address and the encoding (reference §2.4, §7.10): the
-        official example posts a **form** to ``/auth/oauthtoken`` on the API host **without**
-        ``/v1``; the swagger lists ``/v1/auth/oauthtoken`` with a JSON body. ``path`` is taken
-        from the host root of ``base_url`` (pass ``"/v1/auth/oauthtoken"`` for the other one, or
-        an absolute ``https://...`` URL); ``encoding`` is ``"form"`` or ``"json"``.
+        Tradovate's docs disagree on the address and the encoding (docs/tradovate-protocol.md
+        §2.4, §7.10): the official example posts a **form** to ``/auth/oauthtoken`` on the API
+        host **without** ``/v1``; the swagger lists ``/v1/auth/oauthtoken`` with a JSON body.
+        ``path`` is taken from the host root of ``base_url`` (pass ``"/v1/auth/oauthtoken"`` for
+        the other one, or an absolute ``https://...`` URL); ``encoding`` is ``"form"`` or
+        ``"json"``.
 
         The token then works like an ``accesstokenrequest`` token (renew it with
         :meth:`renew_access_token`; find the user with :meth:`me`).

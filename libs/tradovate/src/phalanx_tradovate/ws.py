@@ -2,7 +2,8 @@
 
 One :class:`TradovateSocket` per login. It costs two tasks (a reader and a heartbeat timer) and
 one future per request in flight, so a process can hold many of them. The heartbeat ``[]`` is sent
-every ``heartbeat_s`` on its own timer, never in answer to a server ``h`` (reference §3).
+every ``heartbeat_s`` on its own timer, never in answer to a server ``h``
+(docs/tradovate-protocol.md §3).
 
 When the connection drops every pending request fails with :class:`ConnectionLost` (retry-safe
 only for reads) and ``on_close`` is called once. Reconnecting is left to the caller, or to
