@@ -31,11 +31,15 @@ __all__ = [
     "OrderOutcomeUnknown",
     "OrderRejected",
     "PositionReported",
+    "QuantityType",
     "ReauthRequired",
     "Signal",
+    "SignalOrderType",
     "SignalPlanned",
     "SignalReceived",
+    "SignalTimeInForce",
     "StopLoss",
+    "StopLossType",
     "TakeProfit",
     "TokenRenewed",
     "TradingStateChanged",
@@ -50,6 +54,11 @@ IntentKind = Literal["entry", "exit", "cancel", "add"]
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
 VenueOrderType = Literal["Market", "Limit", "Stop", "StopLimit", "TrailingStop"]
 VenueTimeInForce = Literal["Day", "GTC", "IOC", "FOK"]
+# The webhook's enumerations as a Signal carries them (ingest's parser checks against these).
+SignalOrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+QuantityType = Literal["fixed_quantity", "percent_of_position"]
+SignalTimeInForce = Literal["day", "gtc", "opg", "cls", "ioc", "fok"]
+StopLossType = Literal["stop", "stop_limit", "trailing_stop"]
 
 
 MAX_DELAY_S = 3600  # the longest `delay` a signal may ask for, in seconds (TradersPost's bound)
@@ -74,7 +83,7 @@ class TakeProfit(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class StopLoss(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Stop-loss leg: a type and exactly one of an absolute stop price, a percent or an amount."""
 
-    type: Literal["stop", "stop_limit", "trailing_stop"] = "stop"
+    type: StopLossType = "stop"
     stop_price: Decimal | None = None
     percent: Decimal | None = None
     amount: Decimal | None = None
@@ -90,7 +99,7 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     action: SignalAction
     sentiment: Sentiment | None = None
     quantity: Decimal | None = None
-    order_type: Literal["market", "limit", "stop", "stop_limit", "trailing_stop"] = "market"
+    order_type: SignalOrderType = "market"
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     signal_price: Decimal | None = None
@@ -102,8 +111,8 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     test: bool = False
     # Added by ingest issue #6 (all optional; planners that do not read them are unaffected).
     id: str | None = None
-    quantity_type: Literal["fixed_quantity", "percent_of_position"] | None = None
-    time_in_force: Literal["day", "gtc", "opg", "cls", "ioc", "fok"] | None = None
+    quantity_type: QuantityType | None = None
+    time_in_force: SignalTimeInForce | None = None
     trail_amount: Decimal | None = None
     trail_percent: Decimal | None = None
     cancel: bool | None = None
@@ -122,7 +131,7 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return None
 
 
-class SignalReceived(Event, frozen=True, kw_only=True):
+class SignalReceived(Event, frozen=True, kw_only=True, tag="SignalReceived"):
     """A webhook signal was accepted and made durable.
 
     ``ts_event`` is when ingest received it. ``not_after_ns`` is the last moment any order of it
@@ -203,7 +212,7 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     signal_seq: int = 0
 
 
-class ExecBatch(Event, frozen=True, kw_only=True):
+class ExecBatch(Event, frozen=True, kw_only=True, tag="ExecBatch"):
     """A batch of intents for one shard; its id is deterministic so replanning deduplicates."""
 
     batch_id: str
@@ -214,7 +223,7 @@ class ExecBatch(Event, frozen=True, kw_only=True):
     traceparent: str = ""
 
 
-class SignalPlanned(Event, frozen=True, kw_only=True):
+class SignalPlanned(Event, frozen=True, kw_only=True, tag="SignalPlanned"):
     """The planner turned a signal into batches (and maybe skipped some accounts)."""
 
     signal_id: str
@@ -227,7 +236,7 @@ class SignalPlanned(Event, frozen=True, kw_only=True):
     received_ns: int = 0  # when ingest received the webhook (SignalReceived.ts_event; 0: unknown)
 
 
-class IntentSkipped(Event, frozen=True, kw_only=True):
+class IntentSkipped(Event, frozen=True, kw_only=True, tag="IntentSkipped"):
     """An account was deliberately not traded for a signal, with the reason."""
 
     signal_id: str
@@ -237,7 +246,7 @@ class IntentSkipped(Event, frozen=True, kw_only=True):
     text: str = ""  # a sentence for people (e.g. what a test signal would have done)
 
 
-class IntentExpired(Event, frozen=True, kw_only=True):
+class IntentExpired(Event, frozen=True, kw_only=True, tag="IntentExpired"):
     """An account's part of a signal was not traded because the signal was too old.
 
     ``stage`` is ``planning`` (the signal was already past ``not_after_ns`` when planned) or
@@ -253,7 +262,7 @@ class IntentExpired(Event, frozen=True, kw_only=True):
     text: str = ""
 
 
-class IntentEvent(Event, frozen=True, kw_only=True):
+class IntentEvent(Event, frozen=True, kw_only=True, tag="IntentEvent"):
     """Base of the outcome events of one intent (one account's part of one signal)."""
 
     intent_id: str
@@ -263,7 +272,7 @@ class IntentEvent(Event, frozen=True, kw_only=True):
     login_id: str
 
 
-class OrderAccepted(IntentEvent, frozen=True, kw_only=True):
+class OrderAccepted(IntentEvent, frozen=True, kw_only=True, tag="OrderAccepted"):
     """The venue accepted an order (entry id plus bracket leg ids when present)."""
 
     symbol: str
@@ -276,14 +285,14 @@ class OrderAccepted(IntentEvent, frozen=True, kw_only=True):
     note: str = ""  # why less than the signal asked was done (e.g. a reversal's entry refused)
 
 
-class OrderRejected(IntentEvent, frozen=True, kw_only=True):
+class OrderRejected(IntentEvent, frozen=True, kw_only=True, tag="OrderRejected"):
     """The venue, or a check before it, refused an order; ``reason`` is machine-readable."""
 
     reason: str
     text: str = ""
 
 
-class OrderOutcomeUnknown(IntentEvent, frozen=True, kw_only=True):
+class OrderOutcomeUnknown(IntentEvent, frozen=True, kw_only=True, tag="OrderOutcomeUnknown"):
     """An order may or may not be at the venue (timeout, dropped socket, crashed claimant).
 
     Never resent blindly: reconciliation looks the order up by ``clOrdId`` (= ``intent_id``).
@@ -292,7 +301,7 @@ class OrderOutcomeUnknown(IntentEvent, frozen=True, kw_only=True):
     reason: str
 
 
-class FillReceived(Event, frozen=True, kw_only=True):
+class FillReceived(Event, frozen=True, kw_only=True, tag="FillReceived"):
     """A fill reported by the venue."""
 
     fill_id: int
@@ -306,7 +315,7 @@ class FillReceived(Event, frozen=True, kw_only=True):
     venue_timestamp: str = ""
 
 
-class PositionReported(Event, frozen=True, kw_only=True):
+class PositionReported(Event, frozen=True, kw_only=True, tag="PositionReported"):
     """The venue's view of a position (for reconciliation)."""
 
     account_id: int
@@ -316,7 +325,7 @@ class PositionReported(Event, frozen=True, kw_only=True):
     net_price: Decimal | None = None
 
 
-class AccountLinked(Event, frozen=True, kw_only=True):
+class AccountLinked(Event, frozen=True, kw_only=True, tag="AccountLinked"):
     """A broker account became reachable through a login."""
 
     account_id: int
@@ -325,7 +334,7 @@ class AccountLinked(Event, frozen=True, kw_only=True):
     user_id: int
 
 
-class AccountUnlinked(Event, frozen=True, kw_only=True):
+class AccountUnlinked(Event, frozen=True, kw_only=True, tag="AccountUnlinked"):
     """A broker account is no longer reachable through a login (closed, or login disconnected)."""
 
     account_id: int
@@ -333,7 +342,7 @@ class AccountUnlinked(Event, frozen=True, kw_only=True):
     reason: str = ""
 
 
-class TokenRenewed(Event, frozen=True, kw_only=True):
+class TokenRenewed(Event, frozen=True, kw_only=True, tag="TokenRenewed"):
     """A login has a fresh token in the tokens bucket (tokens are never in events)."""
 
     login_id: str
@@ -341,14 +350,14 @@ class TokenRenewed(Event, frozen=True, kw_only=True):
     expiration_time: str
 
 
-class ReauthRequired(Event, frozen=True, kw_only=True):
+class ReauthRequired(Event, frozen=True, kw_only=True, tag="ReauthRequired"):
     """A login can no longer be kept valid without a person."""
 
     login_id: str
     reason: str
 
 
-class MessageTerminated(Event, frozen=True, kw_only=True):
+class MessageTerminated(Event, frozen=True, kw_only=True, tag="MessageTerminated"):
     """A message that can never be processed was terminated (a poison message), and why."""
 
     stream: str
@@ -358,7 +367,7 @@ class MessageTerminated(Event, frozen=True, kw_only=True):
     reason: str
 
 
-class TradingStateChanged(Event, frozen=True, kw_only=True):
+class TradingStateChanged(Event, frozen=True, kw_only=True, tag="TradingStateChanged"):
     """Trading state of a scope changed: ``global``, ``strategy.<id>`` or ``account.<id>``."""
 
     scope: str
@@ -366,14 +375,14 @@ class TradingStateChanged(Event, frozen=True, kw_only=True):
     reason: str = ""
 
 
-class KillSwitchEngaged(Event, frozen=True, kw_only=True):
+class KillSwitchEngaged(Event, frozen=True, kw_only=True, tag="KillSwitchEngaged"):
     """Halt everything, cancel every working order and flatten every position."""
 
     reason: str
     requested_by: str = ""
 
 
-class FlattenCompleted(Event, frozen=True, kw_only=True):
+class FlattenCompleted(Event, frozen=True, kw_only=True, tag="FlattenCompleted"):
     """One replica finished the kill switch for the accounts it owns."""
 
     kill_event_id: str

@@ -20,29 +20,28 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, cast, get_args
+from typing import Any, cast, get_args
 
 import msgspec
 
 from phalanx_common.events import (
     MAX_DELAY_S,
+    QuantityType,
     Sentiment,
     Signal,
     SignalAction,
+    SignalOrderType,
+    SignalTimeInForce,
     StopLoss,
+    StopLossType,
     TakeProfit,
 )
 from phalanx_ingest.responses import MessageCode, WebhookRejectedError
 
 __all__ = ["parse_signal", "parse_time_ns", "signal_to_payload"]
 
-OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
-QuantityType = Literal["fixed_quantity", "percent_of_position"]
-TimeInForce = Literal["day", "gtc", "opg", "cls", "ioc", "fok"]
-StopLossType = Literal["stop", "stop_limit", "trailing_stop"]
-
 _ACTIONS: tuple[str, ...] = get_args(SignalAction)
-_ORDER_TYPES: tuple[str, ...] = get_args(OrderType)
+_ORDER_TYPES: tuple[str, ...] = get_args(SignalOrderType)
 _STOP_LOSS_TYPES: tuple[str, ...] = get_args(StopLossType)
 _SENTIMENTS: dict[str, Sentiment] = {
     "bullish": "bullish",
@@ -69,7 +68,7 @@ _DYNAMIC_QUANTITY_TYPES = (
     "risk_per_position",
 )
 _RISK_QUANTITY_TYPES = ("risk_dollar_amount", "risk_percent", "risk_per_position")
-_TIME_IN_FORCE: tuple[str, ...] = get_args(TimeInForce)
+_TIME_IN_FORCE: tuple[str, ...] = get_args(SignalTimeInForce)
 _MAX_DELAY_S = Decimal(MAX_DELAY_S)
 _MAX_ID_LENGTH = 128
 # How deep a body's objects and arrays may nest (a signal needs 3: body, bracket, extras):
@@ -289,7 +288,7 @@ def _parse_quantity(data: dict[str, Any]) -> Decimal | None:
     return quantity
 
 
-def _parse_order_type(data: dict[str, Any]) -> OrderType:
+def _parse_order_type(data: dict[str, Any]) -> SignalOrderType:
     value = data.get("orderType")
     if value is None:
         return "market"
@@ -300,7 +299,7 @@ def _parse_order_type(data: dict[str, Any]) -> OrderType:
             f"The orderType {value!r} is invalid. The orderType field must be one of: market, "
             "limit, stop, stop_limit, trailing_stop.",
         )
-    return cast("OrderType", order_type)
+    return cast("SignalOrderType", order_type)
 
 
 def _optional_price(data: dict[str, Any], name: str) -> Decimal | None:
@@ -393,7 +392,7 @@ def _parse_quantity_type(
 
 
 def _parse_trail(
-    data: dict[str, Any], order_type: OrderType
+    data: dict[str, Any], order_type: SignalOrderType
 ) -> tuple[Decimal | None, Decimal | None]:
     raw_amount, raw_percent = data.get("trailAmount"), data.get("trailPercent")
     if order_type != "trailing_stop":
@@ -417,7 +416,7 @@ def _parse_trail(
     return amount, percent
 
 
-def _parse_time_in_force(data: dict[str, Any]) -> TimeInForce | None:
+def _parse_time_in_force(data: dict[str, Any]) -> SignalTimeInForce | None:
     value = data.get("timeInForce")
     if value is None:
         return None
@@ -434,7 +433,7 @@ def _parse_time_in_force(data: dict[str, Any]) -> TimeInForce | None:
             f"timeInForce {name} (at the open/close auction) does not exist on Tradovate "
             "futures. Use day, gtc, ioc or fok.",
         )
-    return cast("TimeInForce", name)
+    return cast("SignalTimeInForce", name)
 
 
 def _optional_bool(data: dict[str, Any], name: str) -> bool | None:
