@@ -73,7 +73,8 @@ def _declared_tags() -> dict[str, str | None]:
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             tag = next((k.value for k in node.keywords if k.arg == "tag"), None)
-            declared[node.name] = tag.value if isinstance(tag, ast.Constant) else None
+            value = tag.value if isinstance(tag, ast.Constant) else None
+            declared[node.name] = value if isinstance(value, str) else None
     return declared
 
 

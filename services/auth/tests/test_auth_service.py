@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 from nats.js.errors import NotFoundError
 
-from phalanx_auth.logins import expiry_ns
 from phalanx_auth.service import AuthService, build_auth
 from phalanx_auth.settings import AuthSettings
+from phalanx_auth.tokens import expiry_ns
 from phalanx_common import codec
 from phalanx_common.errors import DependencyUnavailable
 from phalanx_common.events import AccountLinked, AnyEvent, ReauthRequired, TokenRenewed

@@ -9,9 +9,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from phalanx_auth.logins import expiry_ns
 from phalanx_auth.service import AuthService, build_auth
 from phalanx_auth.settings import AuthSettings
+from phalanx_auth.tokens import expiry_ns
 from phalanx_sim import Simulator
 from phalanx_testing.clock import FakeClock
 from phalanx_testing.waiting import eventually

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from phalanx_auth.logins import expiry_ns, login_id_for
+from phalanx_auth.connect import login_id_for
+from phalanx_auth.tokens import expiry_ns
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
-from phalanx_auth.logins import LoginRequest
+from phalanx_auth.connect import LoginRequest
 from phalanx_auth.service import AuthService, build_auth
 from phalanx_auth.settings import AuthSettings
 from phalanx_common.crypto import generate_key

@@ -16,9 +16,11 @@ from collections.abc import Callable
 
 import pytest
 
-from phalanx_auth.logins import LoginManager, LoginRequest, expiry_ns
+from phalanx_auth.connect import LoginRequest
+from phalanx_auth.logins import LoginManager
 from phalanx_auth.service import build_auth
 from phalanx_auth.settings import AuthSettings
+from phalanx_auth.tokens import expiry_ns
 from phalanx_common.bus import Bus
 from phalanx_common.crypto import key_ring_from_settings, token_decoder
 from phalanx_common.kvmirror import KvMirror

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal
 
 import msgspec
@@ -16,6 +17,7 @@ __all__ = [
     "IntentRecord",
     "IntentState",
     "LoginRecord",
+    "LoginStatus",
     "ReplicaHeartbeat",
     "StrategyRecord",
     "SubscriptionRecord",
@@ -73,13 +75,24 @@ class AccountRecord(msgspec.Struct, frozen=True, kw_only=True):
     active: bool = True
 
 
+class LoginStatus(StrEnum):
+    """Where a login stands; auth moves it only along ``phalanx_auth.login_status.TRANSITIONS``.
+
+    Stored as its value (``"active"``, ...), exactly as the strings it replaced.
+    """
+
+    ACTIVE = "active"
+    REAUTH_REQUIRED = "reauth_required"
+    DISCONNECTED = "disconnected"
+
+
 class LoginRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A broker login (a Tradovate user) and how to reach the venue for it."""
 
     login_id: str
     username: str
     user_id: int = 0
-    status: Literal["active", "reauth_required", "disconnected"] = "active"
+    status: LoginStatus = LoginStatus.ACTIVE
     method: str = "api"  # "oauth" | "api": how the login was connected
     reason: str = ""  # why it needs re-authorization or was disconnected
     connected_ns: int = 0

@@ -22,23 +22,25 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from pydantic import BaseModel, Field
 
-from phalanx_auth.logins import (
+from phalanx_auth.connect import LoginRequest
+from phalanx_auth.errors import (
     InvalidCredentials,
     LoginConflict,
-    LoginManager,
-    LoginRequest,
     UnknownLogin,
     VenueRefused,
     VenueUnavailable,
 )
+from phalanx_auth.logins import LoginManager
 from phalanx_auth.oauth import OAuthError, OAuthFlow
 from phalanx_auth.page import add_page_routes
 from phalanx_auth.settings import AuthSettings
-from phalanx_auth.views import AccountOut, LoginOut, account_out, login_view
+from phalanx_auth.store import AuthStore
+from phalanx_auth.views import AccountOut, LoginOut, LoginViews, account_out
+from phalanx_common.clock import Clock
 from phalanx_common.health import Readiness, add_readiness_route
 from phalanx_common.http import admin_guard
 from phalanx_common.metrics import CollectorRegistry, add_metrics_route
-from phalanx_common.records import LoginRecord
+from phalanx_common.records import LoginRecord, LoginStatus
 
 __all__ = ["AccountOut", "LoginIn", "LoginOut", "OAuthStartIn", "OAuthStartOut", "create_app"]
 
@@ -74,6 +76,9 @@ def create_app(
     settings: AuthSettings,
     manager: LoginManager,
     flow: OAuthFlow,
+    *,
+    store: AuthStore,
+    clock: Clock,
     registry: CollectorRegistry | None = None,
     readiness: Readiness | None = None,
 ) -> FastAPI:
@@ -83,6 +88,8 @@ def create_app(
         settings: auth settings (``admin_token`` guards ``/admin`` and the page).
         manager: connects logins and reads the store.
         flow: the OAuth flow.
+        store: the KV projections (logins and accounts are read here).
+        clock: injected time (token expiry in the views).
         registry: served at ``GET /metrics`` when given.
         readiness: served at ``GET /readyz`` when given.
     """
@@ -92,7 +99,7 @@ def create_app(
         description="Broker logins (OAuth or API access), tokens and accounts.",
     )
     admin = APIRouter(prefix="/admin", dependencies=[Depends(admin_guard(settings.admin_token))])
-    store = manager.store
+    views = LoginViews(store, clock, manager.accounts_of)
 
     async def one_login(login_id: str) -> LoginRecord:
         login = await store.get_login(login_id)
@@ -129,17 +136,17 @@ def create_app(
             ) from exc
         except VenueUnavailable as exc:
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from exc
-        return await login_view(manager, login)
+        return await views.of(login)
 
     @admin.get("/logins")
     async def list_logins() -> list[LoginOut]:
         """Every login with status, token expiry and accounts."""
-        return [await login_view(manager, login) for login in await store.list_logins()]
+        return await views.all()
 
     @admin.get("/logins/{login_id}")
     async def get_login(login_id: str) -> LoginOut:
         """One login."""
-        return await login_view(manager, await one_login(login_id))
+        return await views.of(await one_login(login_id))
 
     @admin.delete("/logins/{login_id}")
     async def disconnect_login(login_id: str) -> LoginOut:
@@ -148,13 +155,13 @@ def create_app(
             login = await manager.disconnect(login_id)
         except UnknownLogin as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-        return await login_view(manager, login)
+        return await views.of(login)
 
     @admin.post("/logins/{login_id}/discover")
     async def discover(login_id: str) -> list[AccountOut]:
         """List the login's accounts at the venue now and link/unlink to match."""
         login = await one_login(login_id)
-        if login.status != "active":
+        if login.status != LoginStatus.ACTIVE:
             raise HTTPException(status.HTTP_409_CONFLICT, f"login {login_id!r} is {login.status}")
         found = await manager.discover(login_id)
         if found is None:
@@ -196,5 +203,5 @@ def create_app(
     if readiness is not None:
         add_readiness_route(app, readiness)
     app.include_router(admin)
-    add_page_routes(app, settings, manager, flow)
+    add_page_routes(app, settings, manager, flow, views)
     return app

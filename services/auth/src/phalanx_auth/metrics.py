@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from phalanx_auth.logins import LoginManager, expiry_ns
+from phalanx_auth.logins import LoginManager
+from phalanx_auth.tokens import expiry_ns
 from phalanx_common.clock import Clock
 from phalanx_common.metrics import CounterMetricFamily, GaugeMetricFamily, Metric
 

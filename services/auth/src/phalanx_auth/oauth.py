@@ -28,9 +28,11 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from phalanx_auth.logins import LoginError, LoginManager
+from phalanx_auth.errors import LoginError
+from phalanx_auth.logins import LoginManager
 from phalanx_auth.settings import AuthSettings
 from phalanx_auth.store import AuthStore, OAuthState
+from phalanx_common.clock import Clock
 from phalanx_common.records import AccountRecord, LoginRecord
 
 __all__ = [
@@ -90,7 +92,8 @@ def _digest(value: str) -> str:
 def default_token_url(rest_url: str) -> str:
     """``https://live.tradovateapi.com/v1`` → ``https://live.tradovateapi.com/auth/oauthtoken``.
 
-    Tradovate's official OAuth example posts to the path without ``/v1`` (reference §2.4).
+    Tradovate's official OAuth example posts to the path without ``/v1``
+    (docs/tradovate-protocol.md §2.4).
     """
     base = rest_url.rstrip("/")
     if base.endswith("/v1"):
@@ -167,6 +170,7 @@ class OAuthFlow:
         manager: connects the login once a token is in hand.
         http: the HTTP client for the code exchange.
         redirect_uri: the callback URL registered with the venue.
+        clock: injected time (a state's age).
     """
 
     def __init__(
@@ -176,8 +180,11 @@ class OAuthFlow:
         manager: LoginManager,
         http: httpx.AsyncClient,
         redirect_uri: str,
+        *,
+        clock: Clock,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.store = store
         self.manager = manager
         self.http = http
@@ -205,7 +212,7 @@ class OAuthFlow:
         verifier = secrets.token_urlsafe(48) if self.settings.oauth_pkce else ""
         nonce = secrets.token_urlsafe(32) if browser else ""
         record = OAuthState(
-            created_ns=self.manager.clock.time_ns(),
+            created_ns=self.clock.time_ns(),
             redirect_uri=self.redirect_uri,
             sealed_verifier=(
                 self.store.ring.seal(verifier.encode(), b"phalanx|pkce") if verifier else ""
@@ -267,7 +274,7 @@ class OAuthFlow:
                 "unknown or already used OAuth state (a replayed or forged callback, or it "
                 "expired): start the connection again"
             )
-        age_s = (self.manager.clock.time_ns() - pending.created_ns) / 1e9
+        age_s = (self.clock.time_ns() - pending.created_ns) / 1e9
         if age_s > self.settings.oauth_state_ttl_s:
             raise OAuthError(
                 f"the consent took longer than {self.settings.oauth_state_ttl_s:g}s: "

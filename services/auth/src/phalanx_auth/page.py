@@ -35,10 +35,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from phalanx_auth.logins import LoginManager, UnknownLogin
+from phalanx_auth.errors import UnknownLogin
+from phalanx_auth.logins import LoginManager
 from phalanx_auth.oauth import OAuthError, OAuthFlow
 from phalanx_auth.settings import AuthSettings
-from phalanx_auth.views import LoginOut, login_view
+from phalanx_auth.views import LoginOut, LoginViews
 from phalanx_common.http_limits import bearer_matches
 
 __all__ = ["BINDING_COOKIE", "SESSION_COOKIE", "add_page_routes", "csrf_token"]
@@ -184,7 +185,11 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def add_page_routes(
-    app: FastAPI, settings: AuthSettings, manager: LoginManager, flow: OAuthFlow
+    app: FastAPI,
+    settings: AuthSettings,
+    manager: LoginManager,
+    flow: OAuthFlow,
+    views: LoginViews,
 ) -> None:
     """Add ``/ui``, its forms and ``/oauth/callback`` to ``app`` (hidden from OpenAPI)."""
     redirect = urlsplit(settings.oauth_redirect_uri)
@@ -218,7 +223,7 @@ def add_page_routes(
         guard(request)
         session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(32)
         csrf = csrf_token(settings.admin_token, session)
-        logins = [await login_view(manager, login) for login in await manager.store.list_logins()]
+        logins = await views.all()
         notices = []
         for key, text in (("connected", "Connected"), ("disconnected", "Disconnected")):
             value = request.query_params.get(key)

@@ -127,10 +127,12 @@ async def build_auth(
     )
     manager = LoginManager(settings, store, bus, venue, clock)
     http = oauth_http or httpx.AsyncClient(timeout=settings.venue_timeout_s)
-    flow = OAuthFlow(settings, store, manager, http, settings.oauth_redirect_uri)
+    flow = OAuthFlow(settings, store, manager, http, settings.oauth_redirect_uri, clock=clock)
     registry = new_registry()  # ADR-0075: the service's own registry
     registry.register(AuthCollector(manager, clock))
     registry.register(NatsCollector(bus.nc))
     readiness = Readiness().add("nats", lambda: bool(bus.nc.is_connected))
-    app = create_app(settings, manager, flow, registry=registry, readiness=readiness)
+    app = create_app(
+        settings, manager, flow, store=store, clock=clock, registry=registry, readiness=readiness
+    )
     return AuthService(settings, bus, venue, manager, app, flow, http)
