@@ -12,9 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ADR_DIR = ROOT / "docs" / "adr"
 
-# Notes that lived beside the repository once: a pointer to them is a dead end in a clone.
+# Notes that lived beside the repository once: a pointer to them is a dead end in a clone. The
+# names are spelled in pieces so that searching the repository for them finds no false hit here.
+_SEED_NOTES = "DES" + "IGN"
 OUTSIDE = re.compile(
-    r"\.\./shared|\bDESIGN\b|field-survey|infra[- ]notes|seed design|\breference §"
+    r"\.\./shared|\b"
+    + _SEED_NOTES
+    + r"\b|field-"
+    + r"survey|infra[- ]notes|seed design|\breference §"
 )
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -73,10 +78,10 @@ def test_nothing_points_outside_the_repository() -> None:
 @pytest.mark.parametrize(
     ("line", "outside"),
     [
-        ("see ../shared/DESIGN.md §4", True),
-        ("# DESIGN's 10,000-account target", True),
+        ("see ../" + "shared/notes.md §4", True),
+        (f"# {_SEED_NOTES}'s 10,000-account target", True),
         ("(see the infra notes, Jepsen section)", True),
-        ("the field-survey says", True),
+        ("the field-" + "survey says", True),
         ("as the venue documents it (reference §2.1)", True),
         ("see docs/architecture.md (targets)", False),
         ("a design decision, ADR-0150", False),
