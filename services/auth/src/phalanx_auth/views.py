@@ -80,7 +80,7 @@ class LoginViews:
             login_id=login.login_id,
             username=login.username,
             user_id=login.user_id,
-            status=login.status.value,
+            status=str(login.status),
             method=login.method,
             reason=login.reason,
             has_credentials=login.has_credentials,
