@@ -30,6 +30,8 @@ __all__ = [
     "OrderIntent",
     "OrderOutcomeUnknown",
     "OrderRejected",
+    "PositionDrift",
+    "PositionDriftRow",
     "PositionReported",
     "ReauthRequired",
     "Signal",
@@ -304,6 +306,9 @@ class FillReceived(Event, frozen=True, kw_only=True):
     qty: int
     price: Decimal
     venue_timestamp: str = ""
+    # Who reported it: "" = the executor's live view of the venue; "reconciliation" = fetched
+    # by the ledger from the venue because the FILLS stream lacked it (a manual trade, ADR-0125).
+    reported_by: str = ""
 
 
 class PositionReported(Event, frozen=True, kw_only=True):
@@ -314,6 +319,34 @@ class PositionReported(Event, frozen=True, kw_only=True):
     symbol: str
     net_pos: int
     net_price: Decimal | None = None
+
+
+class PositionDriftRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One contract whose position the ledger and the broker disagreed on (both sides)."""
+
+    contract_id: int = 0
+    symbol: str = ""
+    ledger_net_pos: int = 0  # the ledger's book before the reconciliation
+    broker_net_pos: int = 0  # the broker's ``position/deps`` answer
+    fetched_net_pos: int = 0  # signed contracts of the fills fetched because the ledger lacked them
+    ledger_avg_price: Decimal | None = None
+    broker_net_price: Decimal | None = None
+
+
+class PositionDrift(Event, frozen=True, kw_only=True):
+    """The ledger's positions of an account disagreed with the broker's (ADR-0125).
+
+    ``explained``: the fills fetched from the broker (now recorded, attributed ``outside``
+    unless an accepted order names them) account for every difference; otherwise something
+    changed the account that no fill explains.
+    """
+
+    account_id: int = 0
+    login_id: str = ""
+    contracts: tuple[PositionDriftRow, ...] = ()
+    fetched_fills: int = 0
+    explained: bool = False
+    reduced: bool = False  # the ledger switched the account to REDUCING (setting)
 
 
 class AccountLinked(Event, frozen=True, kw_only=True):
@@ -395,6 +428,7 @@ AnyEvent = (
     | OrderOutcomeUnknown
     | FillReceived
     | PositionReported
+    | PositionDrift
     | AccountLinked
     | AccountUnlinked
     | TokenRenewed

@@ -28,6 +28,7 @@ __all__ = [
     "StreamSpec",
     "auth_subject",
     "delayed_subject",
+    "drift_subject",
     "exec_consumer",
     "exec_subject",
     "fills_subject",
@@ -237,6 +238,12 @@ CONTROL_KILL = "control.kill"
 CONTROL_FLATTENED = "control.flattened"
 CONTROL_ALL = "control.>"
 DEAD_LETTERS = "control.terminated"
+CONTROL_DRIFT_ALL = "control.drift.>"
+
+
+def drift_subject(account_id: int) -> str:
+    """Subject of the ledger's ``PositionDrift`` reports of one account (ADR-0125)."""
+    return f"control.drift.{int(account_id)}"
 
 
 class Consumers:

@@ -162,6 +162,8 @@ class PositionsProjection:
     def apply_fill(self, fill: FillReceived) -> bool:
         """Apply a fill; return ``False`` (and change nothing) if its ``fill_id`` was seen."""
         if fill.fill_id in self._fill_ids:
+            if fill.account_id and self._release_held(fill):
+                return True
             self.duplicate_fills += 1
             return False
         self._fill_ids.add(fill.fill_id)
@@ -171,6 +173,31 @@ class PositionsProjection:
                 self._unattributed.setdefault(fill.order_id, []).append(fill)
                 return True
             fill = msgspec.structs.replace(fill, account_id=known)
+        self._apply_to_position(fill)
+        return True
+
+    def product_of(self, symbol: str) -> ProductSpec | None:
+        """The contract table's product of a symbol (``None`` when unknown)."""
+        return self._contracts.product_of(symbol)
+
+    def knows_fill(self, fill_id: int) -> bool:
+        """Whether a fill was applied to its account (a held, unattributed fill is not)."""
+        return fill_id in self._fill_ids and fill_id not in self._held_fill_ids()
+
+    def _held_fill_ids(self) -> set[int]:
+        return {held.fill_id for fills in self._unattributed.values() for held in fills}
+
+    def _release_held(self, fill: FillReceived) -> bool:
+        """Apply a held unattributed fill now that a report names its account (reconciliation,
+        ADR-0125); ``False`` when the fill is not held."""
+        held = self._unattributed.get(fill.order_id, [])
+        if not any(h.fill_id == fill.fill_id for h in held):
+            return False
+        rest = [h for h in held if h.fill_id != fill.fill_id]
+        if rest:
+            self._unattributed[fill.order_id] = rest
+        else:
+            del self._unattributed[fill.order_id]
         self._apply_to_position(fill)
         return True
 
