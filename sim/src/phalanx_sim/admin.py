@@ -34,6 +34,9 @@ Shapes (JSON, camelCase like the venue):
   ``POST /admin/partialfills {"accountId", "qty"}`` (fills of at most ``qty`` lots; 0: off);
   ``POST /admin/heldfills {"accountId", "held"}`` (late fills: marketable orders stay
   ``Working`` until the next price move).
+- ``PUT /admin/fees {"product", "commission", "exchangeFee", "clearingFee", "nfaFee",
+  "brokerageFee", "orderRoutingFee"}`` (USD per contract; absent: 0) → the product's rates;
+  ``GET /admin/fees`` → ``{"<product>": rates}``. Each fill gets a ``FillFee`` (``fees.py``).
 - ``POST /admin/trades {"accountId", "symbol", "action": "Buy"|"Sell", "qty"}`` → ``{"orderId",
   "fillIds", "netPos"}``: a manual trade, as the account's owner would place it in Tradovate's
   own app (a Market order with ``isAutomated: false`` and no ``clOrdId``, filled at the current
@@ -60,6 +63,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
 from phalanx_sim.faults import Faults
+from phalanx_sim.fees import FeeRates
 from phalanx_sim.limits import LimitConfig
 from phalanx_sim.matching import OrderSpec, Origin
 from phalanx_sim.state import OrderRecord
@@ -122,6 +126,12 @@ class HeldFillsBody(msgspec.Struct, kw_only=True):
 
     accountId: int
     held: bool
+
+
+class FeesBody(FeeRates, kw_only=True):
+    """``PUT /admin/fees`` body: a product's fees per contract."""
+
+    product: str
 
 
 class TradeBody(msgspec.Struct, kw_only=True):
@@ -534,6 +544,20 @@ def admin_router(sim: Simulator) -> APIRouter:
         else:
             held.discard(body.accountId)
         return _json({"accountId": body.accountId, "held": body.held})
+
+    @route("PUT", "/fees")
+    async def set_fees(request: Request) -> Response:
+        body: FeesBody = await _body(request, FeesBody)
+        product = body.product.upper()
+        if sim.venue.contracts.product(product) is None:
+            raise HTTPException(status_code=404, detail=f"unknown product {body.product}")
+        rates = FeeRates(**{f: getattr(body, f) for f in FeeRates.__struct_fields__})
+        sim.venue.engine.fee_rates[product] = rates
+        return _json({"product": product, **msgspec.to_builtins(rates)})
+
+    @route("GET", "/fees")
+    async def get_fees() -> Response:
+        return _json(dict(sim.venue.engine.fee_rates.items()))
 
     @route("POST", "/trades")
     async def manual_trade(request: Request) -> Response:
