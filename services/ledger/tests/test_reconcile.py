@@ -1,4 +1,4 @@
-"""The comparison of one account's two books, and the fills it can explain (pure)."""
+"""The comparison of one account's two books, the fills it can explain, and fees (pure)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from decimal import Decimal
 import msgspec
 
 from phalanx_common.events import FillReceived
+from phalanx_ledger.fees import fill_fees
+from phalanx_ledger.pnl import pnl_rows
 from phalanx_ledger.projection import PositionsProjection
 from phalanx_ledger.reconcile import compare, unknown
 from phalanx_tradovate import wire
@@ -108,3 +110,49 @@ def test_a_held_unattributed_fill_is_applied_when_reconciliation_names_its_accou
     assert book.unattributed_fills == 0
     assert book.apply_fill(msgspec.structs.replace(stray, account_id=ACCOUNT)) is False
     assert book.positions()[0].net_pos == 2
+
+
+def test_a_fill_fee_is_totalled_in_its_commissions_currency() -> None:
+    fee = wire.FillFee(
+        id=5,
+        commission=Decimal("0.39"),
+        commissionCurrencyId=1,
+        exchangeFee=Decimal("0.35"),
+        exchangeCurrencyId=1,
+        nfaFee=Decimal("0.02"),
+        nfaCurrencyId=1,
+        clearingFee=Decimal("0.10"),
+        clearingCurrencyId=9,  # another currency: not added to the USD total
+    )
+
+    event = fill_fees(ACCOUNT, fee, 1)
+
+    assert (event.fill_id, event.account_id, event.currency) == (5, ACCOUNT, "USD")
+    assert event.total == Decimal("0.76")
+    assert (event.commission, event.clearing_fee, event.other_currency) == (
+        Decimal("0.39"),
+        Decimal(0),
+        1,
+    )
+
+
+def test_fees_are_recorded_once_and_net_the_pnl() -> None:
+    book = PositionsProjection()
+    book.apply_fill(_fill(1, "Buy", 1))
+    book.apply_fill(msgspec.structs.replace(_fill(2, "Sell", 1), price=Decimal("21010")))
+    assert book.fills_without_fees(ACCOUNT) == [1, 2]
+    fee = fill_fees(
+        ACCOUNT, wire.FillFee(id=1, commission=Decimal("1.5"), commissionCurrencyId=1), 1
+    )
+
+    assert book.apply_fees(fee) is True
+    assert book.apply_fees(msgspec.structs.replace(fee, total=Decimal(99))) is False
+
+    assert book.fills_without_fees(ACCOUNT) == [2]
+    (row,) = pnl_rows(book, "account")
+    assert (row.realized_pnl_money, row.fees_money, row.net_pnl_money) == (
+        Decimal(20),
+        Decimal("1.5"),
+        Decimal("18.5"),
+    )
+    assert row.fills_without_fees == 1

@@ -346,6 +346,52 @@ async def test_an_unexplained_drift_switches_the_account_to_reducing_but_never_r
         await service.stop()
 
 
+async def test_the_venues_fees_of_every_fill_are_recorded_and_net_the_pnl(
+    bus: Bus,
+    simulator: Simulator,
+    started: tuple[LedgerService, httpx.AsyncClient],
+) -> None:
+    service, client = started
+    linked = await _link(bus, simulator, "fees")
+    await eventually(lambda: len(_accounts(service)) == 1)
+    async with httpx.AsyncClient(timeout=10.0) as sim_admin:
+        rates = {"product": "MNQ", "commission": 0.5, "exchangeFee": 0.25}
+        assert (await sim_admin.put(simulator.url + "/admin/fees", json=rates)).is_success
+    bought = await _manual_trade(simulator, linked.account_id, "Buy", 2)
+    simulator.set_price("MNQZ6", 21010.0)
+    sold = await _manual_trade(simulator, linked.account_id, "Sell", 2)
+
+    flat = (await client.post("/admin/reconcile")).json()["reconciliations"][0]
+    assert (flat["status"], flat["fetched_fills"]) == ("ok", 0)  # netted: both books flat
+    # asked to, it fetches and records the two manual fills...
+    fetched = await client.post("/admin/reconcile", params={"fetch_fills": "true"})
+    assert fetched.json()["reconciliations"][0]["fetched_fills"] == 2, fetched.text
+    await eventually(lambda: all(service.projection.knows_fill(f) for f in bought + sold))
+    await client.post("/admin/reconcile")  # ...and their fees (this round or the one before)
+
+    async def fees_known() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = (
+            await client.get("/admin/fills", params={"account_id": linked.account_id})
+        ).json()["fills"]
+        return rows if all(r["fees_money"] is not None for r in rows) else []
+
+    rows = await eventually(fees_known, what="fees of both fills")
+    assert {r["fill_id"]: Decimal(r["fees_money"]) for r in rows} == {
+        bought[0]: Decimal("1.50"),  # 2 contracts * (0.50 + 0.25)
+        sold[0]: Decimal("1.50"),
+    }
+    (pnl,) = (await client.get("/admin/pnl", params={"by": "strategy"})).json()["rows"]
+    realized = Decimal(pnl["realized_pnl_money"])
+    assert pnl["key"] == "outside"
+    assert pnl["fills_without_fees"] == 0
+    assert Decimal(pnl["fees_money"]) == Decimal("3.00")
+    assert Decimal(pnl["net_pnl_money"]) == realized - Decimal("3.00")
+    cash = simulator.state.books[linked.account_id].cash
+    assert Decimal(str(cash.realizedPnL)) - Decimal(pnl["fees_money"]) == Decimal(
+        pnl["net_pnl_money"]
+    )
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 

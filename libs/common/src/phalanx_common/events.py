@@ -19,6 +19,7 @@ __all__ = [
     "AnyEvent",
     "Event",
     "ExecBatch",
+    "FillFees",
     "FillReceived",
     "FlattenCompleted",
     "IntentEvent",
@@ -311,6 +312,27 @@ class FillReceived(Event, frozen=True, kw_only=True):
     reported_by: str = ""
 
 
+class FillFees(Event, frozen=True, kw_only=True):
+    """Commissions and fees the venue reports for one fill (its ``fillFee``), in ``currency``.
+
+    Fetched by the ledger's reconciliation (ADR-0127); ``total`` is the sum of the amounts
+    in ``currency``; ``other_currency`` counts amounts in another currency (left out of it).
+    """
+
+    fill_id: int = 0
+    account_id: int = 0
+    currency: str = ""
+    total: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+    exchange_fee: Decimal = Decimal(0)
+    clearing_fee: Decimal = Decimal(0)
+    nfa_fee: Decimal = Decimal(0)
+    brokerage_fee: Decimal = Decimal(0)
+    ip_fee: Decimal = Decimal(0)
+    order_routing_fee: Decimal = Decimal(0)
+    other_currency: int = 0
+
+
 class PositionReported(Event, frozen=True, kw_only=True):
     """The venue's view of a position (for reconciliation)."""
 
@@ -427,6 +449,7 @@ AnyEvent = (
     | OrderRejected
     | OrderOutcomeUnknown
     | FillReceived
+    | FillFees
     | PositionReported
     | PositionDrift
     | AccountLinked

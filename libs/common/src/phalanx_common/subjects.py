@@ -31,6 +31,7 @@ __all__ = [
     "drift_subject",
     "exec_consumer",
     "exec_subject",
+    "fill_fees_subject",
     "fills_subject",
     "orders_subject",
     "planned_subject",
@@ -226,6 +227,11 @@ UNATTRIBUTED_FILLS = "fills.unattributed"
 def fills_subject(account_id: int) -> str:
     """Subject of one account's fills."""
     return f"fills.{int(account_id)}"
+
+
+def fill_fees_subject(account_id: int) -> str:
+    """Subject of the fees the venue reports for one account's fills (in FILLS; ADR-0127)."""
+    return f"fills.fees.{int(account_id)}"
 
 
 def auth_subject(login_id: str) -> str:

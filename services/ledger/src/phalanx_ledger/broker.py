@@ -8,7 +8,9 @@ sealed by auth and opened here with the key ring, ADR-0020):
   ``position/list``;
 - ``order/deps?masterid=<account>`` then ``fill/ldeps?masterids=<its orders>``: the account's
   fills (``fill/list`` would mix the login's accounts);
-- ``contract/item?id=``: a contract's name, cached (names never change).
+- ``contract/item?id=``: a contract's name, cached (names never change);
+- ``fillFee/ldeps?masterids=<fills>``: the commissions and fees of the account's fills
+  (a ``FillFee``'s id is its fill's id, ADR-0127).
 
 Any failure — no account record, no or expired token, a refused, penalized, timed-out or
 malformed answer — raises :class:`BrokerUnavailable`: the caller records ``unknown``; a report
@@ -46,6 +48,10 @@ class Broker(Protocol):
 
     async def contract_name(self, account: AccountRecord, contract_id: int) -> str:
         """The dated name of a contract (``MNQZ6``)."""
+        ...
+
+    async def fill_fees(self, account: AccountRecord, fill_ids: list[int]) -> list[wire.FillFee]:
+        """The ``fillFee`` of each of the account's fills the broker reports."""
         ...
 
 
@@ -101,6 +107,18 @@ class TradovateBroker:
         except TradovateError as exc:
             raise BrokerUnavailable(f"fills: {type(exc).__name__}: {exc}") from exc
         return fills
+
+    async def fill_fees(self, account: AccountRecord, fill_ids: list[int]) -> list[wire.FillFee]:
+        token = self._token(account)
+        fees: list[wire.FillFee] = []
+        try:
+            for start in range(0, len(fill_ids), self._chunk):
+                chunk = set(fill_ids[start : start + self._chunk])
+                found = await self._rest.fill_fee_ldeps(token, sorted(chunk))
+                fees += [f for f in found if f.id in chunk]
+        except TradovateError as exc:
+            raise BrokerUnavailable(f"fillFee/ldeps: {type(exc).__name__}: {exc}") from exc
+        return fees
 
     async def contract_name(self, account: AccountRecord, contract_id: int) -> str:
         name = self._names.get(contract_id)

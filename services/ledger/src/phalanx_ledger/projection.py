@@ -29,7 +29,7 @@ from decimal import Decimal
 import msgspec
 
 from phalanx_common.contracts import ContractBook, ProductSpec
-from phalanx_common.events import FillReceived, OrderAccepted, OrderRejected
+from phalanx_common.events import FillFees, FillReceived, OrderAccepted, OrderRejected
 from phalanx_ledger.attribution import OrderIndex
 
 __all__ = ["AppliedFill", "OrderCounts", "PositionView", "PositionsProjection"]
@@ -153,6 +153,8 @@ class PositionsProjection:
         self._order_accounts: dict[int, int] = {}  # order id -> account, from OrderAccepted
         self.fills_applied = 0
         self.duplicate_fills = 0
+        self.fees: dict[int, FillFees] = {}  # fill id -> the venue's fees (ADR-0127)
+        self._unpaid: dict[int, set[int]] = {}  # account -> applied fills without fees yet
 
     @property
     def unattributed_fills(self) -> int:
@@ -175,6 +177,18 @@ class PositionsProjection:
             fill = msgspec.structs.replace(fill, account_id=known)
         self._apply_to_position(fill)
         return True
+
+    def apply_fees(self, event: FillFees) -> bool:
+        """Record a fill's fees once (the first report counts); ``False`` for a repeat."""
+        if event.fill_id in self.fees:
+            return False
+        self.fees[event.fill_id] = event
+        self._unpaid.get(event.account_id, set()).discard(event.fill_id)
+        return True
+
+    def fills_without_fees(self, account_id: int) -> list[int]:
+        """Applied fills of an account whose fees the venue has not reported yet."""
+        return sorted(self._unpaid.get(account_id, ()))
 
     def product_of(self, symbol: str) -> ProductSpec | None:
         """The contract table's product of a symbol (``None`` when unknown)."""
@@ -209,6 +223,8 @@ class PositionsProjection:
             position = _Position(fill.account_id, fill.symbol, fill.contract_id, spec)
             self._positions[key] = position
         realized = position.apply(fill)
+        if fill.fill_id not in self.fees:
+            self._unpaid.setdefault(fill.account_id, set()).add(fill.fill_id)
         self.applied.append(
             AppliedFill(
                 fill=fill,

@@ -15,6 +15,9 @@ For one account (its login from the ``accounts`` bucket):
    answer (:mod:`phalanx_ledger.reconcile`). A ``drift`` publishes ``PositionDrift`` on
    ``control.drift.<account>`` with both sides and, with ``reduce_on_drift``, switches the
    account to REDUCING.
+5. When the broker answered: the commissions and fees of the account's fills that have none
+   yet (``fillFee/ldeps``) are published as ``FillFees`` on ``fills.fees.<account>``
+   (ADR-0127).
 
 A failed or missing broker report is ``unknown`` with its reason: no drift is claimed and no
 position is taken as flat. The latest outcome per account is kept for ``GET /admin/drift``.
@@ -34,17 +37,20 @@ from phalanx_common.events import FillReceived, PositionDrift
 from phalanx_common.records import AccountRecord
 from phalanx_common.tasks import cancel_and_wait
 from phalanx_ledger.broker import Broker, BrokerUnavailable
+from phalanx_ledger.fees import fill_fees
 from phalanx_ledger.projection import PositionsProjection
 from phalanx_ledger.reconcile import Reconciliation, broker_positions, compare, unknown
 from phalanx_ledger.reducing import reduce_account
 from phalanx_tradovate import wire
 
-__all__ = ["REPORTED_BY", "Reconciler"]
+__all__ = ["FEE_TRIES", "REPORTED_BY", "Reconciler"]
 
 log = logging.getLogger(__name__)
 
 #: ``FillReceived.reported_by`` of fills the ledger fetched from the broker
 REPORTED_BY = "reconciliation"
+#: rounds in which a fill's fees are asked for before they count as not reported
+FEE_TRIES = 5
 
 
 def _ns(timestamp: str | None) -> int:
@@ -104,6 +110,8 @@ class Reconciler:
         self.rounds = 0
         self.fetched_fills = 0
         self.drift_reports = 0
+        self.fetched_fees = 0
+        self._fee_tries: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -155,6 +163,8 @@ class Reconciler:
             else:
                 try:
                     outcome = await self._check(account, fetch_fills)
+                    if outcome.status != "unknown":
+                        await self._collect_fees(account)
                 except BrokerUnavailable as exc:
                     outcome = unknown(
                         account_id, account.login_id, self._clock.time_ns(), f"broker: {exc}"
@@ -268,6 +278,34 @@ class Reconciler:
                 event.fill_id,
                 event.order_id,
             )
+
+    async def _collect_fees(self, account: AccountRecord) -> None:
+        """Fetch and record the venue's fees of the account's fills that have none yet.
+
+        A fill is asked about in at most ``FEE_TRIES`` rounds (its fee may come late); then
+        its fees stay unreported (``fills_without_fees`` in P&L). A failure here changes
+        nothing of the positions' outcome.
+        """
+        pending = [
+            fill_id
+            for fill_id in self._projection.fills_without_fees(account.account_id)
+            if self._fee_tries.get(fill_id, 0) < FEE_TRIES
+        ]
+        if not pending:
+            return
+        try:
+            found = await self._broker.fill_fees(account, pending)
+        except BrokerUnavailable as exc:
+            log.warning("account %s: fees not fetched: %s", account.account_id, exc)
+            return
+        for fill_id in pending:
+            self._fee_tries[fill_id] = self._fee_tries.get(fill_id, 0) + 1
+        now = self._clock.time_ns()
+        for fee in found:
+            event = fill_fees(account.account_id, fee, now)
+            await self._bus.publish(subjects.fill_fees_subject(account.account_id), event)
+            self._fee_tries.pop(fee.id, None)
+            self.fetched_fees += 1
 
     async def _report(self, outcome: Reconciliation) -> None:
         reduced = False

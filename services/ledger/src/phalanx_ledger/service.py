@@ -12,6 +12,7 @@ from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.events import (
     AnyEvent,
+    FillFees,
     FillReceived,
     IntentExpired,
     OrderAccepted,
@@ -124,6 +125,8 @@ def _dispatcher(
             }
             with child_span("project fill", attributes):  # live fills only (ADR-0070)
                 projection.apply_fill(event)
+        elif isinstance(event, FillFees):
+            projection.apply_fees(event)  # ADR-0127
         elif isinstance(event, OrderAccepted | OrderRejected):
             projection.apply_order(event)
             if fanout is not None:
