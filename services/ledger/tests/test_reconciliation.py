@@ -392,6 +392,37 @@ async def test_the_venues_fees_of_every_fill_are_recorded_and_net_the_pnl(
     )
 
 
+async def test_unrealized_pnl_follows_the_simulators_price_through_its_fills(
+    bus: Bus,
+    simulator: Simulator,
+    started: tuple[LedgerService, httpx.AsyncClient],
+) -> None:
+    service, client = started
+    holder = await _link(bus, simulator, "holder")
+    trader = await _link(bus, simulator, "trader")
+    await eventually(lambda: len(_accounts(service)) == 2)
+    simulator.set_price("MNQZ6", 21000.0)
+    await _manual_trade(simulator, holder.account_id, "Buy", 2)  # long 2 at 21000
+    simulator.set_price("MNQZ6", 21012.5)  # the feed moves...
+    await _manual_trade(simulator, trader.account_id, "Sell", 1)  # ...and a fill happens there
+    await client.post("/admin/reconcile")
+    await eventually(lambda: _net(service, holder.account_id) == 2)
+    await eventually(lambda: _net(service, trader.account_id) == -1)
+
+    rows = (await client.get("/admin/unrealized/positions")).json()["positions"]
+    by_account = {r["account_id"]: r for r in rows}
+    held = by_account[holder.account_id]
+    assert Decimal(held["mark_price"]) == Decimal("21012.5")
+    assert Decimal(held["unrealized_pnl"]) == Decimal("25.0")  # 2 * 12.5 points
+    assert Decimal(held["unrealized_pnl_money"]) == Decimal("50.0")  # * $2
+    assert held["strategy_id"] == "outside"
+    assert Decimal(by_account[trader.account_id]["unrealized_pnl"]) == 0
+    totals = (await client.get("/admin/unrealized", params={"by": "strategy"})).json()["rows"]
+    assert [(t["key"], Decimal(t["unrealized_pnl_money"]), t["positions"]) for t in totals] == [
+        ("outside", Decimal("50.0"), 2)
+    ]
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
