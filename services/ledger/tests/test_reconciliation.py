@@ -259,6 +259,9 @@ async def test_a_failed_broker_report_is_unknown_and_the_position_is_not_taken_a
         linked.account_id,
         no_token.account_id,
     }
+    metrics = (await client.get("/metrics")).text
+    assert 'phalanx_ledger_reconciled_accounts{status="unknown"} 2.0' in metrics
+    assert "phalanx_ledger_drift_reports_total 1.0" in metrics
 
 
 async def test_books_that_agree_are_ok_and_phalanx_fills_are_not_fetched_again(

@@ -31,6 +31,7 @@ from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.metrics import LedgerMetrics
 from phalanx_ledger.projection import PositionsProjection
 from phalanx_ledger.recon_api import recon_router
+from phalanx_ledger.recon_metrics import ReconciliationCollector
 from phalanx_ledger.settings import LedgerSettings
 
 __all__ = ["LedgerService", "build_ledger"]
@@ -175,4 +176,5 @@ async def build_ledger(settings: LedgerSettings, clock: Clock | None = None) -> 
         settings, bus, projection, ready=lambda: all(f.caught_up for f in followers), clock=clock
     )
     app.include_router(recon_router(projection, check.reconciler, settings.admin_token))
+    metrics.registry.register(ReconciliationCollector(check.reconciler))
     return LedgerService(settings, bus, projection, followers, app, metrics, check)
