@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -131,16 +132,16 @@ def clock() -> FakeClock:
 async def _ledger(
     nats_url: str, sim: Simulator, clock: FakeClock, **overrides: object
 ) -> LedgerService:
-    settings = LedgerSettings(
-        nats_url=nats_url,
-        ledger_port=0,
-        admin_token=TOKEN,
-        token_keys=KEYS,
-        tradovate_rest_url=sim.rest_url,
-        reconcile_interval_s=PERIOD_S,
-        reconcile_fill_grace_s=0.0,
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "nats_url": nats_url,
+        "ledger_port": 0,
+        "admin_token": TOKEN,
+        "token_keys": KEYS,
+        "tradovate_rest_url": sim.rest_url,
+        "reconcile_interval_s": PERIOD_S,
+        "reconcile_fill_grace_s": 0.0,
+    }
+    settings = LedgerSettings(**(values | overrides))  # type: ignore[arg-type]
     service = await build_ledger(settings, clock=clock)
     await service.start()
     return service
@@ -424,6 +425,32 @@ async def test_unrealized_pnl_follows_the_simulators_price_through_its_fills(
     assert [(t["key"], Decimal(t["unrealized_pnl_money"]), t["positions"]) for t in totals] == [
         ("outside", Decimal("50.0"), 2)
     ]
+
+
+async def test_a_missing_fill_younger_than_the_grace_is_left_to_the_executor_for_a_period(
+    nats_url: str, bus: Bus, simulator: Simulator
+) -> None:
+    clock = FakeClock(start_ns=time.time_ns())  # venue fills carry the real time
+    service = await _ledger(nats_url, simulator, clock, reconcile_fill_grace_s=30.0)
+    client = httpx.AsyncClient(base_url=service.url, timeout=10.0, headers=AUTH)
+    try:
+        linked = await _link(bus, simulator, "young")
+        await eventually(lambda: len(_accounts(service)) == 1)
+        (fill_id,) = await _manual_trade(simulator, linked.account_id, "Buy", 1)
+
+        (early,) = (await client.post("/admin/reconcile")).json()["reconciliations"]
+        assert early["status"] == "unknown"
+        assert "recent fill" in early["reason"]
+        assert not service.projection.knows_fill(fill_id)
+        assert await _drift_events(bus, linked.account_id) == []
+
+        await clock.advance(31.0)
+        (later,) = (await client.post("/admin/reconcile")).json()["reconciliations"]
+        assert (later["status"], later["explained"], later["fetched_fills"]) == ("drift", True, 1)
+        await eventually(lambda: service.projection.knows_fill(fill_id))
+    finally:
+        await client.aclose()
+        await service.stop()
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -163,8 +163,6 @@ class Reconciler:
             else:
                 try:
                     outcome = await self._check(account, fetch_fills)
-                    if outcome.status != "unknown":
-                        await self._collect_fees(account)
                 except BrokerUnavailable as exc:
                     outcome = unknown(
                         account_id, account.login_id, self._clock.time_ns(), f"broker: {exc}"
@@ -178,6 +176,11 @@ class Reconciler:
                         f"reconciliation failed: {type(exc).__name__}",
                     )
             self.latest[account_id] = outcome
+            if account is not None and outcome.status != "unknown":
+                try:
+                    await self._collect_fees(account)
+                except Exception:  # fees come again next round; the outcome stands
+                    log.exception("account %s: fees not recorded", account_id)
         if outcome.status == "unknown":
             log.warning("account %s: reconciliation unknown: %s", account_id, outcome.reason)
         return outcome
@@ -205,9 +208,11 @@ class Reconciler:
                 account_id, login_id, self._clock.time_ns(), "the account traded during the check"
             )
         names: dict[int, str] = {}
-        for fill in fills:
-            if fill.contractId is not None and not self._projection.knows_fill(fill.id):
-                names[fill.contractId] = await self._broker.contract_name(account, fill.contractId)
+        own = {p.contract_id for p in self._projection.positions(account_id)}
+        unnamed = {f.contractId for f in fills if not self._projection.knows_fill(f.id)}
+        unnamed |= {p.contractId for p in second if p.netPos and p.contractId not in own}
+        for contract_id in sorted(c for c in unnamed if c is not None):
+            names[contract_id] = await self._broker.contract_name(account, contract_id)
         now = self._clock.time_ns()
         # From here to the comparison nothing awaits: the book and the fills seen agree.
         missing = [f for f in fills if not self._projection.knows_fill(f.id)]
