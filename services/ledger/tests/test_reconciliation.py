@@ -260,6 +260,11 @@ async def test_a_failed_broker_report_is_unknown_and_the_position_is_not_taken_a
         linked.account_id,
         no_token.account_id,
     }
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {"/admin/drift", "/admin/reconcile", "/admin/unrealized"} <= set(paths)
+    assert (
+        await client.get("/admin/drift", headers={"Authorization": "Bearer no"})
+    ).status_code == 401
     metrics = (await client.get("/metrics")).text
     assert 'phalanx_ledger_reconciled_accounts{status="unknown"} 2.0' in metrics
     assert "phalanx_ledger_drift_reports_total 1.0" in metrics
