@@ -141,7 +141,7 @@ async def test_the_executor_reads_tokens_and_publishes_batches(
     assert any("permissions violation" in e.lower() for e in as_service.errors), as_service.errors
 
 
-async def test_the_ledger_consumes_fills_and_publishes_nothing(
+async def test_the_ledger_consumes_fills_and_publishes_only_reconciliation_results(
     server: ServerProcess, as_service: _Client
 ) -> None:
     nc = await as_service.connect(server.url, "ledger")
@@ -151,8 +151,18 @@ async def test_the_ledger_consumes_fills_and_publishes_nothing(
     )
     assert await _refused(sub.fetch(1, timeout=0.5))  # empty stream: a timeout...
     assert not as_service.errors  # ...not a refusal
+    # Reconciliation (ADR-0125): fetched fills, drift reports, REDUCING of a drifted account.
+    assert (await js.publish(subjects.fills_subject(1), b"{}", timeout=2)).stream == "FILLS"
+    drift = await js.publish(subjects.drift_subject(1), b"{}", timeout=2)
+    assert drift.stream == "CONTROL"
+    states = await js.key_value(subjects.Buckets.TRADING_STATE.name)
+    await states.put("account.1", b"{}")
+    tokens = await js.key_value(subjects.Buckets.TOKENS.name)
+    assert not as_service.errors
     assert await _refused(js.publish(subjects.signals_subject("s1"), b"{}", timeout=1))
-    assert await _refused(js.publish(subjects.fills_subject(1), b"{}", timeout=1))
+    assert await _refused(js.publish(subjects.orders_subject(1), b"{}", timeout=1))
+    assert await _refused(js.publish(subjects.CONTROL_KILL, b"{}", timeout=1))
+    assert await _refused(tokens.put("l1", b"x"))  # only auth writes tokens
     assert any("permissions violation" in e.lower() for e in as_service.errors), as_service.errors
 
 

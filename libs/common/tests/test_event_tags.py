@@ -40,6 +40,8 @@ PINNED_TAGS: dict[str, str] = {
     "KillSwitchEngaged": "KillSwitchEngaged",
     "FlattenCompleted": "FlattenCompleted",
     "MessageTerminated": "MessageTerminated",
+    "PositionDrift": "PositionDrift",
+    "FillFees": "FillFees",
 }
 
 EVENT_CLASSES: list[type[Event]] = list(typing.get_args(AnyEvent))

@@ -34,6 +34,13 @@ Shapes (JSON, camelCase like the venue):
   ``POST /admin/partialfills {"accountId", "qty"}`` (fills of at most ``qty`` lots; 0: off);
   ``POST /admin/heldfills {"accountId", "held"}`` (late fills: marketable orders stay
   ``Working`` until the next price move).
+- ``PUT /admin/fees {"product", "commission", "exchangeFee", "clearingFee", "nfaFee",
+  "brokerageFee", "orderRoutingFee"}`` (USD per contract; absent: 0) → the product's rates;
+  ``GET /admin/fees`` → ``{"<product>": rates}``. Each fill gets a ``FillFee`` (``fees.py``).
+- ``POST /admin/trades {"accountId", "symbol", "action": "Buy"|"Sell", "qty"}`` → ``{"orderId",
+  "fillIds", "netPos"}``: a manual trade, as the account's owner would place it in Tradovate's
+  own app (a Market order with ``isAutomated: false`` and no ``clOrdId``, filled at the current
+  price; its events go to the user's sockets like any order's). 404 unknown account or symbol.
 - ``POST /admin/reset`` → ``{"ok": true}``: closes sockets, forgets everything, re-applies the seed.
 - ``POST /admin/shutdown`` ``{"reasonCode", "reason", "userId"?}`` → ``{"told": n}``: sends a
   ``shutdown`` event and closes the sockets (of one user, or all).
@@ -56,7 +63,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
 from phalanx_sim.faults import Faults
+from phalanx_sim.fees import FeeRates
 from phalanx_sim.limits import LimitConfig
+from phalanx_sim.matching import OrderSpec, Origin
 from phalanx_sim.state import OrderRecord
 from phalanx_sim.times import iso_from_epoch
 
@@ -117,6 +126,21 @@ class HeldFillsBody(msgspec.Struct, kw_only=True):
 
     accountId: int
     held: bool
+
+
+class FeesBody(FeeRates, kw_only=True):
+    """``PUT /admin/fees`` body: a product's fees per contract."""
+
+    product: str
+
+
+class TradeBody(msgspec.Struct, kw_only=True):
+    """``POST /admin/trades`` body: a manual Market order."""
+
+    accountId: int
+    symbol: str
+    action: str
+    qty: int
 
 
 class DropBody(msgspec.Struct, kw_only=True):
@@ -520,6 +544,44 @@ def admin_router(sim: Simulator) -> APIRouter:
         else:
             held.discard(body.accountId)
         return _json({"accountId": body.accountId, "held": body.held})
+
+    @route("PUT", "/fees")
+    async def set_fees(request: Request) -> Response:
+        body: FeesBody = await _body(request, FeesBody)
+        product = body.product.upper()
+        if sim.venue.contracts.product(product) is None:
+            raise HTTPException(status_code=404, detail=f"unknown product {body.product}")
+        rates = FeeRates(**{f: getattr(body, f) for f in FeeRates.__struct_fields__})
+        sim.venue.engine.fee_rates[product] = rates
+        return _json({"product": product, **msgspec.to_builtins(rates)})
+
+    @route("GET", "/fees")
+    async def get_fees() -> Response:
+        return _json(dict(sim.venue.engine.fee_rates.items()))
+
+    @route("POST", "/trades")
+    async def manual_trade(request: Request) -> Response:
+        body: TradeBody = await _body(request, TradeBody)
+        venue = sim.venue
+        book = venue.state.books.get(body.accountId)
+        if book is None:
+            raise HTTPException(status_code=404, detail="unknown account")
+        info = venue.contracts.resolve(body.symbol)
+        if info is None:
+            raise HTTPException(status_code=404, detail=f"unknown symbol {body.symbol}")
+        if body.action not in ("Buy", "Sell") or body.qty <= 0:
+            raise HTTPException(status_code=400, detail="action is Buy or Sell, qty positive")
+        origin = Origin(user_id=book.account.userId, session_id=0, is_automated=False)
+        spec = OrderSpec(action=body.action, order_type="Market", qty=body.qty)
+        entry, _ = venue.engine.place(book, info, spec, origin)
+        position = book.positions.get(info.contract.id)
+        return _json(
+            {
+                "orderId": entry.order.id,
+                "fillIds": [fill.id for fill in entry.fills],
+                "netPos": 0 if position is None else position.netPos,
+            }
+        )
 
     @route("GET", "/health")
     async def health() -> Response:

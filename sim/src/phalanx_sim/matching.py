@@ -55,6 +55,7 @@ from phalanx_sim.entities import (
     OrderVersion,
     Position,
 )
+from phalanx_sim.fees import FeeRates, FillFee, fill_fee
 from phalanx_sim.state import AccountBook, CommandRecord, OrderRecord, SimState
 from phalanx_sim.times import VenueClock
 
@@ -124,6 +125,8 @@ class MatchingEngine:
         self._seq = itertools.count()
         #: account id -> most lots one fill may take (partial fills on demand)
         self.partial_fill_qty: dict[int, int] = {}
+        #: product name -> fees per contract filled (``PUT /admin/fees``; none: zero fees)
+        self.fee_rates: dict[str, FeeRates] = {}
         #: accounts whose marketable orders wait for the next price move (late fills on demand)
         self.held_fills: set[int] = set()
         # contract id -> partly filled Working orders, filled further on the next price move
@@ -576,6 +579,7 @@ class MatchingEngine:
         state.register("fill", fill, order.accountId)
         state.counters["fills"] += 1
         self._emit(order.accountId, "fill", "Created", fill)
+        self._charge(book, fill_fee(fill.id, qty, self.fee_rates.get(rec.info.spec.name)), ts)
         self._emit(order.accountId, "order", "Updated", order)
         self._apply_to_position(book, rec, qty, price, ts)
         if not complete:
@@ -658,6 +662,16 @@ class MatchingEngine:
         self._emit(book.account.id, "position", "Created" if created else "Updated", position)
         if realized:
             self._realize(book.cash, round(realized, 2), ts)
+
+    def _charge(self, book: AccountBook, fee: FillFee, ts: str) -> None:
+        """Record a fill's fees and take them from the account's cash (fees.py)."""
+        self.state.fill_fees[fee.id] = (fee, book.account.id)
+        total = fee.total
+        if total:
+            cash = book.cash
+            cash.amount = round(cash.amount - total, 2)
+            cash.timestamp = ts
+            self._emit(cash.accountId, "cashBalance", "Updated", cash)
 
     def _realize(self, cash: CashBalance, amount: float, ts: str) -> None:
         cash.amount = round(cash.amount + amount, 2)

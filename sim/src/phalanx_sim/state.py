@@ -26,6 +26,7 @@ from phalanx_sim.entities import (
     Position,
     User,
 )
+from phalanx_sim.fees import FillFee
 
 __all__ = [
     "AccountBook",
@@ -168,6 +169,8 @@ class SimState:
         self.oauth_clients: dict[str, OAuthClient] = {}
         self.oauth_codes: dict[str, OAuthCode] = {}
         self.counters: Counter[str] = Counter()
+        #: fill id -> (its FillFee, account id); FillFee ids are their fills' ids
+        self.fill_fees: dict[int, tuple[FillFee, int]] = {}
 
     def next_id(self) -> int:
         """A new entity id, unique across all entity types."""

@@ -1145,6 +1145,59 @@ def _entity_routes(entity_type: str) -> dict[str, tuple[Handler, bool]]:
     return routes
 
 
+# ---- fillFee: one per fill, with the fill's id (fees.py)
+
+
+def _fill_fee_of(venue: Venue, session: Session, fill_id: int) -> Any:
+    found = venue.state.fill_fees.get(fill_id)
+    if found is None:
+        return None
+    account = venue.state.accounts.get(found[1])
+    return found[0] if account is not None and account.userId == session.user_id else None
+
+
+def _fill_fee_routes() -> dict[str, tuple[Handler, bool]]:
+    def list_(venue: Venue, session: Session | None, _q: str, _b: bytes | str) -> Reply:
+        assert session is not None
+        return Reply(
+            200, [f for i in venue.state.fill_fees if (f := _fill_fee_of(venue, session, i))]
+        )
+
+    def item(venue: Venue, session: Session | None, query: str, _b: bytes | str) -> Reply:
+        assert session is not None
+        fee = _fill_fee_of(venue, session, _int_param(query, "id") or 0)
+        return Reply(200, fee) if fee is not None else Reply(404, '"Not found"')
+
+    def items(venue: Venue, session: Session | None, query: str, _b: bytes | str) -> Reply:
+        assert session is not None
+        found = [_fill_fee_of(venue, session, i) for i in _ids_param(query, "ids")]
+        return Reply(200, [f for f in found if f is not None])
+
+    def deps(venue: Venue, session: Session | None, query: str, _b: bytes | str) -> Reply:
+        assert session is not None
+        fee = _fill_fee_of(venue, session, _int_param(query, "masterid") or 0)
+        return Reply(200, [] if fee is None else [fee])
+
+    return {
+        "fillfee/list": (list_, False),
+        "fillfee/item": (item, False),
+        "fillfee/items": (items, False),
+        "fillfee/deps": (deps, False),
+        "fillfee/ldeps": (_ldeps_of(deps), False),
+    }
+
+
+def _ldeps_of(deps: Handler) -> Handler:
+    def ldeps(venue: Venue, session: Session | None, query: str, _b: bytes | str) -> Reply:
+        assert session is not None
+        found: list[Any] = []
+        for master in _ids_param(query, "masterids"):
+            found.extend(deps(venue, session, f"masterid={master}", b"").payload)
+        return Reply(200, found)
+
+    return ldeps
+
+
 # ---- reference data: contract, product, contractMaturity
 
 
@@ -1207,4 +1260,5 @@ def _build_routes() -> dict[str, tuple[Handler, bool]]:
     }
     for entity_type in _MASTER_OF:
         routes.update(_entity_routes(entity_type))
+    routes.update(_fill_fee_routes())
     return routes

@@ -19,6 +19,7 @@ __all__ = [
     "AnyEvent",
     "Event",
     "ExecBatch",
+    "FillFees",
     "FillReceived",
     "FlattenCompleted",
     "IntentEvent",
@@ -30,6 +31,8 @@ __all__ = [
     "OrderIntent",
     "OrderOutcomeUnknown",
     "OrderRejected",
+    "PositionDrift",
+    "PositionDriftRow",
     "PositionReported",
     "QuantityType",
     "ReauthRequired",
@@ -313,6 +316,30 @@ class FillReceived(Event, frozen=True, kw_only=True, tag="FillReceived"):
     qty: int
     price: Decimal
     venue_timestamp: str = ""
+    # Who reported it: "" = the executor's live view of the venue; "reconciliation" = fetched
+    # by the ledger from the venue because the FILLS stream lacked it (a manual trade, ADR-0125).
+    reported_by: str = ""
+
+
+class FillFees(Event, frozen=True, kw_only=True, tag="FillFees"):
+    """Commissions and fees the venue reports for one fill (its ``fillFee``), in ``currency``.
+
+    Fetched by the ledger's reconciliation (ADR-0127); ``total`` is the sum of the amounts
+    in ``currency``; ``other_currency`` counts amounts in another currency (left out of it).
+    """
+
+    fill_id: int = 0
+    account_id: int = 0
+    currency: str = ""
+    total: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+    exchange_fee: Decimal = Decimal(0)
+    clearing_fee: Decimal = Decimal(0)
+    nfa_fee: Decimal = Decimal(0)
+    brokerage_fee: Decimal = Decimal(0)
+    ip_fee: Decimal = Decimal(0)
+    order_routing_fee: Decimal = Decimal(0)
+    other_currency: int = 0
 
 
 class PositionReported(Event, frozen=True, kw_only=True, tag="PositionReported"):
@@ -323,6 +350,34 @@ class PositionReported(Event, frozen=True, kw_only=True, tag="PositionReported")
     symbol: str
     net_pos: int
     net_price: Decimal | None = None
+
+
+class PositionDriftRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One contract whose position the ledger and the broker disagreed on (both sides)."""
+
+    contract_id: int = 0
+    symbol: str = ""
+    ledger_net_pos: int = 0  # the ledger's book before the reconciliation
+    broker_net_pos: int = 0  # the broker's ``position/deps`` answer
+    fetched_net_pos: int = 0  # signed contracts of the fills fetched because the ledger lacked them
+    ledger_avg_price: Decimal | None = None
+    broker_net_price: Decimal | None = None
+
+
+class PositionDrift(Event, frozen=True, kw_only=True, tag="PositionDrift"):
+    """The ledger's positions of an account disagreed with the broker's (ADR-0125).
+
+    ``explained``: the fills fetched from the broker (now recorded, attributed ``outside``
+    unless an accepted order names them) account for every difference; otherwise something
+    changed the account that no fill explains.
+    """
+
+    account_id: int = 0
+    login_id: str = ""
+    contracts: tuple[PositionDriftRow, ...] = ()
+    fetched_fills: int = 0
+    explained: bool = False
+    reduced: bool = False  # the ledger switched the account to REDUCING (setting)
 
 
 class AccountLinked(Event, frozen=True, kw_only=True, tag="AccountLinked"):
@@ -403,7 +458,9 @@ AnyEvent = (
     | OrderRejected
     | OrderOutcomeUnknown
     | FillReceived
+    | FillFees
     | PositionReported
+    | PositionDrift
     | AccountLinked
     | AccountUnlinked
     | TokenRenewed

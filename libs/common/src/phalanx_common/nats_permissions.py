@@ -95,8 +95,15 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
             Buckets.GUARDS,
         ),
     ),
-    # Positions from ORDERS and FILLS, nothing written.
-    "ledger": ServiceAccess(consumes=(subjects.ORDERS, subjects.FILLS)),
+    # Positions from ORDERS and FILLS. Reconciliation with the broker (ADR-0125) reads accounts
+    # and their logins' tokens, records fills fetched from the venue on FILLS, reports drift on
+    # CONTROL and, when configured, switches a drifted account to REDUCING.
+    "ledger": ServiceAccess(
+        publishes=("fills.>", subjects.CONTROL_DRIFT_ALL, subjects.CONTROL_STATE),
+        consumes=(subjects.ORDERS, subjects.FILLS),
+        reads=(Buckets.ACCOUNTS, Buckets.TOKENS),
+        writes=(Buckets.TRADING_STATE,),
+    ),
 }
 
 _TOPOLOGY_BUCKETS: tuple[Bucket, ...] = (

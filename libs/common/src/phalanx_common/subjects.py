@@ -28,8 +28,10 @@ __all__ = [
     "StreamSpec",
     "auth_subject",
     "delayed_subject",
+    "drift_subject",
     "exec_consumer",
     "exec_subject",
+    "fill_fees_subject",
     "fills_subject",
     "orders_subject",
     "planned_subject",
@@ -227,6 +229,11 @@ def fills_subject(account_id: int) -> str:
     return f"fills.{int(account_id)}"
 
 
+def fill_fees_subject(account_id: int) -> str:
+    """Subject of the fees the venue reports for one account's fills (in FILLS; ADR-0127)."""
+    return f"fills.fees.{int(account_id)}"
+
+
 def auth_subject(login_id: str) -> str:
     """Subject of one login's auth events."""
     return f"auth.{safe_token(login_id)}"
@@ -237,6 +244,12 @@ CONTROL_KILL = "control.kill"
 CONTROL_FLATTENED = "control.flattened"
 CONTROL_ALL = "control.>"
 DEAD_LETTERS = "control.terminated"
+CONTROL_DRIFT_ALL = "control.drift.>"
+
+
+def drift_subject(account_id: int) -> str:
+    """Subject of the ledger's ``PositionDrift`` reports of one account (ADR-0125)."""
+    return f"control.drift.{int(account_id)}"
 
 
 class Consumers:

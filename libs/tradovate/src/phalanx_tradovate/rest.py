@@ -310,6 +310,20 @@ class TradovateRest:
             return []
         return await self._get("command/ldeps", token, list[wire.Command], {"masterids": ids})
 
+    async def fill_ldeps(self, token: str, order_ids: Iterable[int]) -> list[wire.Fill]:
+        """Fills of several orders in one call (``GET /fill/ldeps?masterids=a,b``)."""
+        ids = ",".join(str(i) for i in order_ids)
+        if not ids:
+            return []
+        return await self._get("fill/ldeps", token, list[wire.Fill], {"masterids": ids})
+
+    async def fill_fee_ldeps(self, token: str, fill_ids: Iterable[int]) -> list[wire.FillFee]:
+        """Fees of several fills in one call (``GET /fillFee/ldeps?masterids=a,b``)."""
+        ids = ",".join(str(i) for i in fill_ids)
+        if not ids:
+            return []
+        return await self._get("fillFee/ldeps", token, list[wire.FillFee], {"masterids": ids})
+
     async def find_by_cl_ord_id(
         self, token: str, account_id: int, cl_ord_id: str, *, chunk: int = 100
     ) -> tuple[wire.Order, wire.Command] | None:

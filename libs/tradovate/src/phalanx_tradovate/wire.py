@@ -31,6 +31,7 @@ __all__ = [
     "Contract",
     "ExecutionReport",
     "Fill",
+    "FillFee",
     "LiquidatePosition",
     "MeResponse",
     "ModifyOrder",
@@ -272,6 +273,27 @@ class Fill(WireStruct, frozen=True, kw_only=True):
     price: Decimal | None = None
     active: bool | None = None
     finallyPaired: int | None = None
+
+
+class FillFee(WireStruct, frozen=True, kw_only=True):
+    """Commissions and fees of one fill (``fillFee/deps?masterid=<fill id>``); each amount
+    comes with the id of its currency (1: USD)."""
+
+    id: int
+    clearingFee: Decimal | None = None
+    clearingCurrencyId: int | None = None
+    exchangeFee: Decimal | None = None
+    exchangeCurrencyId: int | None = None
+    nfaFee: Decimal | None = None
+    nfaCurrencyId: int | None = None
+    brokerageFee: Decimal | None = None
+    brokerageCurrencyId: int | None = None
+    ipFee: Decimal | None = None
+    ipCurrencyId: int | None = None
+    commission: Decimal | None = None
+    commissionCurrencyId: int | None = None
+    orderRoutingFee: Decimal | None = None
+    orderRoutingCurrencyId: int | None = None
 
 
 class Position(WireStruct, frozen=True, kw_only=True):

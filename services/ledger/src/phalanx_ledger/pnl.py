@@ -6,7 +6,9 @@ its order (:mod:`phalanx_ledger.attribution`); its day is the UTC date of ``ts_e
 realized by a closing fill belongs to the closing fill's strategy and day: a bracket leg
 closing an entry is that entry's strategy, an exit the trader placed by hand is ``outside``.
 Money is summed per currency; fills of products missing from the contract table count in
-``unpriced_fills`` and add no money.
+``unpriced_fills`` and add no money. Commissions and fees are the venue's ``fillFee`` of each
+fill, once the ledger's reconciliation fetched it (ADR-0127); a fill without them yet counts
+in ``fills_without_fees``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class FillRow(msgspec.Struct, frozen=True, kw_only=True):
     signal_id: str
     intent_id: str
     leg: str
+    fees_money: Decimal | None = None  # the venue's fillFee total; null: not reported (yet)
+    fee_currency: str = ""
 
 
 class PnlRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +62,9 @@ class PnlRow(msgspec.Struct, frozen=True, kw_only=True):
     realized_pnl_money: Decimal
     fills: int
     unpriced_fills: int
+    fees_money: Decimal = Decimal(0)  # commissions and fees the venue reported (ADR-0127)
+    net_pnl_money: Decimal = Decimal(0)  # realized_pnl_money - fees_money
+    fills_without_fees: int = 0
 
 
 def _utc(ts_ns: int) -> dt.datetime:
@@ -67,6 +74,7 @@ def _utc(ts_ns: int) -> dt.datetime:
 def _row(projection: PositionsProjection, applied: AppliedFill) -> FillRow:
     fill = applied.fill
     who = projection.orders.of(fill.order_id)
+    fees = projection.fees.get(fill.fill_id)
     moment = _utc(fill.ts_event)
     return FillRow(
         fill_id=fill.fill_id,
@@ -87,6 +95,8 @@ def _row(projection: PositionsProjection, applied: AppliedFill) -> FillRow:
         signal_id=who.signal_id,
         intent_id=who.intent_id,
         leg=who.leg,
+        fees_money=fees.total if fees is not None else None,
+        fee_currency=fees.currency if fees is not None else "",
     )
 
 
@@ -133,22 +143,39 @@ def fill_rows(
 
 
 def pnl_rows(projection: PositionsProjection, by: PnlBy) -> list[PnlRow]:
-    """Realized P&L in money grouped ``by`` day, strategy or account (and currency)."""
+    """Realized P&L and fees in money grouped ``by`` day, strategy or account (and currency).
+
+    A fill's fees count in their own currency (usually the product's); net = realized - fees.
+    """
     totals: dict[tuple[str, str], list[Any]] = {}
     rows, _ = fill_rows(projection)
     for row in rows:
         key = (
             row.day if by == "day" else row.strategy_id if by == "strategy" else str(row.account_id)
         )
-        total = totals.setdefault((key, row.currency), [Decimal(0), 0, 0])
+        total = totals.setdefault((key, row.currency), [Decimal(0), 0, 0, Decimal(0), 0])
         total[1] += 1
         if row.realized_pnl_money is None:
             total[2] += 1
         else:
             total[0] += row.realized_pnl_money
+        if row.fees_money is None:
+            total[4] += 1
+        else:
+            paid = totals.setdefault((key, row.fee_currency), [Decimal(0), 0, 0, Decimal(0), 0])
+            paid[3] += row.fees_money
     return [
-        PnlRow(key=key, currency=currency, realized_pnl_money=money, fills=n, unpriced_fills=u)
-        for (key, currency), (money, n, u) in sorted(totals.items())
+        PnlRow(
+            key=key,
+            currency=currency,
+            realized_pnl_money=money,
+            fills=n,
+            unpriced_fills=u,
+            fees_money=fees,
+            net_pnl_money=money - fees,
+            fills_without_fees=w,
+        )
+        for (key, currency), (money, n, u, fees, w) in sorted(totals.items())
     ]
 
 

@@ -29,7 +29,7 @@ from decimal import Decimal
 import msgspec
 
 from phalanx_common.contracts import ContractBook, ProductSpec
-from phalanx_common.events import FillReceived, OrderAccepted, OrderRejected
+from phalanx_common.events import FillFees, FillReceived, OrderAccepted, OrderRejected
 from phalanx_ledger.attribution import OrderIndex
 
 __all__ = ["AppliedFill", "OrderCounts", "PositionView", "PositionsProjection"]
@@ -153,6 +153,8 @@ class PositionsProjection:
         self._order_accounts: dict[int, int] = {}  # order id -> account, from OrderAccepted
         self.fills_applied = 0
         self.duplicate_fills = 0
+        self.fees: dict[int, FillFees] = {}  # fill id -> the venue's fees (ADR-0127)
+        self._unpaid: dict[int, set[int]] = {}  # account -> applied fills without fees yet
 
     @property
     def unattributed_fills(self) -> int:
@@ -162,6 +164,8 @@ class PositionsProjection:
     def apply_fill(self, fill: FillReceived) -> bool:
         """Apply a fill; return ``False`` (and change nothing) if its ``fill_id`` was seen."""
         if fill.fill_id in self._fill_ids:
+            if fill.account_id and self._release_held(fill):
+                return True
             self.duplicate_fills += 1
             return False
         self._fill_ids.add(fill.fill_id)
@@ -174,6 +178,43 @@ class PositionsProjection:
         self._apply_to_position(fill)
         return True
 
+    def apply_fees(self, event: FillFees) -> bool:
+        """Record a fill's fees once (the first report counts); ``False`` for a repeat."""
+        if event.fill_id in self.fees:
+            return False
+        self.fees[event.fill_id] = event
+        self._unpaid.get(event.account_id, set()).discard(event.fill_id)
+        return True
+
+    def fills_without_fees(self, account_id: int) -> list[int]:
+        """Applied fills of an account whose fees the venue has not reported yet."""
+        return sorted(self._unpaid.get(account_id, ()))
+
+    def product_of(self, symbol: str) -> ProductSpec | None:
+        """The contract table's product of a symbol (``None`` when unknown)."""
+        return self._contracts.product_of(symbol)
+
+    def knows_fill(self, fill_id: int) -> bool:
+        """Whether a fill was applied to its account (a held, unattributed fill is not)."""
+        return fill_id in self._fill_ids and fill_id not in self._held_fill_ids()
+
+    def _held_fill_ids(self) -> set[int]:
+        return {held.fill_id for fills in self._unattributed.values() for held in fills}
+
+    def _release_held(self, fill: FillReceived) -> bool:
+        """Apply a held unattributed fill now that a report names its account (reconciliation,
+        ADR-0125); ``False`` when the fill is not held."""
+        held = self._unattributed.get(fill.order_id, [])
+        if not any(h.fill_id == fill.fill_id for h in held):
+            return False
+        rest = [h for h in held if h.fill_id != fill.fill_id]
+        if rest:
+            self._unattributed[fill.order_id] = rest
+        else:
+            del self._unattributed[fill.order_id]
+        self._apply_to_position(fill)
+        return True
+
     def _apply_to_position(self, fill: FillReceived) -> None:
         key = (fill.account_id, fill.symbol)
         position = self._positions.get(key)
@@ -182,6 +223,8 @@ class PositionsProjection:
             position = _Position(fill.account_id, fill.symbol, fill.contract_id, spec)
             self._positions[key] = position
         realized = position.apply(fill)
+        if fill.fill_id not in self.fees:
+            self._unpaid.setdefault(fill.account_id, set()).add(fill.fill_id)
         self.applied.append(
             AppliedFill(
                 fill=fill,

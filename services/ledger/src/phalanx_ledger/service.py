@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
+from phalanx_common.clock import Clock
 from phalanx_common.events import (
     AnyEvent,
+    FillFees,
     FillReceived,
     IntentExpired,
     OrderAccepted,
@@ -23,10 +25,13 @@ from phalanx_common.http_limits import HttpLimits
 from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.telemetry import child_span
 from phalanx_ledger.api import create_app
+from phalanx_ledger.broker_check import BrokerCheck, build_broker_check
 from phalanx_ledger.fanout import FanoutTracker
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.metrics import LedgerMetrics
 from phalanx_ledger.projection import PositionsProjection
+from phalanx_ledger.recon_api import recon_router
+from phalanx_ledger.recon_metrics import ReconciliationCollector
 from phalanx_ledger.settings import LedgerSettings
 
 __all__ = ["LedgerService", "build_ledger"]
@@ -53,6 +58,7 @@ class LedgerService:
         followers: list[StreamFollower],
         app: FastAPI,
         metrics: LedgerMetrics | None = None,
+        broker_check: BrokerCheck | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -60,6 +66,7 @@ class LedgerService:
         self.followers = followers
         self.app = app
         self.metrics = metrics
+        self.broker_check = broker_check  # reconciliation with the broker (ADR-0125)
         self._http = HttpServer(
             app,
             settings.http_host,
@@ -89,6 +96,8 @@ class LedgerService:
             self.projection.fills_applied,
             self.projection.duplicate_fills,
         )
+        if self.broker_check is not None:
+            await self.broker_check.start()
         await self._http.start()
         if self.metrics is not None:
             self.metrics.start()
@@ -98,6 +107,8 @@ class LedgerService:
         if self.metrics is not None:
             await self.metrics.stop()
         await self._http.stop()
+        if self.broker_check is not None:
+            await self.broker_check.stop()
         for follower in self.followers:
             await follower.stop()
         await self.bus.close()
@@ -115,6 +126,8 @@ def _dispatcher(
             }
             with child_span("project fill", attributes):  # live fills only (ADR-0070)
                 projection.apply_fill(event)
+        elif isinstance(event, FillFees):
+            projection.apply_fees(event)  # ADR-0127
         elif isinstance(event, OrderAccepted | OrderRejected):
             projection.apply_order(event)
             if fanout is not None:
@@ -129,8 +142,10 @@ def _dispatcher(
     return apply
 
 
-async def build_ledger(settings: LedgerSettings) -> LedgerService:
+async def build_ledger(settings: LedgerSettings, clock: Clock | None = None) -> LedgerService:
     """Connect to NATS, declare the topology and assemble the ledger (not yet started).
+
+    ``clock`` paces reconciliation with the broker (default: the real clock).
 
     Raises:
         DependencyUnavailable: if NATS cannot be reached.
@@ -157,4 +172,9 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
         .add("replay", lambda: all(f.caught_up for f in followers))
     )
     app = create_app(projection, followers, metrics.registry, readiness, settings.admin_token)
-    return LedgerService(settings, bus, projection, followers, app, metrics)
+    check = await build_broker_check(
+        settings, bus, projection, ready=lambda: all(f.caught_up for f in followers), clock=clock
+    )
+    app.include_router(recon_router(projection, check.reconciler, settings.admin_token))
+    metrics.registry.register(ReconciliationCollector(check.reconciler))
+    return LedgerService(settings, bus, projection, followers, app, metrics, check)
