@@ -1,0 +1,98 @@
+"""Signing in and out, and the logins and accounts page (auth's admin API).
+
+- ``GET /login``, ``POST /login`` (form ``user``, ``password``; the ``Origin`` must be this
+  console's): a new session and its cookie, then 303 to ``/strategies``; a wrong name or
+  password is one message for both;
+- ``POST /logout`` (CSRF token): the session ends and its cookie is cleared;
+- ``GET /logins``: every broker login (status, how connected, token expiry) with its accounts;
+  connecting and disconnecting stay on auth's own account page (OAuth needs it), linked here.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from phalanx_console.backends import AdminApis
+from phalanx_console.guards import (
+    COOKIE,
+    Forbidden,
+    first,
+    read_form,
+    same_origin,
+    signed_in,
+)
+from phalanx_console.render import Renderer
+from phalanx_console.sessions import SessionStore
+from phalanx_console.users import Users
+
+__all__ = ["login_router"]
+
+
+def login_router(
+    apis: AdminApis,
+    renderer: Renderer,
+    users: Users,
+    sessions: SessionStore,
+    cookie_secure: bool,
+    ttl_s: float,
+) -> APIRouter:
+    """The sign-in routes and the logins page."""
+    router = APIRouter()
+
+    @router.get("/login")
+    async def login_page(request: Request) -> HTMLResponse:
+        return renderer.page("login.html", session=None, error="", user="")
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        if not same_origin(request):
+            raise Forbidden("the sign-in did not come from this console's page")
+        form = await read_form(request)
+        name = first(form, "user")
+        user = users.authenticate(name, (form.get("password") or [""])[0])
+        if user is None:
+            return renderer.page(
+                "login.html",
+                status_code=401,
+                session=None,
+                error="wrong user name or password",
+                user=name,
+            )
+        sessions.close(request.cookies.get(COOKIE))
+        session = sessions.open(user.name, user.role)
+        resp = RedirectResponse("/strategies", 303)
+        resp.set_cookie(
+            COOKIE,
+            session.session_id,
+            max_age=int(ttl_s),
+            path="/",
+            secure=cookie_secure,
+            httponly=True,
+            samesite="strict",
+        )
+        return resp
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        session = signed_in(request)
+        if not same_origin(request):
+            raise Forbidden("the request did not come from this console's pages")
+        form = await read_form(request)
+        if not session.csrf_matches(first(form, "csrf")):
+            raise Forbidden("missing or wrong CSRF token; reload the page")
+        sessions.close(session.session_id)
+        resp = RedirectResponse("/login", 303)
+        resp.delete_cookie(COOKIE, path="/", secure=cookie_secure, httponly=True, samesite="strict")
+        return resp
+
+    @router.get("/logins")
+    async def logins_page(request: Request) -> HTMLResponse:
+        session = signed_in(request)
+        logins = await apis.get("auth", "/admin/logins")
+        logins.sort(key=lambda login: login["login_id"])
+        return renderer.page(
+            "logins.html", session=session, logins=logins, account_page=f"{apis.urls['auth']}/ui"
+        )
+
+    return router
