@@ -176,6 +176,27 @@ async def test_operator_journey_in_the_console(
         await page.wait_for_selector("#no-signals")  # the live log is connected and empty
         await _shot(page, "03-strategy-subscribed")
 
+        # settings: a new maximum quantity is saved at ingest
+        await page.fill("#settings-form input[name=max_quantity]", "10")
+        await page.click("#save-settings")
+        await page.wait_for_url(lambda url: "ok=settings+saved" in url)
+        assert await page.input_value("#settings-form input[name=max_quantity]") == "10"
+        stored = await http.get(
+            f"{system.endpoints.ingest}/admin/strategies/{strategy_id}",
+            headers={"Authorization": f"Bearer {system.endpoints.admin_token}"},
+        )
+        assert stored.json()["max_quantity"] == 10
+
+        # a test signal through the pasted URL: planned for all 25, sent to none
+        await page.fill("#test-form input[name=webhook_url]", webhook_url)
+        await page.click("#send-test")
+        await page.wait_for_url(lambda url: "ok=test+signal+sent" in url)
+        await page.wait_for_selector("#signals tr[data-test=true][data-skipped='25']")
+        assert len(await page.query_selector_all(".outcomes tr[data-outcome=skipped]")) == 25
+        assert "test-signal" in await page.inner_text(".outcomes")
+        orders = await http.get(f"{system.endpoints.sim}/admin/stats")
+        assert orders.json()["placeOso"] == 0
+
         # a signal to the copied URL: the open page fills in 25 placed outcomes by itself
         answer = await http.post(webhook_url, json=ENTRY)
         assert answer.status_code == 200, answer.text
