@@ -254,9 +254,23 @@ async def test_operator_journey_in_the_console(
             assert await _venue_net(http, system, account) == 0
         await _shot(page, "08-positions-flat")
 
+        # logins: each active, with the venue requests its 5 accounts cost in the hour window
         await page.click("#nav-logins")
         assert len(await page.query_selector_all("#logins tbody tr[data-status=active]")) == 5
+        for login in seeded.logins:
+            windows = await page.query_selector_all(f"#budget-{login} [data-used]")
+            assert len(windows) == 2  # the login's minute and hour
+            hour = windows[-1]
+            assert int(await hour.get_attribute("data-used") or 0) >= 5, login
         await _shot(page, "09-logins")
+        gone = seeded.logins[0]
+        await page.click(f"#disconnect-{gone}")  # unconfirmed: refused
+        assert "confirm" in await page.inner_text("#error")
+        assert await page.get_attribute(f"#login-{gone}", "data-status") == "active"
+        await page.check(f"#login-{gone} input[name=confirm]")
+        await page.click(f"#disconnect-{gone}")
+        await page.wait_for_url(lambda url: "ok=disconnected" in url)
+        assert await page.get_attribute(f"#login-{gone}", "data-status") == "disconnected"
 
         # CSRF: a form whose token was tampered with is refused and changes nothing
         await page.click("#nav-trading")

@@ -4,26 +4,33 @@
   console's): a new session and its cookie, then 303 to ``/strategies``; a wrong name or
   password is one message for both;
 - ``POST /logout`` (CSRF token): the session ends and its cookie is cleared;
-- ``GET /logins``: every broker login (status, how connected, token expiry) with its accounts;
-  connecting and disconnecting stay on auth's own account page (OAuth needs it), linked here.
+- ``GET /logins``: every broker login (status, how connected, token expiry) with its accounts
+  and its venue request budget in use (the executor's ``/admin/budgets``: permits used per
+  window, penalty or lockout time left); connecting by OAuth stays on auth's own account page
+  (its consent flow is bound to that page), linked here;
+- ``POST /logins/{id}/disconnect`` (admin, confirm box): auth forgets the login's token and
+  credentials and unlinks its accounts.
 """
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from phalanx_console.backends import AdminApis
+from phalanx_console.backends import AdminApis, BackendError
 from phalanx_console.guards import (
     COOKIE,
     Forbidden,
+    admin_form,
     first,
     read_form,
     same_origin,
     signed_in,
 )
 from phalanx_console.render import Renderer
-from phalanx_console.sessions import SessionStore
+from phalanx_console.sessions import Session, SessionStore
 from phalanx_console.users import Users
 
 __all__ = ["login_router"]
@@ -86,13 +93,41 @@ def login_router(
         resp.delete_cookie(COOKIE, path="/", secure=cookie_secure, httponly=True, samesite="strict")
         return resp
 
-    @router.get("/logins")
-    async def logins_page(request: Request) -> HTMLResponse:
-        session = signed_in(request)
+    async def logins_page(
+        request: Request, session: Session, error: str = "", status: int = 200
+    ) -> HTMLResponse:
         logins = await apis.get("auth", "/admin/logins")
         logins.sort(key=lambda login: login["login_id"])
+        try:
+            budgets = {
+                b["login_id"]: b for b in (await apis.get("executor", "/admin/budgets"))["logins"]
+            }
+        except BackendError:
+            budgets = {}  # an executor without the route, or none reachable: no budget column
         return renderer.page(
-            "logins.html", session=session, logins=logins, account_page=f"{apis.urls['auth']}/ui"
+            "logins.html",
+            status_code=status,
+            session=session,
+            logins=logins,
+            budgets=budgets,
+            account_page=f"{apis.urls['auth']}/ui",
+            error=error,
+            notice=request.query_params.get("ok", ""),
         )
+
+    @router.get("/logins")
+    async def show_logins(request: Request) -> HTMLResponse:
+        return await logins_page(request, signed_in(request))
+
+    @router.post("/logins/{login_id}/disconnect")
+    async def disconnect(request: Request, login_id: str) -> Response:
+        session, form = await admin_form(request)
+        if first(form, "confirm") != "on":
+            return await logins_page(request, session, "tick the box to confirm", 422)
+        try:
+            await apis.call("auth", "DELETE", f"/admin/logins/{quote(login_id, safe='')}")
+        except BackendError as exc:
+            return await logins_page(request, session, f"auth refused: {exc.detail}", 422)
+        return RedirectResponse(f"/logins?ok=disconnected+{quote(login_id)}", 303)
 
     return router

@@ -10,6 +10,9 @@ travels on the bus). Admin routes need ``Authorization: Bearer <PHALANX_ADMIN_TO
   ``{"state","reason","by"?}`` with scope ``global``, ``strategy.<id>`` or ``account.<id>``;
   state ACTIVE, REDUCING or HALTED; ``by`` names who asked (shown with the state).
 - ``PUT /admin/guards/{account_id}`` ``{"max_contracts","daily_loss_limit"}``; ``GET`` reads.
+- ``GET /admin/budgets``: each login's venue request budget: per window its limit, span and
+  permits used now, and how long a penalty or lockout still blocks it (shared in Redis, so any
+  replica answers for every login).
 - ``POST /admin/kill-switch`` ``{"reason","by"?}``: global HALTED, then every replica cancels and
   flattens what it owns.
 """
@@ -17,7 +20,7 @@ travels on the bus). Admin routes need ``Authorization: Bearer <PHALANX_ADMIN_TO
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -72,8 +75,10 @@ def create_app(
     health: Callable[[], dict[str, Any]],
     registry: CollectorRegistry | None = None,
     readiness: Readiness | None = None,
+    budgets: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
 ) -> FastAPI:
-    """Build the executor's HTTP app (``/metrics`` and ``/readyz`` when given their sources)."""
+    """Build the executor's HTTP app (``/metrics``, ``/readyz`` and ``/admin/budgets`` when
+    given their sources)."""
     app = FastAPI(title="Phalanx executor", version="0.1.0")
 
     @app.get("/healthz")
@@ -126,6 +131,12 @@ def create_app(
             ),
         )
         return {"scope": scope, "state": body.state, "reason": body.reason}
+
+    @router.get("/budgets")
+    async def get_budgets() -> dict[str, Any]:
+        if budgets is None:
+            raise HTTPException(404, "budgets are not available on this replica")
+        return {"logins": await budgets()}
 
     @router.put("/guards/{account_id}")
     async def put_guard(account_id: int, body: GuardIn) -> dict[str, Any]:
