@@ -7,6 +7,7 @@ import pytest
 from phalanx_console.signal_pages import sse_event
 from phalanx_console.strategy_pages import (
     FormError,
+    changed_settings,
     strategy_body,
     subscription_body,
     webhook_secret,
@@ -85,3 +86,10 @@ def test_a_server_sent_event_carries_every_line() -> None:
         "event: signals\ndata: <p>\ndata: hi\ndata: </p>\n\n"
     )
     assert sse_event("x", "") == "event: x\ndata: \n\n"
+
+
+def test_only_changed_settings_are_sent_so_defaults_stay_defaults() -> None:
+    shown = {"name": "t", "max_quantity": 100, "repeat_window_s": 5.0, "allowed_tickers": []}
+    submitted = {"name": "t", "max_quantity": 10, "repeat_window_s": 5.0, "allowed_tickers": []}
+    assert changed_settings(submitted, shown) == {"max_quantity": 10}
+    assert changed_settings(shown, shown) == {}

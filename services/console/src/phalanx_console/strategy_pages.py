@@ -69,6 +69,13 @@ def strategy_body(form: dict[str, list[str]]) -> dict[str, Any]:
     return body
 
 
+def changed_settings(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """Only the settings the operator changed: the page shows the values in force, where a
+    strategy's 0 may stand for the service default; sending those back unchanged would pin
+    today's default into the strategy."""
+    return {k: v for k, v in body.items() if current.get(k) != v}
+
+
 def _optional_int(form: dict[str, list[str]], name: str) -> int | None:
     raw = first(form, name)
     if not raw:
@@ -181,9 +188,9 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
     async def edit_strategy(request: Request, strategy_id: str) -> Response:
         _, form = await admin_form(request)
         try:
-            await apis.call(
-                "ingest", "PATCH", f"/admin/strategies/{strategy_id}", strategy_body(form)
-            )
+            current = await apis.get("ingest", f"/admin/strategies/{strategy_id}")
+            changes = changed_settings(strategy_body(form), current)
+            await apis.call("ingest", "PATCH", f"/admin/strategies/{strategy_id}", changes)
         except (FormError, BackendError) as exc:
             return await strategy_page(request, strategy_id, error=_reason(exc), status=422)
         return RedirectResponse(f"/strategies/{strategy_id}?ok=settings+saved", 303)
