@@ -169,3 +169,19 @@ async def test_changes_need_admin_role_csrf_token_and_origin(console: ConsoleSer
         assert after.status_code == 401
         still = await post(other, {**kill, "csrf": other_csrf}, Origin=console.url)
         assert still.status_code == 502
+
+
+@pytest.mark.integration
+async def test_ids_in_paths_cannot_reach_other_admin_routes(console: ConsoleService) -> None:
+    async with httpx.AsyncClient(base_url=console.url, timeout=10) as http:
+        session = await _sign_in(http, console, "victor", VIEWER_PW)
+        cookie = {"Cookie": f"phalanx_console={session}"}
+        for path in (
+            "/strategies/x%3Flimit%3D1",  # a query smuggled into the id
+            "/signals/a%2Fb",
+            "/strategies/x%23y/signals/live",
+        ):
+            resp = await http.get(path, headers=cookie)
+            assert resp.status_code in (404, 422), path
+        # a well-formed id goes on to the (unreachable) service
+        assert (await http.get("/signals/s0123abc", headers=cookie)).status_code == 502

@@ -6,13 +6,18 @@ APIs does.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
+from fastapi import Path
 
-__all__ = ["AdminApis", "BackendError", "Service"]
+__all__ = ["AdminApis", "BackendError", "Id", "Service"]
 
 Service = Literal["ingest", "auth", "executor", "ledger"]
+
+Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+"""A strategy or signal id in a console path: only what ids are made of, so one never changes
+the path or query of the admin API call it goes into."""
 
 
 class BackendError(Exception):

@@ -122,6 +122,8 @@ def login_router(
     @router.post("/logins/{login_id}/disconnect")
     async def disconnect(request: Request, login_id: str) -> Response:
         session, form = await admin_form(request)
+        if login_id in (".", ".."):
+            return await logins_page(request, session, "no such login", 404)
         if first(form, "confirm") != "on":
             return await logins_page(request, session, "tick the box to confirm", 422)
         try:

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from phalanx_console.backends import AdminApis, BackendError
+from phalanx_console.backends import AdminApis, BackendError, Id
 from phalanx_console.guards import signed_in
 from phalanx_console.render import Renderer
 
@@ -63,7 +63,7 @@ def signal_router(
         )
 
     @router.get("/strategies/{strategy_id}/signals/live")
-    async def live(request: Request, strategy_id: str) -> StreamingResponse:
+    async def live(request: Request, strategy_id: Id) -> StreamingResponse:
         signed_in(request)
 
         async def events() -> AsyncIterator[str]:
@@ -93,13 +93,13 @@ def signal_router(
         )
 
     @router.get("/strategies/{strategy_id}/signals")
-    async def log_now(request: Request, strategy_id: str) -> HTMLResponse:
+    async def log_now(request: Request, strategy_id: Id) -> HTMLResponse:
         """The same fragment once (for a browser without server-sent events)."""
         signed_in(request)
         return HTMLResponse(await log_fragment(strategy_id), headers={"Cache-Control": "no-store"})
 
     @router.get("/signals/{signal_id}")
-    async def one_signal(request: Request, signal_id: str) -> HTMLResponse:
+    async def one_signal(request: Request, signal_id: Id) -> HTMLResponse:
         session = signed_in(request)
         signal = await apis.get("ingest", f"/admin/signals/{signal_id}")
         return renderer.page("signal.html", session=session, signal=signal)

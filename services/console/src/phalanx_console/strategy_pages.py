@@ -17,7 +17,7 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from phalanx_console.backends import AdminApis, BackendError
+from phalanx_console.backends import AdminApis, BackendError, Id
 from phalanx_console.guards import admin_form, first, signed_in
 from phalanx_console.render import Renderer
 
@@ -181,11 +181,11 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
         )
 
     @router.get("/strategies/{strategy_id}")
-    async def show_strategy(request: Request, strategy_id: str) -> HTMLResponse:
+    async def show_strategy(request: Request, strategy_id: Id) -> HTMLResponse:
         return await strategy_page(request, strategy_id, notice=request.query_params.get("ok", ""))
 
     @router.post("/strategies/{strategy_id}/settings")
-    async def edit_strategy(request: Request, strategy_id: str) -> Response:
+    async def edit_strategy(request: Request, strategy_id: Id) -> Response:
         _, form = await admin_form(request)
         try:
             current = await apis.get("ingest", f"/admin/strategies/{strategy_id}")
@@ -196,7 +196,7 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
         return RedirectResponse(f"/strategies/{strategy_id}?ok=settings+saved", 303)
 
     @router.post("/strategies/{strategy_id}/secret")
-    async def rotate_secret(request: Request, strategy_id: str) -> Response:
+    async def rotate_secret(request: Request, strategy_id: Id) -> Response:
         session, form = await admin_form(request)
         if first(form, "confirm") != "on":
             return await strategy_page(
@@ -218,7 +218,7 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
         )
 
     @router.post("/strategies/{strategy_id}/subscriptions")
-    async def subscribe(request: Request, strategy_id: str) -> Response:
+    async def subscribe(request: Request, strategy_id: Id) -> Response:
         _, form = await admin_form(request)
         accounts = await apis.get("auth", "/admin/accounts")
         try:
@@ -233,7 +233,7 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
         )
 
     @router.post("/strategies/{strategy_id}/test-signal")
-    async def test_signal(request: Request, strategy_id: str) -> Response:
+    async def test_signal(request: Request, strategy_id: Id) -> Response:
         _, form = await admin_form(request)
         secret = webhook_secret(first(form, "webhook_url"), strategy_id)
         if not secret:
