@@ -185,3 +185,21 @@ async def test_ids_in_paths_cannot_reach_other_admin_routes(console: ConsoleServ
             assert resp.status_code in (404, 422), path
         # a well-formed id goes on to the (unreachable) service
         assert (await http.get("/signals/s0123abc", headers=cookie)).status_code == 502
+
+
+@pytest.mark.integration
+async def test_metrics_count_sign_ins_and_sessions_and_readyz_needs_users(
+    console: ConsoleService,
+) -> None:
+    async with httpx.AsyncClient(base_url=console.url, timeout=10) as http:
+        await _sign_in(http, console, "alice", ADMIN_PW)
+        await _sign_in(http, console, "victor", VIEWER_PW)
+        refused = await http.post(
+            "/login", data={"user": "alice", "password": "nope"}, headers=_origin(console)
+        )
+        assert refused.status_code == 401
+        text = (await http.get("/metrics")).text
+        assert 'phalanx_console_sign_ins_total{result="ok"} 2.0' in text
+        assert 'phalanx_console_sign_ins_total{result="refused"} 1.0' in text
+        assert "phalanx_console_sessions 2.0" in text
+        assert (await http.get("/readyz")).status_code == 200

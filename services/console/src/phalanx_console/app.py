@@ -8,9 +8,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from phalanx_common.health import Readiness, add_readiness_route
+from phalanx_common.metrics import add_metrics_route
 from phalanx_console.backends import AdminApis, BackendError
 from phalanx_console.guards import Forbidden, SignInNeeded, signed_in
 from phalanx_console.login_pages import login_router
+from phalanx_console.metrics import ConsoleMetrics
 from phalanx_console.render import STATIC_DIR, Renderer
 from phalanx_console.sessions import SessionStore
 from phalanx_console.settings import ConsoleSettings
@@ -28,6 +31,7 @@ def create_app(
     users: Users,
     sessions: SessionStore,
     closing: asyncio.Event,
+    metrics: ConsoleMetrics | None = None,
 ) -> FastAPI:
     """Assemble the console over the admin APIs it calls.
 
@@ -37,6 +41,7 @@ def create_app(
         users: Who may sign in.
         sessions: Where sessions live.
         closing: Set when the console stops (ends the live streams).
+        metrics: Served at ``/metrics`` when given.
     """
     app = FastAPI(title="Phalanx console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions = sessions
@@ -67,10 +72,21 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # ready once someone can sign in; the services behind are their own readiness
+    add_readiness_route(app, Readiness().add("users", lambda: len(users) > 0))
+    if metrics is not None:
+        add_metrics_route(app, metrics.registry)
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(
         login_router(
-            apis, renderer, users, sessions, settings.cookie_secure, settings.session_ttl_s
+            apis,
+            renderer,
+            users,
+            sessions,
+            settings.cookie_secure,
+            settings.session_ttl_s,
+            metrics.sign_in if metrics is not None else lambda ok: None,
         )
     )
     app.include_router(strategy_router(apis, renderer))

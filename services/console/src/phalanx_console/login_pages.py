@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -43,6 +44,7 @@ def login_router(
     sessions: SessionStore,
     cookie_secure: bool,
     ttl_s: float,
+    on_sign_in: Callable[[bool], None] = lambda ok: None,
 ) -> APIRouter:
     """The sign-in routes and the logins page."""
     router = APIRouter()
@@ -58,6 +60,7 @@ def login_router(
         form = await read_form(request)
         name = first(form, "user")
         user = users.authenticate(name, (form.get("password") or [""])[0])
+        on_sign_in(user is not None)
         if user is None:
             return renderer.page(
                 "login.html",

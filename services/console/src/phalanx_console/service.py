@@ -11,6 +11,7 @@ from phalanx_common.http import HttpServer
 from phalanx_common.http_limits import HttpLimits
 from phalanx_console.app import create_app
 from phalanx_console.backends import AdminApis
+from phalanx_console.metrics import ConsoleMetrics
 from phalanx_console.sessions import SessionStore
 from phalanx_console.settings import ConsoleSettings
 from phalanx_console.users import Users
@@ -34,7 +35,8 @@ class ConsoleService:
         self.apis = apis
         self.closing = asyncio.Event()
         self.sessions = SessionStore(clock or LiveClock(), settings.session_ttl_s)
-        self.app = create_app(settings, apis, users, self.sessions, self.closing)
+        self.metrics = ConsoleMetrics(self.sessions)
+        self.app = create_app(settings, apis, users, self.sessions, self.closing, self.metrics)
         self._http = HttpServer(
             self.app,
             settings.http_host,

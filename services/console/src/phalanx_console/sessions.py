@@ -55,6 +55,10 @@ class SessionStore:
         self._ttl_ns = int(ttl_s * 1e9)
         self._sessions: dict[str, Session] = {}
 
+    def __len__(self) -> int:
+        self._drop_expired(self._clock.time_ns())
+        return len(self._sessions)
+
     def open(self, user: str, role: Role) -> Session:
         """A new session for ``user``."""
         now = self._clock.time_ns()
