@@ -203,3 +203,19 @@ async def test_metrics_count_sign_ins_and_sessions_and_readyz_needs_users(
         assert 'phalanx_console_sign_ins_total{result="refused"} 1.0' in text
         assert "phalanx_console_sessions 2.0" in text
         assert (await http.get("/readyz")).status_code == 200
+
+
+@pytest.mark.integration
+async def test_too_many_wrong_passwords_hold_the_address_back(console: ConsoleService) -> None:
+    async with httpx.AsyncClient(base_url=console.url, timeout=10) as http:
+        for _ in range(10):
+            wrong = await http.post(
+                "/login", data={"user": "alice", "password": "guess"}, headers=_origin(console)
+            )
+            assert wrong.status_code == 401
+        held = await http.post(
+            "/login", data={"user": "alice", "password": ADMIN_PW}, headers=_origin(console)
+        )
+        assert held.status_code == 429  # even the right password, from this address
+        assert int(held.headers["retry-after"]) > 0
+        assert "set-cookie" not in held.headers

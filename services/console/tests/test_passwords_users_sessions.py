@@ -6,6 +6,7 @@ import pytest
 
 from phalanx_console.passwords import hash_password, verify_password
 from phalanx_console.sessions import SessionStore
+from phalanx_console.throttle import SignInThrottle
 from phalanx_console.users import Users
 from phalanx_testing.clock import FakeClock
 
@@ -78,3 +79,22 @@ async def test_sessions_expire_close_and_carry_their_own_csrf_token() -> None:
     assert store.get(one.session_id) == one
     await clock.advance(2)
     assert store.get(one.session_id) is None
+
+
+async def test_an_address_with_too_many_failures_waits_until_they_leave_the_window() -> None:
+    clock = FakeClock()
+    throttle = SignInThrottle(clock, max_failures=3, window_s=60)
+    for _ in range(3):
+        assert throttle.retry_after_s("10.0.0.1") == 0
+        throttle.failed("10.0.0.1")
+    assert throttle.retry_after_s("10.0.0.1") == pytest.approx(60)
+    assert throttle.retry_after_s("10.0.0.2") == 0  # another address is not held back
+    await clock.advance(59)
+    assert throttle.retry_after_s("10.0.0.1") == pytest.approx(1)
+    await clock.advance(1)
+    assert throttle.retry_after_s("10.0.0.1") == 0
+    throttle.failed("10.0.0.2")
+    throttle.succeeded("10.0.0.2")
+    for _ in range(2):
+        throttle.failed("10.0.0.2")
+    assert throttle.retry_after_s("10.0.0.2") == 0  # a success forgot the earlier failure

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.health import Readiness, add_readiness_route
 from phalanx_common.metrics import add_metrics_route
 from phalanx_console.backends import AdminApis, BackendError
@@ -19,6 +20,7 @@ from phalanx_console.sessions import SessionStore
 from phalanx_console.settings import ConsoleSettings
 from phalanx_console.signal_pages import signal_router
 from phalanx_console.strategy_pages import strategy_router
+from phalanx_console.throttle import SignInThrottle
 from phalanx_console.trading_pages import trading_router
 from phalanx_console.users import Users
 
@@ -32,6 +34,7 @@ def create_app(
     sessions: SessionStore,
     closing: asyncio.Event,
     metrics: ConsoleMetrics | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """Assemble the console over the admin APIs it calls.
 
@@ -42,7 +45,9 @@ def create_app(
         sessions: Where sessions live.
         closing: Set when the console stops (ends the live streams).
         metrics: Served at ``/metrics`` when given.
+        clock: Source of time of the sign-in throttle.
     """
+    clock = clock or LiveClock()
     app = FastAPI(title="Phalanx console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions = sessions
     renderer = Renderer(settings.trace_url)
@@ -86,6 +91,7 @@ def create_app(
             sessions,
             settings.cookie_secure,
             settings.session_ttl_s,
+            SignInThrottle(clock),
             metrics.sign_in if metrics is not None else lambda ok: None,
         )
     )

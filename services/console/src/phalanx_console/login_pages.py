@@ -2,7 +2,7 @@
 
 - ``GET /login``, ``POST /login`` (form ``user``, ``password``; the ``Origin`` must be this
   console's): a new session and its cookie, then 303 to ``/strategies``; a wrong name or
-  password is one message for both;
+  password is one message for both; an address with too many failures waits (429);
 - ``POST /logout`` (CSRF token): the session ends and its cookie is cleared;
 - ``GET /logins``: every broker login (status, how connected, token expiry) with its accounts
   and its venue request budget in use (the executor's ``/admin/budgets``: permits used per
@@ -32,6 +32,7 @@ from phalanx_console.guards import (
 )
 from phalanx_console.render import Renderer
 from phalanx_console.sessions import Session, SessionStore
+from phalanx_console.throttle import SignInThrottle
 from phalanx_console.users import Users
 
 __all__ = ["login_router"]
@@ -44,6 +45,7 @@ def login_router(
     sessions: SessionStore,
     cookie_secure: bool,
     ttl_s: float,
+    throttle: SignInThrottle,
     on_sign_in: Callable[[bool], None] = lambda ok: None,
 ) -> APIRouter:
     """The sign-in routes and the logins page."""
@@ -57,11 +59,25 @@ def login_router(
     async def login(request: Request) -> Response:
         if not same_origin(request):
             raise Forbidden("the sign-in did not come from this console's page")
+        address = request.client.host if request.client else ""
+        wait_s = throttle.retry_after_s(address)
+        if wait_s > 0:
+            on_sign_in(False)
+            refused = renderer.page(
+                "login.html",
+                status_code=429,
+                session=None,
+                error=f"too many wrong passwords from here; try again in {int(wait_s) + 1} s",
+                user="",
+            )
+            refused.headers["Retry-After"] = str(int(wait_s) + 1)
+            return refused
         form = await read_form(request)
         name = first(form, "user")
         user = users.authenticate(name, (form.get("password") or [""])[0])
         on_sign_in(user is not None)
         if user is None:
+            throttle.failed(address)
             return renderer.page(
                 "login.html",
                 status_code=401,
@@ -69,6 +85,7 @@ def login_router(
                 error="wrong user name or password",
                 user=name,
             )
+        throttle.succeeded(address)
         sessions.close(request.cookies.get(COOKIE))
         session = sessions.open(user.name, user.role)
         resp = RedirectResponse("/strategies", 303)

@@ -34,9 +34,12 @@ class ConsoleService:
         self.settings = settings
         self.apis = apis
         self.closing = asyncio.Event()
-        self.sessions = SessionStore(clock or LiveClock(), settings.session_ttl_s)
+        clock = clock or LiveClock()
+        self.sessions = SessionStore(clock, settings.session_ttl_s)
         self.metrics = ConsoleMetrics(self.sessions)
-        self.app = create_app(settings, apis, users, self.sessions, self.closing, self.metrics)
+        self.app = create_app(
+            settings, apis, users, self.sessions, self.closing, self.metrics, clock
+        )
         self._http = HttpServer(
             self.app,
             settings.http_host,
