@@ -300,9 +300,11 @@ async def test_operator_journey_in_the_console(
     await viewer.wait_for_selector("#signals tr[data-placed='25']")
     assert await viewer.query_selector("#subscribe-form") is None
     assert await viewer.is_disabled("#settings-form fieldset input[name=name]")
-    width = await viewer.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"the page is {width}px wide at phone width"
     await _shot(viewer, "10-viewer-phone-strategy")
+    for path in (f"/strategies/{strategy_id}", "/strategies", "/positions", "/trading", "/logins"):
+        await viewer.goto(f"{console.url}{path}")
+        width = await viewer.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width}px wide at phone width (tables scroll inside)"
     await viewer.goto(f"{console.url}/trading")
     assert await viewer.query_selector("#kill-form") is None
     assert await viewer.inner_text("#global-state") == "HALTED"
