@@ -1,9 +1,10 @@
 """The operator console in Debian's chromium (Playwright) over the whole running system.
 
 The journey of issue 14: sign in; create a strategy and copy its webhook URL; subscribe all 25
-simulated accounts (5 logins x 5) with multiplier 2; post a signal to the copied URL and watch
-the 25 outcomes arrive on the open page (server-sent events, no reload); open the signal;
-see 25 positions of 2; flatten with the kill switch; see every position flat (and the venue
+simulated accounts (5 logins x 5) with multiplier 2; change a setting; send a test signal;
+post the copied TradingView alert message (placeholders filled in as TradingView does) to the
+copied URL and watch the 25 outcomes arrive on the open page (server-sent events, no reload);
+open the signal; see 25 positions of 2; flatten with the kill switch; see every position flat (and the venue
 agree). Then the access checks: signed out, the read-only role (at phone width), a CSRF token
 tampered with.
 
@@ -13,6 +14,7 @@ A screenshot of each page goes to ``screenshots/console/`` (git-ignored;
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -50,14 +52,6 @@ SHOTS = Path(os.environ.get("PHALANX_SCREENSHOTS_DIR", ROOT / "screenshots" / "c
 ADMIN_PW = "journey-admin-pw"
 VIEWER_PW = "journey-viewer-pw"
 TRACES = "https://grafana.example/explore?traceId={trace_id}"
-ENTRY = {
-    "ticker": "MNQ1!",
-    "action": "buy",
-    "quantity": 1,
-    "price": 21000,
-    "takeProfit": {"limitPrice": 21100},
-    "stopLoss": {"type": "stop", "stopPrice": 20900},
-}
 
 
 def _chromium() -> str:
@@ -158,7 +152,8 @@ async def test_operator_journey_in_the_console(
         webhook_url = await page.input_value("#webhook-url")
         assert "/webhooks/" in webhook_url
         assert "{secret}" not in webhook_url
-        assert "{{strategy.order.action}}" in await page.input_value("#alert-template")
+        alert_template = await page.input_value("#alert-template")
+        assert "{{strategy.order.action}}" in alert_template
         await _shot(page, "02-strategy-created")
         strategy_id = webhook_url.rstrip("/").split("/")[-2]
 
@@ -197,8 +192,21 @@ async def test_operator_journey_in_the_console(
         orders = await http.get(f"{system.endpoints.sim}/admin/stats")
         assert orders.json()["placeOso"] == 0
 
-        # a signal to the copied URL: the open page fills in 25 placed outcomes by itself
-        answer = await http.post(webhook_url, json=ENTRY)
+        # the alert message as TradingView fills it in, to the copied URL: the open page fills
+        # in 25 placed outcomes by itself
+        alert = alert_template
+        for placeholder, value in {
+            "{{ticker}}": "MNQ1!",
+            "{{strategy.order.action}}": "buy",
+            "{{strategy.order.contracts}}": "1",
+            "{{close}}": "21000.25",
+            "{{timenow}}": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }.items():
+            alert = alert.replace(placeholder, value)
+        assert "{{" not in alert
+        answer = await http.post(
+            webhook_url, content=alert, headers={"Content-Type": "application/json"}
+        )
         assert answer.status_code == 200, answer.text
         await page.wait_for_selector("#signals tr[data-placed='25']", timeout=60_000)
         placed = await page.query_selector_all(".outcomes tr[data-outcome=placed]")
