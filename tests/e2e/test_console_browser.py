@@ -4,9 +4,9 @@ The journey of issue 14: sign in; create a strategy and copy its webhook URL; su
 simulated accounts (5 logins x 5) with multiplier 2; change a setting; send a test signal;
 post the copied TradingView alert message (placeholders filled in as TradingView does) to the
 copied URL and watch the 25 outcomes arrive on the open page (server-sent events, no reload);
-open the signal; see 25 positions of 2; flatten with the kill switch; see every position flat (and the venue
-agree). Then the access checks: signed out, the read-only role (at phone width), a CSRF token
-tampered with.
+open the signal; see 25 positions of 2; flatten with the kill switch; see every position flat
+(and the venue agree); see each login's request budget in use and disconnect one. Then the
+access checks: signed out, the read-only role (at phone width), a CSRF token tampered with.
 
 A screenshot of each page goes to ``screenshots/console/`` (git-ignored;
 ``PHALANX_SCREENSHOTS_DIR`` moves it). Chromium is Debian's, as in the account page's test.
