@@ -6,7 +6,8 @@ browser with server-sent events (htmx's SSE extension swaps the fragment in).
   line keeps the connection open meanwhile. The console asks ingest every ``live_poll_s``
   (ADR-0130); the stream ends after ``max_stream_s`` and the browser reconnects.
 - ``GET /signals/{signal_id}``: one signal with every account's outcome, phase timings and the
-  trace link.
+  trace link; while it is still executing its body (``/signals/{signal_id}/body``) is asked
+  for again every second.
 """
 
 from __future__ import annotations
@@ -103,5 +104,16 @@ def signal_router(
         session = signed_in(request)
         signal = await apis.get("ingest", f"/admin/signals/{signal_id}")
         return renderer.page("signal.html", session=session, signal=signal)
+
+    @router.get("/signals/{signal_id}/body")
+    async def signal_body(request: Request, signal_id: Id) -> HTMLResponse:
+        """The signal's facts and outcomes; the page asks again every second until the signal
+        is done."""
+        signed_in(request)
+        signal = await apis.get("ingest", f"/admin/signals/{signal_id}")
+        return HTMLResponse(
+            renderer.fragment("_signal_body.html", signal=signal),
+            headers={"Cache-Control": "no-store"},
+        )
 
     return router
