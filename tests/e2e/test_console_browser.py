@@ -5,8 +5,9 @@ simulated accounts (5 logins x 5) with multiplier 2; change a setting; send a te
 post the copied TradingView alert message (placeholders filled in as TradingView does) to the
 copied URL and watch the 25 outcomes arrive on the open page (server-sent events, no reload);
 open the signal; see 25 positions of 2; flatten with the kill switch; see every position flat
-(and the venue agree); see each login's request budget in use and disconnect one. Then the
-access checks: signed out, the read-only role (at phone width), a CSRF token tampered with.
+(and the venue agree); see each login's request budget in use and disconnect one; rotate the
+secret (the old URL still works in its grace period). Then the access checks: signed out,
+the read-only role (at phone width), a CSRF token tampered with.
 
 A screenshot of each page goes to ``screenshots/console/`` (git-ignored;
 ``PHALANX_SCREENSHOTS_DIR`` moves it). Chromium is Debian's, as in the account page's test.
@@ -279,6 +280,20 @@ async def test_operator_journey_in_the_console(
         await page.click(f"#disconnect-{gone}")
         await page.wait_for_url(lambda url: "ok=disconnected" in url)
         assert await page.get_attribute(f"#login-{gone}", "data-status") == "disconnected"
+
+        # rotate the secret (confirmed): a new URL, shown once; the old one works for the grace
+        await page.goto(f"{console.url}/strategies/{strategy_id}")
+        await page.check("#rotate-form input[name=confirm]")
+        await page.click("#rotate")
+        rotated_url = await page.input_value("#webhook-url")
+        assert rotated_url != webhook_url
+        assert rotated_url.startswith(webhook_url.rsplit("/", 1)[0] + "/")
+        assert "keeps working until" in await page.inner_text(".warn")
+        for url in (rotated_url, webhook_url):
+            probe = await http.post(url, json={"ticker": "MNQ1!", "action": "exit", "test": True})
+            assert probe.status_code == 200, probe.text
+        wrong = await http.post(webhook_url + "x", json={"ticker": "MNQ1!", "action": "exit"})
+        assert wrong.status_code == 403
 
         # CSRF: a form whose token was tampered with is refused and changes nothing
         await page.click("#nav-trading")
