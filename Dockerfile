@@ -17,7 +17,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 # The members in the image. libs/testing is not one of them, and bench only with its default
 # dependencies (phalanx-seed), not its `system` extra (the benchmark harness).
-ARG MEMBERS="./libs/common ./libs/tradovate ./services/ingest ./services/auth ./services/executor ./services/ledger ./sim ./bench"
+ARG MEMBERS="./libs/common ./libs/tradovate ./services/ingest ./services/auth ./services/executor ./services/ledger ./services/console ./sim ./bench"
 
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -34,6 +34,7 @@ COPY services/ingest/pyproject.toml services/ingest/
 COPY services/auth/pyproject.toml services/auth/
 COPY services/executor/pyproject.toml services/executor/
 COPY services/ledger/pyproject.toml services/ledger/
+COPY services/console/pyproject.toml services/console/
 COPY sim/pyproject.toml sim/
 COPY bench/pyproject.toml bench/
 
@@ -54,6 +55,7 @@ COPY services/ingest services/ingest
 COPY services/auth services/auth
 COPY services/executor services/executor
 COPY services/ledger services/ledger
+COPY services/console services/console
 COPY sim sim
 COPY bench bench
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels $MEMBERS \

@@ -9,7 +9,7 @@ PY := $(BIN)/python
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 MEMBERS := libs/common libs/tradovate libs/testing services/ingest services/auth \
-	services/executor services/ledger sim bench
+	services/executor services/ledger services/console sim bench
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Two pytest workers (pytest-xdist), one test file per worker at a time: most tests wait on real

@@ -38,6 +38,7 @@ PORT_SETTING = {
     "phalanx-auth": "PHALANX_AUTH_PORT",
     "phalanx-ledger": "PHALANX_LEDGER_PORT",
     "phalanx-executor": "PHALANX_EXECUTOR_PORT",
+    "phalanx-console": "PHALANX_CONSOLE_PORT",
 }
 ONE_SHOT = {"seed"}
 # Datasource references Grafana resolves itself.

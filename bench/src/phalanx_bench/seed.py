@@ -213,6 +213,9 @@ def main() -> None:
                 f"Phalanx is up: strategy {seeded.strategy_id} with {len(seeded.account_ids)} "
                 f"simulated accounts under {len(seeded.logins)} logins.",
                 f"Webhook URL: {seeded.webhook_url}",
+                f"Console:     http://127.0.0.1:{os.environ.get('PHALANX_CONSOLE_PORT', 8400)}/"
+                "  (user admin, password dev-console-admin; read-only: viewer, "
+                "dev-console-viewer)",
                 "Trade them all:",
                 f"  {curl}",
                 "Exit them all (the same body again, more than 5 s later, trades again):",

@@ -140,3 +140,26 @@ async def test_a_new_limiter_on_an_empty_redis_starts_at_once(redis_url: str) ->
         assert await RateLimiter(client).try_acquire([Budget("login:i", (Window(5, 60),))]) == 0
     finally:
         await client.aclose()
+
+
+async def test_usage_counts_each_windows_permits_and_blocked_for_shows_a_penalty(
+    redis_url: str,
+) -> None:
+    client = aioredis.from_url(redis_url)
+    limiter = RateLimiter(client)
+    budget = Budget("login:usage", (Window(5, 60), Window(100, 3600)))
+    idle = Budget("login:idle", (Window(5, 60),))
+    try:
+        assert [used for _, used in await limiter.usage(budget)] == [0, 0]
+        for _ in range(3):
+            assert await limiter.try_acquire([budget]) == 0.0
+        assert await limiter.try_acquire([budget], cost=2) == 0.0
+        assert await limiter.try_acquire([budget]) > 0  # the minute is full: not recorded
+        usage = await limiter.usage(budget)
+        assert [(w.limit, used) for w, used in usage] == [(5, 5), (100, 5)]
+        assert [used for _, used in await limiter.usage(idle)] == [0]
+        assert await limiter.blocked_for(idle) == 0
+        await limiter.block(idle, 30)
+        assert 0 < await limiter.blocked_for(idle) <= 30
+    finally:
+        await client.aclose()

@@ -164,6 +164,7 @@ class TradingStateRecord(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["ACTIVE", "REDUCING", "HALTED"]
     reason: str = ""
     updated_ns: int = 0
+    by: str = ""  # who set it (the console's signed-in user; empty from the bare API)
 
 
 class AccountGuardRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,17 +6,21 @@ travels on the bus). Admin routes need ``Authorization: Bearer <PHALANX_ADMIN_TO
 - ``GET /healthz``: liveness: replica, shards, connected logins, orders placed.
 - ``GET /readyz``: 200 when NATS is connected and Redis answers, else 503.
 - ``GET /metrics``: Prometheus metrics of this replica (docs/metrics.md).
-- ``GET /admin/trading-state``; ``PUT /admin/trading-state/{scope}`` ``{"state","reason"}`` with
-  scope ``global``, ``strategy.<id>`` or ``account.<id>``; state ACTIVE, REDUCING or HALTED.
+- ``GET /admin/trading-state``; ``PUT /admin/trading-state/{scope}``
+  ``{"state","reason","by"?}`` with scope ``global``, ``strategy.<id>`` or ``account.<id>``;
+  state ACTIVE, REDUCING or HALTED; ``by`` names who asked (shown with the state).
 - ``PUT /admin/guards/{account_id}`` ``{"max_contracts","daily_loss_limit"}``; ``GET`` reads.
-- ``POST /admin/kill-switch`` ``{"reason"}``: global HALTED, then every replica cancels and
+- ``GET /admin/budgets``: each login's venue request budget: per window its limit, span and
+  permits used now, and how long a penalty or lockout still blocks it (shared in Redis, so any
+  replica answers for every login).
+- ``POST /admin/kill-switch`` ``{"reason","by"?}``: global HALTED, then every replica cancels and
   flattens what it owns.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -44,6 +48,7 @@ class StateIn(BaseModel):
 
     state: Literal["ACTIVE", "REDUCING", "HALTED"]
     reason: str = Field(default="", max_length=500)
+    by: str = Field(default="", max_length=100, description="Who asked (shown with the state).")
 
 
 class GuardIn(BaseModel):
@@ -57,6 +62,7 @@ class KillIn(BaseModel):
     """Body of ``POST /admin/kill-switch``."""
 
     reason: str = Field(min_length=1, max_length=500)
+    by: str = Field(default="", max_length=100, description="Who asked (shown with the state).")
 
 
 def create_app(
@@ -69,8 +75,10 @@ def create_app(
     health: Callable[[], dict[str, Any]],
     registry: CollectorRegistry | None = None,
     readiness: Readiness | None = None,
+    budgets: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
 ) -> FastAPI:
-    """Build the executor's HTTP app (``/metrics`` and ``/readyz`` when given their sources)."""
+    """Build the executor's HTTP app (``/metrics``, ``/readyz`` and ``/admin/budgets`` when
+    given their sources)."""
     app = FastAPI(title="Phalanx executor", version="0.1.0")
 
     @app.get("/healthz")
@@ -88,7 +96,13 @@ def create_app(
     async def get_states() -> dict[str, Any]:
         return {
             "states": [
-                {"scope": r.scope, "state": r.state, "reason": r.reason, "updated_ns": r.updated_ns}
+                {
+                    "scope": r.scope,
+                    "state": r.state,
+                    "reason": r.reason,
+                    "updated_ns": r.updated_ns,
+                    "by": r.by,
+                }
                 for r in states.values()
             ]
         }
@@ -101,7 +115,7 @@ def create_app(
             )
         now = clock.time_ns()
         record = TradingStateRecord(
-            scope=scope, state=body.state, reason=body.reason, updated_ns=now
+            scope=scope, state=body.state, reason=body.reason, updated_ns=now, by=body.by
         )
         kv = await bus.key_value(subjects.Buckets.TRADING_STATE)
         await kv.put(scope, encode(record))
@@ -117,6 +131,12 @@ def create_app(
             ),
         )
         return {"scope": scope, "state": body.state, "reason": body.reason}
+
+    @router.get("/budgets")
+    async def get_budgets() -> dict[str, Any]:
+        if budgets is None:
+            raise HTTPException(404, "budgets are not available on this replica")
+        return {"logins": await budgets()}
 
     @router.put("/guards/{account_id}")
     async def put_guard(account_id: int, body: GuardIn) -> dict[str, Any]:
@@ -152,7 +172,11 @@ def create_app(
         now = clock.time_ns()
         kv = await bus.key_value(subjects.Buckets.TRADING_STATE)
         halted = TradingStateRecord(
-            scope="global", state="HALTED", reason=f"kill switch: {body.reason}", updated_ns=now
+            scope="global",
+            state="HALTED",
+            reason=f"kill switch: {body.reason}",
+            updated_ns=now,
+            by=body.by,
         )
         await kv.put("global", encode(halted))
         event = KillSwitchEngaged(

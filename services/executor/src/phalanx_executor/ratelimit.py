@@ -198,3 +198,15 @@ class RateLimiter:
         """Seconds the budget stays blocked (0 when it is not), here or in Redis."""
         ttl = await self._redis.pttl(self._block_key(budget))
         return max(max(0, int(ttl)) / 1000.0, self._local_wait([budget]))
+
+    async def usage(self, budget: Budget) -> list[tuple[Window, int]]:
+        """How many permits each window of ``budget`` has recorded in its last span (on
+        Redis's clock; for display: it does not count requests a lost Redis forgot)."""
+        seconds, micros = await self._redis.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        used: list[tuple[Window, int]] = []
+        for window in budget.windows:
+            since = now_ms - int(window.seconds * 1000)
+            count = await self._redis.zcount(self._window_key(budget, window), f"({since}", "+inf")
+            used.append((window, int(count)))
+        return used

@@ -282,6 +282,7 @@ class ExecutorService:
                 health=self.health,
                 registry=self.registry,
                 readiness=self.readiness,
+                budgets=lambda: self._budget_use(limiter, book),
             ),
             s.http_host,
             s.executor_port + s.replica_ordinal if s.executor_port else 0,
@@ -326,6 +327,23 @@ class ExecutorService:
             warmed,
             len(logins),
         )
+
+    async def _budget_use(self, limiter: RateLimiter, book: BudgetBook) -> list[dict[str, Any]]:
+        """``GET /admin/budgets``: every known login's request budget in use (ADR-0133)."""
+        rows: list[dict[str, Any]] = []
+        for login_id in sorted({a.login_id for a in self.accounts.values()}):
+            budget = book.for_login(login_id)[0]
+            rows.append(
+                {
+                    "login_id": login_id,
+                    "windows": [
+                        {"limit": w.limit, "seconds": w.seconds, "used": used}
+                        for w, used in await limiter.usage(budget)
+                    ],
+                    "blocked_for_s": await limiter.blocked_for(budget),
+                }
+            )
+        return rows
 
     def owned_accounts(self) -> list[AccountRecord]:
         """Accounts whose login falls on a shard this replica owns."""

@@ -1,0 +1,126 @@
+"""Positions and P&L (the ledger), trading state and the kill switch (the executor).
+
+- ``GET /positions`` (and ``/positions/table``, the fragment it refreshes every 2 s): every
+  position with net quantity, average price and realized P&L, and realized P&L in money by
+  strategy and by account;
+- ``GET /trading``: the trading state of every scope, who set it and when;
+- ``POST /trading/state``: set ``global``, ``strategy.<id>`` or ``account.<id>`` to ACTIVE,
+  REDUCING or HALTED (the form's ``confirm`` box must be ticked);
+- ``POST /trading/kill``: the kill switch: halt, cancel everything, flatten every account (the
+  operator types ``FLATTEN`` to confirm).
+
+Each change names the signed-in user as ``by`` in the executor's record (ADR-0132).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from phalanx_console.backends import AdminApis, BackendError
+from phalanx_console.guards import admin_form, first, signed_in
+from phalanx_console.render import Renderer
+from phalanx_console.sessions import Session
+
+__all__ = ["trading_router"]
+
+_STATES = ("ACTIVE", "REDUCING", "HALTED")
+KILL_WORD = "FLATTEN"
+
+
+def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in positions if int(p.get("net_pos") or 0) != 0]
+
+
+def trading_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
+    """The positions and trading pages."""
+    router = APIRouter()
+
+    async def positions_values() -> dict[str, Any]:
+        positions = (await apis.get("ledger", "/positions"))["positions"]
+        by_strategy = (await apis.get("ledger", "/admin/pnl", by="strategy"))["rows"]
+        by_account = (await apis.get("ledger", "/admin/pnl", by="account"))["rows"]
+        positions.sort(key=lambda p: (p["account_id"], p["symbol"]))
+        return {
+            "positions": positions,
+            "open_positions": _open(positions),
+            "by_strategy": by_strategy,
+            "by_account": by_account,
+        }
+
+    @router.get("/positions")
+    async def positions_page(request: Request) -> HTMLResponse:
+        session = signed_in(request)
+        return renderer.page("positions.html", session=session, **await positions_values())
+
+    @router.get("/positions/table")
+    async def positions_table(request: Request) -> HTMLResponse:
+        signed_in(request)
+        return HTMLResponse(
+            renderer.fragment("positions_table.html", **await positions_values()),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def trading_page(
+        request: Request, session: Session, error: str = "", status: int = 200
+    ) -> HTMLResponse:
+        states = (await apis.get("executor", "/admin/trading-state"))["states"]
+        states.sort(key=lambda s: (s["scope"] != "global", s["scope"]))
+        strategies = (await apis.get("ingest", "/admin/strategies"))["strategies"]
+        glob = next((s for s in states if s["scope"] == "global"), None)
+        return renderer.page(
+            "trading.html",
+            status_code=status,
+            session=session,
+            states=states,
+            global_state=glob["state"] if glob else "ACTIVE",
+            strategies=strategies,
+            choices=_STATES,
+            kill_word=KILL_WORD,
+            error=error,
+            notice=request.query_params.get("ok", ""),
+        )
+
+    @router.get("/trading")
+    async def show_trading(request: Request) -> HTMLResponse:
+        return await trading_page(request, signed_in(request))
+
+    @router.post("/trading/state")
+    async def set_state(request: Request) -> Response:
+        session, form = await admin_form(request)
+        scope = first(form, "scope") or "global"
+        account = first(form, "account")
+        if account:
+            if not account.isdigit():
+                return await trading_page(request, session, "account: a numeric id", 422)
+            scope = f"account.{account}"
+        state = first(form, "state")
+        if state not in _STATES:
+            return await trading_page(request, session, "choose a state", 422)
+        if first(form, "confirm") != "on":
+            return await trading_page(request, session, "tick the box to confirm", 422)
+        body = {"state": state, "reason": first(form, "reason"), "by": session.user}
+        try:
+            await apis.call("executor", "PUT", f"/admin/trading-state/{scope}", body)
+        except BackendError as exc:
+            return await trading_page(request, session, f"executor refused: {exc.detail}", 422)
+        return RedirectResponse(f"/trading?ok={scope}+is+now+{state}", 303)
+
+    @router.post("/trading/kill")
+    async def kill(request: Request) -> Response:
+        session, form = await admin_form(request)
+        if first(form, "confirm_word") != KILL_WORD:
+            return await trading_page(
+                request, session, f"type {KILL_WORD} to confirm the kill switch", 422
+            )
+        reason = first(form, "reason") or "operator console"
+        body = {"reason": reason, "by": session.user}
+        try:
+            await apis.call("executor", "POST", "/admin/kill-switch", body)
+        except BackendError as exc:
+            return await trading_page(request, session, f"executor refused: {exc.detail}", 422)
+        return RedirectResponse("/trading?ok=kill+switch+engaged:+flattening+every+account", 303)
+
+    return router
