@@ -60,7 +60,9 @@ async def running_system(
             **common, ingest_port=ingest_port, public_base_url=f"http://127.0.0.1:{ingest_port}"
         )
     )
-    ledger = await build_ledger(LedgerSettings(**common, ledger_port=0))
+    ledger = await build_ledger(
+        LedgerSettings(**common, ledger_port=0, tradovate_rest_url=sim.url + "/v1")
+    )
     replicas = [
         await build_executor(
             ExecutorSettings(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from phalanx_console.ledger_views import account_checks, pnl_table
 from phalanx_console.render import Renderer
+from phalanx_console.sessions import Session
 
 
 def _signal(status: str) -> dict[str, Any]:
@@ -54,3 +56,100 @@ def test_values_from_the_services_are_escaped() -> None:
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<a " not in html.split("Trace")[1].split("</dd>")[0]  # no trace URL: no link
+
+
+def _positions_values() -> dict[str, Any]:
+    checks = account_checks(
+        [
+            {
+                "account_id": 7,
+                "status": "drift",
+                "checked_ns": 1_767_225_600_000_000_000,
+                "explained": True,
+                "fetched_fills": 1,
+                "contracts": [
+                    {
+                        "contract_id": 3,
+                        "symbol": "MNQZ6",
+                        "ledger_net_pos": 2,
+                        "broker_net_pos": 1,
+                        "fetched_net_pos": -1,
+                        "ledger_avg_price": "21000",
+                        "broker_net_price": "21000",
+                    }
+                ],
+            },
+            {"account_id": 8, "status": "unknown", "reason": "no access token for <login>"},
+            {"account_id": 9, "status": "ok", "checked_ns": 1},
+        ],
+        [7, 8, 9, 10],
+    )
+    position = {
+        "account_id": 7,
+        "symbol": "MNQZ6",
+        "net_pos": 2,
+        "avg_price": "21000",
+        "realized_pnl": "0",
+        "realized_pnl_money": "0",
+        "currency": "USD",
+        "fill_count": 1,
+        "updated_ns": 1,
+    }
+    mark = {"mark_price": "21010", "unrealized_pnl_money": "40", "currency": "USD"}
+    return {
+        "positions": [position],
+        "open_positions": [position],
+        "marks": {(7, "MNQZ6"): mark},
+        "checks": checks,
+        "check_of": {c.account_id: c for c in checks},
+        "by_strategy": pnl_table(
+            [
+                {
+                    "key": "trend",
+                    "currency": "USD",
+                    "realized_pnl_money": "40",
+                    "fees_money": "3",
+                    "net_pnl_money": "37",
+                    "fills": 4,
+                }
+            ],
+            [{"key": "trend", "currency": "USD", "unrealized_pnl_money": "40", "positions": 1}],
+        ),
+        "by_account": [],
+    }
+
+
+def test_the_positions_table_flags_drift_with_both_sides_and_unknown_apart_from_ok() -> None:
+    html = Renderer().fragment("positions_table.html", **_positions_values())
+    assert 'data-drift="1" data-unknown="1" data-unchecked="1" data-ok="1"' in html
+    assert 'id="check-7" data-state="drift"' in html
+    sides = html.split('id="sides-7-MNQZ6"')[1].split("</tr>")[0]
+    assert 'data-ledger="2" data-broker="1"' in sides
+    assert "explained by 1 fill(s)" in sides
+    assert 'id="check-8" data-state="unknown"' in html
+    assert "no access token for &lt;login&gt;" in html  # the ledger's reason, escaped
+    assert 'id="check-10" data-state="unchecked"' in html
+    assert 'id="check-9" data-state="ok"' in html
+    row = html.split('id="position-7-MNQZ6"')[1].split("</tr>")[0]
+    assert 'data-check="drift"' in row
+    assert "drift" in row.split(">")[0]  # the row's class flags it
+    assert "40.00 USD" in row  # unrealized at the mark
+    trend = html.split('id="pnl-strategy-trend-USD"')[1].split("</tr>")[0]
+    assert 'data-net="37"' in trend
+    assert 'data-total="77"' in trend  # net 37 + unrealized 40
+
+
+def test_only_an_admin_sees_the_reconcile_button() -> None:
+    def page(role: Literal["admin", "viewer"]) -> str:
+        session = Session("sid", "someone", role, "csrf-token", 0, 1)
+        response = Renderer().page("positions.html", session=session, **_positions_values())
+        return bytes(response.body).decode()
+
+    admin = page("admin")
+    assert 'id="reconcile-form"' in admin
+    assert 'name="confirm"' in admin.split('id="reconcile-form"')[1].split("</form>")[0]
+    assert 'value="csrf-token"' in admin.split('id="reconcile-form"')[1]
+    viewer = page("viewer")
+    assert 'id="reconcile-form"' not in viewer
+    assert "/positions/reconcile" not in viewer
+    assert 'id="check-7" data-state="drift"' in viewer  # the viewer still sees the drift

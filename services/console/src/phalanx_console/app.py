@@ -15,6 +15,7 @@ from phalanx_console.backends import AdminApis, BackendError
 from phalanx_console.guards import Forbidden, SignInNeeded, signed_in
 from phalanx_console.login_pages import login_router
 from phalanx_console.metrics import ConsoleMetrics
+from phalanx_console.positions_pages import positions_router
 from phalanx_console.render import STATIC_DIR, Renderer
 from phalanx_console.sessions import SessionStore
 from phalanx_console.settings import ConsoleSettings
@@ -98,4 +99,5 @@ def create_app(
     app.include_router(strategy_router(apis, renderer))
     app.include_router(signal_router(apis, renderer, settings.live_poll_s, closing))
     app.include_router(trading_router(apis, renderer))
+    app.include_router(positions_router(apis, renderer, settings.reconcile_timeout_s))
     return app

@@ -63,9 +63,18 @@ class AdminApis:
         )
 
     async def call(
-        self, service: Service, method: str, path: str, body: Any = None, **params: Any
+        self,
+        service: Service,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout_s: float | None = None,
+        **params: Any,
     ) -> Any:
         """Call ``path`` on ``service`` and return the decoded JSON answer.
+
+        ``timeout_s`` replaces the client's timeout for this call (a long one, such as the
+        ledger's reconciliation of every account).
 
         Raises:
             BackendError: on an error status or when the service cannot be reached.
@@ -73,7 +82,11 @@ class AdminApis:
         query = {k: v for k, v in params.items() if v is not None}
         try:
             resp = await self._http.request(
-                method, self.urls[service] + path, json=body, params=query
+                method,
+                self.urls[service] + path,
+                json=body,
+                params=query,
+                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
             raise BackendError(service, 503, f"unreachable ({type(exc).__name__})") from None

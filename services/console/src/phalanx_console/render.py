@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,25 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} ms"
 
 
+def _money(value: object) -> str:
+    """An amount with two decimals and thousands separators; ``—`` when there is none."""
+    if value is None or value == "":
+        return "—"
+    try:
+        return f"{Decimal(str(value)):,.2f}"
+    except InvalidOperation:
+        return str(value)
+
+
+def _sign(value: object) -> str:
+    """``gain``, ``loss`` or ``even``: the CSS class of an amount."""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return "even"
+    return "gain" if amount > 0 else "loss" if amount < 0 else "even"
+
+
 class Renderer:
     """Renders templates with the values every page needs.
 
@@ -55,6 +75,8 @@ class Renderer:
         )
         self.env.filters["clock"] = _clock_time
         self.env.filters["ms"] = _ms
+        self.env.filters["money"] = _money
+        self.env.filters["sign"] = _sign
         self.env.globals["trace_link"] = self.trace_link
         self._trace_url = trace_url
 

@@ -1,8 +1,5 @@
-"""Positions and P&L (the ledger), trading state and the kill switch (the executor).
+"""Trading state and the kill switch (the executor); positions are in ``positions_pages``.
 
-- ``GET /positions`` (and ``/positions/table``, the fragment it refreshes every 2 s): every
-  position with net quantity, average price and realized P&L, and realized P&L in money by
-  strategy and by account;
 - ``GET /trading``: the trading state of every scope, who set it and when;
 - ``POST /trading/state``: set ``global``, ``strategy.<id>`` or ``account.<id>`` to ACTIVE,
   REDUCING or HALTED (the form's ``confirm`` box must be ticked);
@@ -13,8 +10,6 @@ Each change names the signed-in user as ``by`` in the executor's record (ADR-013
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,38 +25,9 @@ _STATES = ("ACTIVE", "REDUCING", "HALTED")
 KILL_WORD = "FLATTEN"
 
 
-def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [p for p in positions if int(p.get("net_pos") or 0) != 0]
-
-
 def trading_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
-    """The positions and trading pages."""
+    """The trading state and kill switch pages."""
     router = APIRouter()
-
-    async def positions_values() -> dict[str, Any]:
-        positions = (await apis.get("ledger", "/positions"))["positions"]
-        by_strategy = (await apis.get("ledger", "/admin/pnl", by="strategy"))["rows"]
-        by_account = (await apis.get("ledger", "/admin/pnl", by="account"))["rows"]
-        positions.sort(key=lambda p: (p["account_id"], p["symbol"]))
-        return {
-            "positions": positions,
-            "open_positions": _open(positions),
-            "by_strategy": by_strategy,
-            "by_account": by_account,
-        }
-
-    @router.get("/positions")
-    async def positions_page(request: Request) -> HTMLResponse:
-        session = signed_in(request)
-        return renderer.page("positions.html", session=session, **await positions_values())
-
-    @router.get("/positions/table")
-    async def positions_table(request: Request) -> HTMLResponse:
-        signed_in(request)
-        return HTMLResponse(
-            renderer.fragment("positions_table.html", **await positions_values()),
-            headers={"Cache-Control": "no-store"},
-        )
 
     async def trading_page(
         request: Request, session: Session, error: str = "", status: int = 200

@@ -1,0 +1,120 @@
+"""Positions, P&L and drift from the ledger (ADR-0134).
+
+- ``GET /positions`` (and ``/positions/table``, the part it refreshes every 2 s): the latest
+  reconciliation of each account with the broker — drift (both sides of each contract),
+  unknown (with the reason; never shown as ok), not checked yet, ok; every position with its
+  net quantity, average, last traded price and unrealized P&L, flagged when its account's
+  latest check is drift; and P&L per strategy and per account: realized, fees, net of fees,
+  unrealized, total;
+- ``POST /positions/reconcile`` (admin, CSRF, the ``confirm`` box ticked): the ledger checks
+  every active account (or the one given) with the broker now (``POST /admin/reconcile``,
+  ``fetch_fills`` when ticked), then the page shows the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from phalanx_console.backends import AdminApis, BackendError
+from phalanx_console.guards import admin_form, first, signed_in
+from phalanx_console.ledger_views import account_checks, pnl_table, reconcile_summary
+from phalanx_console.render import Renderer
+from phalanx_console.sessions import Session
+
+__all__ = ["positions_router"]
+
+
+def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in positions if int(p.get("net_pos") or 0) != 0]
+
+
+def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: float) -> APIRouter:
+    """The positions page and its "reconcile now" button."""
+    router = APIRouter()
+
+    async def positions_values() -> dict[str, Any]:
+        (
+            positions_body,
+            realized_strategy,
+            realized_account,
+            unrealized_strategy,
+            unrealized_account,
+            unrealized_positions,
+            drift,
+        ) = await asyncio.gather(
+            apis.get("ledger", "/positions"),
+            apis.get("ledger", "/admin/pnl", by="strategy"),
+            apis.get("ledger", "/admin/pnl", by="account"),
+            apis.get("ledger", "/admin/unrealized", by="strategy"),
+            apis.get("ledger", "/admin/unrealized", by="account"),
+            apis.get("ledger", "/admin/unrealized/positions"),
+            apis.get("ledger", "/admin/drift"),
+        )
+        positions: list[dict[str, Any]] = positions_body["positions"]
+        positions.sort(key=lambda p: (p["account_id"], p["symbol"]))
+        marks = {(u["account_id"], u["symbol"]): u for u in unrealized_positions["positions"]}
+        checks = account_checks(
+            drift["reconciliations"], sorted({int(p["account_id"]) for p in _open(positions)})
+        )
+        return {
+            "positions": positions,
+            "open_positions": _open(positions),
+            "marks": marks,
+            "checks": checks,
+            "check_of": {c.account_id: c for c in checks},
+            "by_strategy": pnl_table(realized_strategy["rows"], unrealized_strategy["rows"]),
+            "by_account": pnl_table(realized_account["rows"], unrealized_account["rows"]),
+        }
+
+    async def positions_page(
+        request: Request, session: Session, error: str = "", status: int = 200
+    ) -> HTMLResponse:
+        return renderer.page(
+            "positions.html",
+            status_code=status,
+            session=session,
+            error=error,
+            notice=request.query_params.get("ok", ""),
+            **await positions_values(),
+        )
+
+    @router.get("/positions")
+    async def show_positions(request: Request) -> HTMLResponse:
+        return await positions_page(request, signed_in(request))
+
+    @router.get("/positions/table")
+    async def positions_table(request: Request) -> HTMLResponse:
+        signed_in(request)
+        return HTMLResponse(
+            renderer.fragment("positions_table.html", **await positions_values()),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @router.post("/positions/reconcile")
+    async def reconcile(request: Request) -> Response:
+        session, form = await admin_form(request)
+        account = first(form, "account")
+        if account and not account.isdigit():
+            return await positions_page(request, session, "account: a numeric id", 422)
+        if first(form, "confirm") != "on":
+            return await positions_page(request, session, "tick the box to confirm", 422)
+        try:
+            answer = await apis.call(
+                "ledger",
+                "POST",
+                "/admin/reconcile",
+                timeout_s=reconcile_timeout_s,
+                account_id=int(account) if account else None,
+                fetch_fills="true" if first(form, "fetch_fills") == "on" else None,
+            )
+        except BackendError as exc:
+            return await positions_page(request, session, f"ledger refused: {exc.detail}", 422)
+        summary = reconcile_summary(answer["reconciliations"])
+        return RedirectResponse(f"/positions?{urlencode({'ok': summary})}", 303)
+
+    return router
