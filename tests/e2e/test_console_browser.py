@@ -9,6 +9,9 @@ open the signal; see 25 positions of 2; flatten with the kill switch; see every 
 secret (the old URL still works in its grace period). Then the access checks: signed out,
 the read-only role (at phone width), a CSRF token tampered with.
 
+A second journey, drift (ADR-0134): a trade made by hand at the simulator while the executor
+is down; "reconcile now" flags the account with both sides; the viewer has no button.
+
 A screenshot of each page goes to ``screenshots/console/`` (git-ignored;
 ``PHALANX_SCREENSHOTS_DIR`` moves it). Chromium is Debian's, as in the account page's test.
 """
@@ -20,6 +23,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +353,107 @@ async def test_operator_journey_in_the_console(
         glob = next(s for s in states.json()["states"] if s["scope"] == "global")
         assert glob["state"] == "HALTED"
         assert glob["by"] == "admin"
+
+
+async def _press_reconcile(page: Page, account: int) -> str:
+    """Press "reconcile now" for one account, confirmed; the state its check shows after."""
+    await page.fill("#reconcile-account", str(account))
+    await page.check("#reconcile-confirm")
+    await page.click("#reconcile")
+    await page.wait_for_url(lambda url: "/positions?ok=" in url)
+    return await page.get_attribute(f"#check-{account}", "data-state") or ""
+
+
+async def test_drift_in_the_console(
+    browser: Browser, console: ConsoleService, system: RunningSystem
+) -> None:
+    """A trade made by hand at the broker while Phalanx does not watch is flagged as drift.
+
+    The executor watches every linked login's socket and records any fill it sees, a manual
+    one too; so "behind Phalanx's back" is a trade while the executor is down (the ledger still
+    reconciles: it asks the broker itself, ADR-0125).
+    """
+    seeded = await seed(system.endpoints, logins=1, accounts_per_login=2, strategy_name="drift")
+    pool = system.executor.pool
+    assert pool is not None
+    await eventually(lambda: len(pool) == 1, timeout=30, what="the login connected")
+    symbol = front_month()
+    watched, by_hand = seeded.account_ids
+    async with httpx.AsyncClient(timeout=10) as http:
+        priced = await http.post(
+            f"{system.endpoints.sim}/admin/prices", json={"symbol": symbol, "price": 21000}
+        )
+        priced.raise_for_status()
+        entry = {"ticker": "MNQ1!", "action": "buy", "quantity": 1}
+        assert (await http.post(seeded.webhook_url, json=entry)).status_code == 200
+
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        await _sign_in(page, console.url, "admin", ADMIN_PW)
+        await page.click("#nav-positions")
+        await page.wait_for_selector("#positions-summary[data-open='2']", timeout=60_000)
+        # nothing checked yet (the ledger checks every 300 s): not shown as ok
+        for account in (watched, by_hand):
+            assert await page.get_attribute(f"#check-{account}", "data-state") == "unchecked"
+        # unconfirmed: refused, nothing checked
+        await page.click("#reconcile")
+        assert "tick the box" in await page.inner_text("#error")
+        assert await page.get_attribute(f"#check-{by_hand}", "data-state") == "unchecked"
+        # both accounts agree with the broker
+        await page.check("#reconcile-confirm")
+        await page.click("#reconcile")
+        await page.wait_for_url(lambda url: "/positions?ok=" in url)
+        assert "2 accounts checked: 2 ok" in await page.inner_text("#notice")
+
+        # Phalanx stops watching; the account's owner sells 2 in Tradovate's app, 10 points up
+        await system.executor.stop()
+        moved = await http.post(
+            f"{system.endpoints.sim}/admin/prices", json={"symbol": symbol, "price": 21010}
+        )
+        moved.raise_for_status()
+        trade = {"accountId": by_hand, "symbol": symbol, "action": "Sell", "qty": 2}
+        (await http.post(f"{system.endpoints.sim}/admin/trades", json=trade)).raise_for_status()
+        assert await _venue_net(http, system, by_hand) == -1
+
+        # a fill younger than the ledger's grace may still be on its way: "unknown", not "ok"
+        first = await _press_reconcile(page, by_hand)
+        assert first in ("unknown", "drift")
+        if first == "unknown":
+            assert "recent fill" in await page.inner_text(f"#reason-{by_hand}")
+
+        async def drifted() -> bool:
+            state = await _press_reconcile(page, by_hand)
+            assert state in ("unknown", "drift")
+            return state == "drift"
+
+        if first != "drift":  # pressed again (every 3 s) until the grace is over
+            await eventually(drifted, timeout=60, interval=3, what="the manual trade's drift")
+        # both sides of the contract: the ledger held long 1, the broker short 1
+        sides = f"#sides-{by_hand}-{symbol}"
+        assert await page.get_attribute(sides, "data-ledger") == "1"
+        assert await page.get_attribute(sides, "data-broker") == "-1"
+        assert "explained by 1 fill" in await page.inner_text(f"#explained-{by_hand}")
+        assert await page.get_attribute("#reconciliation-summary", "data-drift") == "1"
+        # the manual fill is recorded: the position follows the broker, still flagged
+        row = f"#position-{by_hand}-{symbol}"
+        await page.wait_for_selector(f"{row}[data-net='-1'][data-check='drift']", timeout=30_000)
+        # unrealized beside realized: the strategy's long on the other account, marked at the
+        # manual fill's price (10 points x $2); the manual sell realized 10 points for "outside"
+        strategy_row = f"#pnl-strategy-{seeded.strategy_id}-USD"
+        unrealized = await page.get_attribute(strategy_row, "data-unrealized")
+        assert Decimal(unrealized or "nan") == 10 * 2
+        realized = await page.get_attribute("#pnl-strategy-outside-USD", "data-realized")
+        assert Decimal(realized or "nan") == 10 * 2
+        await _shot(page, "12-positions-drift")
+        await context.close()
+
+    # the viewer sees the flag and both sides, and has no button
+    viewer_context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    viewer = await viewer_context.new_page()
+    await _sign_in(viewer, console.url, "viewer", VIEWER_PW)
+    await viewer.click("#nav-positions")
+    await viewer.wait_for_selector(f"#check-{by_hand}[data-state=drift]")
+    assert await viewer.query_selector("#reconcile-form") is None
+    assert await viewer.query_selector("#reconcile") is None
+    await _shot(viewer, "13-viewer-positions-drift")
+    await viewer_context.close()

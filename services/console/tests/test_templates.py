@@ -116,6 +116,7 @@ def _positions_values() -> dict[str, Any]:
             [{"key": "trend", "currency": "USD", "unrealized_pnl_money": "40", "positions": 1}],
         ),
         "by_account": [],
+        "strategy_names": {"trend": "Trend <follower>"},
     }
 
 
@@ -137,6 +138,7 @@ def test_the_positions_table_flags_drift_with_both_sides_and_unknown_apart_from_
     trend = html.split('id="pnl-strategy-trend-USD"')[1].split("</tr>")[0]
     assert 'data-net="37"' in trend
     assert 'data-total="77"' in trend  # net 37 + unrealized 40
+    assert "Trend &lt;follower&gt;" in trend  # ingest's name of the strategy, escaped
 
 
 def test_only_an_admin_sees_the_reconcile_button() -> None:

@@ -99,5 +99,5 @@ def create_app(
     app.include_router(strategy_router(apis, renderer))
     app.include_router(signal_router(apis, renderer, settings.live_poll_s, closing))
     app.include_router(trading_router(apis, renderer))
-    app.include_router(positions_router(apis, renderer, settings.reconcile_timeout_s))
+    app.include_router(positions_router(apis, renderer, settings.console_reconcile_timeout_s))
     return app

@@ -5,7 +5,7 @@
   unknown (with the reason; never shown as ok), not checked yet, ok; every position with its
   net quantity, average, last traded price and unrealized P&L, flagged when its account's
   latest check is drift; and P&L per strategy and per account: realized, fees, net of fees,
-  unrealized, total;
+  unrealized, total (strategies by name when ingest answers, else by id);
 - ``POST /positions/reconcile`` (admin, CSRF, the ``confirm`` box ticked): the ledger checks
   every active account (or the one given) with the broker now (``POST /admin/reconcile``,
   ``fetch_fills`` when ticked), then the page shows the outcome.
@@ -37,6 +37,14 @@ def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: f
     """The positions page and its "reconcile now" button."""
     router = APIRouter()
 
+    async def strategy_names() -> dict[str, str]:
+        # names are a courtesy: without ingest the page still shows the ledger's strategy ids
+        try:
+            listing = await apis.get("ingest", "/admin/strategies")
+        except BackendError:
+            return {}
+        return {s["strategy_id"]: s["name"] for s in listing["strategies"]}
+
     async def positions_values() -> dict[str, Any]:
         (
             positions_body,
@@ -46,6 +54,7 @@ def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: f
             unrealized_account,
             unrealized_positions,
             drift,
+            names,
         ) = await asyncio.gather(
             apis.get("ledger", "/positions"),
             apis.get("ledger", "/admin/pnl", by="strategy"),
@@ -54,6 +63,7 @@ def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: f
             apis.get("ledger", "/admin/unrealized", by="account"),
             apis.get("ledger", "/admin/unrealized/positions"),
             apis.get("ledger", "/admin/drift"),
+            strategy_names(),
         )
         positions: list[dict[str, Any]] = positions_body["positions"]
         positions.sort(key=lambda p: (p["account_id"], p["symbol"]))
@@ -69,6 +79,7 @@ def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: f
             "check_of": {c.account_id: c for c in checks},
             "by_strategy": pnl_table(realized_strategy["rows"], unrealized_strategy["rows"]),
             "by_account": pnl_table(realized_account["rows"], unrealized_account["rows"]),
+            "strategy_names": names,
         }
 
     async def positions_page(

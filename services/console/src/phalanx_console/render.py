@@ -45,9 +45,10 @@ def _money(value: object) -> str:
     if value is None or value == "":
         return "—"
     try:
-        return f"{Decimal(str(value)):,.2f}"
+        amount = Decimal(str(value))
     except InvalidOperation:
         return str(value)
+    return f"{amount.copy_abs() if amount == 0 else amount:,.2f}"  # never "-0.00"
 
 
 def _sign(value: object) -> str:

@@ -27,8 +27,9 @@ class ConsoleSettings(CommonSettings, frozen=True, kw_only=True):
             ``http://127.0.0.1`` and ``localhost``).
         session_ttl_s: How long a session lives after sign-in.
         live_poll_s: How often the live signal log asks ingest for changes.
-        reconcile_timeout_s: How long "reconcile now" waits for the ledger's check of every
-            account (``PHALANX_RECONCILE_TIMEOUT_S``; the ledger asks the broker about each).
+        console_reconcile_timeout_s: How long "reconcile now" waits for the ledger's check of
+            every account (``PHALANX_CONSOLE_RECONCILE_TIMEOUT_S``; the ledger asks the broker
+            about each).
     """
 
     service_name: str = "console"
@@ -42,4 +43,4 @@ class ConsoleSettings(CommonSettings, frozen=True, kw_only=True):
     cookie_secure: bool = True
     session_ttl_s: float = 12 * 3600.0
     live_poll_s: float = 0.5
-    reconcile_timeout_s: float = 120.0
+    console_reconcile_timeout_s: float = 120.0
