@@ -447,13 +447,17 @@ async def test_drift_in_the_console(
         await _shot(page, "12-positions-drift")
         await context.close()
 
-    # the viewer sees the flag and both sides, and has no button
-    viewer_context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    # the viewer sees the flag and both sides, and has no button (at phone width)
+    viewer_context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True
+    )
     viewer = await viewer_context.new_page()
     await _sign_in(viewer, console.url, "viewer", VIEWER_PW)
     await viewer.click("#nav-positions")
     await viewer.wait_for_selector(f"#check-{by_hand}[data-state=drift]")
     assert await viewer.query_selector("#reconcile-form") is None
     assert await viewer.query_selector("#reconcile") is None
+    width = await viewer.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"/positions is {width}px wide at phone width"
     await _shot(viewer, "13-viewer-positions-drift")
     await viewer_context.close()

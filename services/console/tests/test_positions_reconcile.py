@@ -216,13 +216,21 @@ async def test_reconcile_now_flags_the_account_that_traded_behind_phalanxs_back(
         assert 'id="reconcile-form"' not in before  # the viewer has no button
         assert _attrs(before, "reconciliation-summary")["drift"] == "0"
 
-        # refused, and the ledger asked nobody: the viewer; an admin without the confirmation
+        # refused, and the ledger asked nobody: the viewer; an admin without the confirmation,
+        # with a forged CSRF token, with an account id that is not one
         refused = await viewer.reconcile(confirm="on")
         assert refused.status_code == 403
         assert "read-only" in refused.text
         unconfirmed = await admin.reconcile()
         assert unconfirmed.status_code == 422
         assert "tick the box to confirm" in unconfirmed.text
+        forged = await http.post(
+            "/positions/reconcile",
+            data={"csrf": "forged", "confirm": "on"},
+            headers={"Cookie": f"phalanx_console={admin.session_id}", "Origin": console.url},
+        )
+        assert forged.status_code == 403
+        assert "CSRF" in forged.text
         bad_account = await admin.reconcile(confirm="on", account="7&fetch_fills=true")
         assert bad_account.status_code == 422
         assert await _ledger_drift(ledger) == []
