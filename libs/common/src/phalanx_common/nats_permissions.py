@@ -95,8 +95,13 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
             Buckets.GUARDS,
         ),
     ),
-    # Positions from ORDERS and FILLS, nothing written.
-    "ledger": ServiceAccess(consumes=(subjects.ORDERS, subjects.FILLS)),
+    # Positions from ORDERS and FILLS; snapshots of its book (ADR-0122); which login reaches
+    # which account, for positions by login (ADR-0124).
+    "ledger": ServiceAccess(
+        consumes=(subjects.ORDERS, subjects.FILLS),
+        reads=(Buckets.ACCOUNTS,),
+        writes=(Buckets.LEDGER_SNAPSHOTS,),
+    ),
 }
 
 _TOPOLOGY_BUCKETS: tuple[Bucket, ...] = (

@@ -16,10 +16,12 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
+from phalanx_ledger.attribution import OUTSIDE
+from phalanx_ledger.fill_index import MoneyTotal
 from phalanx_ledger.projection import AppliedFill, PositionsProjection
 
 __all__ = ["FillRow", "PnlBy", "PnlRow", "fill_rows", "pnl_rows", "to_csv"]
@@ -110,45 +112,61 @@ def fill_rows(
 ) -> tuple[list[FillRow], str | None]:
     """Fills ordered by (``ts_event``, ``fill_id``), filtered; and the cursor of the next page.
 
+    Served from the projection's :class:`~phalanx_ledger.fill_index.FillIndex` (ADR-0123): a
+    binary search finds the first fill after ``since``/``cursor`` among the account's fills (or
+    the strategy's orders' fills, or all), and the walk stops after ``limit`` + 1 matches.
+
     Raises:
         ValueError: a malformed cursor.
     """
     after = _parse_cursor(cursor) if cursor else None
-    rows = sorted(
-        (_row(projection, applied) for applied in projection.applied),
-        key=lambda row: (row.ts_event, row.fill_id),
-    )
-    selected = [
-        row
-        for row in rows
-        if (account_id is None or row.account_id == account_id)
-        and (strategy_id is None or row.strategy_id == strategy_id)
-        and (since_ns is None or row.ts_event >= since_ns)
-        and (after is None or (row.ts_event, row.fill_id) > after)
-    ]
-    if limit is not None and len(selected) > limit:
-        page = selected[:limit]
-        return page, _cursor(page[-1])
+    index = projection.index
+    if account_id is not None:
+        source = index.of_account(account_id)
+    elif strategy_id is not None and strategy_id != OUTSIDE:
+        source = index.of_orders(projection.orders.orders_of(strategy_id))
+    else:
+        source = index.all
+    selected: list[FillRow] = []
+    for applied in source.after(since_ns, after):
+        if strategy_id is not None and (
+            projection.orders.of(applied.fill.order_id).strategy_id != strategy_id
+        ):
+            continue
+        if limit is not None and len(selected) == limit:
+            return selected, _cursor(selected[-1])
+        selected.append(_row(projection, applied))
     return selected, None
 
 
 def pnl_rows(projection: PositionsProjection, by: PnlBy) -> list[PnlRow]:
-    """Realized P&L in money grouped ``by`` day, strategy or account (and currency)."""
-    totals: dict[tuple[str, str], list[Any]] = {}
-    rows, _ = fill_rows(projection)
-    for row in rows:
-        key = (
-            row.day if by == "day" else row.strategy_id if by == "strategy" else str(row.account_id)
+    """Realized P&L in money grouped ``by`` day, strategy or account (and currency).
+
+    Day and account read the index's running totals; strategy adds up the totals of each
+    venue order under its attribution (looked up now: an order's acceptance may come late).
+    """
+    index = projection.index
+    totals: dict[tuple[str, str], MoneyTotal] = {}
+    source: Iterable[tuple[tuple[str, str], MoneyTotal]]
+    if by == "day":
+        source = index.by_day.items()
+    elif by == "account":
+        source = (((str(a), c), t) for (a, c), t in index.by_account.items())
+    else:
+        source = (
+            ((projection.orders.of(o).strategy_id, c), t) for (o, c), t in index.by_order.items()
         )
-        total = totals.setdefault((key, row.currency), [Decimal(0), 0, 0])
-        total[1] += 1
-        if row.realized_pnl_money is None:
-            total[2] += 1
-        else:
-            total[0] += row.realized_pnl_money
+    for key, total in source:
+        totals.setdefault(key, MoneyTotal()).merge(total)
     return [
-        PnlRow(key=key, currency=currency, realized_pnl_money=money, fills=n, unpriced_fills=u)
-        for (key, currency), (money, n, u) in sorted(totals.items())
+        PnlRow(
+            key=key,
+            currency=currency,
+            realized_pnl_money=total.money,
+            fills=total.fills,
+            unpriced_fills=total.unpriced,
+        )
+        for (key, currency), total in sorted(totals.items())
     ]
 
 

@@ -20,14 +20,19 @@ from phalanx_common.events import (
 from phalanx_common.health import Readiness
 from phalanx_common.http import HttpServer
 from phalanx_common.http_limits import HttpLimits
+from phalanx_common.kvmirror import KvMirror
 from phalanx_common.nats_auth import NatsAuth
+from phalanx_common.records import AccountRecord
 from phalanx_common.telemetry import child_span
 from phalanx_ledger.api import create_app
+from phalanx_ledger.book_state import Covered
 from phalanx_ledger.fanout import FanoutTracker
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.metrics import LedgerMetrics
 from phalanx_ledger.projection import PositionsProjection
 from phalanx_ledger.settings import LedgerSettings
+from phalanx_ledger.snapshot_store import SnapshotStore
+from phalanx_ledger.snapshots import Snapshotter, load_snapshot
 
 __all__ = ["LedgerService", "build_ledger"]
 
@@ -53,6 +58,8 @@ class LedgerService:
         followers: list[StreamFollower],
         app: FastAPI,
         metrics: LedgerMetrics | None = None,
+        snapshots: Snapshotter | None = None,
+        accounts: KvMirror[AccountRecord] | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -60,6 +67,9 @@ class LedgerService:
         self.followers = followers
         self.app = app
         self.metrics = metrics
+        self.snapshots = snapshots
+        self.accounts = accounts
+        self.loaded: Covered | None = None  # the snapshot the book started from (ADR-0122)
         self._http = HttpServer(
             app,
             settings.http_host,
@@ -79,27 +89,52 @@ class LedgerService:
         Returns once the replay reached the end each stream had at start (or, after
         ``replay_timeout_s``, serves anyway with ``/healthz`` saying ``replaying``).
         """
-        for follower in self.followers:
-            await follower.start()
+        if self.accounts is not None:
+            await self.accounts.start()
+        if self.snapshots is not None:
+            self.loaded = await load_snapshot(
+                self.snapshots.store, self.projection, await self._stream_ends()
+            )
+            self.snapshots.since(self.loaded)
+        fills_seq, orders_seq = (
+            (self.loaded.fills_seq, self.loaded.orders_seq) if self.loaded else (0, 0)
+        )
+        for follower, after in zip(self.followers, (fills_seq, orders_seq), strict=True):
+            await follower.start(after)
         for follower in self.followers:
             if not await follower.wait_caught_up(self.settings.replay_timeout_s):
                 log.warning("replay of %s still running; serving meanwhile", follower.name)
         log.info(
-            "ledger replayed %d fills (%d duplicates)",
+            "ledger replayed up to %d fills (%d duplicates)",
             self.projection.fills_applied,
             self.projection.duplicate_fills,
         )
         await self._http.start()
         if self.metrics is not None:
             self.metrics.start()
+        if self.snapshots is not None and all(f.caught_up for f in self.followers):
+            self.snapshots.start()
+        elif self.snapshots is not None:
+            log.warning("no snapshots until a restart: the start-up replay did not finish")
+
+    async def _stream_ends(self) -> dict[str, int]:
+        ends: dict[str, int] = {}
+        for follower in self.followers:
+            info = await self.bus.js.stream_info(follower.name)
+            ends[follower.name] = int(info.state.last_seq)
+        return ends
 
     async def stop(self) -> None:
         """Stop serving and following, close NATS (idempotent)."""
+        if self.snapshots is not None:
+            await self.snapshots.stop()
         if self.metrics is not None:
             await self.metrics.stop()
         await self._http.stop()
         for follower in self.followers:
             await follower.stop()
+        if self.accounts is not None:
+            await self.accounts.stop()
         await self.bus.close()
 
 
@@ -137,7 +172,13 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
     """
     bus = await Bus.connect(settings.nats_url, "ledger", auth=NatsAuth.from_settings(settings))
     try:
-        await bus.ensure_topology(settings.stream_replicas, settings.stream_byte_limits)
+        await bus.ensure_topology(
+            settings.stream_replicas,
+            settings.stream_byte_limits,
+            ledger_history_s=settings.ledger_history_s,  # the ledger sets it (ADR-0122)
+        )
+        snapshot_kv = await bus.key_value(subjects.Buckets.LEDGER_SNAPSHOTS)
+        accounts_kv = await bus.key_value(subjects.Buckets.ACCOUNTS)
     except BaseException:
         await bus.close()
         raise
@@ -156,5 +197,27 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
         .add("nats", lambda: bool(bus.nc.is_connected))
         .add("replay", lambda: all(f.caught_up for f in followers))
     )
-    app = create_app(projection, followers, metrics.registry, readiness, settings.admin_token)
-    return LedgerService(settings, bus, projection, followers, app, metrics)
+    accounts = KvMirror(accounts_kv, AccountRecord, "accounts")  # login -> accounts (ADR-0124)
+    snapshots = (
+        Snapshotter(
+            SnapshotStore(snapshot_kv),
+            projection,
+            followers,
+            settings.snapshot_every_fills,
+            settings.snapshot_interval_s,
+        )
+        if settings.snapshot_interval_s > 0
+        else None
+    )
+    app = create_app(
+        projection,
+        followers,
+        metrics.registry,
+        readiness,
+        settings.admin_token,
+        snapshot_status=snapshots.status if snapshots is not None else None,
+        accounts_of_login=lambda login: sorted(
+            record.account_id for record in accounts.values() if record.login_id == login
+        ),
+    )
+    return LedgerService(settings, bus, projection, followers, app, metrics, snapshots, accounts)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from phalanx_common.settings import CommonSettings
 
-__all__ = ["LedgerSettings"]
+__all__ = ["MIN_HISTORY_DAYS", "LedgerSettings"]
+
+#: The shortest FILLS/ORDERS age limit the ledger accepts: the signal log reads ORDERS over the
+#: SIGNALS horizon (30 days), and a ledger down for less than this loses nothing (ADR-0122).
+MIN_HISTORY_DAYS = 30.0
 
 
 class LedgerSettings(CommonSettings, frozen=True, kw_only=True):
@@ -15,8 +19,34 @@ class LedgerSettings(CommonSettings, frozen=True, kw_only=True):
         replay_timeout_s: How long start-up waits for the replay of FILLS and ORDERS to reach
             the end of the streams before serving anyway, marked ``replaying``
             (``PHALANX_REPLAY_TIMEOUT_S``).
+        snapshot_every_fills: Take a snapshot of the book after this many new fills
+            (``PHALANX_SNAPSHOT_EVERY_FILLS``; ADR-0122).
+        snapshot_interval_s: ...or after this many seconds when anything changed
+            (``PHALANX_SNAPSHOT_INTERVAL_S``); 0 disables snapshots (every start replays all).
+        ledger_history_days: Age limit of FILLS and ORDERS (``PHALANX_LEDGER_HISTORY_DAYS``);
+            0 (the default) keeps them forever. When set, it must be at least
+            :data:`MIN_HISTORY_DAYS` (ADR-0122): what ages out is in the snapshots only.
     """
 
     service_name: str = "ledger"
     ledger_port: int = 8200
     replay_timeout_s: float = 60.0
+    snapshot_every_fills: int = 10_000
+    snapshot_interval_s: float = 300.0
+    ledger_history_days: float = 0.0
+
+    def __post_init__(self) -> None:
+        if 0 < self.ledger_history_days < MIN_HISTORY_DAYS:
+            raise ValueError(
+                f"PHALANX_LEDGER_HISTORY_DAYS={self.ledger_history_days}: 0 (keep forever) or at "
+                f"least {MIN_HISTORY_DAYS} days (ADR-0122)"
+            )
+        if self.ledger_history_days and not self.snapshot_interval_s:
+            raise ValueError(
+                "PHALANX_LEDGER_HISTORY_DAYS needs snapshots (PHALANX_SNAPSHOT_INTERVAL_S > 0)"
+            )
+
+    @property
+    def ledger_history_s(self) -> float:
+        """The FILLS/ORDERS age limit in seconds (0 = forever)."""
+        return self.ledger_history_days * 86_400.0
