@@ -52,6 +52,7 @@ class StreamFollower:
         self.last_seq = 0
         self.undecodable = 0
         self.lost = 0
+        self.delivered = 0  # messages read since start (a restart from a snapshot: the tail)
 
     @property
     def name(self) -> str:
@@ -118,6 +119,7 @@ class StreamFollower:
 
     async def _on_message(self, msg: Msg) -> None:
         seq = int(msg.metadata.sequence.stream)
+        self.delivered += 1
         try:
             event = decode_event(msg.data)
         except msgspec.DecodeError as exc:

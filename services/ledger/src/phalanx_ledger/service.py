@@ -92,10 +92,11 @@ class LedgerService:
         if self.accounts is not None:
             await self.accounts.start()
         if self.snapshots is not None:
-            self.loaded = await load_snapshot(
+            head = await load_snapshot(
                 self.snapshots.store, self.projection, await self._stream_ends()
             )
-            self.snapshots.since(self.loaded)
+            self.snapshots.since(head)
+            self.loaded = head.covered if head is not None else None
         fills_seq, orders_seq = (
             (self.loaded.fills_seq, self.loaded.orders_seq) if self.loaded else (0, 0)
         )

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from phalanx_common.tasks import cancel_and_wait
 from phalanx_ledger.book_state import (
     Covered,
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 
 async def load_snapshot(
     store: SnapshotStore, projection: PositionsProjection, stream_ends: dict[str, int]
-) -> Covered | None:
+) -> SnapshotHead | None:
     """Restore the latest usable snapshot into ``projection``; ``None`` when there is none.
 
     Args:
@@ -76,6 +78,7 @@ async def load_snapshot(
         )
         return None
     restore(state, projection)
+    head = msgspec.structs.replace(head, covered=covered)  # the payload's word is final
     log.info(
         "ledger snapshot of %s loaded: %d fills, FILLS up to #%d, ORDERS up to #%d",
         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(head.taken_ns / 1e9)),
@@ -83,7 +86,7 @@ async def load_snapshot(
         covered.fills_seq,
         covered.orders_seq,
     )
-    return covered
+    return head
 
 
 class Snapshotter:
@@ -123,10 +126,11 @@ class Snapshotter:
         self.failures = 0
         self.last: SnapshotHead | None = None
 
-    def since(self, covered: Covered | None) -> None:
+    def since(self, head: SnapshotHead | None) -> None:
         """Note the snapshot the book was loaded from (nothing new to save until it changes)."""
-        if covered is not None:
-            self.covered = covered
+        if head is not None:
+            self.covered = head.covered
+            self.last = head
             self._fills_at_last = self._projection.fills_applied
 
     def _now_covered(self) -> Covered:
@@ -140,11 +144,12 @@ class Snapshotter:
         return time.monotonic() - self._last_monotonic >= self._interval_s
 
     async def take(self) -> SnapshotHead | None:
-        """Snapshot the book now if it changed since the last one; the head saved, or ``None``."""
+        """The head of a snapshot covering the book now: saved now if the book changed since
+        the last one; ``None`` if saving failed, or for a book that never held anything."""
         async with self._lock:
             covered = self._now_covered()
             if covered == self.covered:
-                return None
+                return self.last
             state = capture(self._projection, covered, self._clock_ns())
             fills = self._projection.fills_applied
             self._last_monotonic = time.monotonic()
