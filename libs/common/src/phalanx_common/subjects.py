@@ -112,9 +112,10 @@ EXEC = StreamSpec(
     max_age_s=_DAY_S,  # intents expire with their signal long before
     max_bytes=1 * _GIB,
 )
-# ORDERS and FILLS: the ledger rebuilds positions from their first message (fills wait for the
-# OrderAccepted that names their account), so no age limit, and a full stream refuses new
-# messages rather than dropping the oldest (ADR-0087).
+# ORDERS and FILLS: the ledger rebuilds positions from them (fills wait for the OrderAccepted
+# that names their account), so no age limit unless the ledger sets one its snapshots cover
+# (PHALANX_LEDGER_HISTORY_DAYS, ADR-0122), and a full stream refuses new messages rather than
+# dropping the oldest (ADR-0087).
 ORDERS = StreamSpec(
     "ORDERS",
     ("orders.>",),

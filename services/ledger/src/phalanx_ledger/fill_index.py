@@ -22,7 +22,7 @@ import bisect
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from phalanx_ledger.projection import AppliedFill
@@ -32,6 +32,7 @@ __all__ = ["FillIndex", "FillKey", "MoneyTotal", "OrderSum", "SortedFills"]
 FillKey = tuple[int, int]  # (ts_event, fill_id)
 
 _LOWEST_ID = -(2**63)
+_K = TypeVar("_K", tuple[str, str], tuple[int, str])
 
 
 class MoneyTotal:
@@ -102,9 +103,25 @@ def _key(applied: AppliedFill) -> FillKey:
     return (applied.fill.ts_event, applied.fill.fill_id)
 
 
+_DAY_NS = 86_400 * 1_000_000_000
+_EPOCH = dt.date(1970, 1, 1)
+_days: dict[int, str] = {}
+
+
 def utc_day(ts_ns: int) -> str:
     """The UTC date (``YYYY-MM-DD``) of a nanosecond timestamp."""
-    return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).date().isoformat()
+    number = ts_ns // _DAY_NS
+    day = _days.get(number)
+    if day is None:
+        day = _days[number] = (_EPOCH + dt.timedelta(days=number)).isoformat()
+    return day
+
+
+def _count(totals: dict[_K, MoneyTotal], key: _K, applied: AppliedFill) -> None:
+    total = totals.get(key)
+    if total is None:
+        total = totals[key] = MoneyTotal()
+    total.add(applied)
 
 
 class SortedFills:
@@ -157,12 +174,15 @@ class FillIndex:
         """Index one applied fill."""
         fill = applied.fill
         self.all.add(applied)
-        self._by_account.setdefault(fill.account_id, SortedFills()).add(applied)
+        account = self._by_account.get(fill.account_id)
+        if account is None:
+            account = self._by_account[fill.account_id] = SortedFills()
+        account.add(applied)
         self._by_order.setdefault(fill.order_id, []).append(applied)
         currency = applied.currency
-        self.by_day.setdefault((utc_day(fill.ts_event), currency), MoneyTotal()).add(applied)
-        self.by_account.setdefault((fill.account_id, currency), MoneyTotal()).add(applied)
-        self.by_order.setdefault((fill.order_id, currency), MoneyTotal()).add(applied)
+        _count(self.by_day, (utc_day(fill.ts_event), currency), applied)
+        _count(self.by_account, (fill.account_id, currency), applied)
+        _count(self.by_order, (fill.order_id, currency), applied)
         order_sum = self.order_sums.get(fill.order_id)
         if order_sum is None:
             order_sum = self.order_sums[fill.order_id] = OrderSum(applied)
