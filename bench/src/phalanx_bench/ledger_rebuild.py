@@ -166,6 +166,7 @@ async def _run(fills: int, tail: int, nats_url: str) -> dict[str, Any]:
                 raise RuntimeError("the snapshot was not saved")
         finally:
             await first.stop()
+            del first  # one book in memory at a time
 
         await _publish(bus, fills, tail)
         restarted, restart_s = await _timed_start(nats_url, snapshots=True)
@@ -176,6 +177,7 @@ async def _run(fills: int, tail: int, nats_url: str) -> dict[str, Any]:
             applied = restarted.projection.fills_applied
         finally:
             await restarted.stop()
+            del restarted
 
         rebuilt, rebuild_s = await _timed_start(nats_url, snapshots=False)
         try:

@@ -4,7 +4,9 @@
 - ``GET /positions/{account_id}`` → ``{"account_id", "positions": [...], "orders":
   {"accepted", "rejected"}}`` (only that account's positions, empty when it has none);
 - ``GET /healthz`` → ``{"status": "ok" | "replaying", "fills_applied", "duplicate_fills",
-  "unattributed_fills", "streams": {name: {"last_seq", "caught_up"}}}`` (liveness: always 200);
+  "unattributed_fills", "streams": {name: {"last_seq", "caught_up", "lost"}}, "snapshot":
+  {"covered", "saved", "failures", "last_taken_ns"} | null}`` (liveness: always 200; ``lost``:
+  messages aged out before a snapshot covered them, ADR-0122);
 - ``GET /readyz`` → 200 once NATS is connected and the replay reached the end of every stream,
   else 503; ``GET /metrics`` → Prometheus (docs/metrics.md).
 

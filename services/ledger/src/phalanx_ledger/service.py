@@ -33,6 +33,7 @@ from phalanx_ledger.projection import PositionsProjection
 from phalanx_ledger.settings import LedgerSettings
 from phalanx_ledger.snapshot_store import SnapshotStore
 from phalanx_ledger.snapshots import Snapshotter, load_snapshot
+from phalanx_ledger.startup_gc import collector_paused
 
 __all__ = ["LedgerService", "build_ledger"]
 
@@ -91,6 +92,23 @@ class LedgerService:
         """
         if self.accounts is not None:
             await self.accounts.start()
+        with collector_paused():  # the book is built: no cyclic GC walking it (ADR-0122)
+            await self._build_book()
+        log.info(
+            "ledger replayed up to %d fills (%d duplicates)",
+            self.projection.fills_applied,
+            self.projection.duplicate_fills,
+        )
+        await self._http.start()
+        if self.metrics is not None:
+            self.metrics.start()
+        if self.snapshots is not None and all(f.caught_up for f in self.followers):
+            self.snapshots.start()
+        elif self.snapshots is not None:
+            log.warning("no snapshots until a restart: the start-up replay did not finish")
+
+    async def _build_book(self) -> None:
+        """Load the latest snapshot, if any, and replay what follows it."""
         if self.snapshots is not None:
             head = await load_snapshot(
                 self.snapshots.store, self.projection, await self._stream_ends()
@@ -105,18 +123,6 @@ class LedgerService:
         for follower in self.followers:
             if not await follower.wait_caught_up(self.settings.replay_timeout_s):
                 log.warning("replay of %s still running; serving meanwhile", follower.name)
-        log.info(
-            "ledger replayed up to %d fills (%d duplicates)",
-            self.projection.fills_applied,
-            self.projection.duplicate_fills,
-        )
-        await self._http.start()
-        if self.metrics is not None:
-            self.metrics.start()
-        if self.snapshots is not None and all(f.caught_up for f in self.followers):
-            self.snapshots.start()
-        elif self.snapshots is not None:
-            log.warning("no snapshots until a restart: the start-up replay did not finish")
 
     async def _stream_ends(self) -> dict[str, int]:
         ends: dict[str, int] = {}
