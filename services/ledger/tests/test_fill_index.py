@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phalanx_common.events import FillReceived, OrderAccepted
+from phalanx_ledger.fill_index import FillIndex, MoneyTotal, OrderSum
 from phalanx_ledger.pnl import FillRow, PnlBy, _row, fill_rows, pnl_rows
 from phalanx_ledger.projection import PositionsProjection
 
@@ -126,3 +128,34 @@ def test_pnl_totals_match_summing_every_fill(book: PositionsProjection) -> None:
         assert [
             (r.key, r.currency, r.realized_pnl_money, r.fills, r.unpriced_fills) for r in got
         ] == [(key, currency, *values) for (key, currency), values in sorted(totals.items())]
+
+
+def _totals(totals: dict[Any, MoneyTotal]) -> dict[Any, tuple[Decimal, int, int]]:
+    return {key: (t.money, t.fills, t.unpriced) for key, t in totals.items()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(book=books())
+def test_an_index_built_at_once_equals_one_built_fill_by_fill(book: PositionsProjection) -> None:
+    """What a snapshot's restore builds (``extend``) is what the live ``add`` built."""
+    at_once = FillIndex()
+    at_once.extend(book.applied)
+    live = book.index
+    assert list(at_once.all.after(None, None)) == list(live.all.after(None, None))
+    for account_id in (1, 2, 3):
+        assert list(at_once.of_account(account_id).after(None, None)) == list(
+            live.of_account(account_id).after(None, None)
+        )
+    orders = {100, 101, 200, 201, 900}
+    assert list(at_once.of_orders(orders).after(None, None)) == list(
+        live.of_orders(orders).after(None, None)
+    )
+    assert _totals(at_once.by_day) == _totals(live.by_day)
+    assert _totals(at_once.by_account) == _totals(live.by_account)
+    assert {k: vars_of(o) for k, o in at_once.order_sums.items()} == {
+        k: vars_of(o) for k, o in live.order_sums.items()
+    }
+
+
+def vars_of(order: OrderSum) -> tuple[object, ...]:
+    return tuple(getattr(order, name) for name in OrderSum.__slots__)

@@ -160,9 +160,8 @@ def restore(state: BookState, projection: PositionsProjection) -> None:
             updated_ns=p.updated_ns,
         )
     projection.applied = list(state.applied)
-    for applied in state.applied:
-        projection.index.add(applied)
-        projection._fill_ids.add(applied.fill.fill_id)
+    projection.index.extend(projection.applied)
+    projection._fill_ids.update(applied.fill.fill_id for applied in state.applied)
     for fill in state.held:
         projection._unattributed.setdefault(fill.order_id, []).append(fill)
         projection._fill_ids.add(fill.fill_id)

@@ -147,17 +147,21 @@ def pnl_rows(projection: PositionsProjection, by: PnlBy) -> list[PnlRow]:
     """
     index = projection.index
     totals: dict[tuple[str, str], MoneyTotal] = {}
-    source: Iterable[tuple[tuple[str, str], MoneyTotal]]
-    if by == "day":
-        source = index.by_day.items()
-    elif by == "account":
-        source = (((str(a), c), t) for (a, c), t in index.by_account.items())
+    if by == "strategy":
+        for (order_id, _, _), order in index.order_sums.items():
+            key = (projection.orders.of(order_id).strategy_id, order.currency)
+            total = totals.get(key)
+            if total is None:
+                total = totals[key] = MoneyTotal()
+            total.add_order(order)
     else:
-        source = (
-            ((projection.orders.of(o).strategy_id, c), t) for (o, c), t in index.by_order.items()
+        source: Iterable[tuple[tuple[str, str], MoneyTotal]] = (
+            index.by_day.items()
+            if by == "day"
+            else (((str(a), c), t) for (a, c), t in index.by_account.items())
         )
-    for key, total in source:
-        totals.setdefault(key, MoneyTotal()).merge(total)
+        for key, total in source:
+            totals.setdefault(key, MoneyTotal()).merge(total)
     return [
         PnlRow(
             key=key,

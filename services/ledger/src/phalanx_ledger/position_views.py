@@ -75,7 +75,7 @@ def strategy_positions(
     Ordered by strategy, account, symbol.
     """
     sums: dict[tuple[str, int, str], _Sum] = {}
-    for order_id, order in projection.index.order_sums.items():
+    for (order_id, _, _), order in projection.index.order_sums.items():
         who = projection.orders.of(order_id).strategy_id
         if strategy_id is not None and who != strategy_id:
             continue
