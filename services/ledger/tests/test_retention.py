@@ -14,6 +14,7 @@ from phalanx_common.events import FillReceived
 from phalanx_common.settings import SettingsError, load_settings
 from phalanx_ledger.service import build_ledger
 from phalanx_ledger.settings import LedgerSettings
+from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +93,34 @@ async def test_fills_gone_from_the_stream_before_a_snapshot_covered_them_are_rep
     assert health["streams"]["FILLS"]["lost"] == 2
     assert health["streams"]["ORDERS"]["lost"] == 0
     assert health["fills_applied"] == 3  # 1 and 2 from the snapshot, 5 from the stream
+
+
+async def test_the_age_limit_is_applied_only_once_a_snapshot_covers_the_streams(
+    nats_url: str, bus: Bus
+) -> None:
+    """Turning the limit on must not drop messages no snapshot holds yet."""
+    for n in (1, 2, 3):
+        await bus.publish(subjects.fills_subject(1), _fill(n))
+    settings = LedgerSettings(
+        nats_url=nats_url,
+        ledger_port=0,
+        snapshot_interval_s=3600.0,
+        ledger_history_days=30.0,
+    )
+    service = await build_ledger(settings)
+    try:
+        assert await _max_age_s(bus, "FILLS") == 0.0  # built, nothing snapshotted yet
+        await service.start()
+        assert service.snapshots is not None
+        store = service.snapshots.store
+
+        async def limited() -> bool:
+            return await _max_age_s(bus, "FILLS") == 30 * DAY_S
+
+        assert await eventually(limited, what="FILLS limited to 30 days")
+        head = await store.head()
+        assert head is not None
+        assert head.covered.fills_seq == 3  # the snapshot came first
+        assert await _max_age_s(bus, "ORDERS") == 30 * DAY_S
+    finally:
+        await service.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -171,6 +172,19 @@ def _dispatcher(
     return apply
 
 
+async def _apply_history_limit(bus: Bus, settings: LedgerSettings) -> None:
+    """Give FILLS and ORDERS their age limit (once a snapshot covers their messages)."""
+    await bus.ensure_topology(
+        settings.stream_replicas,
+        settings.stream_byte_limits,
+        ledger_history_s=settings.ledger_history_s,
+    )
+    log.info(
+        "FILLS and ORDERS now keep %s days; older history is in the ledger's snapshots",
+        settings.ledger_history_days,
+    )
+
+
 async def build_ledger(settings: LedgerSettings) -> LedgerService:
     """Connect to NATS, declare the topology and assemble the ledger (not yet started).
 
@@ -182,7 +196,9 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
         await bus.ensure_topology(
             settings.stream_replicas,
             settings.stream_byte_limits,
-            ledger_history_s=settings.ledger_history_s,  # the ledger sets it (ADR-0122)
+            # Keeping everything is always safe; an age limit only once a snapshot covers
+            # what it would remove (below: after the first snapshot saved; ADR-0122).
+            ledger_history_s=None if settings.ledger_history_s else 0.0,
         )
         snapshot_kv = await bus.key_value(subjects.Buckets.LEDGER_SNAPSHOTS)
         accounts_kv = await bus.key_value(subjects.Buckets.ACCOUNTS)
@@ -212,6 +228,9 @@ async def build_ledger(settings: LedgerSettings) -> LedgerService:
             followers,
             settings.snapshot_every_fills,
             settings.snapshot_interval_s,
+            on_first_save=functools.partial(_apply_history_limit, bus, settings)
+            if settings.ledger_history_s
+            else None,
         )
         if settings.snapshot_interval_s > 0
         else None

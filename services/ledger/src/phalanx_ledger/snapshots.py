@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -100,6 +100,9 @@ class Snapshotter:
         every_fills: New fills that trigger a snapshot.
         interval_s: Seconds after which any change triggers one.
         clock_ns: Wall clock for ``taken_ns`` (tests may pass their own).
+        on_first_save: Awaited once, after the first snapshot of this process is stored (or
+            found covering the book): the streams' age limit is applied then (ADR-0122). A
+            failure is logged and tried again after the next snapshot.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class Snapshotter:
         every_fills: int,
         interval_s: float,
         clock_ns: Callable[[], int] = time.time_ns,
+        on_first_save: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self._projection = projection
@@ -117,6 +121,7 @@ class Snapshotter:
         self._every_fills = every_fills
         self._interval_s = interval_s
         self._clock_ns = clock_ns
+        self._on_first_save = on_first_save
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.covered = Covered()
@@ -185,13 +190,23 @@ class Snapshotter:
             self._task = None
 
     async def _run(self) -> None:
-        await self.take()  # what the start-up replay added
+        await self._take_and_notify()  # what the start-up replay added
         tick = min(1.0, self._interval_s)
         while True:
             await asyncio.sleep(tick)
             if self._due():
-                with contextlib.suppress(Exception):
-                    await self.take()
+                await self._take_and_notify()
+
+    async def _take_and_notify(self) -> None:
+        with contextlib.suppress(Exception):
+            head = await self.take()
+            if head is not None and self._on_first_save is not None:
+                try:
+                    await self._on_first_save()
+                except Exception:
+                    log.exception("applying the streams' age limit failed; retried later")
+                else:
+                    self._on_first_save = None
 
     def status(self) -> dict[str, Any]:
         """For ``/healthz``: what the last snapshot covers, how many were saved and failed."""
