@@ -33,7 +33,7 @@ FillKey = tuple[int, int]  # (ts_event, fill_id)
 OrderKey = tuple[int, int, str]  # (order_id, account_id, symbol)
 
 _LOWEST_ID = -(2**63)
-_K = TypeVar("_K", tuple[str, str], tuple[int, str])
+_K = TypeVar("_K", tuple[str, str], tuple[int, str])  # (day or account, currency)
 
 
 class MoneyTotal:
@@ -219,19 +219,25 @@ class FillIndex:
         by_order = self._by_order
         order_sums = self.order_sums
         by_day = self.by_day
+        days: dict[tuple[int, str], MoneyTotal] = {}  # by day number first, named below
         for applied in ordered:
             fill = applied.fill
             account = accounts.get(fill.account_id)
             if account is None:
                 account = accounts[fill.account_id] = []
             account.append(applied)
-            by_order.setdefault(fill.order_id, []).append(applied)
+            of_order = by_order.get(fill.order_id)
+            if of_order is None:
+                of_order = by_order[fill.order_id] = []
+            of_order.append(applied)
             order_key = (fill.order_id, fill.account_id, fill.symbol)
             order_sum = order_sums.get(order_key)
             if order_sum is None:
                 order_sum = order_sums[order_key] = OrderSum(applied)
             order_sum.add(applied)
-            _count(by_day, (utc_day(fill.ts_event), applied.currency), applied)
+            _count(days, (fill.ts_event // _DAY_NS, applied.currency), applied)
+        for (number, currency), day_total in days.items():
+            by_day.setdefault((utc_day(number * _DAY_NS), currency), MoneyTotal()).merge(day_total)
         self._by_account = {a: SortedFills.of_sorted(f) for a, f in accounts.items()}
         for order in order_sums.values():
             key = (order.account_id, order.currency)
