@@ -63,6 +63,7 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/phalanx-bench $(BENCH_ARGS)
+	$(BIN)/python -m phalanx_bench.ledger_rebuild $(LEDGER_BENCH_ARGS)
 
 clean:
 	rm -rf .run .mypy_cache .ruff_cache .pytest_cache

@@ -221,7 +221,13 @@ async def test_health_reports_ok_after_replay_of_empty_streams(ledger: Ledger) -
         "duplicate_fills": 0,
         "unattributed_fills": 0,
         "streams": {
-            "FILLS": {"last_seq": 0, "caught_up": True},
-            "ORDERS": {"last_seq": 0, "caught_up": True},
+            "FILLS": {"last_seq": 0, "caught_up": True, "lost": 0},
+            "ORDERS": {"last_seq": 0, "caught_up": True, "lost": 0},
+        },
+        "snapshot": {
+            "covered": {"FILLS": 0, "ORDERS": 0},
+            "saved": 0,
+            "failures": 0,
+            "last_taken_ns": None,
         },
     }

@@ -233,7 +233,11 @@ class Bus:
     # -- topology ---------------------------------------------------------------------------
 
     async def ensure_topology(
-        self, replicas: int = 1, byte_limits: bool = False, timeout_s: float = 120.0
+        self,
+        replicas: int = 1,
+        byte_limits: bool = False,
+        timeout_s: float = 120.0,
+        ledger_history_s: float | None = None,
     ) -> None:
         """Create or update every stream and KV bucket Phalanx declares (idempotent).
 
@@ -246,6 +250,10 @@ class Bus:
         creating replicated streams for every service starting at once) is sent again until
         ``timeout_s`` has passed (ADR-0100).
 
+        The age limit of the streams the ledger snapshots (``StreamSpec.ledger_history``: FILLS,
+        ORDERS) is the ledger's to set (ADR-0122): only a caller passing ``ledger_history_s``
+        (0 = keep forever) changes it; any other caller keeps the existing stream's.
+
         Raises:
             DependencyUnavailable: if JetStream still does not answer after ``timeout_s``.
         """
@@ -253,6 +261,13 @@ class Bus:
         for spec in subjects.ALL_STREAMS:
             if not byte_limits:
                 spec = dataclasses.replace(spec, max_bytes=-1)
+            if spec.ledger_history and ledger_history_s is not None:
+                spec = dataclasses.replace(spec, max_age_s=ledger_history_s)
+            elif spec.ledger_history:
+                await self._answered(
+                    functools.partial(self._ensure_keeping_age, spec, replicas), spec.name, deadline
+                )
+                continue
             await self._answered(
                 functools.partial(self.ensure_stream, spec, replicas), spec.name, deadline
             )
@@ -260,6 +275,16 @@ class Bus:
             await self._answered(
                 functools.partial(self.key_value, bucket, replicas), bucket.name, deadline
             )
+
+    async def _ensure_keeping_age(self, spec: subjects.StreamSpec, replicas: int) -> None:
+        """:meth:`ensure_stream`, keeping the max age an existing stream has (ADR-0122)."""
+        try:
+            info = await self.js.stream_info(spec.name)
+        except NotFoundError:
+            pass
+        else:
+            spec = dataclasses.replace(spec, max_age_s=float(info.config.max_age or 0.0))
+        await self.ensure_stream(spec, replicas)
 
     async def _answered(
         self, request: Callable[[], Awaitable[object]], what: str, deadline: float

@@ -95,14 +95,15 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
             Buckets.GUARDS,
         ),
     ),
-    # Positions from ORDERS and FILLS. Reconciliation with the broker (ADR-0125) reads accounts
-    # and their logins' tokens, records fills fetched from the venue on FILLS, reports drift on
-    # CONTROL and, when configured, switches a drifted account to REDUCING.
+    # Positions from ORDERS and FILLS; snapshots of its book (ADR-0122); which login reaches
+    # which account, for positions by login (ADR-0124). Reconciliation with the broker
+    # (ADR-0125) reads the logins' tokens, records fills fetched from the venue on FILLS, reports
+    # drift on CONTROL and, when configured, switches a drifted account to REDUCING.
     "ledger": ServiceAccess(
         publishes=("fills.>", subjects.CONTROL_DRIFT_ALL, subjects.CONTROL_STATE),
         consumes=(subjects.ORDERS, subjects.FILLS),
         reads=(Buckets.ACCOUNTS, Buckets.TOKENS),
-        writes=(Buckets.TRADING_STATE,),
+        writes=(Buckets.TRADING_STATE, Buckets.LEDGER_SNAPSHOTS),
     ),
 }
 

@@ -76,6 +76,9 @@ class StreamSpec:
     # At max_bytes: refuse new messages (a publish fails) instead of dropping the oldest. For
     # the streams the ledger replays from their first message: losing the oldest would be silent.
     discard_new: bool = False
+    # The age limit is the ledger's to set (its snapshots cover what ages out; ADR-0122):
+    # Bus.ensure_topology keeps an existing stream's max_age unless given one for these streams.
+    ledger_history: bool = False
 
 
 _DAY_S = 24 * 3600.0
@@ -111,9 +114,10 @@ EXEC = StreamSpec(
     max_age_s=_DAY_S,  # intents expire with their signal long before
     max_bytes=1 * _GIB,
 )
-# ORDERS and FILLS: the ledger rebuilds positions from their first message (fills wait for the
-# OrderAccepted that names their account), so no age limit, and a full stream refuses new
-# messages rather than dropping the oldest (ADR-0087).
+# ORDERS and FILLS: the ledger rebuilds positions from them (fills wait for the OrderAccepted
+# that names their account), so no age limit unless the ledger sets one its snapshots cover
+# (PHALANX_LEDGER_HISTORY_DAYS, ADR-0122), and a full stream refuses new messages rather than
+# dropping the oldest (ADR-0087).
 ORDERS = StreamSpec(
     "ORDERS",
     ("orders.>",),
@@ -121,6 +125,7 @@ ORDERS = StreamSpec(
     description="Order outcomes",
     max_bytes=4 * _GIB,
     discard_new=True,
+    ledger_history=True,
 )
 FILLS = StreamSpec(
     "FILLS",
@@ -129,6 +134,7 @@ FILLS = StreamSpec(
     description="Venue fills",
     max_bytes=2 * _GIB,
     discard_new=True,
+    ledger_history=True,
 )
 AUTH = StreamSpec(
     "AUTH",
@@ -311,6 +317,11 @@ class Buckets:
         "account_order",
         description="Per account: its unresolved intents in signal order (ADR-0051)",
     )
+    LEDGER_SNAPSHOTS = Bucket(
+        "ledger_snapshots",
+        description="The ledger's book: key 'head' names the latest snapshot, 'a.<n>'/'b.<n>' "
+        "hold its chunks (two slots, written in turn; ADR-0122)",
+    )
 
 
 ALL_BUCKETS: tuple[Bucket, ...] = (
@@ -327,4 +338,5 @@ ALL_BUCKETS: tuple[Bucket, ...] = (
     Buckets.PLANNER_CURSORS,
     Buckets.INTENT_LEASES,
     Buckets.ACCOUNT_ORDER,
+    Buckets.LEDGER_SNAPSHOTS,
 )

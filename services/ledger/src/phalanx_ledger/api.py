@@ -4,7 +4,9 @@
 - ``GET /positions/{account_id}`` → ``{"account_id", "positions": [...], "orders":
   {"accepted", "rejected"}}`` (only that account's positions, empty when it has none);
 - ``GET /healthz`` → ``{"status": "ok" | "replaying", "fills_applied", "duplicate_fills",
-  "unattributed_fills", "streams": {name: {"last_seq", "caught_up"}}}`` (liveness: always 200);
+  "unattributed_fills", "streams": {name: {"last_seq", "caught_up", "lost"}}, "snapshot":
+  {"covered", "saved", "failures", "last_taken_ns"} | null}`` (liveness: always 200; ``lost``:
+  messages aged out before a snapshot covered them, ADR-0122);
 - ``GET /readyz`` → 200 once NATS is connected and the replay reached the end of every stream,
   else 503; ``GET /metrics`` → Prometheus (docs/metrics.md).
 
@@ -21,13 +23,15 @@ Admin routes (``Authorization: Bearer <PHALANX_ADMIN_TOKEN>``, ADR-0120):
   "next_cursor"}`` (``since``: ISO 8601 date or time, UTC when no offset; pass ``next_cursor``
   back as ``cursor`` for the next page, ``null`` on the last);
 - ``GET /admin/fills.csv`` and ``GET /admin/pnl.csv`` (same parameters; also the JSON routes
-  with ``Accept: text/csv``): CSV with a header line, every matching fill unless ``limit``.
+  with ``Accept: text/csv``): CSV with a header line, every matching fill unless ``limit``;
+- ``GET /admin/positions/by-login/{login_id}``, ``GET /admin/positions/by-strategy[/{id}]``
+  (:mod:`phalanx_ledger.admin_positions`, ADR-0124).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query
@@ -37,6 +41,7 @@ from phalanx_common.codec import encode
 from phalanx_common.health import Readiness, add_readiness_route
 from phalanx_common.http import admin_guard
 from phalanx_common.metrics import CollectorRegistry, add_metrics_route
+from phalanx_ledger.admin_positions import positions_router
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.pnl import FillRow, PnlBy, PnlRow, fill_rows, pnl_rows, to_csv
 from phalanx_ledger.projection import PositionsProjection
@@ -56,6 +61,8 @@ def create_app(
     registry: CollectorRegistry | None = None,
     readiness: Readiness | None = None,
     admin_token: str | None = None,
+    snapshot_status: Callable[[], dict[str, Any]] | None = None,
+    accounts_of_login: Callable[[str], list[int]] | None = None,
 ) -> FastAPI:
     """Assemble the ledger API over a projection and the followers that feed it.
 
@@ -65,6 +72,9 @@ def create_app(
         registry: Served at ``GET /metrics`` when given.
         readiness: Served at ``GET /readyz`` when given.
         admin_token: The admin credential; the ``/admin`` routes exist only when given.
+        snapshot_status: Shown by ``/healthz`` under ``snapshot`` when given (ADR-0122).
+        accounts_of_login: The accounts a broker login reaches, for
+            ``/admin/positions/by-login`` (ADR-0124); that route exists only when given.
     """
     app = FastAPI(
         title="Phalanx ledger",
@@ -100,13 +110,16 @@ def create_app(
                 "duplicate_fills": projection.duplicate_fills,
                 "unattributed_fills": projection.unattributed_fills,
                 "streams": {
-                    f.name: {"last_seq": f.last_seq, "caught_up": f.caught_up} for f in followers
+                    f.name: {"last_seq": f.last_seq, "caught_up": f.caught_up, "lost": f.lost}
+                    for f in followers
                 },
+                "snapshot": snapshot_status() if snapshot_status is not None else None,
             }
         )
 
     if admin_token is not None:
         app.include_router(_admin_router(projection, admin_token))
+        app.include_router(positions_router(projection, admin_token, accounts_of_login))
     if registry is not None:
         add_metrics_route(app, registry)
     if readiness is not None:

@@ -66,3 +66,15 @@ class OrderIndex:
     def of(self, order_id: int) -> Attribution:
         """The attribution of an order, ``outside`` when no acceptance named it."""
         return self._orders.get(order_id, _OUTSIDE)
+
+    def orders_of(self, strategy_id: str) -> set[int]:
+        """The venue orders attributed to a strategy (its entries and bracket legs)."""
+        return {oid for oid, who in self._orders.items() if who.strategy_id == strategy_id}
+
+    def items(self) -> dict[int, Attribution]:
+        """Every indexed order and its attribution (a copy; for snapshots, ADR-0122)."""
+        return dict(self._orders)
+
+    def restore(self, orders: dict[int, Attribution]) -> None:
+        """Replace the index with ``orders`` (from a snapshot)."""
+        self._orders = dict(orders)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from phalanx_common.bus import Bus, consuming
 from phalanx_common.codec import decode_event
@@ -51,6 +51,8 @@ class StreamFollower:
         self._caught_up = asyncio.Event()
         self.last_seq = 0
         self.undecodable = 0
+        self.lost = 0
+        self.delivered = 0  # messages read since start (a restart from a snapshot: the tail)
 
     @property
     def name(self) -> str:
@@ -62,18 +64,41 @@ class StreamFollower:
         """Whether every message that was in the stream at start has been applied."""
         return self._caught_up.is_set()
 
-    async def start(self) -> None:
-        """Note where the stream ends now and subscribe from its first message."""
+    async def start(self, after_seq: int = 0) -> None:
+        """Note where the stream ends now and subscribe from its first message, or from the
+        one after ``after_seq`` (the last a snapshot covers; ADR-0122).
+
+        Messages after ``after_seq`` the stream no longer holds (aged out before a snapshot
+        covered them) are counted in :attr:`lost` and logged as an error.
+        """
         info = await self._bus.js.stream_info(self._stream.name)
-        self._target_seq = int(info.state.last_seq) if info.state.messages else 0
+        last = int(info.state.last_seq)
+        first = int(info.state.first_seq)
+        self.lost = max(0, min(first - 1, last) - after_seq)
+        if self.lost:
+            log.error(
+                "%s no longer holds %d messages after #%d (aged out before a snapshot covered "
+                "them): the book misses them (ADR-0122)",
+                self.name,
+                self.lost,
+                after_seq,
+            )
+        self.last_seq = after_seq
+        self._target_seq = last if info.state.messages and last > after_seq else 0
         if self._target_seq == 0:
             self._caught_up.set()
         (subject,) = self._stream.subjects
+        config = None
+        if after_seq:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1
+            )
         self._sub = await self._bus.js.subscribe(
             subject,
             stream=self._stream.name,
             ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
+            config=config,
+            deliver_policy=None if after_seq else DeliverPolicy.ALL,
             cb=self._on_message,
         )
 
@@ -94,6 +119,7 @@ class StreamFollower:
 
     async def _on_message(self, msg: Msg) -> None:
         seq = int(msg.metadata.sequence.stream)
+        self.delivered += 1
         try:
             event = decode_event(msg.data)
         except msgspec.DecodeError as exc:

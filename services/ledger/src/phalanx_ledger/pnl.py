@@ -18,10 +18,12 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
+from phalanx_ledger.attribution import OUTSIDE
+from phalanx_ledger.fill_index import MoneyTotal, utc_day
 from phalanx_ledger.projection import AppliedFill, PositionsProjection
 
 __all__ = ["FillRow", "PnlBy", "PnlRow", "fill_rows", "pnl_rows", "to_csv"]
@@ -120,63 +122,95 @@ def fill_rows(
 ) -> tuple[list[FillRow], str | None]:
     """Fills ordered by (``ts_event``, ``fill_id``), filtered; and the cursor of the next page.
 
+    Served from the projection's :class:`~phalanx_ledger.fill_index.FillIndex` (ADR-0123): a
+    binary search finds the first fill after ``since``/``cursor`` among the account's fills (or
+    the strategy's orders' fills, or all), and the walk stops after ``limit`` + 1 matches.
+
     Raises:
         ValueError: a malformed cursor.
     """
     after = _parse_cursor(cursor) if cursor else None
-    rows = sorted(
-        (_row(projection, applied) for applied in projection.applied),
-        key=lambda row: (row.ts_event, row.fill_id),
-    )
-    selected = [
-        row
-        for row in rows
-        if (account_id is None or row.account_id == account_id)
-        and (strategy_id is None or row.strategy_id == strategy_id)
-        and (since_ns is None or row.ts_event >= since_ns)
-        and (after is None or (row.ts_event, row.fill_id) > after)
-    ]
-    if limit is not None and len(selected) > limit:
-        page = selected[:limit]
-        return page, _cursor(page[-1])
+    index = projection.index
+    if account_id is not None:
+        source = index.of_account(account_id)
+    elif strategy_id is not None and strategy_id != OUTSIDE:
+        source = index.of_orders(projection.orders.orders_of(strategy_id))
+    else:
+        source = index.all
+    selected: list[FillRow] = []
+    for applied in source.after(since_ns, after):
+        if strategy_id is not None and (
+            projection.orders.of(applied.fill.order_id).strategy_id != strategy_id
+        ):
+            continue
+        if limit is not None and len(selected) == limit:
+            return selected, _cursor(selected[-1])
+        selected.append(_row(projection, applied))
     return selected, None
 
 
 def pnl_rows(projection: PositionsProjection, by: PnlBy) -> list[PnlRow]:
     """Realized P&L and fees in money grouped ``by`` day, strategy or account (and currency).
 
-    A fill's fees count in their own currency (usually the product's); net = realized - fees.
+    Day and account read the index's running totals; strategy adds up the totals of each
+    venue order under its attribution (looked up now: an order's acceptance may come late).
+    A fill's fees count in their own currency (usually the product's) in the fill's group;
+    net = realized - fees; ``fills_without_fees`` are the group's fills no fee report covers.
     """
-    totals: dict[tuple[str, str], list[Any]] = {}
-    rows, _ = fill_rows(projection)
-    for row in rows:
-        key = (
-            row.day if by == "day" else row.strategy_id if by == "strategy" else str(row.account_id)
+    index = projection.index
+    totals: dict[tuple[str, str], MoneyTotal] = {}
+    if by == "strategy":
+        for (order_id, _, _), order in index.order_sums.items():
+            key = (projection.orders.of(order_id).strategy_id, order.currency)
+            total = totals.get(key)
+            if total is None:
+                total = totals[key] = MoneyTotal()
+            total.add_order(order)
+    else:
+        source: Iterable[tuple[tuple[str, str], MoneyTotal]] = (
+            index.by_day.items()
+            if by == "day"
+            else (((str(a), c), t) for (a, c), t in index.by_account.items())
         )
-        total = totals.setdefault((key, row.currency), [Decimal(0), 0, 0, Decimal(0), 0])
-        total[1] += 1
-        if row.realized_pnl_money is None:
-            total[2] += 1
-        else:
-            total[0] += row.realized_pnl_money
-        if row.fees_money is None:
-            total[4] += 1
-        else:
-            paid = totals.setdefault((key, row.fee_currency), [Decimal(0), 0, 0, Decimal(0), 0])
-            paid[3] += row.fees_money
-    return [
-        PnlRow(
-            key=key,
-            currency=currency,
-            realized_pnl_money=money,
-            fills=n,
-            unpriced_fills=u,
-            fees_money=fees,
-            net_pnl_money=money - fees,
-            fills_without_fees=w,
+        for key, total in source:
+            totals.setdefault(key, MoneyTotal()).merge(total)
+    fees: dict[tuple[str, str], Decimal] = {}
+    covered: dict[tuple[str, str], int] = {}  # fills with a fee report, by the fill's currency
+    for report in projection.fees.values():
+        applied = index.by_fill_id.get(report.fill_id)
+        if applied is None:  # fees of a fill not applied (yet)
+            continue
+        group = _group(projection, applied, by)
+        fees[(group, report.currency)] = fees.get((group, report.currency), Decimal(0)) + (
+            report.total
         )
-        for (key, currency), (money, n, u, fees, w) in sorted(totals.items())
-    ]
+        covered[(group, applied.currency)] = covered.get((group, applied.currency), 0) + 1
+    rows: list[PnlRow] = []
+    for key in sorted(set(totals) | set(fees)):
+        total = totals.get(key) or MoneyTotal()
+        paid = fees.get(key, Decimal(0))
+        rows.append(
+            PnlRow(
+                key=key[0],
+                currency=key[1],
+                realized_pnl_money=total.money,
+                fills=total.fills,
+                unpriced_fills=total.unpriced,
+                fees_money=paid,
+                net_pnl_money=total.money - paid,
+                fills_without_fees=total.fills - covered.get(key, 0),
+            )
+        )
+    return rows
+
+
+def _group(projection: PositionsProjection, applied: AppliedFill, by: PnlBy) -> str:
+    fill = applied.fill
+    if by == "day":
+        return utc_day(fill.ts_event)
+    if by == "strategy":
+        return projection.orders.of(fill.order_id).strategy_id
+    return str(fill.account_id)
 
 
 def to_csv(rows: Sequence[msgspec.Struct], fields: Iterable[str]) -> str:

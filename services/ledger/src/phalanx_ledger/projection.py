@@ -31,6 +31,7 @@ import msgspec
 from phalanx_common.contracts import ContractBook, ProductSpec
 from phalanx_common.events import FillFees, FillReceived, OrderAccepted, OrderRejected
 from phalanx_ledger.attribution import OrderIndex
+from phalanx_ledger.fill_index import FillIndex
 
 __all__ = ["AppliedFill", "OrderCounts", "PositionView", "PositionsProjection"]
 
@@ -145,6 +146,7 @@ class PositionsProjection:
         self._contracts = contracts if contracts is not None else ContractBook.load()
         self.orders = OrderIndex()
         self.applied: list[AppliedFill] = []  # in the order applied
+        self.index = FillIndex()  # the same fills, sorted and grouped for queries (ADR-0123)
         self._positions: dict[tuple[int, str], _Position] = {}
         self._fill_ids: set[int] = set()
         self._accepted: dict[int, set[str]] = {}
@@ -225,14 +227,14 @@ class PositionsProjection:
         realized = position.apply(fill)
         if fill.fill_id not in self.fees:
             self._unpaid.setdefault(fill.account_id, set()).add(fill.fill_id)
-        self.applied.append(
-            AppliedFill(
-                fill=fill,
-                realized_pnl=realized,
-                realized_pnl_money=position.money(realized),
-                currency=position.spec.currency if position.spec is not None else "",
-            )
+        applied = AppliedFill(
+            fill=fill,
+            realized_pnl=realized,
+            realized_pnl_money=position.money(realized),
+            currency=position.spec.currency if position.spec is not None else "",
         )
+        self.applied.append(applied)
+        self.index.add(applied)
         self.fills_applied += 1
 
     def apply_order(self, event: OrderAccepted | OrderRejected) -> bool:

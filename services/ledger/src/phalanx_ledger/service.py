@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -22,9 +23,12 @@ from phalanx_common.events import (
 from phalanx_common.health import Readiness
 from phalanx_common.http import HttpServer
 from phalanx_common.http_limits import HttpLimits
+from phalanx_common.kvmirror import KvMirror
 from phalanx_common.nats_auth import NatsAuth
+from phalanx_common.records import AccountRecord
 from phalanx_common.telemetry import child_span
 from phalanx_ledger.api import create_app
+from phalanx_ledger.book_state import Covered
 from phalanx_ledger.broker_check import BrokerCheck, build_broker_check
 from phalanx_ledger.fanout import FanoutTracker
 from phalanx_ledger.follower import StreamFollower
@@ -33,6 +37,9 @@ from phalanx_ledger.projection import PositionsProjection
 from phalanx_ledger.recon_api import recon_router
 from phalanx_ledger.recon_metrics import ReconciliationCollector
 from phalanx_ledger.settings import LedgerSettings
+from phalanx_ledger.snapshot_store import SnapshotStore
+from phalanx_ledger.snapshots import Snapshotter, load_snapshot
+from phalanx_ledger.startup_gc import collector_paused
 
 __all__ = ["LedgerService", "build_ledger"]
 
@@ -58,6 +65,8 @@ class LedgerService:
         followers: list[StreamFollower],
         app: FastAPI,
         metrics: LedgerMetrics | None = None,
+        snapshots: Snapshotter | None = None,
+        accounts: KvMirror[AccountRecord] | None = None,
         broker_check: BrokerCheck | None = None,
     ) -> None:
         self.settings = settings
@@ -66,6 +75,9 @@ class LedgerService:
         self.followers = followers
         self.app = app
         self.metrics = metrics
+        self.snapshots = snapshots
+        self.accounts = accounts
+        self.loaded: Covered | None = None  # the snapshot the book started from (ADR-0122)
         self.broker_check = broker_check  # reconciliation with the broker (ADR-0125)
         self._http = HttpServer(
             app,
@@ -86,13 +98,12 @@ class LedgerService:
         Returns once the replay reached the end each stream had at start (or, after
         ``replay_timeout_s``, serves anyway with ``/healthz`` saying ``replaying``).
         """
-        for follower in self.followers:
-            await follower.start()
-        for follower in self.followers:
-            if not await follower.wait_caught_up(self.settings.replay_timeout_s):
-                log.warning("replay of %s still running; serving meanwhile", follower.name)
+        if self.accounts is not None:
+            await self.accounts.start()
+        with collector_paused():  # the book is built: no cyclic GC walking it (ADR-0122)
+            await self._build_book()
         log.info(
-            "ledger replayed %d fills (%d duplicates)",
+            "ledger replayed up to %d fills (%d duplicates)",
             self.projection.fills_applied,
             self.projection.duplicate_fills,
         )
@@ -101,9 +112,39 @@ class LedgerService:
         await self._http.start()
         if self.metrics is not None:
             self.metrics.start()
+        if self.snapshots is not None and all(f.caught_up for f in self.followers):
+            self.snapshots.start()
+        elif self.snapshots is not None:
+            log.warning("no snapshots until a restart: the start-up replay did not finish")
+
+    async def _build_book(self) -> None:
+        """Load the latest snapshot, if any, and replay what follows it."""
+        if self.snapshots is not None:
+            head = await load_snapshot(
+                self.snapshots.store, self.projection, await self._stream_ends()
+            )
+            self.snapshots.since(head)
+            self.loaded = head.covered if head is not None else None
+        fills_seq, orders_seq = (
+            (self.loaded.fills_seq, self.loaded.orders_seq) if self.loaded else (0, 0)
+        )
+        for follower, after in zip(self.followers, (fills_seq, orders_seq), strict=True):
+            await follower.start(after)
+        for follower in self.followers:
+            if not await follower.wait_caught_up(self.settings.replay_timeout_s):
+                log.warning("replay of %s still running; serving meanwhile", follower.name)
+
+    async def _stream_ends(self) -> dict[str, int]:
+        ends: dict[str, int] = {}
+        for follower in self.followers:
+            info = await self.bus.js.stream_info(follower.name)
+            ends[follower.name] = int(info.state.last_seq)
+        return ends
 
     async def stop(self) -> None:
         """Stop serving and following, close NATS (idempotent)."""
+        if self.snapshots is not None:
+            await self.snapshots.stop()
         if self.metrics is not None:
             await self.metrics.stop()
         await self._http.stop()
@@ -111,6 +152,8 @@ class LedgerService:
             await self.broker_check.stop()
         for follower in self.followers:
             await follower.stop()
+        if self.accounts is not None:
+            await self.accounts.stop()
         await self.bus.close()
 
 
@@ -142,6 +185,19 @@ def _dispatcher(
     return apply
 
 
+async def _apply_history_limit(bus: Bus, settings: LedgerSettings) -> None:
+    """Give FILLS and ORDERS their age limit (once a snapshot covers their messages)."""
+    await bus.ensure_topology(
+        settings.stream_replicas,
+        settings.stream_byte_limits,
+        ledger_history_s=settings.ledger_history_s,
+    )
+    log.info(
+        "FILLS and ORDERS now keep %s days; older history is in the ledger's snapshots",
+        settings.ledger_history_days,
+    )
+
+
 async def build_ledger(settings: LedgerSettings, clock: Clock | None = None) -> LedgerService:
     """Connect to NATS, declare the topology and assemble the ledger (not yet started).
 
@@ -152,7 +208,15 @@ async def build_ledger(settings: LedgerSettings, clock: Clock | None = None) -> 
     """
     bus = await Bus.connect(settings.nats_url, "ledger", auth=NatsAuth.from_settings(settings))
     try:
-        await bus.ensure_topology(settings.stream_replicas, settings.stream_byte_limits)
+        await bus.ensure_topology(
+            settings.stream_replicas,
+            settings.stream_byte_limits,
+            # Keeping everything is always safe; an age limit only once a snapshot covers
+            # what it would remove (below: after the first snapshot saved; ADR-0122).
+            ledger_history_s=None if settings.ledger_history_s else 0.0,
+        )
+        snapshot_kv = await bus.key_value(subjects.Buckets.LEDGER_SNAPSHOTS)
+        accounts_kv = await bus.key_value(subjects.Buckets.ACCOUNTS)
     except BaseException:
         await bus.close()
         raise
@@ -171,10 +235,45 @@ async def build_ledger(settings: LedgerSettings, clock: Clock | None = None) -> 
         .add("nats", lambda: bool(bus.nc.is_connected))
         .add("replay", lambda: all(f.caught_up for f in followers))
     )
-    app = create_app(projection, followers, metrics.registry, readiness, settings.admin_token)
+    accounts = KvMirror(accounts_kv, AccountRecord, "accounts")  # login -> accounts (ADR-0124)
+    snapshots = (
+        Snapshotter(
+            SnapshotStore(snapshot_kv),
+            projection,
+            followers,
+            settings.snapshot_every_fills,
+            settings.snapshot_interval_s,
+            on_first_save=functools.partial(_apply_history_limit, bus, settings)
+            if settings.ledger_history_s
+            else None,
+        )
+        if settings.snapshot_interval_s > 0
+        else None
+    )
+    app = create_app(
+        projection,
+        followers,
+        metrics.registry,
+        readiness,
+        settings.admin_token,
+        snapshot_status=snapshots.status if snapshots is not None else None,
+        accounts_of_login=lambda login: sorted(
+            record.account_id for record in accounts.values() if record.login_id == login
+        ),
+    )
     check = await build_broker_check(
         settings, bus, projection, ready=lambda: all(f.caught_up for f in followers), clock=clock
     )
     app.include_router(recon_router(projection, check.reconciler, settings.admin_token))
     metrics.registry.register(ReconciliationCollector(check.reconciler))
-    return LedgerService(settings, bus, projection, followers, app, metrics, check)
+    return LedgerService(
+        settings,
+        bus,
+        projection,
+        followers,
+        app,
+        metrics,
+        snapshots=snapshots,
+        accounts=accounts,
+        broker_check=check,
+    )

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from phalanx_common.settings import CommonSettings
 
-__all__ = ["LedgerSettings"]
+__all__ = ["MIN_HISTORY_DAYS", "LedgerSettings"]
+
+#: The shortest FILLS/ORDERS age limit the ledger accepts: the signal log reads ORDERS over the
+#: SIGNALS horizon (30 days), and a ledger down for less than this loses nothing (ADR-0122).
+MIN_HISTORY_DAYS = 30.0
 
 
 class LedgerSettings(CommonSettings, frozen=True, kw_only=True):
@@ -25,6 +29,13 @@ class LedgerSettings(CommonSettings, frozen=True, kw_only=True):
         reduce_on_drift: Switch a drifted account to REDUCING (``account.<id>`` in the
             trading-state bucket, as the executor's admin API does); never relaxes a state.
         venue_timeout_s: Per-request timeout of the venue's REST API.
+        snapshot_every_fills: Take a snapshot of the book after this many new fills
+            (``PHALANX_SNAPSHOT_EVERY_FILLS``; ADR-0122).
+        snapshot_interval_s: ...or after this many seconds when anything changed
+            (``PHALANX_SNAPSHOT_INTERVAL_S``); 0 disables snapshots (every start replays all).
+        ledger_history_days: Age limit of FILLS and ORDERS (``PHALANX_LEDGER_HISTORY_DAYS``);
+            0 (the default) keeps them forever. When set, it must be at least
+            :data:`MIN_HISTORY_DAYS` (ADR-0122): what ages out is in the snapshots only.
     """
 
     service_name: str = "ledger"
@@ -36,3 +47,22 @@ class LedgerSettings(CommonSettings, frozen=True, kw_only=True):
     reconcile_concurrency: int = 4
     reduce_on_drift: bool = False
     venue_timeout_s: float = 10.0
+    snapshot_every_fills: int = 10_000
+    snapshot_interval_s: float = 300.0
+    ledger_history_days: float = 0.0
+
+    def __post_init__(self) -> None:
+        if 0 < self.ledger_history_days < MIN_HISTORY_DAYS:
+            raise ValueError(
+                f"PHALANX_LEDGER_HISTORY_DAYS={self.ledger_history_days}: 0 (keep forever) or at "
+                f"least {MIN_HISTORY_DAYS} days (ADR-0122)"
+            )
+        if self.ledger_history_days and not self.snapshot_interval_s:
+            raise ValueError(
+                "PHALANX_LEDGER_HISTORY_DAYS needs snapshots (PHALANX_SNAPSHOT_INTERVAL_S > 0)"
+            )
+
+    @property
+    def ledger_history_s(self) -> float:
+        """The FILLS/ORDERS age limit in seconds (0 = forever)."""
+        return self.ledger_history_days * 86_400.0

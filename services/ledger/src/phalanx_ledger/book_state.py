@@ -1,0 +1,209 @@
+"""The ledger's book as bytes, and back (pure, no I/O; ADR-0122).
+
+A snapshot holds everything :class:`~phalanx_ledger.projection.PositionsProjection` knows —
+positions, every applied fill with the P&L it realized, fills held for their account, order
+outcomes, the order -> account and order -> attribution maps, counters — plus the stream
+sequences it covers (the last FILLS and ORDERS message applied). Restored, it is the projection
+those messages built, so a follower starting after those sequences continues exactly where the
+snapshot ended.
+
+Encoding: a 4-byte magic, a format version, then zlib-compressed MessagePack (msgspec). Any
+change to what the book holds bumps :data:`FORMAT_VERSION`; a snapshot of another version, or
+one that does not decode, raises :class:`SnapshotUnreadable` and the ledger rebuilds from the
+streams (logged). ``test_book_state`` fails when the projection gains an attribute this module
+does not carry, so a new field cannot be silently lost at a restart.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from decimal import Decimal
+
+import msgspec
+
+from phalanx_common.events import FillFees, FillReceived
+from phalanx_ledger.attribution import Attribution
+from phalanx_ledger.projection import AppliedFill, PositionsProjection, _Position
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BookState",
+    "Covered",
+    "SnapshotUnreadable",
+    "capture",
+    "decode_book",
+    "encode_book",
+    "restore",
+]
+
+#: Bump on any change of :class:`BookState` or of what the projection holds.
+FORMAT_VERSION = 2  # 2: the venue's fees per fill (ADR-0127)
+_MAGIC = b"PXLB"
+_HEADER = struct.Struct(">4sI")
+
+#: The projection's attributes a snapshot carries (``test_book_state`` compares this with a
+#: fresh projection's, so an attribute added there must be added here too).
+CARRIED = frozenset(
+    {
+        "_contracts",  # the contract table: loaded, not stored
+        "orders",
+        "applied",
+        "index",  # rebuilt from ``applied``
+        "_positions",
+        "_fill_ids",  # rebuilt: applied and held fills
+        "_accepted",
+        "_rejected",
+        "_unattributed",
+        "_order_accounts",
+        "fills_applied",  # rebuilt: len(applied)
+        "duplicate_fills",
+        "fees",  # the venue's fee reports (ADR-0127)
+        "_unpaid",  # rebuilt: applied fills without a fee report
+    }
+)
+
+
+class SnapshotUnreadable(Exception):
+    """A snapshot that cannot be used (other version, truncated, corrupt)."""
+
+
+class Covered(msgspec.Struct, frozen=True, kw_only=True):
+    """The last message of each stream a snapshot includes (0: none)."""
+
+    fills_seq: int = 0
+    orders_seq: int = 0
+
+
+class PositionState(msgspec.Struct, frozen=True, array_like=True):
+    """One position's numbers (its product spec is looked up again on restore)."""
+
+    account_id: int
+    symbol: str
+    contract_id: int
+    net_pos: int
+    avg_price: Decimal | None
+    realized_pnl: Decimal
+    fill_count: int
+    bought: int
+    sold: int
+    last_fill_id: int
+    updated_ns: int
+
+
+class BookState(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the projection holds, and the stream sequences it covers."""
+
+    covered: Covered
+    taken_ns: int
+    positions: list[PositionState]
+    applied: list[AppliedFill]
+    held: list[FillReceived]
+    accepted: dict[int, list[str]]
+    rejected: dict[int, list[str]]
+    order_accounts: dict[int, int]
+    orders: dict[int, Attribution]
+    duplicate_fills: int
+    fees: list[FillFees] = []
+
+
+def capture(projection: PositionsProjection, covered: Covered, taken_ns: int) -> BookState:
+    """The projection's state now (call between two events: it is read without a lock)."""
+    return BookState(
+        covered=covered,
+        taken_ns=taken_ns,
+        positions=[
+            PositionState(
+                account_id=p.account_id,
+                symbol=p.symbol,
+                contract_id=p.contract_id,
+                net_pos=p.net_pos,
+                avg_price=p.avg_price,
+                realized_pnl=p.realized_pnl,
+                fill_count=p.fill_count,
+                bought=p.bought,
+                sold=p.sold,
+                last_fill_id=p.last_fill_id,
+                updated_ns=p.updated_ns,
+            )
+            for p in projection._positions.values()
+        ],
+        applied=list(projection.applied),
+        held=[fill for held in projection._unattributed.values() for fill in held],
+        accepted={account: sorted(ids) for account, ids in projection._accepted.items()},
+        rejected={account: sorted(ids) for account, ids in projection._rejected.items()},
+        order_accounts=dict(projection._order_accounts),
+        orders=projection.orders.items(),
+        duplicate_fills=projection.duplicate_fills,
+        fees=list(projection.fees.values()),
+    )
+
+
+def restore(state: BookState, projection: PositionsProjection) -> None:
+    """Make a fresh projection (nothing applied yet) hold exactly what ``state`` describes.
+
+    Raises:
+        ValueError: the projection already holds something.
+    """
+    if projection.fills_applied or projection._fill_ids or projection._accepted:
+        raise ValueError("restore into a fresh projection only")
+    book = projection._contracts
+    for p in state.positions:
+        projection._positions[(p.account_id, p.symbol)] = _Position(
+            account_id=p.account_id,
+            symbol=p.symbol,
+            contract_id=p.contract_id,
+            spec=book.product_of(p.symbol),
+            net_pos=p.net_pos,
+            avg_price=p.avg_price,
+            realized_pnl=p.realized_pnl,
+            fill_count=p.fill_count,
+            bought=p.bought,
+            sold=p.sold,
+            last_fill_id=p.last_fill_id,
+            updated_ns=p.updated_ns,
+        )
+    projection.applied = list(state.applied)
+    projection.index.extend(projection.applied)
+    projection._fill_ids.update(applied.fill.fill_id for applied in state.applied)
+    for fill in state.held:
+        projection._unattributed.setdefault(fill.order_id, []).append(fill)
+        projection._fill_ids.add(fill.fill_id)
+    projection._accepted = {account: set(ids) for account, ids in state.accepted.items()}
+    projection._rejected = {account: set(ids) for account, ids in state.rejected.items()}
+    projection._order_accounts = dict(state.order_accounts)
+    projection.orders.restore(state.orders)
+    projection.fills_applied = len(state.applied)
+    projection.duplicate_fills = state.duplicate_fills
+    projection.fees = {report.fill_id: report for report in state.fees}
+    for applied in state.applied:
+        if applied.fill.fill_id not in projection.fees:
+            projection._unpaid.setdefault(applied.fill.account_id, set()).add(applied.fill.fill_id)
+
+
+_encoder = msgspec.msgpack.Encoder(decimal_format="string")
+_decoder = msgspec.msgpack.Decoder(BookState)
+
+
+def encode_book(state: BookState, level: int = 1) -> bytes:
+    """The snapshot's bytes: header, then the compressed state."""
+    return _HEADER.pack(_MAGIC, FORMAT_VERSION) + zlib.compress(_encoder.encode(state), level)
+
+
+def decode_book(data: bytes) -> BookState:
+    """The state in a snapshot's bytes.
+
+    Raises:
+        SnapshotUnreadable: another format version, or bytes that do not decode.
+    """
+    if len(data) < _HEADER.size:
+        raise SnapshotUnreadable(f"{len(data)} bytes: shorter than the header")
+    magic, version = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise SnapshotUnreadable(f"not a ledger snapshot (magic {magic!r})")
+    if version != FORMAT_VERSION:
+        raise SnapshotUnreadable(f"format version {version}, this ledger reads {FORMAT_VERSION}")
+    try:
+        return _decoder.decode(zlib.decompress(data[_HEADER.size :]))
+    except (zlib.error, msgspec.DecodeError) as exc:
+        raise SnapshotUnreadable(f"does not decode: {exc}") from exc
