@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from phalanx_common.events import FillReceived, OrderAccepted, OrderRejected
+from phalanx_common.events import FillFees, FillReceived, OrderAccepted, OrderRejected
 from phalanx_ledger.book_state import (
     CARRIED,
     Covered,
@@ -34,6 +34,19 @@ def _fill(fill_id: int, order_id: int, account_id: int, action: str, price: str)
         action="Buy" if action == "Buy" else "Sell",
         qty=1 + fill_id % 2,
         price=Decimal(price),
+    )
+
+
+def _fees(fill_id: int, account_id: int, total: str) -> FillFees:
+    return FillFees(
+        event_id=f"fee{fill_id}",
+        ts_event=1,
+        ts_init=1,
+        fill_id=fill_id,
+        account_id=account_id,
+        currency="USD",
+        total=Decimal(total),
+        commission=Decimal(total),
     )
 
 
@@ -82,6 +95,8 @@ def _busy_projection() -> PositionsProjection:
     ):
         projection.apply_fill(_fill(n, order, account, action, price))
     projection.apply_fill(_fill(2, 11, 1, "Sell", "21010.25"))  # duplicate
+    projection.apply_fees(_fees(1, 1, "0.74"))  # the venue's fees of two fills (ADR-0127)
+    projection.apply_fees(_fees(3, 2, "1.48"))
     return projection
 
 
@@ -95,6 +110,8 @@ def _everything(projection: PositionsProjection) -> object:
         projection.fills_applied,
         projection.duplicate_fills,
         projection.unattributed_fills,
+        projection.fees,
+        [projection.fills_without_fees(a) for a in (1, 2, 3)],
     )
 
 
@@ -116,6 +133,8 @@ def test_a_restored_book_answers_and_continues_like_the_original() -> None:
         projection.apply_order(_accepted(30, 3))
         assert not projection.apply_fill(_fill(4, 21, 2, "Buy", "20980"))
         assert projection.apply_fill(_fill(9, 31, 3, "Sell", "21005"))
+        assert projection.apply_fees(_fees(9, 3, "0.37"))
+        assert not projection.apply_fees(_fees(1, 1, "0.74"))  # reported before the snapshot
     assert _everything(copy) == _everything(original)
 
 
