@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -64,13 +64,11 @@ from starlette.responses import Response
 
 from phalanx_sim.faults import Faults
 from phalanx_sim.fees import FeeRates
+from phalanx_sim.host import SimHost
 from phalanx_sim.limits import LimitConfig
 from phalanx_sim.matching import OrderSpec, Origin
 from phalanx_sim.state import OrderRecord
 from phalanx_sim.times import iso_from_epoch
-
-if TYPE_CHECKING:
-    from phalanx_sim.runner import Simulator
 
 __all__ = ["admin_router"]
 
@@ -229,8 +227,8 @@ def _order_view(rec: OrderRecord) -> dict[str, Any]:
     return view
 
 
-def admin_router(sim: Simulator) -> APIRouter:
-    """Routes of the admin API bound to a running :class:`~phalanx_sim.runner.Simulator`."""
+def admin_router(sim: SimHost) -> APIRouter:
+    """Routes of the admin API bound to a running simulator (a :class:`SimHost`)."""
 
     def loopback_only(request: Request) -> None:
         if not sim.settings.sim_admin_loopback_only:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import FastAPI
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from phalanx_sim.admin import admin_router
+from phalanx_sim.host import SimHost
 from phalanx_sim.oauth import oauth_routes
 from phalanx_sim.rest import rest_route
-
-if TYPE_CHECKING:
-    from phalanx_sim.runner import Simulator
 
 __all__ = ["build_app"]
 
 
-def build_app(sim: Simulator) -> FastAPI:
-    """Build the simulator's FastAPI app around a :class:`~phalanx_sim.runner.Simulator`."""
+def build_app(sim: SimHost) -> FastAPI:
+    """Build the simulator's FastAPI app around a running simulator (a :class:`SimHost`)."""
     app = FastAPI(
         title="Phalanx Tradovate simulator",
         docs_url="/admin/docs",
