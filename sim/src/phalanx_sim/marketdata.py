@@ -1,4 +1,4 @@
-"""The market-data WebSocket at ``/md/v1/websocket`` (docs/tradovate-protocol.md §9).
+"""The market-data WebSocket at ``/md/v1/websocket`` (docs/tradovate-protocol.md §8).
 
 Tradovate serves market data on its own host (``wss://md.tradovateapi.com/v1/websocket``) with
 the trading socket's framing: ``o``, ``h``, ``a[...]``, ``c[...]``, client heartbeat ``[]`` and

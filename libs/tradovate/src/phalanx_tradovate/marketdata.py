@@ -1,6 +1,6 @@
 """Tradovate's market-data socket: quote subscriptions that survive reconnects.
 
-The market-data socket (docs/tradovate-protocol.md §9) has the trading socket's framing and
+The market-data socket (docs/tradovate-protocol.md §8) has the trading socket's framing and
 ``authorize``; ``md/subscribeQuote`` / ``md/unsubscribeQuote`` take ``{"symbol": <name or
 contract id>}`` and quotes arrive as ``{"e": "md", "d": {"quotes": [...]}}`` events.
 
