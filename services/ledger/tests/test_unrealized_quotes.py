@@ -37,7 +37,7 @@ KEYS = "t1:" + base64.b64encode(bytes(range(32))).decode()
 ACCOUNT = 7001
 
 
-async def _store_token(bus: Bus, sim: Simulator, name: str) -> None:
+async def _store_token(bus: Bus, sim: Simulator, name: str) -> str:
     """A login at the simulator whose token sits in the tokens bucket, as auth leaves it."""
     created = sim.create_user(name, "pw-" + name, 1)
     async with httpx.AsyncClient(timeout=10.0) as client:
@@ -53,6 +53,7 @@ async def _store_token(bus: Bus, sim: Simulator, name: str) -> None:
     )
     tokens = await bus.key_value(subjects.Buckets.TOKENS)
     await tokens.put(record.login_id, encode(seal_token(KeyRing.parse(KEYS), record)))
+    return record.access_token
 
 
 def _fill(fill_id: int, contract_id: int, symbol: str, qty: int, price: str) -> FillReceived:
@@ -204,3 +205,36 @@ async def test_a_dropped_market_data_socket_reconnects_and_quotes_again(
     assert row["mark_source"] == "trade"
     assert Decimal(row["unrealized_pnl_money"]) == Decimal("10")
     assert feed.client.wanted == frozenset({mnq})
+
+
+async def test_an_old_quote_or_a_lost_socket_falls_back_to_the_last_fill(
+    bus: Bus,
+    simulator: Simulator,
+    clock: FakeClock,
+    ledger: tuple[LedgerService, httpx.AsyncClient],
+) -> None:
+    service, client = ledger
+    assert service.broker_check is not None
+    feed = service.broker_check.quotes
+    assert feed is not None
+    mnq = _contract_id(simulator, "MNQZ6")
+    await _set_price(simulator, "MNQZ6", 21000.0)
+    await bus.publish(subjects.fills_subject(ACCOUNT), _fill(1, mnq, "MNQZ6", 1, "20990"))
+    await _set_price(simulator, "MNQZ6", 21002.0)
+    await eventually(lambda: _row_at(client, "MNQZ6", "21002"), what="the quote")
+
+    await clock.advance(LedgerSettings().md_quote_max_age_s + 1)  # no new quote since
+    stale = (await _rows(client))["MNQZ6"]
+    await _set_price(simulator, "MNQZ6", 21004.0)  # a new quote is fresh again
+    fresh = await eventually(lambda: _row_at(client, "MNQZ6", "21004"), what="a new quote")
+
+    # the venue revokes the only token: it closes the socket and refuses every reconnect
+    (session,) = simulator.venue.state.sessions.values()
+    simulator.venue.revoke_token(session)
+    await eventually(lambda: not feed.client.connected, what="the socket closed")
+    lost = (await _rows(client))["MNQZ6"]
+
+    assert (stale["mark_source"], Decimal(stale["mark_price"])) == ("fill", Decimal("20990"))
+    assert fresh["mark_source"] == "trade"
+    assert (lost["mark_source"], Decimal(lost["mark_price"])) == ("fill", Decimal("20990"))
+    assert feed.client.connects == 1

@@ -183,6 +183,7 @@ class Simulator:
     def reset(self) -> None:
         """Close every socket, forget all state, re-apply the seed (``POST /admin/reset``)."""
         self.hub.reset()
+        self.md_hub.close_all("Server reset")
         self.venue.reset()
         self._apply_seed()
 
