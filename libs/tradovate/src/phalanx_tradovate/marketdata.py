@@ -114,6 +114,9 @@ class MarketDataClient:
         self.quotes: dict[int, Quote] = {}
         #: contract id -> why the venue refused its subscription
         self.refused: dict[int, str] = {}
+        # the newest socket, set before it subscribes what is wanted: a contract wanted while
+        # it does so is sent by subscribe() itself, never missed
+        self._current: TradovateSocket | None = None
         self._keeper = ReconnectingSocket(
             url,
             token_source,
@@ -143,7 +146,7 @@ class MarketDataClient:
     @property
     def connected(self) -> bool:
         """Whether a socket is open and authorized."""
-        sock = self._keeper.socket
+        sock = self._current
         return sock is not None and sock.connected
 
     @property
@@ -167,7 +170,7 @@ class MarketDataClient:
         if contract_id in self._wanted:
             return
         self._wanted.add(contract_id)
-        sock = self._keeper.socket
+        sock = self._current
         if sock is not None and sock.connected:
             await self._send(sock, SUBSCRIBE, contract_id)
 
@@ -178,7 +181,7 @@ class MarketDataClient:
         self._wanted.discard(contract_id)
         self.quotes.pop(contract_id, None)
         self.refused.pop(contract_id, None)
-        sock = self._keeper.socket
+        sock = self._current
         if sock is not None and sock.connected:
             await self._send(sock, UNSUBSCRIBE, contract_id)
 
@@ -196,6 +199,7 @@ class MarketDataClient:
                 self.refused.pop(contract_id, None)
 
     async def _connected(self, sock: TradovateSocket) -> None:
+        self._current = sock
         self.quotes.clear()
         for contract_id in sorted(self._wanted):
             await self._send(sock, SUBSCRIBE, contract_id)
