@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from phalanx_sim import Simulator
+from phalanx_sim import SimSettings, Simulator, running_simulator
 from phalanx_sim.testing import SimSocket
 from phalanx_testing.waiting import eventually
 
@@ -126,3 +126,35 @@ async def test_unknown_contract_is_refused(
 
     assert unknown["s"] == 400
     assert _quotes(sock) == []
+
+
+async def test_quiet_md_socket_gets_heartbeats_and_an_unauthorized_one_is_closed() -> None:
+    settings = SimSettings(
+        sim_ws_heartbeat_s=0.1, sim_ws_idle_timeout_s=0, sim_ws_authorize_timeout_s=0.5
+    )
+    async with running_simulator(settings) as sim:
+        sock = await SimSocket.connect(sim.md_url)
+        try:
+            await sock.heartbeat()
+            await eventually(lambda: sock.heartbeats >= 2, what="two server heartbeats")
+            await eventually(lambda: sock.closed, what="closed for not authorizing")
+
+            assert sock.close_frame == [1000, "Closed: not authorized"]
+            assert sock.frames[0] == "o"
+        finally:
+            await sock.close()
+
+
+async def test_a_revoked_token_closes_the_md_socket(
+    sim: Simulator, md_connect: Callable[[], Awaitable[SimSocket]], make_user: MakeUser
+) -> None:
+    user = await make_user("frank")
+    sock = await md_connect()
+    assert (await sock.authorize(user["token"]))["s"] == 200
+
+    session = sim.venue.authenticate(user["token"])
+    assert session is not None
+    sim.venue.revoke_token(session)
+    await eventually(lambda: sock.closed, what="socket closed")
+
+    assert sock.close_frame == [1000, "Closed: revoked"]

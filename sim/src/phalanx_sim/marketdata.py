@@ -183,7 +183,8 @@ class MarketDataHub:
             if conn.closing:
                 continue
             if conn.session is not None and not conn.session.valid_at(venue_now):
-                conn.close(1000, "Closed: access token expired")
+                expired = conn.session.expires_at <= venue_now
+                conn.close(1000, "Closed: access token expired" if expired else "Closed: revoked")
                 continue
             idle = settings.sim_ws_idle_timeout_s
             if idle > 0 and now - conn.last_client > idle:
