@@ -128,19 +128,30 @@ async def test_unknown_contract_is_refused(
     assert _quotes(sock) == []
 
 
-async def test_quiet_md_socket_gets_heartbeats_and_an_unauthorized_one_is_closed() -> None:
+async def test_a_quiet_md_socket_gets_server_heartbeats() -> None:
     settings = SimSettings(
-        sim_ws_heartbeat_s=0.1, sim_ws_idle_timeout_s=0, sim_ws_authorize_timeout_s=0.5
+        sim_ws_heartbeat_s=0.1, sim_ws_idle_timeout_s=0, sim_ws_authorize_timeout_s=0
     )
     async with running_simulator(settings) as sim:
         sock = await SimSocket.connect(sim.md_url)
         try:
             await sock.heartbeat()
             await eventually(lambda: sock.heartbeats >= 2, what="two server heartbeats")
+
+            assert sock.frames[0] == "o"
+            assert not sock.closed
+        finally:
+            await sock.close()
+
+
+async def test_an_md_socket_that_does_not_authorize_is_closed() -> None:
+    settings = SimSettings(sim_ws_idle_timeout_s=0, sim_ws_authorize_timeout_s=0.3)
+    async with running_simulator(settings) as sim:
+        sock = await SimSocket.connect(sim.md_url)
+        try:
             await eventually(lambda: sock.closed, what="closed for not authorizing")
 
             assert sock.close_frame == [1000, "Closed: not authorized"]
-            assert sock.frames[0] == "o"
         finally:
             await sock.close()
 
