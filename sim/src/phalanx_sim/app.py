@@ -27,6 +27,11 @@ def build_app(sim: SimHost) -> FastAPI:
         await sim.hub.serve(websocket)
 
     app.router.routes.append(WebSocketRoute("/v1/websocket", websocket_endpoint))
+
+    async def md_websocket_endpoint(websocket: WebSocket) -> None:
+        await sim.md_hub.serve(websocket)
+
+    app.router.routes.append(WebSocketRoute("/md/v1/websocket", md_websocket_endpoint))
     app.include_router(admin_router(sim))
     app.router.routes.extend(oauth_routes(sim.venue))
     app.router.routes.append(rest_route(sim.venue))

@@ -12,6 +12,7 @@ import msgspec
 
 from phalanx_common.http import HttpServer
 from phalanx_sim.app import build_app
+from phalanx_sim.marketdata import MarketDataHub
 from phalanx_sim.pricefeed import random_walk
 from phalanx_sim.seed import Seed, apply_seed, load_seed
 from phalanx_sim.settings import SimSettings
@@ -62,6 +63,7 @@ class Simulator:
         self._seed = seed
         self.venue = Venue(self.settings, clock)
         self.hub = Hub(self.venue)
+        self.md_hub = MarketDataHub(self.venue)  # the market-data socket (ADR-0128)
         self.app = build_app(self)
         self._server = HttpServer(
             self.app, self.settings.sim_host, self.settings.sim_port, name="phalanx-sim"
@@ -79,6 +81,7 @@ class Simulator:
         self._apply_seed()
         await self._server.start()
         self._tasks.append(asyncio.create_task(self.hub.run(), name="sim-housekeeping"))
+        self._tasks.append(asyncio.create_task(self.md_hub.run(), name="sim-md-quotes"))
         if self.settings.sim_price_walk:
             self._tasks.append(
                 asyncio.create_task(
@@ -94,6 +97,7 @@ class Simulator:
     async def stop(self) -> None:
         """Close the sockets, stop the background tasks and the server (idempotent)."""
         self.hub.close_all("Server stopping")
+        self.md_hub.close_all("Server stopping")
         self.venue.release_hung()
         for task in self._tasks:
             task.cancel()
@@ -137,6 +141,11 @@ class Simulator:
         """Trading WebSocket URL (``PHALANX_TRADOVATE_WS_URL``)."""
         return self.url.replace("http://", "ws://", 1) + "/v1/websocket"
 
+    @property
+    def md_url(self) -> str:
+        """Market-data WebSocket URL (``PHALANX_TRADOVATE_MD_URL``)."""
+        return self.url.replace("http://", "ws://", 1) + "/md/v1/websocket"
+
     # ------------------------------------------------------------------ direct access
 
     @property
@@ -174,6 +183,7 @@ class Simulator:
     def reset(self) -> None:
         """Close every socket, forget all state, re-apply the seed (``POST /admin/reset``)."""
         self.hub.reset()
+        self.md_hub.close_all("Server reset")
         self.venue.reset()
         self._apply_seed()
 

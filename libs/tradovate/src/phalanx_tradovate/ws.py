@@ -63,6 +63,7 @@ T = TypeVar("T")
 OnProps = Callable[[PropsEvent], None]
 OnClose = Callable[["TradovateSocket", str], None]
 OnShutdown = Callable[["TradovateSocket", Any], None]
+OnEvent = Callable[[EventMessage], None]
 TokenSource = Callable[[], Awaitable[str]]
 
 # snapshot array name -> entity type, for extra parts of a split sync response
@@ -89,6 +90,8 @@ class TradovateSocket:
         on_props: called (synchronously, in the reader task) for each entity change.
         on_close: called once with ``(socket, reason)`` when the connection ends.
         on_shutdown: called with ``(socket, d)`` when the server announces a ``shutdown``.
+        on_event: called for every other event (``md``, ``chart``, ``clock``: the market-data
+            socket, ``phalanx_tradovate.marketdata``).
         heartbeat_s: interval of the client heartbeat ``[]``.
         request_timeout_s: default time to wait for a response.
         connect_timeout_s: time allowed to open the socket and receive ``o``.
@@ -107,6 +110,7 @@ class TradovateSocket:
         on_props: OnProps | None = None,
         on_close: OnClose | None = None,
         on_shutdown: OnShutdown | None = None,
+        on_event: OnEvent | None = None,
         heartbeat_s: float = 2.5,
         request_timeout_s: float = 10.0,
         connect_timeout_s: float = 10.0,
@@ -121,6 +125,7 @@ class TradovateSocket:
         self.on_props = on_props
         self.on_close = on_close
         self.on_shutdown = on_shutdown
+        self.on_event = on_event
         self.heartbeat_s = heartbeat_s
         self.request_timeout_s = request_timeout_s
         self.connect_timeout_s = connect_timeout_s
@@ -296,6 +301,11 @@ class TradovateSocket:
                     self.on_shutdown(self, item.data)
                 except Exception:
                     log.exception("on_shutdown callback failed")
+        elif self.on_event is not None:
+            try:
+                self.on_event(item)
+            except Exception:
+                log.exception("on_event callback failed for %s", item.kind)
 
     def _emit(self, events: Iterable[PropsEvent]) -> None:
         if self.on_props is None:

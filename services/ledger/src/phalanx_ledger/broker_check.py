@@ -18,8 +18,10 @@ from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, TokenRecord
 from phalanx_ledger.broker import TradovateBroker
 from phalanx_ledger.projection import PositionsProjection
+from phalanx_ledger.quote_feed import QuoteFeed, any_live_token
 from phalanx_ledger.reconciler import Reconciler
 from phalanx_ledger.settings import LedgerSettings
+from phalanx_tradovate.marketdata import MarketDataClient
 from phalanx_tradovate.rest import TradovateRest
 
 __all__ = ["BrokerCheck", "build_broker_check"]
@@ -34,20 +36,27 @@ class BrokerCheck:
         accounts: KvMirror[AccountRecord],
         tokens: KvMirror[TokenRecord],
         rest: TradovateRest,
+        quotes: QuoteFeed | None = None,
     ) -> None:
         self.reconciler = reconciler
         self._mirrors = (accounts, tokens)
         self._rest = rest
+        #: quotes of the contracts held, from the market-data socket (ADR-0128), when set
+        self.quotes = quotes
 
     async def start(self) -> None:
         """Load the accounts and tokens, then start the scheduled checks."""
         for mirror in self._mirrors:
             await mirror.start()
         self.reconciler.start()
+        if self.quotes is not None:
+            self.quotes.start()
 
     async def stop(self) -> None:
         """Stop checking and release the mirrors and the HTTP client (idempotent)."""
         await self.reconciler.stop()
+        if self.quotes is not None:
+            await self.quotes.stop()
         for mirror in self._mirrors:
             await mirror.stop()
         await self._rest.aclose()
@@ -80,4 +89,20 @@ async def build_broker_check(
         concurrency=settings.reconcile_concurrency,
         reduce_on_drift=settings.reduce_on_drift,
     )
-    return BrokerCheck(reconciler, accounts, tokens, rest)
+    quotes = (
+        QuoteFeed(
+            MarketDataClient(
+                settings.tradovate_md_url,
+                any_live_token(tokens.values, clock),
+                now_ns=clock.time_ns,
+                max_backoff_s=10.0,
+            ),
+            projection,
+            clock,
+            max_age_s=settings.md_quote_max_age_s,
+            resync_s=settings.md_resync_s,
+        )
+        if settings.tradovate_md_url
+        else None
+    )
+    return BrokerCheck(reconciler, accounts, tokens, rest, quotes)

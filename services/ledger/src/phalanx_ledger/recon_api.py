@@ -8,6 +8,11 @@
   "currency", "unrealized_pnl_money", "positions", "unpriced_positions"}]}``;
 - ``GET /admin/unrealized/positions[?account_id=]`` → ``{"positions": [UnrealizedRow]}``.
 
+Each row says where its mark came from (``mark_source``: ``trade`` or ``mid`` of a quote,
+else ``fill``) and how old it is (``mark_age_ms``); with a market-data socket configured,
+both answers also carry ``"market_data": {"url", "connected", "connects", "subscribed",
+"quoted", "refused"}`` (ADR-0128).
+
 A Reconciliation is ``{"account_id", "login_id", "status", "checked_ns", "reason", "explained",
 "fetched_fills", "contracts": [{"contract_id", "symbol", "ledger_net_pos", "broker_net_pos",
 "fetched_net_pos", "ledger_avg_price", "broker_net_price"}]}`` (decimals as strings).
@@ -15,6 +20,8 @@ A Reconciliation is ``{"account_id", "login_id", "status", "checked_ns", "reason
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -23,9 +30,10 @@ from fastapi.responses import Response
 from phalanx_common.codec import encode
 from phalanx_common.http import admin_guard
 from phalanx_ledger.projection import PositionsProjection
+from phalanx_ledger.quote_feed import QuoteFeed
 from phalanx_ledger.reconcile import Status
 from phalanx_ledger.reconciler import Reconciler
-from phalanx_ledger.unrealized import UnrealizedBy, totals, unrealized
+from phalanx_ledger.unrealized import UnrealizedBy, UnrealizedRow, totals, unrealized
 
 __all__ = ["recon_router"]
 
@@ -35,9 +43,22 @@ def _json(body: Any) -> Response:
 
 
 def recon_router(
-    projection: PositionsProjection, reconciler: Reconciler, admin_token: str
+    projection: PositionsProjection,
+    reconciler: Reconciler,
+    admin_token: str,
+    quotes: QuoteFeed | None = None,
+    now_ns: Callable[[], int] = time.time_ns,
 ) -> APIRouter:
-    """The ``/admin`` routes of drift and unrealized P&L."""
+    """The ``/admin`` routes of drift and unrealized P&L (marked by ``quotes`` when given)."""
+
+    def rows() -> list[UnrealizedRow]:
+        return unrealized(projection, quotes.mark if quotes is not None else None, now_ns())
+
+    def answer(body: dict[str, Any]) -> Response:
+        if quotes is not None:
+            body["market_data"] = quotes.status()
+        return _json(body)
+
     router = APIRouter(
         prefix="/admin", tags=["admin"], dependencies=[Depends(admin_guard(admin_token))]
     )
@@ -62,15 +83,13 @@ def recon_router(
 
     @router.get("/unrealized")
     async def get_unrealized(by: UnrealizedBy = "account") -> Response:
-        """Unrealized P&L at the last traded price, by account, contract or strategy."""
-        return _json({"by": by, "rows": totals(unrealized(projection), by)})
+        """Unrealized P&L at quotes or the last traded price, by account, contract or strategy."""
+        return answer({"by": by, "rows": totals(rows(), by)})
 
     @router.get("/unrealized/positions")
     async def get_unrealized_positions(account_id: int | None = None) -> Response:
         """Every open position with its mark and unrealized P&L."""
-        rows = [
-            r for r in unrealized(projection) if account_id is None or r.account_id == account_id
-        ]
-        return _json({"positions": rows})
+        found = [r for r in rows() if account_id is None or r.account_id == account_id]
+        return answer({"positions": found})
 
     return router

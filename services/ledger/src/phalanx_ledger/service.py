@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
-from phalanx_common.clock import Clock
+from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.events import (
     AnyEvent,
     FillFees,
@@ -264,7 +264,15 @@ async def build_ledger(settings: LedgerSettings, clock: Clock | None = None) -> 
     check = await build_broker_check(
         settings, bus, projection, ready=lambda: all(f.caught_up for f in followers), clock=clock
     )
-    app.include_router(recon_router(projection, check.reconciler, settings.admin_token))
+    app.include_router(
+        recon_router(
+            projection,
+            check.reconciler,
+            settings.admin_token,
+            quotes=check.quotes,  # ADR-0128
+            now_ns=(clock or LiveClock()).time_ns,
+        )
+    )
     metrics.registry.register(ReconciliationCollector(check.reconciler))
     return LedgerService(
         settings,

@@ -36,6 +36,12 @@ class LedgerSettings(CommonSettings, frozen=True, kw_only=True):
         ledger_history_days: Age limit of FILLS and ORDERS (``PHALANX_LEDGER_HISTORY_DAYS``);
             0 (the default) keeps them forever. When set, it must be at least
             :data:`MIN_HISTORY_DAYS` (ADR-0122): what ages out is in the snapshots only.
+        tradovate_md_url: The venue's market-data socket (``PHALANX_TRADOVATE_MD_URL``,
+            ``wss://md.tradovateapi.com/v1/websocket``; the simulator's ``/md/v1/websocket``).
+            Empty (the default): no quotes, positions are marked at the last fill (ADR-0128).
+        md_quote_max_age_s: A quote older than this no longer marks its contract
+            (``PHALANX_MD_QUOTE_MAX_AGE_S``; 0: any age while the socket is connected).
+        md_resync_s: How often the quote subscriptions follow the open positions.
     """
 
     service_name: str = "ledger"
@@ -50,6 +56,9 @@ class LedgerSettings(CommonSettings, frozen=True, kw_only=True):
     snapshot_every_fills: int = 10_000
     snapshot_interval_s: float = 300.0
     ledger_history_days: float = 0.0
+    tradovate_md_url: str = ""
+    md_quote_max_age_s: float = 300.0
+    md_resync_s: float = 1.0
 
     def __post_init__(self) -> None:
         if 0 < self.ledger_history_days < MIN_HISTORY_DAYS:

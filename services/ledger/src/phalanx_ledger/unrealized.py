@@ -5,6 +5,10 @@
   feed, so the mark follows it; on Tradovate it is the last price Phalanx's accounts traded
   at (market data would need a separate, licensed feed). Each row says which price and when,
   so a stale mark is visible.
+- **Quotes first** (ADR-0128): when the ledger follows the venue's market-data socket, a fresh
+  quote of the contract marks it instead (its Trade price, else the Bid/Offer mid); the last
+  fill stays the fallback. Each row says the mark's source (``trade``, ``mid`` or ``fill``)
+  and age.
 - **Unrealized** = ``net_pos * (mark - avg_price)`` points, times the product's point value in
   its currency (``null`` money for a product missing from the contract table).
 - **Whose**: an open position belongs to the strategy of the fill that opened it (took it from
@@ -14,16 +18,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
 from phalanx_ledger.projection import AppliedFill, PositionsProjection
+from phalanx_ledger.quote_marks import MarkSource, QuoteMark
 
 __all__ = [
     "Mark",
+    "QuoteMarkOf",
     "UnrealizedBy",
     "UnrealizedRow",
     "UnrealizedTotal",
@@ -33,6 +39,8 @@ __all__ = [
 ]
 
 UnrealizedBy = Literal["account", "contract", "strategy"]
+#: a contract id's fresh quote mark, if any (``QuoteFeed.mark``)
+QuoteMarkOf = Callable[[int], QuoteMark | None]
 
 
 class Mark(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +66,8 @@ class UnrealizedRow(msgspec.Struct, frozen=True, kw_only=True):
     unrealized_pnl: Decimal  # price points * contracts
     unrealized_pnl_money: Decimal | None
     currency: str
+    mark_source: MarkSource = "fill"
+    mark_age_ms: int | None = None  # at the time of the answer (None: no clock given)
 
 
 class UnrealizedTotal(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +78,7 @@ class UnrealizedTotal(msgspec.Struct, frozen=True, kw_only=True):
     unrealized_pnl_money: Decimal
     positions: int
     unpriced_positions: int
+    quote_marked_positions: int = 0  # marked by a quote, the others by the last fill
 
 
 def marks(applied: Sequence[AppliedFill]) -> dict[str, Mark]:
@@ -98,8 +109,16 @@ def _openers(applied: Sequence[AppliedFill]) -> dict[tuple[int, str], int]:
     return opener
 
 
-def unrealized(projection: PositionsProjection) -> list[UnrealizedRow]:
-    """Every open position with a mark, by account then symbol."""
+def unrealized(
+    projection: PositionsProjection,
+    quote_mark: QuoteMarkOf | None = None,
+    now_ns: int | None = None,
+) -> list[UnrealizedRow]:
+    """Every open position with a mark, by account then symbol.
+
+    ``quote_mark`` gives a contract's fresh quote mark (else the last fill marks it);
+    ``now_ns`` dates the rows' ``mark_age_ms``.
+    """
     prices = marks(projection.applied)
     openers = _openers(projection.applied)
     rows: list[UnrealizedRow] = []
@@ -107,7 +126,13 @@ def unrealized(projection: PositionsProjection) -> list[UnrealizedRow]:
         mark = prices.get(position.symbol)
         if position.net_pos == 0 or position.avg_price is None or mark is None:
             continue
-        points = position.net_pos * (mark.price - position.avg_price)
+        quoted = quote_mark(position.contract_id) if quote_mark is not None else None
+        price, mark_ns, source = (
+            (quoted.price, quoted.ts_ns, quoted.source)
+            if quoted is not None
+            else (mark.price, mark.ts_event, "fill")
+        )
+        points = position.net_pos * (price - position.avg_price)
         spec = projection.product_of(position.symbol)
         order_id = openers.get((position.account_id, position.symbol), 0)
         rows.append(
@@ -118,11 +143,13 @@ def unrealized(projection: PositionsProjection) -> list[UnrealizedRow]:
                 strategy_id=projection.orders.of(order_id).strategy_id,
                 net_pos=position.net_pos,
                 avg_price=position.avg_price,
-                mark_price=mark.price,
-                mark_ns=mark.ts_event,
+                mark_price=price,
+                mark_ns=mark_ns,
                 unrealized_pnl=points,
                 unrealized_pnl_money=points * spec.point_value if spec is not None else None,
                 currency=spec.currency if spec is not None else "",
+                mark_source=source,
+                mark_age_ms=None if now_ns is None else max(0, now_ns - mark_ns) // 1_000_000,
             )
         )
     return rows
@@ -139,8 +166,10 @@ def totals(rows: Sequence[UnrealizedRow], by: UnrealizedBy) -> list[UnrealizedTo
             if by == "contract"
             else row.strategy_id
         )
-        total = sums.setdefault((key, row.currency), [Decimal(0), 0, 0])
+        total = sums.setdefault((key, row.currency), [Decimal(0), 0, 0, 0])
         total[1] = int(total[1]) + 1
+        if row.mark_source != "fill":
+            total[3] = int(total[3]) + 1
         if row.unrealized_pnl_money is None:
             total[2] = int(total[2]) + 1
         else:
@@ -152,6 +181,7 @@ def totals(rows: Sequence[UnrealizedRow], by: UnrealizedBy) -> list[UnrealizedTo
             unrealized_pnl_money=Decimal(money),
             positions=int(n),
             unpriced_positions=int(u),
+            quote_marked_positions=int(q),
         )
-        for (key, currency), (money, n, u) in sorted(sums.items())
+        for (key, currency), (money, n, u, q) in sorted(sums.items())
     ]
