@@ -32,11 +32,11 @@ import httpx
 import msgspec
 import nats
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
-from redis.asyncio import Redis
 
 from phalanx_common import subjects
 from phalanx_common.bus import server_urls
 from phalanx_executor.ratelimit import Budget, RateLimiter, Window
+from phalanx_executor.service import connect_redis
 from phalanx_tradovate import wire
 from phalanx_tradovate.ws import TradovateSocket
 
@@ -184,7 +184,7 @@ async def measure_floor(
     per_login = math.ceil(intents / logins)
     users = await pool.logins(per_login, logins)
     nc = await nats.connect(server_urls(nats_url))
-    redis = Redis.from_url(redis_url)
+    redis = await connect_redis(redis_url)  # the executor's pool: blocking, 64 connections
     cpu_before = time.process_time()
     try:
         js = nc.jetstream()

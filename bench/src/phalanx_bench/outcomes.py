@@ -1,6 +1,7 @@
-"""Follows order outcomes on the bus: per signal, how many accounts have an outcome and when the
-first and the last arrived (``OrderAccepted``/``OrderRejected``; ``OrderOutcomeUnknown`` is only
-counted, reconciliation follows it)."""
+"""Follows order outcomes on the bus: per signal, how many intents (accounts) have an outcome and
+when the first and the last arrived (``OrderAccepted``/``OrderRejected``; ``OrderOutcomeUnknown``
+is only counted, reconciliation follows it). A second outcome for the same intent is counted as
+``duplicate`` and does not count as another account."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ __all__ = ["OutcomeWatch"]
 class _Outcome(msgspec.Struct):
     type: str
     signal_id: str = ""
+    intent_id: str = ""
     reason: str = ""
 
 
@@ -33,6 +35,7 @@ class OutcomeWatch:
 
     nats_url: str
     counts: Counter[str] = field(default_factory=Counter)
+    seen: set[str] = field(default_factory=set)
     kinds: Counter[str] = field(default_factory=Counter)
     first_seen: dict[str, float] = field(default_factory=dict)
     last_seen: dict[str, float] = field(default_factory=dict)
@@ -50,6 +53,10 @@ class OutcomeWatch:
                 self.kinds[event.type] += 1
             if event.type in ("OrderAccepted", "OrderRejected"):
                 now = time.perf_counter()
+                if event.intent_id in self.seen:
+                    self.kinds["duplicate"] += 1
+                    return
+                self.seen.add(event.intent_id)
                 self.counts[event.signal_id] += 1
                 self.kinds[event.type + (f":{event.reason}" if event.reason else "")] += 1
                 self.first_seen.setdefault(event.signal_id, now)
