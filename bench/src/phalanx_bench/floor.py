@@ -31,12 +31,12 @@ from typing import Any
 import httpx
 import msgspec
 import nats
+import redis.asyncio as aioredis
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 
 from phalanx_common import subjects
 from phalanx_common.bus import server_urls
 from phalanx_executor.ratelimit import Budget, RateLimiter, Window
-from phalanx_executor.service import connect_redis
 from phalanx_tradovate import wire
 from phalanx_tradovate.ws import TradovateSocket
 
@@ -184,7 +184,13 @@ async def measure_floor(
     per_login = math.ceil(intents / logins)
     users = await pool.logins(per_login, logins)
     nc = await nats.connect(server_urls(nats_url))
-    redis = await connect_redis(redis_url)  # the executor's pool: blocking, 64 connections
+    # The executor's pool size (blocking, 64 connections), with time to wait for a connection
+    # while thousands of intents queue for one.
+    redis = aioredis.Redis(
+        connection_pool=aioredis.BlockingConnectionPool.from_url(
+            redis_url, max_connections=64, timeout=300
+        )
+    )
     cpu_before = time.process_time()
     try:
         js = nc.jetstream()

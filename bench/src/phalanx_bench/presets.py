@@ -89,6 +89,7 @@ PRESETS: dict[str, Preset] = {
             tuple(Fanout(f"{n}x{n}", n, n) for n in (25, 100, 250, 500, 1000)),
         ),
         Preset("1000x50", (Fanout("1000x50", 1000, 50, runs=3),)),
+        Preset("1000x1000", (Fanout("1000x1000", 1000, 1000),)),
         Preset(
             "venue",
             (

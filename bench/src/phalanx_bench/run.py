@@ -96,28 +96,10 @@ async def _on_system(presets: list[Preset], executors: int, out: list[dict[str, 
         if harness.pool is not None:  # their heartbeats would load the venue during scenarios
             await harness.pool.close()
         for step in steps:
-            result: dict[str, Any] | None = None
-            if isinstance(step, Fanout):
-                result = await fanout(
-                    harness,
-                    step.name,
-                    step.accounts,
-                    step.logins,
-                    step.runs,
-                    step.latency_ms,
-                    step.jitter_ms,
-                )
-            elif isinstance(step, FirstOrder):
-                result = await first_order(harness, step.accounts, step.logins, step.signals)
-            elif isinstance(step, Soak):
-                result = await soak(
-                    harness,
-                    step.strategies,
-                    step.signals_per_s,
-                    step.duration_s,
-                    step.accounts_per_strategy,
-                    step.sample_s,
-                )
+            try:
+                result = await _step(harness, step)
+            except Exception as exc:  # reported in the JSON; the run goes on
+                result = {"name": type(step).__name__, "step": repr(step), "error": repr(exc)}
             if result is not None:
                 out.append(result)
                 print(json.dumps({k: v for k, v in result.items() if k != "samples"}), flush=True)
@@ -128,9 +110,35 @@ async def _on_system(presets: list[Preset], executors: int, out: list[dict[str, 
     out.append({"name": "floors", "executors": executors, "floors": out_floors})
 
 
+async def _step(harness: Harness, step: object) -> dict[str, Any] | None:
+    if isinstance(step, Fanout):
+        return await fanout(
+            harness,
+            step.name,
+            step.accounts,
+            step.logins,
+            step.runs,
+            step.latency_ms,
+            step.jitter_ms,
+        )
+    if isinstance(step, FirstOrder):
+        return await first_order(harness, step.accounts, step.logins, step.signals)
+    if isinstance(step, Soak):
+        return await soak(
+            harness,
+            step.strategies,
+            step.signals_per_s,
+            step.duration_s,
+            step.accounts_per_strategy,
+            step.sample_s,
+        )
+    return None  # run without a system (webhook, ledger rebuild)
+
+
 async def run_presets(presets: list[Preset]) -> dict[str, Any]:
     """Run ``presets`` (grouped by replica count, one system each) and return the report."""
     started = time.time()
+    host = machine()  # the load average before this run added its own
     results: list[dict[str, Any]] = []
     for executors in sorted({p.executors for p in presets}):
         await _on_system([p for p in presets if p.executors == executors], executors, results)
@@ -144,7 +152,7 @@ async def run_presets(presets: list[Preset]) -> dict[str, Any]:
             print(json.dumps(results[-1]), flush=True)
     floors = [f for r in results if r.get("name") == "floors" for f in r["floors"]]
     return {
-        "machine": machine(),
+        "machine": host,
         "presets": [p.name for p in presets],
         "started_epoch_s": round(started, 1),
         "duration_s": round(time.time() - started, 1),

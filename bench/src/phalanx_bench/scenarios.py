@@ -47,10 +47,15 @@ async def fanout(
     cpu_before, cpu0 = harness.meter.cpu(), time.process_time()
     latencies: list[float] = []
     to_first_order: list[float] = []
+    incomplete: str | None = None
     try:
         for run in range(runs):
             signal_id, t0, epoch0 = await harness.post(strategy, f"{name}-{run}")
-            last = await harness.watch.wait(signal_id, accounts)
+            try:
+                last = await harness.watch.wait(signal_id, accounts)
+            except RuntimeError as exc:  # reported, and this scenario ends here
+                incomplete = f"signal {run + 1} of {runs}: {exc}"
+                break
             latencies.append(last - t0)
             first = await first_order_after(harness.http, sim, epoch0, look_back=accounts * 4)
             if first is not None:
@@ -59,7 +64,7 @@ async def fanout(
     finally:
         await set_latency(harness.http, sim, 0.0, 0.0)
     after = await venue_stats(harness.http, sim)
-    stats = summary(latencies)
+    stats = summary(latencies) if latencies else {"p50_s": float("nan")}
     floor_s = float(floor["p50_s"])
     offset = latency_ms / 1000.0
     result: dict[str, Any] = {
@@ -69,6 +74,7 @@ async def fanout(
         "executors": harness.system.executors,
         "venue_latency_ms": f"{latency_ms:g}±{jitter_ms:g}" if latency_ms else "0",
         "runs": runs,
+        "incomplete": incomplete,
         **stats,
         "latencies_s": [round(x, 4) for x in latencies],
         "floor_p50_s": floor_s,
