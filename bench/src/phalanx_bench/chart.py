@@ -47,14 +47,25 @@ def write_chart(report: dict[str, Any], path: Path) -> bool:
             xs, [1.5 * f for f in floor], "--", color="tab:green", alpha=0.6, label="1.5 x floor"
         )
     others = [s for s in fanouts if s not in ladder]
+    lines = []
     for s in others:
         ax.plot(s["accounts"], s["p50_s"], "D", color="tab:purple")
         ax.plot(s["accounts"], s["floor_p50_s"], "s", color="tab:green", alpha=0.5)
-        ax.annotate(
-            f" {s['name']} ({s['ratio_p50']}x floor)",
-            (s["accounts"], s["p50_s"]),
+        if s.get("incomplete"):
+            lines.append(f"{s['name']}: incomplete (floor {s['floor_p50_s']:.3g} s)")
+        else:
+            lines.append(f"{s['name']}: p50 {s['p50_s']:.3g} s = {s['ratio_p50']}x its floor")
+    if lines:  # one box, not labels at the points: layouts share account counts
+        ax.text(
+            0.99,
+            0.02,
+            "\n".join(lines),
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
             fontsize=7,
             color="tab:purple",
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "tab:purple"},
         )
     estimates = [
         (int(s["accounts"]), float(s["seed_estimate_s"]), str(s["seed_estimate"]))

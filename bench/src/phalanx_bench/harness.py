@@ -50,6 +50,7 @@ class Harness:
     seeded: dict[tuple[int, int, str], SeededStrategy] = field(default_factory=dict)
     floors: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     next_entry: dict[str, bool] = field(default_factory=dict)
+    connected: dict[tuple[int, int, str], str] = field(default_factory=dict)
     floor_runs: int = 3
 
     async def open(self) -> None:
@@ -103,18 +104,24 @@ class Harness:
                 strategy_name=f"bench-{accounts}x{logins}{label}",
                 prefix=f"b{accounts}x{logins}{label}u",
             )
-            await self._wait_connections(before + logins)
+            # Up to 0.15 s a login (at least 2 minutes) for the executor's sockets to open.
+            self.connected[key] = await self._wait_connections(
+                before, logins, max(120.0, 0.15 * logins)
+            )
         return self.seeded[key]
 
-    async def _wait_connections(self, wanted: int, timeout_s: float = 120.0) -> None:
+    async def _wait_connections(self, before: int, logins: int, timeout_s: float) -> str:
         # The executor opens one socket per new login; signals before that measure connecting.
         deadline = time.monotonic() + timeout_s
+        opened = 0
         while time.monotonic() < deadline:
             stats = await venue_stats(self.http, self.system.endpoints.sim)
-            if int(stats["connections"]) >= wanted:
+            opened = int(stats["connections"]) - before
+            if opened >= logins:
                 break
             await asyncio.sleep(0.25)
         await asyncio.sleep(1.0)  # authorize and sync after the socket opened
+        return f"{min(opened, logins)}/{logins} sockets open before the first signal"
 
     async def post(self, strategy: SeededStrategy, tag: str) -> tuple[str, float, float]:
         """Post the strategy's next signal; returns ``(signal_id, perf t0, epoch t0)``."""

@@ -75,6 +75,7 @@ async def fanout(
         "venue_latency_ms": f"{latency_ms:g}±{jitter_ms:g}" if latency_ms else "0",
         "runs": runs,
         "incomplete": incomplete,
+        "sockets": harness.connected.get((accounts, logins, "")),
         **stats,
         "latencies_s": [round(x, 4) for x in latencies],
         "floor_p50_s": floor_s,
