@@ -21,7 +21,7 @@ PYTEST_WORKERS ?= 2
 help:
 	@echo "make run   - install and start NATS, Redis, the simulator and every service with 25 demo accounts"
 	@echo "make test  - install and run ruff, mypy --strict and the whole pytest suite (real servers)"
-	@echo "make bench - drive the running system and report latency/scale numbers as JSON"
+	@echo "make bench - calibrate a floor, run the benchmark presets (BENCH_ARGS=--preset ...), write JSON and a PNG chart"
 
 CHECKOV_VENV := $(VENV)/tools/checkov
 CHECKOV_PIN := $(shell grep -m1 '^checkov==' deploy/k8s/checkov-constraints.txt)

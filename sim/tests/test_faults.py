@@ -10,7 +10,9 @@ import httpx
 import msgspec
 
 from phalanx_sim import SimSettings, Simulator, running_simulator
+from phalanx_sim.state import Session
 from phalanx_sim.testing import SimSocket, login_body, oso_body
+from phalanx_sim.venue import Reply
 from phalanx_testing.waiting import eventually
 
 MakeUser = Callable[..., Awaitable[dict[str, Any]]]
@@ -141,6 +143,27 @@ async def test_latency_fault_still_answers_everything(
     cleared = await http.delete("/admin/faults", params={"userId": user["userId"]})
     assert cleared.json() == {"ok": True}
     assert (await http.get("/admin/faults")).json() == []
+
+
+async def test_latency_jitter_spreads_each_answer_over_the_range(
+    sim: Simulator, http: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    user = await make_user("alice")
+    fault = await http.post(
+        "/admin/faults",
+        json={"userId": user["userId"], "latencyMs": 50, "latencyJitterMs": 20, "seed": 7},
+    )
+    session = Session(
+        token="t", md_token="m", user_id=user["userId"], session_id=1, expires_at=1e12
+    )
+    delays = [
+        sim.venue.settle("order/placeoso", session, b"{}", Reply(200, {}), "127.0.0.1", 0.0).delay
+        for _ in range(200)
+    ]
+
+    assert fault.json()["latencyJitterMs"] == 20
+    assert all(0.030 <= d <= 0.070 for d in delays)
+    assert min(delays) < 0.040 < 0.060 < max(delays)  # spread, not one fixed delay
 
 
 async def test_drop_sockets_without_a_close_frame(

@@ -41,7 +41,7 @@ from phalanx_ledger.service import LedgerService, build_ledger
 from phalanx_ledger.settings import LedgerSettings
 from phalanx_testing.servers import start_nats
 
-__all__ = ["main", "synthetic_fills"]
+__all__ = ["main", "run_ledger_rebuild", "synthetic_fills"]
 
 T0 = 1_764_514_800 * 1_000_000_000  # 2025-11-30T15:00Z
 ACCOUNTS = 300
@@ -203,6 +203,15 @@ async def _run(fills: int, tail: int, nats_url: str) -> dict[str, Any]:
         "same_book": True,
         "machine": _machine(),
     }
+
+
+def run_ledger_rebuild(fills: int, tail: int = 10_000) -> dict[str, Any]:
+    """The rebuild benchmark on a nats-server of its own (the ``ledger-rebuild`` preset)."""
+    server = start_nats()
+    try:
+        return asyncio.run(_run(fills, tail, server.url))
+    finally:
+        server.stop()
 
 
 def main() -> None:

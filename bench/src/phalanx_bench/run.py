@@ -1,197 +1,179 @@
-"""``make bench``: webhook → last order acknowledged, through the real system.
+"""``make bench``: the whole system against a floor measured on the same machine in the same run.
 
 Starts NATS, Redis, the simulator and every service as separate processes (see
-:mod:`phalanx_bench.system`), seeds each scenario's logins and accounts through the public
-admin APIs, then posts webhooks to the public endpoint and times each until the last
-``OrderAccepted``/``OrderRejected`` for that signal is on the bus. Prints JSON (and writes
-``bench/results/latest.json``): p50/p99 per scenario, broker calls per account (from the
-simulator's request log) and rate-limit violations seen by the simulator.
+:mod:`phalanx_bench.system`), one system per executor-replica count the chosen presets need.
+Each system calibrates first: the per-intent floor (:mod:`phalanx_bench.floor`) for every
+layout its fan-outs use. Then the presets (:mod:`phalanx_bench.presets`) seed their logins and
+accounts through the public admin APIs and post webhooks to the public endpoint, timing each
+until the last order outcome is on the bus. Every fan-out reports p50/p90/p99/max in seconds and
+as a ratio to its floor, broker calls per account, violations at the venue and CPU seconds per
+process. Writes ``bench/results/latest.json`` and ``bench/results/latest.png`` (latency against
+accounts, with the floor and the project's original estimates).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import statistics
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-import msgspec
-import nats
-from nats.aio.msg import Msg
-
-from phalanx_bench.seed import Endpoints, front_month, seed
+from phalanx_bench.chart import write_chart
+from phalanx_bench.harness import Harness
+from phalanx_bench.ledger_rebuild import run_ledger_rebuild
+from phalanx_bench.presets import (
+    Fanout,
+    FirstOrder,
+    LedgerRebuild,
+    Preset,
+    Soak,
+    WebhookRate,
+    expand,
+)
+from phalanx_bench.scenarios import fanout, first_order, soak
 from phalanx_bench.system import System
-from phalanx_common.bus import server_urls
+from phalanx_bench.webhook_bench import run_webhook_bench
 
-__all__ = ["main"]
-
-SCENARIOS: list[tuple[int, int]] = [
-    (25, 25),
-    (100, 100),
-    (250, 250),
-    (500, 500),
-    (1000, 1000),
-    (1000, 50),
-    # the 10,000-account target (docs/architecture.md); run with --max-accounts 10000 --executors 2
-    (10000, 500),
-]
+__all__ = ["machine", "main", "run_presets"]
 
 
-class _Outcome(msgspec.Struct):
-    type: str
-    signal_id: str = ""
-    reason: str = ""
-
-
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
-async def _stats(http: httpx.AsyncClient, endpoints: Endpoints) -> dict[str, Any]:
-    resp = await http.get(endpoints.sim + "/admin/stats")
-    resp.raise_for_status()
-    stats: dict[str, Any] = resp.json()
-    return stats
-
-
-def _count(stats: dict[str, Any], endpoint: str) -> int:
-    by_endpoint: dict[str, int] = stats.get("byEndpoint") or {}
-    return int(sum(v for k, v in by_endpoint.items() if k.lower() == endpoint.lower()))
-
-
-async def _scenario(
-    endpoints: Endpoints, nats_url: str, accounts: int, logins: int, runs: int
-) -> dict[str, Any]:
-    seeded = await seed(
-        endpoints,
-        logins,
-        accounts // logins,
-        strategy_name=f"bench-{accounts}x{logins}",
-        prefix=f"b{accounts}x{logins}u",
-    )
-    outcomes: dict[str, int] = {}
-    kinds: dict[str, int] = {}
-    last_seen: dict[str, float] = {}
-    decoder = msgspec.json.Decoder(_Outcome)
-    changed = asyncio.Event()
-
-    async def on_msg(msg: Msg) -> None:
-        event = decoder.decode(msg.data)
-        if event.type == "OrderOutcomeUnknown":  # not an outcome yet: reconciliation follows
-            kinds[event.type] = kinds.get(event.type, 0) + 1
-        if event.type in ("OrderAccepted", "OrderRejected"):
-            outcomes[event.signal_id] = outcomes.get(event.signal_id, 0) + 1
-            kind = event.type + (f":{event.reason}" if event.reason else "")
-            kinds[kind] = kinds.get(kind, 0) + 1
-            last_seen[event.signal_id] = time.perf_counter()
-            changed.set()
-
-    nc = await nats.connect(server_urls(nats_url))
-    sub = await nc.subscribe("orders.>", cb=on_msg)
-    latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=30) as http:
-        resp = await http.post(
-            endpoints.sim + "/admin/prices", json={"symbol": front_month(), "price": 21000}
-        )
-        resp.raise_for_status()
-        await asyncio.sleep(2.0)  # let the executor connect the new logins' sockets
-        before = await _stats(http, endpoints)
-        for run in range(runs):
-            # Entries (with an absolute bracket) alternate with exits, so each signal costs one
-            # venue call per account; a buy after a sell would be a reversal (two calls), and
-            # 20-account logins would then wait for their 70/min budget, as they must.
-            entry = run % 2 == 0
-            body: dict[str, Any] = {
-                "ticker": "MNQ1!",
-                "action": "buy" if entry else "exit",
-                "time": f"bench-{accounts}x{logins}-{run}-{time.time_ns()}",
-            }
-            if entry:
-                body |= {
-                    "quantity": 1,
-                    "price": 21000,
-                    "takeProfit": {"limitPrice": 21100},
-                    "stopLoss": {"type": "stop", "stopPrice": 20900},
-                }
-            t0 = time.perf_counter()
-            resp = await http.post(seeded.webhook_url, json=body)
-            resp.raise_for_status()
-            signal_id = resp.json()["id"]
-            deadline = t0 + 120
-            while outcomes.get(signal_id, 0) < accounts and time.perf_counter() < deadline:
-                changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), deadline - time.perf_counter())
-            done = outcomes.get(signal_id, 0)
-            if done < accounts:
-                raise RuntimeError(f"{accounts}x{logins}: only {done}/{accounts} outcomes in 120s")
-            latencies.append(last_seen[signal_id] - t0)
-        after = await _stats(http, endpoints)
-    await sub.unsubscribe()
-    await nc.close()
-    calls = sum(
-        _count(after, endpoint) - _count(before, endpoint)
-        for endpoint in ("order/placeoso", "order/placeorder", "order/liquidateposition")
-    )
+def machine() -> dict[str, Any]:
+    """What this machine is, and how busy it was when the run started (it may be shared)."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "accounts": accounts,
-        "logins": logins,
-        "runs": runs,
-        "p50_s": round(statistics.median(latencies), 4),
-        "p99_s": round(_quantile(latencies, 0.99), 4),
-        "max_s": round(max(latencies), 4),
-        "broker_calls_per_account": round(calls / (accounts * runs), 3),
-        "violations": int(after.get("violationCount", 0)) - int(before.get("violationCount", 0)),
-        "outcomes": kinds,
+        "cpu_model": model,
+        "cores": usable,
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
     }
 
 
-async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    system = System(executors=args.executors, nats_url=args.nats_url)
-    endpoints = system.start()
+async def _ledger_rebuild(step: LedgerRebuild) -> dict[str, Any]:
+    """The ledger's rebuild of ``step.fills`` fills, full and from a snapshot (ADR-0122)."""
+    result = await asyncio.to_thread(run_ledger_rebuild, step.fills)
+    return {"name": "ledger-rebuild", **result}
+
+
+async def _on_system(presets: list[Preset], executors: int, out: list[dict[str, Any]]) -> None:
+    steps = [s for p in presets for s in p.steps]
+    fanouts = [s for s in steps if isinstance(s, Fanout)]
+    if not any(isinstance(s, Fanout | FirstOrder | Soak) for s in steps):
+        return
+    system = System(executors=executors)
+    system.start()
+    harness = Harness(system)
     try:
-        results = []
-        for accounts, logins in SCENARIOS:
-            if accounts > args.max_accounts:
-                continue
-            if args.only and f"{accounts}x{logins}" not in args.only:
-                continue
-            runs = 3 if accounts // logins > 1 else args.runs
-            results.append(await _scenario(endpoints, system.nats_url, accounts, logins, runs))
-            print(json.dumps(results[-1]), flush=True)
-        return {"executors": args.executors, "scenarios": results}
+        await harness.open()
+        # Calibration first: every floor this system's fan-outs will be compared with.
+        for calibrate in fanouts:
+            if (calibrate.accounts, calibrate.logins) not in harness.floors:
+                floor = await harness.floor(calibrate.accounts, calibrate.logins)
+                print(json.dumps({"floor": floor}), flush=True)
+        if harness.pool is not None:  # their heartbeats would load the venue during scenarios
+            await harness.pool.close()
+        for step in steps:
+            try:
+                result = await _step(harness, step)
+            except Exception as exc:  # reported in the JSON; the run goes on
+                result = {"name": type(step).__name__, "step": repr(step), "error": repr(exc)}
+            if result is not None:
+                out.append(result)
+                print(json.dumps({k: v for k, v in result.items() if k != "samples"}), flush=True)
     finally:
+        await harness.close()
         system.stop()
+    out_floors = [{"executors": executors, **f} for f in harness.floors.values()]
+    out.append({"name": "floors", "executors": executors, "floors": out_floors})
 
 
-def main() -> None:
-    """Run the benchmark and print its JSON report."""
+async def _step(harness: Harness, step: object) -> dict[str, Any] | None:
+    if isinstance(step, Fanout):
+        return await fanout(
+            harness,
+            step.name,
+            step.accounts,
+            step.logins,
+            step.runs,
+            step.latency_ms,
+            step.jitter_ms,
+        )
+    if isinstance(step, FirstOrder):
+        return await first_order(harness, step.accounts, step.logins, step.signals)
+    if isinstance(step, Soak):
+        return await soak(
+            harness,
+            step.strategies,
+            step.signals_per_s,
+            step.duration_s,
+            step.accounts_per_strategy,
+            step.sample_s,
+        )
+    return None  # run without a system (webhook, ledger rebuild)
+
+
+async def run_presets(presets: list[Preset]) -> dict[str, Any]:
+    """Run ``presets`` (grouped by replica count, one system each) and return the report."""
+    started = time.time()
+    host = machine()  # the load average before this run added its own
+    results: list[dict[str, Any]] = []
+    for executors in sorted({p.executors for p in presets}):
+        await _on_system([p for p in presets if p.executors == executors], executors, results)
+    for step in (s for p in presets for s in p.steps):
+        if isinstance(step, WebhookRate):
+            report = await asyncio.to_thread(run_webhook_bench, step.rate, step.duration_s)
+            results.append({"name": f"webhook {step.rate:g}/s", **report})
+            print(json.dumps(results[-1]), flush=True)
+        elif isinstance(step, LedgerRebuild):
+            results.append(await _ledger_rebuild(step))
+            print(json.dumps(results[-1]), flush=True)
+    floors = [f for r in results if r.get("name") == "floors" for f in r["floors"]]
+    return {
+        "machine": host,
+        "presets": [p.name for p in presets],
+        "started_epoch_s": round(started, 1),
+        "duration_s": round(time.time() - started, 1),
+        "floors": floors,
+        "scenarios": [r for r in results if r.get("name") != "floors"],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark, print its JSON report and write it (and the chart)."""
     parser = argparse.ArgumentParser(prog="phalanx-bench", description=__doc__)
-    parser.add_argument("--runs", type=int, default=5, help="signals per scenario")
-    parser.add_argument("--executors", type=int, default=1)
-    parser.add_argument("--max-accounts", type=int, default=1000)
-    parser.add_argument("--out", default="bench/results/latest.json")
     parser.add_argument(
-        "--nats-url",
-        default="",
-        help="run against this NATS (URLs comma-separated, e.g. a cluster's); default: start one",
+        "--preset",
+        nargs="+",
+        default=["main"],
+        help="presets: ladder 1000x50 venue first-order webhook 10000x2000 soak ledger-rebuild "
+        "quick; groups: main (default: all but soak and ledger-rebuild), all",
     )
-    parser.add_argument(
-        "--only", nargs="*", default=[], help="scenarios to run, e.g. 1000x1000 1000x50"
-    )
-    args = parser.parse_args()
-    report = asyncio.run(_main(args))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    parser.add_argument("--quick", action="store_true", help="the quick preset (under a minute)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
+    parser.add_argument("--chart", type=Path, default=None, help="default: --out with .png")
+    parser.add_argument("--no-chart", action="store_true")
+    args = parser.parse_args(argv)
+    presets = expand(["quick"] if args.quick else args.preset)
+    report = asyncio.run(run_presets(presets))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if not args.no_chart:
+        chart = args.chart or args.out.with_suffix(".png")
+        if write_chart(report, chart):
+            print(f"chart: {chart}", flush=True)
+    print(json.dumps({k: v for k, v in report.items() if k != "scenarios"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -106,6 +106,14 @@ class System:
         )
         return name
 
+    def pids(self) -> dict[str, int]:
+        """Process id of every service and server this system started, by name."""
+        found = {name: proc.pid for name, proc in zip(self.names, self.procs, strict=True)}
+        for server in (self.nats, self.redis):
+            if server is not None:
+                found[f"{server.name}-server"] = server.proc.pid
+        return found
+
     def executor_url(self, ordinal: int) -> str:
         """Base URL of an executor replica's HTTP API."""
         return f"http://127.0.0.1:{self.executor_port + ordinal}"

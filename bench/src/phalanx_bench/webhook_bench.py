@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from phalanx_bench.proc_meter import ProcMeter, cpu_delta
 from phalanx_testing.servers import free_port, start_nats
 
 __all__ = ["main", "run_webhook_bench"]
@@ -78,7 +79,9 @@ class _Connection:
         return status
 
 
-async def _load(port: int, hook: str, rate: float, duration_s: float) -> dict[str, Any]:
+async def _load(
+    port: int, hook: str, rate: float, duration_s: float, meter: ProcMeter | None = None
+) -> dict[str, Any]:
     total = int(rate * duration_s)
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
@@ -102,6 +105,7 @@ async def _load(port: int, hook: str, rate: float, duration_s: float) -> dict[st
     await asyncio.gather(
         *(post(b'{"ticker": "MNQ1!", "action": "buy", "id": "w%d"}' % n) for n in range(200))
     )
+    cpu_before = meter.cpu() if meter is not None else {}
     start = time.perf_counter() + 0.05
 
     async def one(n: int) -> None:
@@ -137,11 +141,16 @@ async def _load(port: int, hook: str, rate: float, duration_s: float) -> dict[st
             "max": round(latencies[-1], 2) if latencies else None,
         },
         "target": "p99 < 25 ms at 500/s",
+        "cpu_s": cpu_delta(cpu_before, meter.cpu()) if meter is not None else {},
     }
 
 
 async def _drive(
-    base_url: str, proc: subprocess.Popen[bytes], rate: float, duration_s: float
+    base_url: str,
+    proc: subprocess.Popen[bytes],
+    rate: float,
+    duration_s: float,
+    meter: ProcMeter | None = None,
 ) -> dict[str, Any]:
     await _wait_http(base_url + "/healthz", proc)
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
@@ -153,7 +162,7 @@ async def _drive(
             )
         ).json()
     hook = f"/webhooks/{created['strategy_id']}/{created['secret']}"
-    return await _load(int(base_url.rsplit(":", 1)[1]), hook, rate, duration_s)
+    return await _load(int(base_url.rsplit(":", 1)[1]), hook, rate, duration_s, meter)
 
 
 def run_webhook_bench(rate: float, duration_s: float) -> dict[str, Any]:
@@ -178,7 +187,8 @@ def run_webhook_bench(rate: float, duration_s: float) -> dict[str, Any]:
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        return asyncio.run(_drive(base_url, proc, rate, duration_s))
+        meter = ProcMeter({"ingest": proc.pid, "nats-server": nats.proc.pid})
+        return asyncio.run(_drive(base_url, proc, rate, duration_s, meter))
     finally:
         proc.terminate()
         try:

@@ -212,5 +212,9 @@ class Admission:
                 break
         for faults in self._faults(session.user_id):
             if faults.latencyMs > 0:
-                return reply._replace(delay=faults.latencyMs / 1000.0)
+                spread = abs(faults.latencyJitterMs)
+                delay_ms = faults.latencyMs + (
+                    self.fault_draws.uniform(-spread, spread) if spread > 0 else 0.0
+                )
+                return reply._replace(delay=max(0.0, delay_ms) / 1000.0)
         return reply

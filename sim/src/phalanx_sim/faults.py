@@ -5,7 +5,8 @@ request. Counted faults (``dropResponses``, ``errorCount``, ``penaltyCount``) ar
 request at a time; a user's own faults are used before the global ones.
 
 - ``latencyMs``: every response is delayed (REST: the HTTP answer; socket: the response frame and
-  the events that came with it).
+  the events that came with it). ``latencyJitterMs`` spreads each delay uniformly over
+  ``latencyMs ± latencyJitterMs`` (drawn per response; a cloud region away from the venue).
 - ``dropResponses``: the next N ``order/placeoso`` / ``order/placeorder`` are **accepted** (the
   order exists and its events are sent) but the response is lost: on the socket it is never
   sent; over REST the request hangs for ``sim_fault_drop_hang_s`` and then gets 504. The client
@@ -43,6 +44,7 @@ class Faults(msgspec.Struct, kw_only=True):
 
     userId: int | None = None
     latencyMs: float = 0.0
+    latencyJitterMs: float = 0.0
     dropResponses: int = 0
     errorStatus: int = 503
     errorCount: int = 0

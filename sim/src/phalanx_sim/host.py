@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from phalanx_sim.marketdata import MarketDataHub
 from phalanx_sim.settings import SimSettings
 from phalanx_sim.state import SimState
 from phalanx_sim.venue import Venue
@@ -34,6 +35,11 @@ class SimHost(Protocol):
     @property
     def hub(self) -> Hub:
         """The WebSocket hub."""
+        ...
+
+    @property
+    def md_hub(self) -> MarketDataHub:
+        """The market-data WebSocket hub (ADR-0128)."""
         ...
 
     @property

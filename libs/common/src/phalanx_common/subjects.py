@@ -340,3 +340,14 @@ ALL_BUCKETS: tuple[Bucket, ...] = (
     Buckets.ACCOUNT_ORDER,
     Buckets.LEDGER_SNAPSHOTS,
 )
+
+# The benchmark's calibration (bench/src/phalanx_bench/floor.py): its own bucket and stream, so
+# measuring the per-intent floor never touches the services' intents or outcomes. No service
+# declares or reads them.
+BENCH_FLOOR_BUCKET = Bucket("bench-floor", history=1, description="Benchmark floor: intent claims")
+BENCH_FLOOR_STREAM = StreamSpec(
+    "BENCH_FLOOR",
+    ("bench-floor.>",),
+    duplicate_window_s=3600.0,
+    description="Benchmark floor: outcome-sized messages",
+)
