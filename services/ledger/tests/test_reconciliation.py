@@ -433,7 +433,8 @@ async def test_unrealized_pnl_follows_the_simulators_price_through_its_fills(
 async def test_a_missing_fill_younger_than_the_grace_is_left_to_the_executor_for_a_period(
     nats_url: str, bus: Bus, simulator: Simulator
 ) -> None:
-    clock = FakeClock(start_ns=time.time_ns())  # venue fills carry the real time
+    started_ns = time.time_ns()
+    clock = FakeClock(start_ns=started_ns)  # venue fills carry the real time
     service = await _ledger(nats_url, simulator, clock, reconcile_fill_grace_s=30.0)
     client = httpx.AsyncClient(base_url=service.url, timeout=10.0, headers=AUTH)
     try:
@@ -447,7 +448,8 @@ async def test_a_missing_fill_younger_than_the_grace_is_left_to_the_executor_for
         assert not service.projection.knows_fill(fill_id)
         assert await _drift_events(bus, linked.account_id) == []
 
-        await clock.advance(31.0)
+        # past the grace of the fill, made some real seconds after the fake clock's start
+        await clock.advance(31.0 + (time.time_ns() - started_ns) / 1e9)
         (later,) = (await client.post("/admin/reconcile")).json()["reconciliations"]
         assert (later["status"], later["explained"], later["fetched_fills"]) == ("drift", True, 1)
         await eventually(lambda: service.projection.knows_fill(fill_id))
