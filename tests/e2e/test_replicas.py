@@ -44,7 +44,14 @@ async def test_four_executors_hammering_twenty_logins_cause_no_violation_at_the_
         def connected() -> bool:
             return sum(len(e.pool) for e in system.executors if e.pool is not None) == 20
 
-        await eventually(connected, timeout=30, what="20 logins connected across replicas")
+        try:  # a readiness wait, generous for a loaded machine (not a timing assertion)
+            await eventually(connected, timeout=60, what="20 logins connected across replicas")
+        except AssertionError as exc:
+            held = [
+                (sorted(e.shards), len(e.pool) if e.pool is not None else None)
+                for e in system.executors
+            ]
+            raise AssertionError(f"{exc}; (shards, sockets) per replica: {held}") from exc
         owners = [len(e.shards) for e in system.executors]
         assert sum(owners) == 8
         assert all(n > 0 for n in owners)
