@@ -260,7 +260,6 @@ class BatchWorker:
         async with lock:
             if self._order is None:
                 return await self._execute(intent)
-            await self._order.enter(intent)  # idempotent; the batch entered it already
             waiting = await self._wait_turn(intent)
             if waiting is not None:
                 return waiting
@@ -270,9 +269,12 @@ class BatchWorker:
             return outcome
 
     async def _wait_turn(self, intent: OrderIntent) -> IntentOutcome | None:
-        """``None`` when no earlier intent of the account is unresolved (ADR-0051)."""
+        """``None`` when no earlier intent of the account is unresolved (ADR-0051).
+
+        Enters the intent first (idempotent; the batch entered it already), on the same read.
+        """
         assert self._order is not None
-        for earlier in await self._order.ahead(intent):
+        for earlier in await self._order.enter_and_ahead(intent):
             if await self._store.is_terminal(earlier):  # its worker ended before leaving
                 await self._order.drop(intent.account_id, earlier)
                 continue
