@@ -304,7 +304,7 @@ class BatchWorker:
             claim = await self._store.claim(intent.intent_id, self._clock.time_ns())
             if claim.fresh:
                 async with self._lease(intent.intent_id):
-                    return await self._attempt(intent, claim)
+                    return self._ended(await self._attempt(intent, claim))
             return await self._resume(intent, claim)
         except LostRace as exc:
             log.info("intent %s: %s; left to its owner", intent.intent_id, exc)
@@ -313,6 +313,12 @@ class BatchWorker:
             self._inflight.discard(intent.intent_id)
             self._store.forget(intent.intent_id)
             self._sent_ns.pop(intent.intent_id, None)
+
+    def _ended(self, outcome: IntentOutcome) -> IntentOutcome:
+        """Tell the leases when this delivery made the claim terminal (nothing to delete)."""
+        if self._leases is not None and outcome.state in _ACKNOWLEDGED:
+            self._leases.ended(outcome.intent_id)
+        return outcome
 
     def _lease(self, intent_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         if self._leases is None:
@@ -333,7 +339,7 @@ class BatchWorker:
             if record.state == "claimed":  # claimant gone without an outcome: maybe sent
                 claim = await self._store.move(claim, "unknown", reason="claim-without-outcome")
                 await self._publish_unknown(intent, f"claimed by {record.owner} without an outcome")
-            return await self._reconcile(intent, claim, sent_ns=record.claimed_ns)
+            return self._ended(await self._reconcile(intent, claim, sent_ns=record.claimed_ns))
 
     async def _attempt(self, intent: OrderIntent, claim: Claim) -> IntentOutcome:
         self._sent_ns.pop(intent.intent_id, None)
