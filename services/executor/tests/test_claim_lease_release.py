@@ -13,10 +13,13 @@ import asyncio
 from typing import Any
 
 import pytest
+from nats.js.errors import KeyNotFoundError
 
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
+from phalanx_common.codec import decode
+from phalanx_common.records import IntentLeaseRecord
 from phalanx_common.tasks import cancel_and_wait
 from phalanx_executor.claim_leases import ClaimLeases
 
@@ -65,5 +68,28 @@ async def test_leaving_the_lease_ends_even_if_the_renewer_lost_a_cancellation(
         task.result()
         assert kv.lost == 1
         assert not leases.held("intent-1")
+    finally:
+        await bus.close()
+
+
+async def test_leaving_deletes_the_lease_unless_the_owner_ended_the_claim(nats_url: str) -> None:
+    # ADR-0145: a terminal claim's lease is left to run out; any other leaves no lease behind.
+    bus = await Bus.connect(nats_url, "test")
+    try:
+        await bus.ensure_topology()
+        kv = await bus.key_value(subjects.Buckets.INTENT_LEASES)
+        leases = ClaimLeases(kv, "r0", LiveClock(), lease_s=10.0)
+        async with leases.hold("released"):
+            pass
+        async with leases.hold("accepted"):
+            leases.ended("accepted")
+        with pytest.raises(KeyNotFoundError):
+            await kv.get("released")
+        kept = await kv.get("accepted")
+        assert decode(kept.value or b"", IntentLeaseRecord).owner == "r0"
+        async with leases.hold("accepted"):  # a later hold of the same id deletes as before
+            pass
+        with pytest.raises(KeyNotFoundError):
+            await kv.get("accepted")
     finally:
         await bus.close()

@@ -36,6 +36,7 @@ from phalanx_common.events import (
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import (
     AccountGuardRecord,
+    IntentLeaseRecord,
     IntentRecord,
     ReplicaHeartbeat,
     TokenRecord,
@@ -338,6 +339,21 @@ async def test_a_claim_whose_owner_waits_for_a_long_permit_is_not_taken_over(rig
     record = await rig.record(intent)
     assert record is not None
     assert (record.state, record.owner, record.attempt) == ("accepted", "replica-a", 1)
+
+
+async def test_an_accepted_claim_keeps_its_lease_and_a_later_delivery_only_republishes(
+    rig: Rig,
+) -> None:
+    # ADR-0145: the owner does not delete the lease of a claim it made terminal.
+    owner = await rig.worker("replica-a", claim_lease_s=30.0)
+    other = await rig.worker("replica-b")
+    intent = rig.intent()
+    assert (await owner.execute(intent)).state == "accepted"
+    leases = await rig.bus.key_value(subjects.Buckets.INTENT_LEASES)
+    lease = decode((await leases.get(intent.intent_id)).value or b"", IntentLeaseRecord)
+    assert lease.owner == "replica-a"
+    assert (await other.execute(intent)).state == "duplicate"
+    assert rig.venue_orders() == 1
 
 
 async def test_no_send_after_the_claim_was_taken_over_while_waiting_for_a_permit(

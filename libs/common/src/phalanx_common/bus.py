@@ -52,6 +52,7 @@ from phalanx_common import ids, subjects
 from phalanx_common.codec import decode_event, encode
 from phalanx_common.errors import DependencyUnavailable, Poison, Retry
 from phalanx_common.events import AnyEvent, MessageTerminated
+from phalanx_common.kv_reads import FastReadKeyValue
 from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.tasks import cancel_and_wait
 from phalanx_common.telemetry import extract_context, inject_headers, span
@@ -344,6 +345,7 @@ class Bus:
                 )
             except BadRequestError:  # created concurrently by another service
                 kv = await self.js.key_value(bucket.name)
+        kv = FastReadKeyValue.wrap(kv)  # ADR-0145: reads decoded with msgspec
         self._kv[bucket.name] = kv
         return kv
 

@@ -18,6 +18,7 @@ __all__ = [
     "Service",
     "configure_logging",
     "dump_tasks",
+    "loop_factory",
     "run_service",
     "run_service_main",
     "secrets_of",
@@ -97,14 +98,33 @@ def dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The factory of the event loop called ``name`` (None: the standard one)."""
+    if name == "asyncio":
+        return None
+    if name != "uvloop":
+        raise ValueError(f"unknown event loop {name!r}: asyncio or uvloop")
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("uvloop is not installed; running on the standard event loop")
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def run_service_main(
     name: str,
     factory: Callable[[S], Awaitable[Service]],
     settings: S,
     log_level: str,
     shutdown_budget_s: float,
+    event_loop: str = "asyncio",
 ) -> int:
     """Entry-point body: run the service and turn a missing dependency into exit code 2.
+
+    ``event_loop``: ``asyncio`` (the standard loop) or ``uvloop`` (ADR-0145; the standard loop
+    when uvloop is not installed).
 
     Logs as ``PHALANX_LOG_FORMAT`` says (``settings.log_format``: ``json`` or ``text``), with
     the service's secrets scrubbed. Traces are exported when the standard ``OTEL_*``
@@ -115,7 +135,8 @@ def run_service_main(
     configure_logging(log_level, str(getattr(settings, "log_format", "json")), name, secrets)
     configure_tracing(name)
     try:
-        asyncio.run(run_service(factory, settings, shutdown_budget_s))
+        with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
+            runner.run(run_service(factory, settings, shutdown_budget_s))
     except DependencyUnavailable as exc:
         # the address may carry credentials (nats://user:pass@...): scrubbed like every log line
         print(f"{name}: {Scrubber(secrets)(str(exc))}", file=sys.stderr)

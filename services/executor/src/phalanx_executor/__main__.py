@@ -15,7 +15,12 @@ def main() -> None:
     settings = load_service_settings(ExecutorSettings)
     sys.exit(
         run_service_main(
-            "executor", build_executor, settings, settings.log_level, settings.shutdown_budget_s
+            "executor",
+            build_executor,
+            settings,
+            settings.log_level,
+            settings.shutdown_budget_s,
+            event_loop=settings.event_loop,
         )
     )
 

@@ -36,10 +36,18 @@ def _key(account_id: int) -> str:
 
 
 class AccountOrder:
-    """The per-account queues in the ``account_order`` bucket."""
+    """The per-account queues in the ``account_order`` bucket.
+
+    Each change is a compare-and-set on the key's revision. The record and revision this
+    object last read or wrote are kept per account and tried first (ADR-0145): when nobody else
+    changed the queue since, a change is one KV write instead of a read and a write; when
+    somebody did, the write is refused and the queue is read again. A change the kept record
+    says is not needed is always checked against a fresh read.
+    """
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
+        self._seen: dict[int, tuple[AccountQueueRecord, int | None]] = {}
 
     async def enter(self, intent: OrderIntent) -> None:
         """Put ``intent`` in its account's queue (idempotent)."""
@@ -48,13 +56,17 @@ class AccountOrder:
         entry = (intent.signal_seq, intent.intent_id)
         await self._change(intent.account_id, lambda pending: pending | {entry})
 
-    async def ahead(self, intent: OrderIntent) -> list[str]:
-        """Intent ids of earlier signals of the account still unresolved, oldest first."""
+    async def enter_and_ahead(self, intent: OrderIntent) -> list[str]:
+        """Enter ``intent`` (idempotent) and list the intent ids of earlier signals of the
+        account still unresolved, oldest first: one fresh read of the queue, and a write only
+        when ``intent`` was not in it."""
         if not intent.signal_seq:
             return []
+        entry = (intent.signal_seq, intent.intent_id)
         record, _ = await self._read(intent.account_id)
-        mine = (intent.signal_seq, intent.intent_id)
-        return [i for seq, i in sorted(record.pending) if (seq, i) < mine]
+        if entry not in record.pending:
+            record = await self._change(intent.account_id, lambda pending: pending | {entry})
+        return _before(record, intent)
 
     async def leave(self, intent: OrderIntent) -> None:
         """Take ``intent`` out of its account's queue (it is resolved)."""
@@ -70,24 +82,50 @@ class AccountOrder:
         try:
             entry = await self._kv.get(_key(account_id))
         except (KeyNotFoundError, KeyDeletedError):
-            return AccountQueueRecord(account_id=account_id), None
-        if not entry.value:
-            return AccountQueueRecord(account_id=account_id), entry.revision
-        return decode(entry.value, AccountQueueRecord), entry.revision
+            seen: tuple[AccountQueueRecord, int | None] = (
+                AccountQueueRecord(account_id=account_id),
+                None,
+            )
+        else:
+            record = (
+                decode(entry.value, AccountQueueRecord)
+                if entry.value
+                else AccountQueueRecord(account_id=account_id)
+            )
+            seen = (record, entry.revision)
+        self._seen[account_id] = seen
+        return seen
 
-    async def _change(self, account_id: int, edit: _Edit) -> None:
+    async def _change(self, account_id: int, edit: _Edit) -> AccountQueueRecord:
+        """Apply ``edit`` to the queue; return the queue as written (or as read, unchanged)."""
+        kept = self._seen.get(account_id)
+        fresh = kept is None
+        record, revision = kept if kept is not None else await self._read(account_id)
         while True:
-            record, revision = await self._read(account_id)
             before = set(record.pending)
             after = edit(before)
             if after == before:
-                return
-            value = encode(AccountQueueRecord(account_id=account_id, pending=tuple(sorted(after))))
+                if fresh:
+                    return record
+                record, revision = await self._read(account_id)  # the kept copy may be stale
+                fresh = True
+                continue
+            changed = AccountQueueRecord(account_id=account_id, pending=tuple(sorted(after)))
+            value = encode(changed)
             try:
                 if revision is None:
-                    await self._kv.create(_key(account_id), value)
+                    written = await self._kv.create(_key(account_id), value)
                 else:
-                    await self._kv.update(_key(account_id), value, last=revision)
-                return
+                    written = await self._kv.update(_key(account_id), value, last=revision)
             except KeyWrongLastSequenceError:
-                continue  # another worker changed the queue: read it again
+                # another worker changed the queue (or the kept copy was stale): read it again
+                record, revision = await self._read(account_id)
+                fresh = True
+                continue
+            self._seen[account_id] = (changed, written)
+            return changed
+
+
+def _before(record: AccountQueueRecord, intent: OrderIntent) -> list[str]:
+    mine = (intent.signal_seq, intent.intent_id)
+    return [i for seq, i in sorted(record.pending) if (seq, i) < mine]

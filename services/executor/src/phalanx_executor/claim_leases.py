@@ -40,6 +40,7 @@ class ClaimLeases:
         self._renew_s = lease_s / 4
         self._expires: dict[str, int] = {}  # intent id -> expiry this owner last wrote
         self._revisions: dict[str, int] = {}  # intent id -> revision of that write
+        self._ended: set[str] = set()  # intents whose claim this owner made terminal
 
     async def holder(self, intent_id: str) -> IntentLeaseRecord | None:
         """The live lease of another owner on ``intent_id``, if there is one."""
@@ -73,8 +74,20 @@ class ClaimLeases:
             await cancel_and_wait(renewer)
             self._expires.pop(intent_id, None)
             revision = self._revisions.pop(intent_id, None)
-            with contextlib.suppress(Exception):  # never delete a lease someone else wrote since
-                await self._kv.delete(intent_id, last=revision)
+            if intent_id in self._ended:
+                self._ended.discard(intent_id)
+            else:
+                with contextlib.suppress(Exception):  # never delete a lease written since
+                    await self._kv.delete(intent_id, last=revision)
+
+    def ended(self, intent_id: str) -> None:
+        """The claim on ``intent_id`` is terminal: leaving its lease deletes nothing.
+
+        Nobody reads the lease of a terminal claim (a delivery that finds one republishes its
+        outcome), and the lease runs out by itself; the delete was one more request per intent
+        on the way to the batch's ack (ADR-0145).
+        """
+        self._ended.add(intent_id)
 
     async def _write(self, intent_id: str) -> None:
         expires = self._clock.time_ns() + self._lease_ns

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from phalanx_common.settings import CommonSettings
 
 __all__ = ["ExecutorSettings"]
@@ -52,6 +54,7 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
             (ADR-0110).
         exec_max_deliveries: deliveries of a batch before it is dead-lettered with an outcome
             per unfinished intent (ADR-0050; intents also expire at their signal's deadline).
+        event_loop: ``uvloop`` (fewer CPU seconds per intent, ADR-0145) or ``asyncio``.
     """
 
     service_name: str = "executor"
@@ -86,3 +89,4 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     exec_max_deliveries: int = 100
     token_expiry_margin_s: float = 5.0
     lockout_s: float = 3600.0
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"

@@ -260,7 +260,6 @@ class BatchWorker:
         async with lock:
             if self._order is None:
                 return await self._execute(intent)
-            await self._order.enter(intent)  # idempotent; the batch entered it already
             waiting = await self._wait_turn(intent)
             if waiting is not None:
                 return waiting
@@ -270,9 +269,12 @@ class BatchWorker:
             return outcome
 
     async def _wait_turn(self, intent: OrderIntent) -> IntentOutcome | None:
-        """``None`` when no earlier intent of the account is unresolved (ADR-0051)."""
+        """``None`` when no earlier intent of the account is unresolved (ADR-0051).
+
+        Enters the intent first (idempotent; the batch entered it already), on the same read.
+        """
         assert self._order is not None
-        for earlier in await self._order.ahead(intent):
+        for earlier in await self._order.enter_and_ahead(intent):
             if await self._store.is_terminal(earlier):  # its worker ended before leaving
                 await self._order.drop(intent.account_id, earlier)
                 continue
@@ -302,7 +304,7 @@ class BatchWorker:
             claim = await self._store.claim(intent.intent_id, self._clock.time_ns())
             if claim.fresh:
                 async with self._lease(intent.intent_id):
-                    return await self._attempt(intent, claim)
+                    return self._ended(await self._attempt(intent, claim))
             return await self._resume(intent, claim)
         except LostRace as exc:
             log.info("intent %s: %s; left to its owner", intent.intent_id, exc)
@@ -311,6 +313,12 @@ class BatchWorker:
             self._inflight.discard(intent.intent_id)
             self._store.forget(intent.intent_id)
             self._sent_ns.pop(intent.intent_id, None)
+
+    def _ended(self, outcome: IntentOutcome) -> IntentOutcome:
+        """Tell the leases when this delivery made the claim terminal (nothing to delete)."""
+        if self._leases is not None and outcome.state in _ACKNOWLEDGED:
+            self._leases.ended(outcome.intent_id)
+        return outcome
 
     def _lease(self, intent_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         if self._leases is None:
@@ -331,7 +339,7 @@ class BatchWorker:
             if record.state == "claimed":  # claimant gone without an outcome: maybe sent
                 claim = await self._store.move(claim, "unknown", reason="claim-without-outcome")
                 await self._publish_unknown(intent, f"claimed by {record.owner} without an outcome")
-            return await self._reconcile(intent, claim, sent_ns=record.claimed_ns)
+            return self._ended(await self._reconcile(intent, claim, sent_ns=record.claimed_ns))
 
     async def _attempt(self, intent: OrderIntent, claim: Claim) -> IntentOutcome:
         self._sent_ns.pop(intent.intent_id, None)
