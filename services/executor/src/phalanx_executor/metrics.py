@@ -105,6 +105,12 @@ class ExecutorMetrics:
             ["login"],
             registry=r,
         )
+        self.stale_permits = Counter(
+            "phalanx_stale_permits",
+            "Requests that could not go soon enough after their permit and took another (ADR-0062)",
+            ["login"],
+            registry=r,
+        )
         self.sockets_open = Gauge(
             "phalanx_venue_sockets_open",
             "Venue WebSockets this replica holds (one per login it works)",
@@ -141,6 +147,10 @@ class ExecutorMetrics:
         self.permit_wait.labels(priority).observe(seconds)
         self.login_permits.labels(login_id).inc()
         self.login_permit_wait.labels(login_id).inc(seconds)
+
+    def stale_permit(self, login_id: str) -> None:
+        """Count a permit spent without its request (too old by the time it could go)."""
+        self.stale_permits.labels(login_id).inc()
 
     def blocked(self, login_id: str, reason: str) -> None:
         """Count a block the venue imposed on a login (``venue-penalty`` or a lockout)."""

@@ -204,6 +204,7 @@ class ExecutorService:
                 reconcile_deadline_s=s.reconcile_deadline_s,
                 batch_pause_s=s.batch_pause_s,
                 permit_handback_s=s.permit_handback_s,
+                permit_max_age_s=s.permit_max_age_s,
                 max_deliveries=s.exec_max_deliveries,
                 lockout_s=s.lockout_s,
             ),

@@ -46,6 +46,10 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
             works on the intent; nobody takes over a claim whose lease is alive (ADR-0050).
         permit_handback_s: a permit wait longer than this hands the unsent intent back, so a
             budget-bound or locked-out login never holds a shard's slots (ADR-0050; 0: never).
+        permit_max_age_s: a request not sent within this long of its permit (a slow send-time
+            check, a starved event loop) takes another permit, the old one still counting; keep
+            it below the margin by which ``login_windows`` outlast the venue's windows (1 s:
+            61 s against 60 s), ADR-0062. 0 never re-takes.
         lockout_s: how long a login's requests stay blocked after the venue answers HTTP
             423/429 (Tradovate's lockout is an hour, restarted by every request during it, so
             the block must be at least the venue's; ADR-0111).
@@ -86,6 +90,7 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     delay_recheck_s: float = 60.0
     claim_lease_s: float = 15.0
     permit_handback_s: float = 10.0
+    permit_max_age_s: float = 0.5
     exec_max_deliveries: int = 100
     token_expiry_margin_s: float = 5.0
     lockout_s: float = 3600.0

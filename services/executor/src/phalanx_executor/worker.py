@@ -103,6 +103,9 @@ class WorkerSettings:
     # ADR-0050: a permit wait longer than this hands the unsent intent back (its batch comes
     # back later), so one budget-bound or locked-out login never holds a shard's slots (0: never).
     permit_handback_s: float = 10.0
+    # ADR-0062: a request not sent within this long of its permit takes another (0: never);
+    # below the margin of the executor's windows over the venue's (1 s by default).
+    permit_max_age_s: float = 0.5
     # ADR-0050: a batch still open on its last delivery is dead-lettered with an outcome per
     # intent (0: redelivered without bound).
     max_deliveries: int = 0
@@ -467,8 +470,11 @@ class BatchWorker:
         while True:
             with span("permit wait", {"phalanx.login_id": intent.login_id}):
                 await self._permit_before_deadline(intent, step, priority, hand_back)
+            permitted_ns = self._clock.time_ns()
             await self._still_owner(intent)
             self._token_still_fresh(intent, step, hand_back)
+            if self._permit_went_stale(intent, step, permitted_ns):
+                continue  # ADR-0062: the old permit still counts; this request takes another
             self._sent_ns[intent.intent_id] = self._clock.time_ns()
             venue: SpanAttributes = {
                 "phalanx.step": step.kind,
@@ -687,6 +693,29 @@ class BatchWorker:
         if hand_back:
             raise _HandBack(text)
         raise RefusedStep("token-expired", text)
+
+    def _permit_went_stale(self, intent: OrderIntent, step: Step, permitted_ns: int) -> bool:
+        """Whether the request could not go within ``permit_max_age_s`` of its permit.
+
+        The limiter counts a request when it grants the permit; the venue when it arrives. The
+        executor's windows outlast the venue's by a margin (61 s against 60 s), so a request
+        that arrives later than that after its permit could land in the venue's window with the
+        next window's requests. A stall between permit and send (a slow send-time claim check,
+        a starved event loop) longer than ``permit_max_age_s`` therefore costs another permit
+        (ADR-0062)."""
+        limit_s = self._s.permit_max_age_s
+        waited_s = (self._clock.time_ns() - permitted_ns) / 1e9
+        if limit_s <= 0 or waited_s <= limit_s:
+            return False
+        log.info(
+            "intent %s: %s not sent %.2fs after its permit (limit %.2fs); taking another",
+            intent.intent_id,
+            step.kind,
+            waited_s,
+            limit_s,
+        )
+        self.metrics.stale_permit(intent.login_id)
+        return True
 
     async def _permit_before_deadline(
         self, intent: OrderIntent, step: Step, priority: Priority, hand_back: bool = False
