@@ -37,8 +37,9 @@ from phalanx_tradovate.errors import (
     VenueError,
 )
 from phalanx_tradovate.frames import PropsEvent
+from phalanx_tradovate.reconnecting import ReconnectingSocket
 from phalanx_tradovate.rest import TradovateRest
-from phalanx_tradovate.ws import ReconnectingSocket, TradovateSocket
+from phalanx_tradovate.ws import TradovateSocket
 
 SIM_SYMBOL = "MNQZ6"
 SIM_PRICE = Decimal("21000.00")

@@ -22,8 +22,9 @@ from phalanx_tradovate.errors import (
     VenueUnreachable,
 )
 from phalanx_tradovate.frames import PropsEvent
+from phalanx_tradovate.reconnecting import ReconnectingSocket
 from phalanx_tradovate.testing import FakeRequest, FakeTradovateSocketServer
-from phalanx_tradovate.ws import ReconnectingSocket, TradovateSocket
+from phalanx_tradovate.ws import TradovateSocket
 
 TOKEN = "good-token"
 

@@ -50,8 +50,6 @@ Shapes (JSON, camelCase like the venue):
   rate of a reconnect storm.
 """
 
-# ruff: noqa: N815
-
 from __future__ import annotations
 
 import dataclasses
@@ -62,169 +60,35 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
+from phalanx_sim.admin_io import (
+    LIMIT_FIELDS,
+    CreateUserBody,
+    DropBody,
+    FeesBody,
+    HeldFillsBody,
+    LimitsBody,
+    MarketBody,
+    OAuthClientBody,
+    PartialFillBody,
+    PriceBody,
+    RiskBody,
+    ShutdownBody,
+    TradeBody,
+    account_param,
+    json_response,
+    limits_view,
+    order_view,
+    read_body,
+)
 from phalanx_sim.faults import Faults
 from phalanx_sim.fees import FeeRates
 from phalanx_sim.host import SimHost
-from phalanx_sim.limits import LimitConfig
 from phalanx_sim.matching import OrderSpec, Origin
-from phalanx_sim.state import OrderRecord
 from phalanx_sim.times import iso_from_epoch
 
 __all__ = ["admin_router"]
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
-_encoder = msgspec.json.Encoder()
-
-
-class CreateUserBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/users`` body."""
-
-    name: str
-    password: str
-    accounts: int | list[str] = 1
-
-
-class PriceBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/prices`` body."""
-
-    symbol: str
-    price: float
-
-
-class OAuthClientBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/oauth/clients`` body."""
-
-    client_id: str
-    client_secret: str
-    redirect_uris: list[str]
-
-
-class MarketBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/market`` body."""
-
-    open: bool
-
-
-class RiskBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/risk`` body (``maxPosition`` null or 0: no limit)."""
-
-    accountId: int
-    maxPosition: int | None = None
-
-
-class PartialFillBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/partialfills`` body (``qty`` 0: fill in full)."""
-
-    accountId: int
-    qty: int
-
-
-class HeldFillsBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/heldfills`` body (``held`` false: fill at once again)."""
-
-    accountId: int
-    held: bool
-
-
-class FeesBody(FeeRates, kw_only=True):
-    """``PUT /admin/fees`` body: a product's fees per contract."""
-
-    product: str
-
-
-class TradeBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/trades`` body: a manual Market order."""
-
-    accountId: int
-    symbol: str
-    action: str
-    qty: int
-
-
-class DropBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/sockets/drop`` body."""
-
-    userId: int | None = None
-
-
-class LimitsBody(msgspec.Struct, kw_only=True):
-    """``PUT /admin/limits`` body: any subset of the limits."""
-
-    enabled: bool | None = None
-    perMinute: int | None = None
-    perHour: int | None = None
-    minuteS: float | None = None
-    hourS: float | None = None
-    countAuthorize: bool | None = None
-    penaltyStrikes: int | None = None
-    lockoutS: float | None = None
-    renewPerHour: int | None = None
-    syncPerHour: int | None = None
-    meFailuresPerHour: int | None = None
-    loginFailuresPerHour: int | None = None
-    endpointScope: str | None = None
-
-
-_LIMIT_FIELDS = {
-    "enabled": "enabled",
-    "perMinute": "per_minute",
-    "perHour": "per_hour",
-    "minuteS": "minute_s",
-    "hourS": "hour_s",
-    "countAuthorize": "count_authorize",
-    "penaltyStrikes": "penalty_strikes",
-    "lockoutS": "lockout_s",
-    "renewPerHour": "renew_per_hour",
-    "syncPerHour": "sync_per_hour",
-    "meFailuresPerHour": "me_failures_per_hour",
-    "loginFailuresPerHour": "login_failures_per_hour",
-    "endpointScope": "endpoint_scope",
-}
-
-
-def _limits_view(config: LimitConfig) -> dict[str, Any]:
-    return {name: getattr(config, attr) for name, attr in _LIMIT_FIELDS.items()}
-
-
-class ShutdownBody(msgspec.Struct, kw_only=True):
-    """``POST /admin/shutdown`` body."""
-
-    reasonCode: str = "Maintenance"
-    reason: str = "Server is going to close this connection"
-    userId: int | None = None
-
-
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response(_encoder.encode(payload), status_code=status, media_type="application/json")
-
-
-async def _body(request: Request, type_: type[Any]) -> Any:
-    try:
-        return msgspec.json.decode(await request.body(), type=type_)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
-
-
-def _account_param(request: Request) -> int:
-    value = request.query_params.get("accountId") or request.query_params.get("accountid")
-    if value is None or not value.isdigit():
-        raise HTTPException(status_code=400, detail="accountId query parameter is required")
-    return int(value)
-
-
-def _order_view(rec: OrderRecord) -> dict[str, Any]:
-    view: dict[str, Any] = msgspec.to_builtins(rec.order)
-    version = msgspec.to_builtins(rec.version)
-    version.pop("id", None)
-    version.pop("orderId", None)
-    view.update(version)
-    view["clOrdId"] = rec.new_command.command.clOrdId
-    view["isAutomated"] = rec.new_command.command.isAutomated
-    view["cumQty"] = rec.cum_qty
-    if rec.avg_px is not None:
-        view["avgPx"] = rec.avg_px
-    view["symbol"] = rec.info.contract.name
-    return view
 
 
 def admin_router(sim: SimHost) -> APIRouter:
@@ -244,17 +108,17 @@ def admin_router(sim: SimHost) -> APIRouter:
 
     @route("POST", "/users")
     async def create_user(request: Request) -> Response:
-        body: CreateUserBody = await _body(request, CreateUserBody)
+        body: CreateUserBody = await read_body(request, CreateUserBody)
         try:
             created = sim.venue.create_user(body.name, body.password, body.accounts)
         except ValueError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from exc
-        return _json(created)
+        return json_response(created)
 
     @route("GET", "/users")
     async def list_users() -> Response:
         state = sim.venue.state
-        return _json(
+        return json_response(
             [
                 {
                     "userId": rec.user.id,
@@ -269,14 +133,14 @@ def admin_router(sim: SimHost) -> APIRouter:
 
     @route("POST", "/prices")
     async def set_price(request: Request) -> Response:
-        body: PriceBody = await _body(request, PriceBody)
+        body: PriceBody = await read_body(request, PriceBody)
         try:
             info, filled = sim.venue.set_price(body.symbol, body.price)
         except KeyError as exc:
             raise HTTPException(status_code=404, detail=f"unknown symbol {body.symbol}") from exc
         except ValueError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
-        return _json(
+        return json_response(
             {
                 "symbol": info.contract.name,
                 "contractId": info.contract.id,
@@ -293,27 +157,27 @@ def admin_router(sim: SimHost) -> APIRouter:
             info = venue.contracts.by_id(contract_id)
             if info is not None:
                 named[info.contract.name] = price
-        return _json(named)
+        return json_response(named)
 
     @route("GET", "/orders")
     async def orders(request: Request) -> Response:
-        book = sim.venue.state.books.get(_account_param(request))
-        return _json([] if book is None else [_order_view(r) for r in book.orders.values()])
+        book = sim.venue.state.books.get(account_param(request))
+        return json_response([] if book is None else [order_view(r) for r in book.orders.values()])
 
     @route("GET", "/fills")
     async def fills(request: Request) -> Response:
-        book = sim.venue.state.books.get(_account_param(request))
-        return _json([] if book is None else book.fills)
+        book = sim.venue.state.books.get(account_param(request))
+        return json_response([] if book is None else book.fills)
 
     @route("GET", "/positions")
     async def positions(request: Request) -> Response:
-        book = sim.venue.state.books.get(_account_param(request))
-        return _json([] if book is None else list(book.positions.values()))
+        book = sim.venue.state.books.get(account_param(request))
+        return json_response([] if book is None else list(book.positions.values()))
 
     @route("GET", "/cashbalances")
     async def cash_balances(request: Request) -> Response:
-        book = sim.venue.state.books.get(_account_param(request))
-        return _json([] if book is None else [book.cash])
+        book = sim.venue.state.books.get(account_param(request))
+        return json_response([] if book is None else [book.cash])
 
     @route("GET", "/requests")
     async def requests(request: Request) -> Response:
@@ -326,7 +190,7 @@ def admin_router(sim: SimHost) -> APIRouter:
             records = [r for r in records if r.user_id == user_id]
         if limit_text.isdigit():
             records = records[-int(limit_text) :]
-        return _json(
+        return json_response(
             [
                 {
                     "time": iso_from_epoch(r.time),
@@ -342,7 +206,7 @@ def admin_router(sim: SimHost) -> APIRouter:
     @route("GET", "/stats")
     async def stats() -> Response:
         state = sim.venue.state
-        return _json(
+        return json_response(
             {
                 "requests": sum(state.by_endpoint.values()),
                 "byEndpoint": dict(state.by_endpoint),
@@ -365,14 +229,14 @@ def admin_router(sim: SimHost) -> APIRouter:
     @route("POST", "/reset")
     async def reset() -> Response:
         sim.reset()
-        return _json({"ok": True})
+        return json_response({"ok": True})
 
     @route("POST", "/shutdown")
     async def shutdown(request: Request) -> Response:
         raw = await request.body()
-        body = ShutdownBody() if not raw.strip() else await _body(request, ShutdownBody)
+        body = ShutdownBody() if not raw.strip() else await read_body(request, ShutdownBody)
         told = sim.hub.shutdown(body.reasonCode, body.reason, body.userId)
-        return _json({"told": told})
+        return json_response({"told": told})
 
     @route("GET", "/connects")
     async def connects(request: Request) -> Response:
@@ -389,7 +253,7 @@ def admin_router(sim: SimHost) -> APIRouter:
         for r in records:
             second = str(int(r.at))
             per_second[second] = per_second.get(second, 0) + 1
-        return _json(
+        return json_response(
             {
                 "count": len(records),
                 "connects": [{"at": r.at, "kind": r.kind, "userId": r.user_id} for r in records],
@@ -399,15 +263,15 @@ def admin_router(sim: SimHost) -> APIRouter:
 
     @route("POST", "/oauth/clients")
     async def oauth_client(request: Request) -> Response:
-        body: OAuthClientBody = await _body(request, OAuthClientBody)
+        body: OAuthClientBody = await read_body(request, OAuthClientBody)
         if not body.client_id or not body.redirect_uris:
             raise HTTPException(status_code=400, detail="client_id and redirect_uris required")
         sim.register_oauth_client(body.client_id, body.client_secret, body.redirect_uris)
-        return _json({"client_id": body.client_id}, 201)
+        return json_response({"client_id": body.client_id}, 201)
 
     @route("GET", "/oauth/clients")
     async def oauth_clients() -> Response:
-        return _json(
+        return json_response(
             [
                 {"client_id": c.client_id, "redirect_uris": list(c.redirect_uris)}
                 for c in sim.venue.state.oauth_clients.values()
@@ -426,26 +290,26 @@ def admin_router(sim: SimHost) -> APIRouter:
             for key, state in limiter.logins.items()
             if user is None or str(key) == user
         }
-        return _json({"config": _limits_view(limiter.config), "logins": logins})
+        return json_response({"config": limits_view(limiter.config), "logins": logins})
 
     @route("PUT", "/limits")
     async def set_limits(request: Request) -> Response:
-        body: LimitsBody = await _body(request, LimitsBody)
+        body: LimitsBody = await read_body(request, LimitsBody)
         changes = {
             attr: getattr(body, name)
-            for name, attr in _LIMIT_FIELDS.items()
+            for name, attr in LIMIT_FIELDS.items()
             if getattr(body, name) is not None
         }
         if changes.get("endpoint_scope", "login") not in ("login", "ip"):
             raise HTTPException(status_code=400, detail="endpointScope is 'login' or 'ip'")
         limiter = sim.venue.limiter
         limiter.configure(dataclasses.replace(limiter.config, **changes))
-        return _json({"config": _limits_view(limiter.config)})
+        return json_response({"config": limits_view(limiter.config)})
 
     @route("POST", "/limits/reset")
     async def reset_limits() -> Response:
         sim.venue.limiter.reset()
-        return _json({"ok": True})
+        return json_response({"ok": True})
 
     @route("GET", "/violations")
     async def violations(request: Request) -> Response:
@@ -456,7 +320,7 @@ def admin_router(sim: SimHost) -> APIRouter:
             for v in limiter.violations
             if user is None or str(v["login"]) == user
         ]
-        return _json(
+        return json_response(
             {
                 "count": limiter.violation_count,
                 "byLogin": {str(k): n for k, n in limiter.by_login.items()},
@@ -468,7 +332,7 @@ def admin_router(sim: SimHost) -> APIRouter:
 
     @route("POST", "/faults")
     async def set_faults(request: Request) -> Response:
-        faults: Faults = await _body(request, Faults)
+        faults: Faults = await read_body(request, Faults)
         if (faults.errorCount > 0 or faults.errorRate > 0) and not 500 <= faults.errorStatus <= 599:
             raise HTTPException(status_code=400, detail="errorStatus must be a 5xx status")
         if not (0 <= faults.dropRate <= 1 and 0 <= faults.errorRate <= 1):
@@ -479,11 +343,11 @@ def admin_router(sim: SimHost) -> APIRouter:
             sim.venue.faults.pop(faults.userId, None)
         else:
             sim.venue.faults[faults.userId] = faults
-        return _json(faults)
+        return json_response(faults)
 
     @route("GET", "/faults")
     async def get_faults() -> Response:
-        return _json(list(sim.venue.faults.values()))
+        return json_response(list(sim.venue.faults.values()))
 
     @route("DELETE", "/faults")
     async def clear_faults(request: Request) -> Response:
@@ -492,36 +356,36 @@ def admin_router(sim: SimHost) -> APIRouter:
             sim.venue.faults.clear()
         elif user.isdigit():
             sim.venue.faults.pop(int(user), None)
-        return _json({"ok": True})
+        return json_response({"ok": True})
 
     @route("POST", "/sockets/drop")
     async def drop_sockets(request: Request) -> Response:
         raw = await request.body()
-        body = DropBody() if not raw.strip() else await _body(request, DropBody)
-        return _json({"dropped": sim.hub.drop(body.userId)})
+        body = DropBody() if not raw.strip() else await read_body(request, DropBody)
+        return json_response({"dropped": sim.hub.drop(body.userId)})
 
     # -------------------------------------------------------------- market and risk
 
     @route("POST", "/market")
     async def market(request: Request) -> Response:
-        body: MarketBody = await _body(request, MarketBody)
+        body: MarketBody = await read_body(request, MarketBody)
         sim.venue.market_open = body.open
-        return _json({"open": sim.venue.market_open})
+        return json_response({"open": sim.venue.market_open})
 
     @route("POST", "/risk")
     async def risk(request: Request) -> Response:
-        body: RiskBody = await _body(request, RiskBody)
+        body: RiskBody = await read_body(request, RiskBody)
         if body.accountId not in sim.venue.state.accounts:
             raise HTTPException(status_code=404, detail="unknown account")
         if body.maxPosition is None:
             sim.venue.max_position.pop(body.accountId, None)
         else:
             sim.venue.max_position[body.accountId] = body.maxPosition
-        return _json({"accountId": body.accountId, "maxPosition": body.maxPosition})
+        return json_response({"accountId": body.accountId, "maxPosition": body.maxPosition})
 
     @route("POST", "/partialfills")
     async def partial_fills(request: Request) -> Response:
-        body: PartialFillBody = await _body(request, PartialFillBody)
+        body: PartialFillBody = await read_body(request, PartialFillBody)
         if body.accountId not in sim.venue.state.accounts:
             raise HTTPException(status_code=404, detail="unknown account")
         engine = sim.venue.engine
@@ -529,11 +393,11 @@ def admin_router(sim: SimHost) -> APIRouter:
             engine.partial_fill_qty[body.accountId] = body.qty
         else:
             engine.partial_fill_qty.pop(body.accountId, None)
-        return _json({"accountId": body.accountId, "qty": body.qty})
+        return json_response({"accountId": body.accountId, "qty": body.qty})
 
     @route("POST", "/heldfills")
     async def held_fills(request: Request) -> Response:
-        body: HeldFillsBody = await _body(request, HeldFillsBody)
+        body: HeldFillsBody = await read_body(request, HeldFillsBody)
         if body.accountId not in sim.venue.state.accounts:
             raise HTTPException(status_code=404, detail="unknown account")
         held = sim.venue.engine.held_fills
@@ -541,25 +405,25 @@ def admin_router(sim: SimHost) -> APIRouter:
             held.add(body.accountId)
         else:
             held.discard(body.accountId)
-        return _json({"accountId": body.accountId, "held": body.held})
+        return json_response({"accountId": body.accountId, "held": body.held})
 
     @route("PUT", "/fees")
     async def set_fees(request: Request) -> Response:
-        body: FeesBody = await _body(request, FeesBody)
+        body: FeesBody = await read_body(request, FeesBody)
         product = body.product.upper()
         if sim.venue.contracts.product(product) is None:
             raise HTTPException(status_code=404, detail=f"unknown product {body.product}")
         rates = FeeRates(**{f: getattr(body, f) for f in FeeRates.__struct_fields__})
         sim.venue.engine.fee_rates[product] = rates
-        return _json({"product": product, **msgspec.to_builtins(rates)})
+        return json_response({"product": product, **msgspec.to_builtins(rates)})
 
     @route("GET", "/fees")
     async def get_fees() -> Response:
-        return _json(dict(sim.venue.engine.fee_rates.items()))
+        return json_response(dict(sim.venue.engine.fee_rates.items()))
 
     @route("POST", "/trades")
     async def manual_trade(request: Request) -> Response:
-        body: TradeBody = await _body(request, TradeBody)
+        body: TradeBody = await read_body(request, TradeBody)
         venue = sim.venue
         book = venue.state.books.get(body.accountId)
         if book is None:
@@ -573,7 +437,7 @@ def admin_router(sim: SimHost) -> APIRouter:
         spec = OrderSpec(action=body.action, order_type="Market", qty=body.qty)
         entry, _ = venue.engine.place(book, info, spec, origin)
         position = book.positions.get(info.contract.id)
-        return _json(
+        return json_response(
             {
                 "orderId": entry.order.id,
                 "fillIds": [fill.id for fill in entry.fills],
@@ -583,6 +447,6 @@ def admin_router(sim: SimHost) -> APIRouter:
 
     @route("GET", "/health")
     async def health() -> Response:
-        return _json({"ok": True})
+        return json_response({"ok": True})
 
     return router

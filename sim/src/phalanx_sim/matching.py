@@ -33,6 +33,11 @@ Rules (deterministic, one price per contract, unlimited liquidity):
 Resting orders sit in two heaps per contract (those that fire when the price rises to a level,
 and those that fire when it falls to one) with lazy deletion, so a price move costs
 O(k log n) for k triggered orders, never a scan of all orders.
+
+The records an order's life creates (orders, versions, commands, reports) are made by
+:mod:`phalanx_sim.order_entities`; what a fill does to positions and cash, by
+:mod:`phalanx_sim.bookkeeping`. :class:`OrderSpec`, :class:`Origin` (``order_spec``) and the
+sinks (``sink``) are re-exported here.
 """
 
 from __future__ import annotations
@@ -41,21 +46,14 @@ import heapq
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
+from phalanx_sim.bookkeeping import Bookkeeping
 from phalanx_sim.contracts import ContractInfo
-from phalanx_sim.entities import (
-    CashBalance,
-    Command,
-    CommandReport,
-    Entity,
-    ExecutionReport,
-    Fill,
-    Order,
-    OrderVersion,
-    Position,
-)
-from phalanx_sim.fees import FeeRates, FillFee, fill_fee
+from phalanx_sim.entities import Entity, Fill, OrderVersion
+from phalanx_sim.fees import FeeRates, fill_fee
+from phalanx_sim.order_entities import OrderEntities
+from phalanx_sim.order_spec import OrderSpec, Origin
+from phalanx_sim.sink import EventSink, NullSink
 from phalanx_sim.state import AccountBook, CommandRecord, OrderRecord, SimState
 from phalanx_sim.times import VenueClock
 
@@ -63,48 +61,6 @@ __all__ = ["EventSink", "MatchingEngine", "NullSink", "OrderSpec", "Origin"]
 
 _EPS = 1e-9
 _LIVE = frozenset({"Working", "Suspended"})
-
-
-class EventSink(Protocol):
-    """Receives every entity change; the WebSocket hub turns them into ``props`` events."""
-
-    def publish(self, account_id: int, entity_type: str, event_type: str, entity: Entity) -> None:
-        """Called synchronously for each change, in the order the changes happen."""
-
-
-class NullSink:
-    """An :class:`EventSink` that drops everything."""
-
-    def publish(self, account_id: int, entity_type: str, event_type: str, entity: Entity) -> None:
-        """Drop the event."""
-
-
-@dataclass(frozen=True, slots=True)
-class OrderSpec:
-    """What one order asks for (entry or bracket leg)."""
-
-    action: str
-    order_type: str
-    qty: int
-    price: float | None = None
-    stop_price: float | None = None
-    time_in_force: str | None = None
-    text: str | None = None
-    cl_ord_id: str | None = None
-    max_show: int | None = None
-    peg_difference: float | None = None
-    expire_time: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Who sends a command, and how (stored on the Command entity)."""
-
-    user_id: int
-    session_id: int
-    is_automated: bool = False
-    custom_tag50: str | None = None
-    activation_time: str | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +89,8 @@ class MatchingEngine:
         self._partial: dict[int, dict[int, OrderRecord]] = {}
         # contract id -> working TrailingStop orders, whose stops follow each price move
         self._trailing: dict[int, dict[int, OrderRecord]] = {}
+        self._entities = OrderEntities(state, clock, self._emit)
+        self._books = Bookkeeping(state, clock, self._emit)
 
     # ----------------------------------------------------------------- prices
 
@@ -200,14 +158,14 @@ class MatchingEngine:
         ts = self.clock.now_iso()
         entry_id = self.state.next_id()
         child_ids = [self.state.next_id() for _ in brackets]
-        entry = self._new_order(book, info, spec, origin, ts, entry_id, "Working")
+        entry = self._entities.new_order(book, info, spec, origin, ts, entry_id, "Working")
         children: list[OrderRecord] = []
         for index, bracket in enumerate(brackets):
             linked = None
             if len(child_ids) == 2:
                 linked = child_ids[1 - index]
             leg = bracket if bracket.qty == spec.qty else replace(bracket, qty=spec.qty)
-            child = self._new_order(
+            child = self._entities.new_order(
                 book, info, leg, origin, ts, child_ids[index], "Suspended", entry_id, linked
             )
             children.append(child)
@@ -226,7 +184,7 @@ class MatchingEngine:
         if rec.order.ordStatus not in _LIVE:
             return None
         ts = self.clock.now_iso()
-        command = self._new_command(rec, "Cancel", origin, cl_ord_id, ts)
+        command = self._entities.new_command(rec, "Cancel", origin, cl_ord_id, ts)
         self._cancel(rec, command, ts, "Canceled by user")
         return command
 
@@ -281,9 +239,9 @@ class MatchingEngine:
         rec.triggered = False
         account_id = rec.account.id
         self.state.register("orderVersion", version, account_id)
-        command = self._new_command(rec, "Modify", origin, spec.cl_ord_id, ts)
+        command = self._entities.new_command(rec, "Modify", origin, spec.cl_ord_id, ts)
         self._emit(account_id, "orderVersion", "Created", version)
-        self._execution(rec, command, ts, "Replaced")
+        self._entities.execution(rec, command, ts, "Replaced")
         if rec.order.ordStatus == "Working":
             self._work(rec)
         return command
@@ -292,128 +250,6 @@ class MatchingEngine:
 
     def _emit(self, account_id: int, entity_type: str, event_type: str, entity: Entity) -> None:
         self.sink.publish(account_id, entity_type, event_type, entity)
-
-    def _new_order(
-        self,
-        book: AccountBook,
-        info: ContractInfo,
-        spec: OrderSpec,
-        origin: Origin,
-        ts: str,
-        order_id: int,
-        status: str,
-        parent_id: int | None = None,
-        linked_id: int | None = None,
-    ) -> OrderRecord:
-        state = self.state
-        account = book.account
-        order = Order(
-            id=order_id,
-            accountId=account.id,
-            contractId=info.contract.id,
-            timestamp=ts,
-            action=spec.action,
-            ordStatus=status,
-            admin=False,
-            parentId=parent_id,
-            linkedId=linked_id,
-        )
-        version = OrderVersion(
-            id=state.next_id(),
-            orderId=order_id,
-            orderQty=spec.qty,
-            orderType=spec.order_type,
-            price=spec.price,
-            stopPrice=spec.stop_price,
-            maxShow=spec.max_show,
-            pegDifference=spec.peg_difference,
-            timeInForce=spec.time_in_force,
-            expireTime=spec.expire_time,
-            text=spec.text,
-        )
-        rec = OrderRecord(order=order, version=version, info=info, account=account)
-        rec.versions.append(version)
-        state.orders[order_id] = rec
-        book.orders[order_id] = rec
-        book.live[order_id] = rec
-        state.register("order", order, account.id)
-        state.register("orderVersion", version, account.id)
-        self._emit(account.id, "order", "Created", order)
-        self._emit(account.id, "orderVersion", "Created", version)
-        command = self._new_command(rec, "New", origin, spec.cl_ord_id, ts)
-        if status == "Working":
-            self._execution(rec, command, ts, "New")
-        return rec
-
-    def _new_command(
-        self, rec: OrderRecord, kind: str, origin: Origin, cl_ord_id: str | None, ts: str
-    ) -> CommandRecord:
-        state = self.state
-        account_id = rec.account.id
-        command = Command(
-            id=state.next_id(),
-            orderId=rec.order.id,
-            timestamp=ts,
-            commandType=kind,
-            commandStatus="AtExecution",
-            clOrdId=cl_ord_id,
-            senderId=origin.user_id,
-            userSessionId=origin.session_id,
-            activationTime=origin.activation_time,
-            customTag50=origin.custom_tag50,
-            isAutomated=origin.is_automated,
-        )
-        crec = CommandRecord(command=command, account_id=account_id)
-        report = CommandReport(
-            id=state.next_id(),
-            commandId=command.id,
-            timestamp=ts,
-            commandStatus="AtExecution",
-            ordStatus=rec.order.ordStatus,
-        )
-        crec.reports.append(report)
-        rec.commands.append(crec)
-        state.commands[command.id] = crec
-        state.register("command", command, account_id)
-        state.register("commandReport", report, account_id)
-        self._emit(account_id, "command", "Created", command)
-        self._emit(account_id, "commandReport", "Created", report)
-        return crec
-
-    def _execution(
-        self,
-        rec: OrderRecord,
-        command: CommandRecord,
-        ts: str,
-        exec_type: str,
-        last_qty: int | None = None,
-        last_px: float | None = None,
-        text: str | None = None,
-    ) -> ExecutionReport:
-        order = rec.order
-        report = ExecutionReport(
-            id=self.state.next_id(),
-            commandId=command.command.id,
-            name=rec.account.name,
-            accountId=order.accountId,
-            contractId=order.contractId,
-            timestamp=ts,
-            tradeDate=self.clock.trade_date(),
-            orderId=order.id,
-            execType=exec_type,
-            action=order.action,
-            ordStatus=order.ordStatus,
-            cumQty=rec.cum_qty,
-            avgPx=rec.avg_px,
-            lastQty=last_qty,
-            lastPx=last_px,
-            text=text,
-            exchangeOrderId=str(order.id),
-        )
-        command.executions.append(report)
-        self.state.register("executionReport", report, order.accountId)
-        self._emit(order.accountId, "executionReport", "Created", report)
-        return report
 
     def _work(self, rec: OrderRecord) -> None:
         """Start working a Working order: fill it if marketable, else let it rest.
@@ -561,7 +397,7 @@ class MatchingEngine:
         else:
             # a partial fill: still Working with cumQty > 0; the rest fills on a later price
             self._partial.setdefault(order.contractId, {})[order.id] = rec
-        self._execution(rec, rec.new_command, ts, "Trade", qty, price)
+        self._entities.execution(rec, rec.new_command, ts, "Trade", qty, price)
         fill = Fill(
             id=state.next_id(),
             orderId=order.id,
@@ -579,9 +415,9 @@ class MatchingEngine:
         state.register("fill", fill, order.accountId)
         state.counters["fills"] += 1
         self._emit(order.accountId, "fill", "Created", fill)
-        self._charge(book, fill_fee(fill.id, qty, self.fee_rates.get(rec.info.spec.name)), ts)
+        self._books.charge(book, fill_fee(fill.id, qty, self.fee_rates.get(rec.info.spec.name)), ts)
         self._emit(order.accountId, "order", "Updated", order)
-        self._apply_to_position(book, rec, qty, price, ts)
+        self._books.apply_to_position(book, rec, qty, price, ts)
         if not complete:
             return
         if order.linkedId is not None:
@@ -596,7 +432,7 @@ class MatchingEngine:
     def _activate(self, rec: OrderRecord, ts: str) -> None:
         rec.order.ordStatus = "Working"
         self._emit(rec.account.id, "order", "Updated", rec.order)
-        self._execution(rec, rec.new_command, ts, "New")
+        self._entities.execution(rec, rec.new_command, ts, "New")
         self._work(rec)
 
     def _cancel(self, rec: OrderRecord, command: CommandRecord, ts: str, text: str) -> None:
@@ -604,78 +440,9 @@ class MatchingEngine:
         order.ordStatus = "Canceled"
         rec.generation += 1
         self.state.books[order.accountId].live.pop(order.id, None)
-        self._execution(rec, command, ts, "Canceled", text=text)
+        self._entities.execution(rec, command, ts, "Canceled", text=text)
         self._emit(order.accountId, "order", "Updated", order)
         for child_id in rec.children:
             child = self.state.orders.get(child_id)
             if child is not None and child.order.ordStatus in _LIVE:
                 self._cancel(child, child.new_command, ts, "Parent order canceled")
-
-    def _apply_to_position(
-        self, book: AccountBook, rec: OrderRecord, qty: int, price: float, ts: str
-    ) -> None:
-        info = rec.info
-        cid = info.contract.id
-        position = book.positions.get(cid)
-        created = position is None
-        if position is None:
-            position = Position(
-                id=self.state.next_id(),
-                accountId=book.account.id,
-                contractId=cid,
-                timestamp=ts,
-                tradeDate=self.clock.trade_date(),
-                netPos=0,
-                bought=0,
-                boughtValue=0.0,
-                sold=0,
-                soldValue=0.0,
-                prevPos=0,
-            )
-            book.positions[cid] = position
-            self.state.register("position", position, book.account.id)
-        signed = qty if rec.order.action == "Buy" else -qty
-        if signed > 0:
-            position.bought += qty
-            position.boughtValue += qty * price
-        else:
-            position.sold += qty
-            position.soldValue += qty * price
-        net = position.netPos
-        avg = position.netPrice
-        realized = 0.0
-        if net == 0 or (net > 0) == (signed > 0):
-            held = abs(net)
-            base = avg if avg is not None else price
-            position.netPrice = (held * base + qty * price) / (held + qty)
-        else:
-            closed = min(qty, abs(net))
-            assert avg is not None
-            direction = 1 if net > 0 else -1
-            realized = (price - avg) * closed * direction * info.spec.value_per_point
-            if qty > abs(net):
-                position.netPrice = price
-            elif qty == abs(net):
-                position.netPrice = None
-        position.netPos = net + signed
-        position.timestamp = ts
-        self._emit(book.account.id, "position", "Created" if created else "Updated", position)
-        if realized:
-            self._realize(book.cash, round(realized, 2), ts)
-
-    def _charge(self, book: AccountBook, fee: FillFee, ts: str) -> None:
-        """Record a fill's fees and take them from the account's cash (fees.py)."""
-        self.state.fill_fees[fee.id] = (fee, book.account.id)
-        total = fee.total
-        if total:
-            cash = book.cash
-            cash.amount = round(cash.amount - total, 2)
-            cash.timestamp = ts
-            self._emit(cash.accountId, "cashBalance", "Updated", cash)
-
-    def _realize(self, cash: CashBalance, amount: float, ts: str) -> None:
-        cash.amount = round(cash.amount + amount, 2)
-        cash.realizedPnL = round(cash.realizedPnL + amount, 2)
-        cash.weekRealizedPnL = round(cash.weekRealizedPnL + amount, 2)
-        cash.timestamp = ts
-        self._emit(cash.accountId, "cashBalance", "Updated", cash)

@@ -21,9 +21,10 @@ from phalanx_tradovate.errors import (
     VenueUnreachable,
 )
 from phalanx_tradovate.frames import PropsEvent
+from phalanx_tradovate.reconnecting import ReconnectingSocket
 from phalanx_tradovate.rest import TradovateRest
 from phalanx_tradovate.wire import DEFAULT_ENTITY_TYPES, SyncSnapshot
-from phalanx_tradovate.ws import ReconnectingSocket, TradovateSocket
+from phalanx_tradovate.ws import TradovateSocket
 
 __all__ = [
     "DEFAULT_ENTITY_TYPES",

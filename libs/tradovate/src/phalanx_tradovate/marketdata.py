@@ -22,7 +22,8 @@ from typing import Any
 
 from phalanx_tradovate.errors import ConnectionLost, TradovateError
 from phalanx_tradovate.frames import EventMessage
-from phalanx_tradovate.ws import ReconnectingSocket, TokenSource, TradovateSocket
+from phalanx_tradovate.reconnecting import ReconnectingSocket
+from phalanx_tradovate.ws import TokenSource, TradovateSocket
 
 __all__ = ["MarketDataClient", "OnQuote", "Quote", "parse_quotes"]
 

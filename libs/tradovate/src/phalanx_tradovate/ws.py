@@ -7,7 +7,9 @@ every ``heartbeat_s`` on its own timer, never in answer to a server ``h``
 
 When the connection drops every pending request fails with :class:`ConnectionLost` (retry-safe
 only for reads) and ``on_close`` is called once. Reconnecting is left to the caller, or to
-:class:`ReconnectingSocket`, which reconnects with capped exponential backoff and a fresh token.
+:class:`~phalanx_tradovate.reconnecting.ReconnectingSocket`, which reconnects with capped
+exponential backoff and a fresh token. The typed order and read calls are
+:class:`~phalanx_tradovate.ws_calls.SocketCalls`, which this socket extends.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -26,7 +27,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from phalanx_tradovate import wire
 from phalanx_tradovate.checks import is_read, raise_for_payload, raise_for_status
 from phalanx_tradovate.errors import (
-    AuthError,
     ConnectionLost,
     LockoutError,
     ProtocolError,
@@ -46,13 +46,12 @@ from phalanx_tradovate.frames import (
     parse_frame,
     parse_props,
 )
-from phalanx_tradovate.rest import _find_command
+from phalanx_tradovate.ws_calls import SocketCalls
 
 __all__ = [
     "OnClose",
     "OnProps",
     "OnShutdown",
-    "ReconnectingSocket",
     "TokenSource",
     "TradovateSocket",
 ]
@@ -81,7 +80,7 @@ _SNAPSHOT_ARRAYS = {
 }
 
 
-class TradovateSocket:
+class TradovateSocket(SocketCalls):
     """An authorized trading WebSocket for one login.
 
     Args:
@@ -420,101 +419,6 @@ class TradovateSocket:
                 retry_safe=is_read(endpoint),
             ) from None
 
-    async def _typed(
-        self,
-        endpoint: str,
-        type_: type[T],
-        body: msgspec.Struct | dict[str, Any] | bytes | None = None,
-        query: str = "",
-    ) -> T:
-        data = await self.request(endpoint, body, query)
-        try:
-            return wire.convert(data, type_)
-        except msgspec.ValidationError as exc:
-            raise ProtocolError(f"unexpected answer: {exc}", endpoint=endpoint) from exc
-
-    async def place_oso(
-        self, order: wire.PlaceOso, *, p_ticket: str | None = None
-    ) -> wire.PlaceOsoResult:
-        """Place an entry with bracket legs over the socket (errors as the REST client's)."""
-        return await self._typed(
-            "order/placeoso", wire.PlaceOsoResult, wire.encode_with_ticket(order, p_ticket)
-        )
-
-    async def place_order(
-        self, order: wire.PlaceOrder, *, p_ticket: str | None = None
-    ) -> wire.PlaceOrderResult:
-        """Place a single order over the socket."""
-        return await self._typed(
-            "order/placeorder", wire.PlaceOrderResult, wire.encode_with_ticket(order, p_ticket)
-        )
-
-    async def cancel_order(
-        self, cancel: wire.CancelOrder, *, p_ticket: str | None = None
-    ) -> wire.CommandResult:
-        """Cancel an order over the socket (queued, not yet applied)."""
-        return await self._typed(
-            "order/cancelorder", wire.CommandResult, wire.encode_with_ticket(cancel, p_ticket)
-        )
-
-    async def modify_order(
-        self, modify: wire.ModifyOrder, *, p_ticket: str | None = None
-    ) -> wire.CommandResult:
-        """Change a working order over the socket (queued, not yet applied)."""
-        return await self._typed(
-            "order/modifyorder", wire.CommandResult, wire.encode_with_ticket(modify, p_ticket)
-        )
-
-    async def command_ldeps(self, order_ids: Iterable[int]) -> list[wire.Command]:
-        """Commands of several orders (``command/ldeps?masterids=a,b``)."""
-        ids = ",".join(str(i) for i in order_ids)
-        if not ids:
-            return []
-        return await self._typed("command/ldeps", list[wire.Command], query=f"masterids={ids}")
-
-    async def find_by_cl_ord_id(
-        self, account_id: int, cl_ord_id: str, *, chunk: int = 100
-    ) -> tuple[wire.Order, wire.Command] | None:
-        """Find one account's order by ``clOrdId`` over the socket (see the REST client's)."""
-        orders = [o for o in await self.order_deps(account_id) if o.accountId == account_id]
-        return await _find_command(orders, cl_ord_id, chunk, self.command_ldeps)
-
-    async def liquidate_position(
-        self, req: wire.LiquidatePosition, *, p_ticket: str | None = None
-    ) -> wire.PlaceOrderResult:
-        """Cancel a contract's orders and close the position over the socket."""
-        return await self._typed(
-            "order/liquidateposition",
-            wire.PlaceOrderResult,
-            wire.encode_with_ticket(req, p_ticket),
-        )
-
-    async def order_deps(self, account_id: int) -> list[wire.Order]:
-        """Orders of one account (``order/deps?masterid=<accountId>``)."""
-        return await self._typed("order/deps", list[wire.Order], query=f"masterid={account_id}")
-
-    async def position_deps(self, account_id: int) -> list[wire.Position]:
-        """Positions of one account (``position/deps?masterid=<accountId>``)."""
-        return await self._typed(
-            "position/deps", list[wire.Position], query=f"masterid={account_id}"
-        )
-
-    async def command_deps(self, order_id: int) -> list[wire.Command]:
-        """Commands (with ``clOrdId``) of one order (``command/deps?masterid=<orderId>``)."""
-        return await self._typed("command/deps", list[wire.Command], query=f"masterid={order_id}")
-
-    async def order_item(self, id: int) -> wire.Order:
-        """One order by id (its ``accountId``, e.g. to attribute a fill)."""
-        return await self._typed("order/item", wire.Order, query=f"id={id}")
-
-    async def contract_item(self, id: int) -> wire.Contract:
-        """One contract by id."""
-        return await self._typed("contract/item", wire.Contract, query=f"id={id}")
-
-    async def contract_find(self, name: str) -> wire.Contract:
-        """One contract by name (``MNQZ5``)."""
-        return await self._typed("contract/find", wire.Contract, query=f"name={name}")
-
     async def sync(
         self,
         user_id: int,
@@ -535,101 +439,3 @@ class TradovateSocket:
         request_id = self._next_id
         self._sync_ids.add(request_id)
         return await self._typed("user/syncrequest", wire.SyncSnapshot, req)
-
-
-class ReconnectingSocket:
-    """Keeps one :class:`TradovateSocket` connected, reconnecting with backoff and a fresh token.
-
-    ``token_source`` is awaited before every connection attempt (so a renewed token is used),
-    and ``on_connected`` after every successful connect (re-run ``sync`` there). An
-    :class:`AuthError` is not retried blindly: it waits for the longest backoff before trying
-    again with whatever token the source then returns.
-
-    Args:
-        url: the socket URL.
-        token_source: returns the current access token.
-        on_connected: awaited with each new, authorized socket.
-        backoff_s: first delay; doubled per failure up to ``max_backoff_s``, with jitter.
-        socket_kwargs: passed to every :class:`TradovateSocket`.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        token_source: TokenSource,
-        *,
-        on_connected: Callable[[TradovateSocket], Awaitable[None]] | None = None,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        **socket_kwargs: Any,
-    ) -> None:
-        self.url = url
-        self._token_source = token_source
-        self._on_connected = on_connected
-        self._backoff_s = backoff_s
-        self._max_backoff_s = max_backoff_s
-        self._socket_kwargs = socket_kwargs
-        self.socket: TradovateSocket | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._dropped = asyncio.Event()
-        self._ready = asyncio.Event()
-        self._stopping = False
-        self.connects = 0
-
-    def start(self) -> None:
-        """Start the connect/reconnect loop in a background task."""
-        self._task = asyncio.create_task(self._run(), name=f"tradovate-ws-keep:{self.url}")
-
-    async def wait_connected(self, timeout_s: float | None = None) -> TradovateSocket:
-        """Wait until a socket is connected and return it.
-
-        Raises:
-            TimeoutError: when ``timeout_s`` passes first.
-        """
-        await asyncio.wait_for(self._ready.wait(), timeout_s)
-        assert self.socket is not None
-        return self.socket
-
-    async def stop(self) -> None:
-        """Stop reconnecting and close the socket (idempotent)."""
-        self._stopping = True
-        self._dropped.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self.socket is not None:
-            await self.socket.close()
-
-    def _closed(self, sock: TradovateSocket, reason: str) -> None:
-        log.info("%s: socket closed (%s)", self.url, reason)
-        self._ready.clear()
-        self._dropped.set()
-
-    async def _run(self) -> None:
-        failures = 0
-        while not self._stopping:
-            token = await self._token_source()
-            sock = TradovateSocket(self.url, token, on_close=self._closed, **self._socket_kwargs)
-            try:
-                self._dropped.clear()
-                await sock.connect()
-                if self._on_connected is not None:
-                    await self._on_connected(sock)
-            except TradovateError as exc:
-                failures += 1
-                await sock.close()
-                delay = (
-                    self._max_backoff_s
-                    if isinstance(exc, AuthError)
-                    else min(self._max_backoff_s, self._backoff_s * 2 ** (failures - 1))
-                )
-                log.warning("%s: connect failed (%s); retrying in %.1fs", self.url, exc, delay)
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
-                continue
-            failures = 0
-            self.connects += 1
-            self.socket = sock
-            self._ready.set()
-            await self._dropped.wait()

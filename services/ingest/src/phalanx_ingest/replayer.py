@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 import msgspec
 from nats.aio.msg import Msg
@@ -32,12 +31,13 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from phalanx_common import ids, subjects
+from phalanx_common import subjects
 from phalanx_common.bus import MSG_ID, Bus, ConsumerSpec
 from phalanx_common.clock import Clock
 from phalanx_common.codec import decode_event
-from phalanx_common.events import MessageTerminated, SignalReceived
+from phalanx_common.events import SignalReceived
 from phalanx_common.replay import REPLAY_BY, REPLAY_OF, REPLAY_REASON, header, rerun_signal_id
+from phalanx_common.settling import keep_alive, keep_alive_interval, terminate
 from phalanx_ingest.deadlines import not_after_ns
 from phalanx_ingest.publisher import SignalPublisher, SignalsUnavailableError
 from phalanx_ingest.settings import IngestSettings
@@ -274,32 +274,9 @@ class Replayer:
 
     async def _terminate(self, msg: Msg, reason: str) -> None:
         log.error("re-run request on %s refused: %s", msg.subject, reason)
-        with contextlib.suppress(Exception):
-            await msg.term()
-        seq = msg.metadata.sequence.stream if msg.metadata else 0
-        now = time.time_ns()
-        event = MessageTerminated(
-            event_id=ids.new_event_id(),
-            ts_event=now,
-            ts_init=now,
-            stream=subjects.REPLAYS.name,
-            consumer=self.spec.durable,
-            subject=msg.subject,
-            stream_seq=seq,
-            reason=reason[:500],
+        await terminate(
+            msg, reason, stream=subjects.REPLAYS.name, consumer=self.spec.durable, bus=self._bus
         )
-        try:
-            await self._bus.publish(
-                subjects.DEAD_LETTERS,
-                event,
-                msg_id=f"terminated-{subjects.REPLAYS.name}-{self.spec.durable}-{seq}",
-            )
-        except Exception:
-            log.exception("could not record the refused re-run request %s/%d", msg.subject, seq)
 
     async def _keep_alive(self, msg: Msg) -> None:
-        interval = max(0.5, self._ack_wait_s / 3)
-        with contextlib.suppress(Exception):
-            while True:
-                await asyncio.sleep(interval)
-                await msg.in_progress()
+        await keep_alive(msg, keep_alive_interval(self._ack_wait_s, floor_s=0.5))
