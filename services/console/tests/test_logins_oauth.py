@@ -148,8 +148,14 @@ async def test_connect_tradovate_from_the_console(
         location = await _consent(simulator, to_venue.headers["location"], "OAUTH_7", "venue-pw")
         back = await browser.get(location)
         assert back.status_code == 303, back.text
-        assert back.headers["location"] == f"{console.url}/logins?connected=oauth_7"
-        html = await admin.page(browser, back.headers["location"])
+        assert back.headers["location"] == f"{console.url}/logins/connected?connected=oauth_7"
+        # the landing needs no session (the venue's redirect chain is cross-site: a browser
+        # withholds the SameSite=Strict cookie) and only goes on to the logins page
+        landing = await browser.get(back.headers["location"])
+        assert landing.status_code == 200
+        assert 'content="0; url=/logins?connected=oauth_7"' in landing.text
+        assert "OAUTH_7" not in landing.text
+        html = await admin.page(browser, f"{console.url}/logins?connected=oauth_7")
     assert "Connected login oauth_7" in html
     row = html.split('id="login-oauth_7"')[1].split("</tr>")[0]
     assert 'data-status="active"' in row
@@ -174,7 +180,7 @@ async def test_reconnect_is_for_the_login_it_names(
         refused = await browser.get(location)
     assert refused.status_code == 400
     assert "not for login 'bob_v'" in unescape(refused.text)
-    assert f'href="{console.url}/logins"' in refused.text
+    assert f'href="{console.url}/logins/connected"' in refused.text
     assert await auth.manager.store.list_logins() == []
 
 

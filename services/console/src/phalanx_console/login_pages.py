@@ -7,7 +7,9 @@
 - ``GET /logins``: every broker login (status, how connected, token expiry) with its accounts
   and its venue request budget in use (the executor's ``/admin/budgets``: permits used per
   window, penalty or lockout time left); ``?connected=<id>`` (auth's OAuth callback coming
-  back) says the login is connected when it is listed;
+  back through ``GET /logins/connected``, which needs no session and only forwards: the
+  venue's redirect chain is cross-site, so the session cookie comes back on the next step)
+  says the login is connected when it is listed;
 - ``POST /logins/connect`` (admin, CSRF; ``login_id`` to reconnect one, empty for a new login):
   auth starts an OAuth consent bound to this browser (``POST /admin/oauth/start`` with
   ``browser: true`` and this page as ``return_to``); the answer is a page that sends the browser
@@ -162,7 +164,7 @@ def login_router(
                 {
                     "login_id": login_id or None,
                     "browser": True,
-                    "return_to": f"{str(request.base_url).rstrip('/')}/logins",
+                    "return_to": f"{str(request.base_url).rstrip('/')}/logins/connected",
                 },
             )
         except BackendError as exc:
@@ -181,6 +183,16 @@ def login_router(
             login_id=login_id,
             error="",
             notice="",
+        )
+
+    @router.get("/logins/connected")
+    async def connected(request: Request) -> HTMLResponse:
+        # auth's callback lands here after the venue's page: a cross-site chain, so the browser
+        # withholds the SameSite=Strict session cookie; this page (no session, no data) goes on
+        # to the logins page by itself, a same-site navigation that carries the cookie
+        login_id = request.query_params.get("connected", "")[:128]
+        return renderer.page(
+            "oauth_landing.html", session=None, login_id=login_id, error="", notice=""
         )
 
     @router.post("/logins/{login_id}/disconnect")
