@@ -223,3 +223,37 @@ async def test_viewers_and_forged_forms_start_no_consent(
         seen = await viewer.page(http, f"{console.url}/logins?connected=%3Cb%3Efake")
         assert 'id="connect-new"' not in seen
         assert "Connected login" not in seen  # only a login auth lists is named
+
+
+async def test_reconnect_brings_a_disconnected_login_back_with_its_accounts(
+    console: ConsoleService, auth: AuthService, simulator: Simulator
+) -> None:
+    user = simulator.create_user("BACK_9", "pw", accounts=2)
+    async with httpx.AsyncClient(base_url=console.url, timeout=20) as browser:
+        admin = await Operator.sign_in(browser, console, "alice", ADMIN_PW)
+
+        async def consent_through_console(**fields: str) -> str:
+            link = _continue_link((await admin.connect(browser, **fields)).text)
+            to_venue = await browser.get(link)
+            location = await _consent(simulator, to_venue.headers["location"], "BACK_9", "pw")
+            back = await browser.get(location)
+            assert back.status_code == 303, back.text
+            return await admin.page(browser, f"{console.url}/logins?connected=back_9")
+
+        await consent_through_console()
+        gone = await browser.post(
+            "/logins/back_9/disconnect",
+            data={"csrf": admin.csrf, "confirm": "on"},
+            headers=admin.headers,
+        )
+        assert gone.status_code == 303
+        html = await admin.page(browser, f"{console.url}/logins")
+        row = html.split('id="login-back_9"')[1].split("</tr>")[0]
+        assert 'data-status="disconnected"' in row
+        assert 'id="reconnect-back_9"' in row
+        html = await consent_through_console(login_id="back_9")
+    row = html.split('id="login-back_9"')[1].split("</tr>")[0]
+    assert 'data-status="active"' in row
+    assert 'id="reconnect-back_9"' not in row
+    for account in user.accounts:
+        assert f"{account['id']} {account['name']}" in row
