@@ -257,3 +257,35 @@ async def test_reconnect_brings_a_disconnected_login_back_with_its_accounts(
     assert 'id="reconnect-back_9"' not in row
     for account in user.accounts:
         assert f"{account['id']} {account['name']}" in row
+
+
+async def test_behind_a_proxy_the_consent_returns_to_the_public_address(
+    auth: AuthService, simulator: Simulator
+) -> None:
+    simulator.create_user("PROXIED_1", "pw", accounts=1)
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    settings = ConsoleSettings(
+        console_port=0,
+        console_users=f"alice:admin:{hash_password(ADMIN_PW)}",
+        admin_token=TOKEN,
+        ingest_url=nowhere,
+        auth_url=auth.url,
+        executor_url=nowhere,
+        ledger_url=nowhere,
+        console_public_url="https://console.example/",
+    )
+    proxied = await build_console(settings)
+    await proxied.start()
+    try:
+        async with httpx.AsyncClient(base_url=proxied.url, timeout=20) as browser:
+            admin = await Operator.sign_in(browser, proxied, "alice", ADMIN_PW)
+            link = _continue_link((await admin.connect(browser)).text)
+            to_venue = await browser.get(link)
+            location = await _consent(simulator, to_venue.headers["location"], "PROXIED_1", "pw")
+            back = await browser.get(location)
+    finally:
+        await proxied.stop()
+    assert back.status_code == 303, back.text
+    assert (
+        back.headers["location"] == "https://console.example/logins/connected?connected=proxied_1"
+    )

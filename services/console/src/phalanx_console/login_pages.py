@@ -54,6 +54,7 @@ def login_router(
     ttl_s: float,
     throttle: SignInThrottle,
     on_sign_in: Callable[[bool], None] = lambda ok: None,
+    public_url: str = "",
 ) -> APIRouter:
     """The sign-in routes and the logins page."""
     router = APIRouter()
@@ -164,7 +165,8 @@ def login_router(
                 {
                     "login_id": login_id or None,
                     "browser": True,
-                    "return_to": f"{str(request.base_url).rstrip('/')}/logins/connected",
+                    "return_to": f"{(public_url or str(request.base_url)).rstrip('/')}"
+                    "/logins/connected",
                 },
             )
         except BackendError as exc:
