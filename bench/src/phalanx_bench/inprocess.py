@@ -23,7 +23,10 @@ from phalanx_testing.servers import free_port
 
 ADMIN = "e2e-admin-token"
 
-__all__ = ["RunningSystem", "running_system"]
+__all__ = ["OAUTH_CLIENT", "RunningSystem", "running_system"]
+
+OAUTH_CLIENT = ("phalanx-inprocess", "inprocess-oauth-secret")
+"""The OAuth application auth uses with ``running_system(oauth=True)`` (id, secret)."""
 
 
 @dataclass
@@ -48,13 +51,28 @@ async def running_system(
     executors: int = 1,
     sim_settings: dict[str, Any] | None = None,
     executor_settings: dict[str, Any] | None = None,
+    oauth: bool = False,
 ) -> AsyncIterator[RunningSystem]:
-    """Start everything on free ports (``executors`` replicas); stop it all on exit."""
+    """Start everything on free ports (``executors`` replicas); stop it all on exit.
+
+    ``oauth``: auth offers OAuth consent at the simulator's pages (client ``OAUTH_CLIENT``).
+    """
     sim = Simulator(SimSettings(**{"sim_port": 0, **(sim_settings or {})}))
     await sim.start()
     common: dict[str, Any] = {"nats_url": nats_url, "redis_url": redis_url, "admin_token": ADMIN}
     ingest_port = free_port()
-    auth = await build_auth(AuthSettings(**common, auth_port=0, tradovate_rest_url=sim.url + "/v1"))
+    oauth_settings: dict[str, Any] = (
+        {
+            "tradovate_oauth_url": sim.url + "/oauth",
+            "oauth_client_id": OAUTH_CLIENT[0],
+            "oauth_client_secret": OAUTH_CLIENT[1],
+        }
+        if oauth
+        else {}
+    )
+    auth = await build_auth(
+        AuthSettings(**common, auth_port=0, tradovate_rest_url=sim.url + "/v1", **oauth_settings)
+    )
     ingest = await build_ingest(
         IngestSettings(
             **common, ingest_port=ingest_port, public_base_url=f"http://127.0.0.1:{ingest_port}"
@@ -89,6 +107,8 @@ async def running_system(
         for service in services:
             await service.start()
             started.append(service)
+        if oauth:
+            sim.register_oauth_client(*OAUTH_CLIENT, [f"{auth.url}/oauth/callback"])
         yield RunningSystem(
             endpoints=Endpoints(
                 sim=sim.url, auth=auth.url, ingest=ingest.url, ledger=ledger.url, admin_token=ADMIN

@@ -45,6 +45,7 @@ def test_tracing_is_on_only_with_an_endpoint(
             "/oauth/callback?code=abc123&state=xyz&ok=1",
             "/oauth/callback?code={redacted}&state={redacted}&ok=1",
         ),
+        ("/oauth/begin?ticket=t1cket", "/oauth/begin?ticket={redacted}"),
         ("/admin/strategies?limit=5", "/admin/strategies?limit=5"),
     ],
 )

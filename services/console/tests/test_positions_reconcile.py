@@ -314,3 +314,45 @@ async def test_pnl_per_strategy_and_account_is_net_of_fees_with_unrealized_besid
         assert {k: Decimal(row[k]) for k in expected} == expected
     position = html.split(f'id="position-{linked.account_id}-{SYMBOL}"')[1].split("</tr>")[0]
     assert f"{unrealized:,.2f} USD" in position
+
+
+async def test_positions_per_strategy_and_per_login_flag_the_drifted_account(
+    bus: Bus, simulator: Simulator, ledger: LedgerService, console: ConsoleService
+) -> None:
+    drifted = await _link(bus, simulator, "by-hand-2")
+    agreeing = await _link(bus, simulator, "quiet-2")
+    await _sim(simulator, "POST", "/admin/prices", {"symbol": SYMBOL, "price": 21000})
+    await _manual_trade(simulator, drifted.account_id, "Buy", 2)  # the ledger never hears of it
+
+    async with httpx.AsyncClient(base_url=console.url, timeout=30) as http:
+        viewer = await Browser.sign_in(http, console, "victor", VIEWER_PW)
+        admin = await Browser.sign_in(http, console, "alice", ADMIN_PW)
+        assert (await admin.reconcile(confirm="on")).status_code == 303
+
+        async def strategy_page() -> str:
+            html = await viewer.page("/positions/strategies")
+            return html if 'id="strategy-outside"' in html else ""
+
+        # the manual fill, recorded by the check, belongs to no strategy: "outside"
+        html = await eventually(strategy_page, what="the recorded fill under outside")
+        assert _attrs(html, "strategy-outside")["flag"] == "drift"
+        row = _attrs(html, f"strategy-outside-{drifted.account_id}-{SYMBOL}")
+        assert (row["net"], row["check"]) == ("2", "drift")
+        assert _attrs(html, "groups-summary") == {"groups": "1", "drift": "1"}
+        only = await viewer.page("/positions/strategies?strategy=outside")
+        assert _attrs(only, "strategy-outside")["open"] == "1"
+
+        by_login = await viewer.page(f"/positions/logins?login={drifted.login_id}")
+        group = _attrs(by_login, f"login-{drifted.login_id}")
+        assert (group["flag"], group["accounts"], group["open"]) == ("drift", "1", "1")
+        row = _attrs(by_login, f"login-{drifted.login_id}-{drifted.account_id}-{SYMBOL}")
+        assert (row["net"], row["check"]) == ("2", "drift")
+        quiet = await viewer.page(f"/positions/logins?login={agreeing.login_id}")
+        assert _attrs(quiet, f"login-{agreeing.login_id}") == {
+            "flag": "",
+            "open": "0",
+            "accounts": "1",
+        }
+        for bad in ("/positions/logins?login=..", "/positions/strategies?strategy=a%2Fb"):
+            resp = await http.get(bad, headers={"Cookie": f"phalanx_console={viewer.session_id}"})
+            assert resp.status_code == 404, bad

@@ -155,3 +155,46 @@ def test_only_an_admin_sees_the_reconcile_button() -> None:
     assert 'id="reconcile-form"' not in viewer
     assert "/positions/reconcile" not in viewer
     assert 'id="check-7" data-state="drift"' in viewer  # the viewer still sees the drift
+
+
+def _login(login_id: str, status: str, expires_in_s: float | None) -> dict[str, Any]:
+    return {
+        "login_id": login_id,
+        "username": login_id.upper(),
+        "status": status,
+        "reason": "renewal refused" if status == "reauth_required" else "",
+        "method": "oauth",
+        "token_expires_in_s": expires_in_s,
+        "accounts": [{"account_id": 11, "account_spec": "DEMO11"}],
+    }
+
+
+def test_reconnect_is_offered_where_a_login_needs_it_with_each_token_expiry() -> None:
+    logins = [
+        _login("fine", "active", 3 * 3600 + 5 * 60),
+        _login("stale", "reauth_required", -5),
+        _login("gone", "disconnected", None),
+    ]
+
+    def page(role: Literal["admin", "viewer"]) -> str:
+        session = Session("sid", "someone", role, "csrf-token", 0, 1)
+        response = Renderer().page(
+            "logins.html", session=session, logins=logins, budgets={}, account_page="x"
+        )
+        return bytes(response.body).decode()
+
+    admin = page("admin")
+    assert 'id="connect-new"' in admin
+    assert 'id="reconnect-stale"' in admin
+    assert 'id="reconnect-gone"' in admin
+    assert 'id="reconnect-fine"' not in admin  # active: nothing to reconnect
+    stale = admin.split('id="login-stale"')[1].split("</tr>")[0]
+    assert 'name="login_id" value="stale"' in stale
+    assert 'value="csrf-token"' in stale
+    assert ">expired<" in stale
+    fine = admin.split('id="login-fine"')[1].split("</tr>")[0]
+    assert ">3 h 5 min<" in fine
+    assert ">no token<" in admin.split('id="login-gone"')[1].split("</tr>")[0]
+    viewer = page("viewer")
+    assert "/logins/connect" not in viewer
+    assert ">3 h 5 min<" in viewer  # the viewer sees the expiry too

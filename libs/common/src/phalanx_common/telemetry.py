@@ -64,7 +64,7 @@ _UNTRACED_PATHS = "healthz,readyz,metrics"
 # export either.
 _WEBHOOK_SECRET = re.compile(r"(/webhooks/[^/?#]+/)[^/?#]+")
 _SECRET_PARAMS = re.compile(
-    r"([?&](?:code|state|token|access_token|refresh_token|secret|password)=)[^&#]*", re.I
+    r"([?&](?:code|state|token|access_token|refresh_token|secret|password|ticket)=)[^&#]*", re.I
 )
 _URL_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full")
 

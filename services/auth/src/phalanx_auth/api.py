@@ -9,6 +9,10 @@
   accounts unlinked).
 - ``POST /admin/logins/{id}/discover`` → ``[AccountOut]`` (502 when the venue fails).
 - ``POST /admin/oauth/start`` ``{"login_id"?}`` → ``{"authorize_url"}`` (409 not configured).
+  With ``"browser": true`` (the console, ADR-0135) also ``"browser_url"``: a single-use
+  ``/oauth/begin?ticket=`` link on the callback's host that binds the consent to the browser
+  which opens it; ``"return_to"`` (an ``http(s)`` URL) is where the callback sends that
+  browser afterwards, with ``?connected=<login id>``.
 - ``GET /admin/accounts`` → ``[AccountOut]``; ``GET /admin/metrics`` → counters.
 - ``POST /admin/keys/rotate`` → ``{"rotated": n}`` (re-seal under the primary key).
 - ``GET /healthz`` → ``{"status": "ok"}`` (no auth): liveness.
@@ -18,6 +22,8 @@ The account page and the OAuth callback are in :mod:`phalanx_auth.page`.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from pydantic import BaseModel, Field
@@ -64,12 +70,23 @@ class OAuthStartIn(BaseModel):
     """Body of ``POST /admin/oauth/start``."""
 
     login_id: str | None = None
+    browser: bool = Field(
+        default=False,
+        description="bind the consent to the browser that opens browser_url (ADR-0135)",
+    )
+    return_to: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=r"^https?://[^\s]+$",
+        description="where the callback sends the browser after success (?connected=<login>)",
+    )
 
 
 class OAuthStartOut(BaseModel):
     """Where to send the person who gives consent."""
 
     authorize_url: str
+    browser_url: str | None = None
 
 
 def create_app(
@@ -174,7 +191,19 @@ def create_app(
     async def oauth_start(body: OAuthStartIn) -> OAuthStartOut:
         """Start an OAuth consent; send the person to ``authorize_url`` (valid once)."""
         try:
-            started = await flow.start(browser=False, login_hint=body.login_id or "")
+            if body.browser:
+                handoff = await flow.hand_off(
+                    login_hint=body.login_id or "", return_to=body.return_to or ""
+                )
+                callback = urlsplit(flow.redirect_uri)
+                return OAuthStartOut(
+                    authorize_url="",
+                    browser_url=f"{callback.scheme}://{callback.netloc}/oauth/begin?"
+                    + urlencode({"ticket": handoff.ticket}),
+                )
+            started = await flow.start(
+                browser=False, login_hint=body.login_id or "", return_to=body.return_to or ""
+            )
         except OAuthError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         return OAuthStartOut(authorize_url=started.authorize_url)

@@ -31,12 +31,14 @@ import httpx
 from phalanx_auth.errors import LoginError
 from phalanx_auth.logins import LoginManager
 from phalanx_auth.settings import AuthSettings
-from phalanx_auth.store import AuthStore, OAuthState
+from phalanx_auth.store import AuthStore, OAuthHandoff, OAuthState
 from phalanx_common.clock import Clock
 from phalanx_common.records import AccountRecord, LoginRecord
 
 __all__ = [
     "ExchangedToken",
+    "Finished",
+    "Handoff",
     "OAuthError",
     "OAuthFlow",
     "OAuthNotConfigured",
@@ -49,7 +51,13 @@ log = logging.getLogger(__name__)
 
 
 class OAuthError(Exception):
-    """The OAuth flow failed; the message says why, without any secret."""
+    """The OAuth flow failed; the message says why, without any secret.
+
+    ``return_to`` is where the consent was started from (the console's logins page), when the
+    failure came after the state was found; the failure page links back there.
+    """
+
+    return_to: str = ""
 
 
 class OAuthNotConfigured(OAuthError):
@@ -66,6 +74,25 @@ class Started:
 
     def __repr__(self) -> str:
         return "Started(<redacted>)"
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A consent started for a browser that another service sends to ``/oauth/begin``."""
+
+    ticket: str  # single use; the browser's way to get the binding cookie
+
+    def __repr__(self) -> str:
+        return "Handoff(<redacted>)"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A completed consent: the login, its accounts, and where the browser goes next."""
+
+    login: LoginRecord
+    accounts: list[AccountRecord]
+    return_to: str
 
 
 @dataclass(frozen=True)
@@ -197,8 +224,11 @@ class OAuthFlow:
         s = self.settings
         return bool(s.tradovate_oauth_url and s.oauth_client_id and s.oauth_client_secret)
 
-    async def start(self, *, browser: bool, login_hint: str = "") -> Started:
+    async def start(self, *, browser: bool, login_hint: str = "", return_to: str = "") -> Started:
         """Begin a consent; returns the URL to send the browser to.
+
+        ``return_to`` (set by an admin API caller only) is where the callback sends the browser
+        after success, with ``?connected=<login id>``, instead of the account page.
 
         Raises:
             OAuthNotConfigured: OAuth settings are missing.
@@ -219,6 +249,7 @@ class OAuthFlow:
             ),
             browser_sha256=_digest(nonce) if nonce else "",
             login_hint=login_hint,
+            return_to=return_to,
         )
         await self.store.create_state(_digest(state), record)
         params = {
@@ -236,6 +267,49 @@ class OAuthFlow:
             authorize_url=f"{base}{joiner}{urlencode(params)}", state=state, browser_nonce=nonce
         )
 
+    async def hand_off(self, *, login_hint: str = "", return_to: str = "") -> Handoff:
+        """Begin a browser-bound consent for a browser that another service redirects here.
+
+        The binding nonce and the venue's URL are sealed under a single-use ticket; the browser
+        trades the ticket at ``GET /oauth/begin`` (:meth:`begin`) for the binding cookie on the
+        callback's host and the redirect to the venue (ADR-0135).
+
+        Raises:
+            OAuthNotConfigured: OAuth settings are missing.
+        """
+        started = await self.start(browser=True, login_hint=login_hint, return_to=return_to)
+        ticket = secrets.token_urlsafe(32)
+        ring = self.store.ring
+        await self.store.create_handoff(
+            _digest(ticket),
+            OAuthHandoff(
+                created_ns=self.clock.time_ns(),
+                sealed_nonce=ring.seal(started.browser_nonce.encode(), b"phalanx|handoff-nonce"),
+                sealed_authorize_url=ring.seal(
+                    started.authorize_url.encode(), b"phalanx|handoff-url"
+                ),
+            ),
+        )
+        return Handoff(ticket=ticket)
+
+    async def begin(self, ticket: str) -> Started:
+        """Trade a handoff ticket, once, for the venue's URL and the browser binding nonce.
+
+        Raises:
+            OAuthError: unknown, used or expired ticket.
+        """
+        found = await self.store.take_handoff(_digest(ticket)) if 0 < len(ticket) <= 256 else None
+        if found is None:
+            raise OAuthError("unknown or already used connection link: start the connection again")
+        if (self.clock.time_ns() - found.created_ns) / 1e9 > self.settings.oauth_state_ttl_s:
+            raise OAuthError("the connection link expired: start the connection again")
+        ring = self.store.ring
+        return Started(
+            authorize_url=ring.open(found.sealed_authorize_url, b"phalanx|handoff-url").decode(),
+            state="",
+            browser_nonce=ring.open(found.sealed_nonce, b"phalanx|handoff-nonce").decode(),
+        )
+
     async def finish(
         self,
         *,
@@ -250,6 +324,20 @@ class OAuthFlow:
             OAuthError: unknown/replayed/expired/forged state, wrong browser, consent denied,
                 code refused, or the venue refused the token.
         """
+        done = await self.finish_returning(
+            state=state, code=code, error=error, browser_nonce=browser_nonce
+        )
+        return done.login, done.accounts
+
+    async def finish_returning(
+        self,
+        *,
+        state: str,
+        code: str | None,
+        error: str | None,
+        browser_nonce: str | None,
+    ) -> Finished:
+        """:meth:`finish`, also saying where the consent was started from (``return_to``)."""
         try:
             return await self._finish(
                 state=state, code=code, error=error, browser_nonce=browser_nonce
@@ -265,7 +353,7 @@ class OAuthFlow:
         code: str | None,
         error: str | None,
         browser_nonce: str | None,
-    ) -> tuple[LoginRecord, list[AccountRecord]]:
+    ) -> Finished:
         if not state or len(state) > 256:
             raise OAuthError("the callback carried no valid state: start the connection again")
         pending = await self.store.take_state(_digest(state))
@@ -274,6 +362,18 @@ class OAuthFlow:
                 "unknown or already used OAuth state (a replayed or forged callback, or it "
                 "expired): start the connection again"
             )
+        try:
+            login, accounts = await self._complete(
+                pending, code=code, error=error, nonce=browser_nonce
+            )
+        except OAuthError as exc:
+            exc.return_to = pending.return_to
+            raise
+        return Finished(login=login, accounts=accounts, return_to=pending.return_to)
+
+    async def _complete(
+        self, pending: OAuthState, *, code: str | None, error: str | None, nonce: str | None
+    ) -> tuple[LoginRecord, list[AccountRecord]]:
         age_s = (self.clock.time_ns() - pending.created_ns) / 1e9
         if age_s > self.settings.oauth_state_ttl_s:
             raise OAuthError(
@@ -281,7 +381,7 @@ class OAuthFlow:
                 "start the connection again"
             )
         if pending.browser_sha256 and not hmac.compare_digest(
-            pending.browser_sha256, _digest(browser_nonce or "")
+            pending.browser_sha256, _digest(nonce or "")
         ):
             raise OAuthError(
                 "this callback did not come back to the browser that started it: "

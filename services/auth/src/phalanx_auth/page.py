@@ -6,9 +6,12 @@
 - ``POST /ui/connect`` (form: ``csrf``, ``login_id``?) → 303 to the venue's consent page, with a
   short-lived ``HttpOnly`` cookie that binds the consent to this browser.
 - ``POST /ui/logins/{id}/disconnect`` (form: ``csrf``) → 303 back to the page.
+- ``GET /oauth/begin?ticket`` (no admin credential: the ticket is single-use and short-lived,
+  made by ``POST /admin/oauth/start`` with ``browser: true`` for the console, ADR-0135) → the
+  binding cookie and 303 to the venue's consent page;
 - ``GET /oauth/callback?code&state[&error]`` (no admin credential: the single-use state, the
-  browser cookie and PKCE protect it) → 303 to the page on success, a 400 page saying why
-  otherwise.
+  browser cookie and PKCE protect it) → 303 to the page (or to the ``return_to`` the consent was
+  started with) on success, a 400 page saying why otherwise.
 
 The page and its forms need the admin credential: HTTP Basic with the admin token as the
 password (any user name), or ``Authorization: Bearer``; an empty token never matches. Since
@@ -37,7 +40,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from phalanx_auth.errors import UnknownLogin
 from phalanx_auth.logins import LoginManager
-from phalanx_auth.oauth import OAuthError, OAuthFlow
+from phalanx_auth.oauth import OAuthError, OAuthFlow, Started
 from phalanx_auth.settings import AuthSettings
 from phalanx_auth.views import LoginOut, LoginViews
 from phalanx_common.http_limits import bearer_matches
@@ -258,14 +261,7 @@ def add_page_routes(
         )
         return response
 
-    @app.post("/ui/connect", include_in_schema=False)
-    async def connect(request: Request) -> Response:
-        form = await checked_form(request)
-        login_id = form.get("login_id", "")[:128]
-        try:
-            started = await flow.start(browser=True, login_hint=login_id)
-        except OAuthError as exc:
-            return _page("Cannot connect", f"<p class=error>{html.escape(str(exc))}</p>", 409)
+    def to_venue(started: Started) -> Response:
         response = RedirectResponse(started.authorize_url, status_code=status.HTTP_303_SEE_OTHER)
         response.set_cookie(
             BINDING_COOKIE,
@@ -277,6 +273,26 @@ def add_page_routes(
             secure=flow.redirect_uri.startswith("https://"),
         )
         return response
+
+    @app.post("/ui/connect", include_in_schema=False)
+    async def connect(request: Request) -> Response:
+        form = await checked_form(request)
+        login_id = form.get("login_id", "")[:128]
+        try:
+            started = await flow.start(browser=True, login_hint=login_id)
+        except OAuthError as exc:
+            return _page("Cannot connect", f"<p class=error>{html.escape(str(exc))}</p>", 409)
+        return to_venue(started)
+
+    @app.get("/oauth/begin", include_in_schema=False)
+    async def begin(request: Request) -> Response:
+        try:
+            started = await flow.begin(request.query_params.get("ticket", ""))
+        except OAuthError as exc:
+            return _page(
+                "Connection failed", f"<p class=error id=error>{html.escape(str(exc))}</p>", 400
+            )
+        return to_venue(started)
 
     @app.post("/ui/logins/{login_id}/disconnect", include_in_schema=False)
     async def disconnect(login_id: str, request: Request) -> Response:
@@ -293,7 +309,7 @@ def add_page_routes(
     async def callback(request: Request) -> Response:
         q = request.query_params
         try:
-            login, accounts = await flow.finish(
+            done = await flow.finish_returning(
                 state=q.get("state", ""),
                 code=q.get("code"),
                 error=q.get("error"),
@@ -301,16 +317,21 @@ def add_page_routes(
             )
         except OAuthError as exc:
             log.warning("OAuth callback refused: %s", exc)
+            back = html.escape(exc.return_to or "/ui", quote=True)
             response: Response = _page(
                 "Connection failed",
                 f"<p class=error id=error>{html.escape(str(exc))}</p>"
-                '<p><a href="/ui">Back to the logins</a></p>',
+                f'<p><a href="{back}" id=back>Back to the logins</a></p>',
                 400,
             )
         else:
-            log.info("OAuth: login %s linked %d accounts", login.login_id, len(accounts))
+            login = done.login
+            log.info("OAuth: login %s linked %d accounts", login.login_id, len(done.accounts))
+            base = done.return_to or "/ui"
+            joiner = "&" if urlsplit(base).query else "?"
             response = RedirectResponse(
-                f"/ui?connected={quote(login.login_id)}", status_code=status.HTTP_303_SEE_OTHER
+                f"{base}{joiner}connected={quote(login.login_id)}",
+                status_code=status.HTTP_303_SEE_OTHER,
             )
         response.delete_cookie(BINDING_COOKIE, path="/oauth/callback")
         return response

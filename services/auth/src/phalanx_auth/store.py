@@ -31,7 +31,7 @@ from phalanx_common.crypto import (
 )
 from phalanx_common.records import AccountRecord, LoginRecord, TokenRecord
 
-__all__ = ["AuthStore", "OAuthState", "StoredToken"]
+__all__ = ["AuthStore", "OAuthHandoff", "OAuthState", "StoredToken"]
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -44,6 +44,20 @@ class OAuthState(msgspec.Struct, frozen=True, kw_only=True):
     sealed_verifier: str = ""  # the PKCE code_verifier, sealed
     browser_sha256: str = ""  # sha256 of the binding cookie (empty: started over the API)
     login_hint: str = ""  # the login the operator meant to (re)connect, if any
+    return_to: str = ""  # where the browser goes after the callback (set over the admin API)
+
+
+class OAuthHandoff(msgspec.Struct, frozen=True, kw_only=True):
+    """A consent started for a browser by another service (the console, ADR-0135).
+
+    Kept under ``handoff-<sha256(ticket)>`` until the browser opens ``/oauth/begin`` once: that
+    sets the binding cookie (``sealed_nonce``) on the callback's host and goes on to
+    ``sealed_authorize_url``.
+    """
+
+    created_ns: int
+    sealed_nonce: str
+    sealed_authorize_url: str
 
 
 class StoredToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -260,17 +274,34 @@ class AuthStore:
         The delete is conditional on the revision that was read, so two callbacks racing with
         the same state cannot both win.
         """
+        return await self._take_once(key, OAuthState)
+
+    async def create_handoff(self, key: str, handoff: OAuthHandoff) -> None:
+        """Remember a browser handoff under ``handoff-<key>`` (``key``: a digest of the ticket).
+
+        Raises:
+            RuntimeError: no OAuth state bucket was given.
+        """
+        if self._states is None:
+            raise RuntimeError("OAuth is not configured")
+        await self._states.create(f"handoff-{key}", codec.encode(handoff))
+
+    async def take_handoff(self, key: str) -> OAuthHandoff | None:
+        """Consume a browser handoff exactly once (as :meth:`take_state`)."""
+        return await self._take_once(f"handoff-{key}", OAuthHandoff)
+
+    async def _take_once(self, key: str, type_: type[R]) -> R | None:
         if self._states is None:
             return None
-        found = await self._get(self._states, key, OAuthState)
+        found = await self._get(self._states, key, type_)
         if found is None:
             return None
-        state, revision = found
+        value, revision = found
         try:
             await self._states.delete(key, last=revision)
         except (KeyWrongLastSequenceError, KeyNotFoundError, APIError):
-            return None  # another callback consumed it first
-        return state
+            return None  # another request consumed it first
+        return value
 
     # -- accounts -----------------------------------------------------------------------------
 

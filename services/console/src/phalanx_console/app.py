@@ -94,6 +94,7 @@ def create_app(
             settings.session_ttl_s,
             SignInThrottle(clock),
             metrics.sign_in if metrics is not None else lambda ok: None,
+            public_url=settings.console_public_url,
         )
     )
     app.include_router(strategy_router(apis, renderer))

@@ -6,8 +6,15 @@
 - ``POST /logout`` (CSRF token): the session ends and its cookie is cleared;
 - ``GET /logins``: every broker login (status, how connected, token expiry) with its accounts
   and its venue request budget in use (the executor's ``/admin/budgets``: permits used per
-  window, penalty or lockout time left); connecting by OAuth stays on auth's own account page
-  (its consent flow is bound to that page), linked here;
+  window, penalty or lockout time left); ``?connected=<id>`` (auth's OAuth callback coming
+  back through ``GET /logins/connected``, which needs no session and only forwards: the
+  venue's redirect chain is cross-site, so the session cookie comes back on the next step)
+  says the login is connected when it is listed;
+- ``POST /logins/connect`` (admin, CSRF; ``login_id`` to reconnect one, empty for a new login):
+  auth starts an OAuth consent bound to this browser (``POST /admin/oauth/start`` with
+  ``browser: true`` and this page as ``return_to``); the answer is a page that sends the browser
+  to auth's single-use ``/oauth/begin`` link, which sets the binding cookie on the callback's
+  host and goes on to Tradovate's consent page (ADR-0135);
 - ``POST /logins/{id}/disconnect`` (admin, confirm box): auth forgets the login's token and
   credentials and unlinks its accounts.
 """
@@ -47,6 +54,7 @@ def login_router(
     ttl_s: float,
     throttle: SignInThrottle,
     on_sign_in: Callable[[bool], None] = lambda ok: None,
+    public_url: str = "",
 ) -> APIRouter:
     """The sign-in routes and the logins page."""
     router = APIRouter()
@@ -124,6 +132,10 @@ def login_router(
             }
         except BackendError:
             budgets = {}  # an executor without the route, or none reachable: no budget column
+        notice = request.query_params.get("ok", "")
+        connected = request.query_params.get("connected", "")
+        if connected and any(login["login_id"] == connected for login in logins):
+            notice = f"Connected login {connected}"  # only a login auth lists: no text injection
         return renderer.page(
             "logins.html",
             status_code=status,
@@ -132,12 +144,58 @@ def login_router(
             budgets=budgets,
             account_page=f"{apis.urls['auth']}/ui",
             error=error,
-            notice=request.query_params.get("ok", ""),
+            notice=notice,
         )
 
     @router.get("/logins")
     async def show_logins(request: Request) -> HTMLResponse:
         return await logins_page(request, signed_in(request))
+
+    @router.post("/logins/connect")
+    async def connect(request: Request) -> Response:
+        session, form = await admin_form(request)
+        login_id = first(form, "login_id")
+        if len(login_id) > 128:
+            return await logins_page(request, session, "no such login", 404)
+        try:
+            started = await apis.call(
+                "auth",
+                "POST",
+                "/admin/oauth/start",
+                {
+                    "login_id": login_id or None,
+                    "browser": True,
+                    "return_to": f"{(public_url or str(request.base_url)).rstrip('/')}"
+                    "/logins/connected",
+                },
+            )
+        except BackendError as exc:
+            return await logins_page(request, session, f"auth refused: {exc.detail}", 409)
+        browser_url = (started or {}).get("browser_url")
+        if not isinstance(browser_url, str) or not browser_url.startswith(("http://", "https://")):
+            return await logins_page(
+                request, session, "auth does not hand OAuth consents to the console", 502
+            )
+        # a page, not a 303: the console's CSP (form-action 'self') forbids a form's redirect
+        # to another origin; a refresh and a link are plain navigations
+        return renderer.page(
+            "oauth_continue.html",
+            session=session,
+            browser_url=browser_url,
+            login_id=login_id,
+            error="",
+            notice="",
+        )
+
+    @router.get("/logins/connected")
+    async def connected(request: Request) -> HTMLResponse:
+        # auth's callback lands here after the venue's page: a cross-site chain, so the browser
+        # withholds the SameSite=Strict session cookie; this page (no session, no data) goes on
+        # to the logins page by itself, a same-site navigation that carries the cookie
+        login_id = request.query_params.get("connected", "")[:128]
+        return renderer.page(
+            "oauth_landing.html", session=None, login_id=login_id, error="", notice=""
+        )
 
     @router.post("/logins/{login_id}/disconnect")
     async def disconnect(request: Request, login_id: str) -> Response:

@@ -6,6 +6,11 @@
   net quantity, average, last traded price and unrealized P&L, flagged when its account's
   latest check is drift; and P&L per strategy and per account: realized, fees, net of fees,
   unrealized, total (strategies by name when ingest answers, else by id);
+- ``GET /positions/strategies[?strategy=<id>]``: the fills each strategy's orders got, per
+  account and contract (the ledger's ``/admin/positions/by-strategy``), one table per
+  strategy, drift flagged per account and per strategy (ADR-0136);
+- ``GET /positions/logins[?login=<id>]``: every login's accounts and positions (the ledger's
+  ``/admin/positions/by-login/{id}`` for each login auth lists), drift flagged the same way;
 - ``POST /positions/reconcile`` (admin, CSRF, the ``confirm`` box ticked): the ledger checks
   every active account (or the one given) with the broker now (``POST /admin/reconcile``,
   ``fetch_fills`` when ticked), then the page shows the outcome.
@@ -14,8 +19,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,10 +29,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from phalanx_console.backends import AdminApis, BackendError
 from phalanx_console.guards import admin_form, first, signed_in
 from phalanx_console.ledger_views import account_checks, pnl_table, reconcile_summary
+from phalanx_console.position_groups import login_groups, strategy_groups
 from phalanx_console.render import Renderer
 from phalanx_console.sessions import Session
 
 __all__ = ["positions_router"]
+
+_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 
 
 def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -104,6 +113,58 @@ def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: f
         return HTMLResponse(
             renderer.fragment("positions_table.html", **await positions_values()),
             headers={"Cache-Control": "no-store"},
+        )
+
+    @router.get("/positions/strategies")
+    async def positions_by_strategy(request: Request) -> HTMLResponse:
+        session = signed_in(request)
+        wanted = request.query_params.get("strategy", "")
+        if wanted and (not _ID.match(wanted) or wanted in (".", "..")):
+            return renderer.page("error.html", 404, session=session, message="no such strategy")
+        path = "/admin/positions/by-strategy" + (f"/{quote(wanted, safe='')}" if wanted else "")
+        body, drift, names = await asyncio.gather(
+            apis.get("ledger", path), apis.get("ledger", "/admin/drift"), strategy_names()
+        )
+        rows = body["positions"]
+        checks = account_checks(drift["reconciliations"], {int(p["account_id"]) for p in rows})
+        return renderer.page(
+            "positions_groups.html",
+            session=session,
+            kind="strategy",
+            groups=strategy_groups(rows, checks, names),
+            selected=wanted,
+            error="",
+            notice="",
+        )
+
+    @router.get("/positions/logins")
+    async def positions_by_login(request: Request) -> HTMLResponse:
+        session = signed_in(request)
+        wanted = request.query_params.get("login", "")
+        if wanted and (not _ID.match(wanted) or wanted in (".", "..")):
+            return renderer.page("error.html", 404, session=session, message="no such login")
+        logins = (
+            [wanted] if wanted else [x["login_id"] for x in await apis.get("auth", "/admin/logins")]
+        )
+        answers, drift = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    apis.get("ledger", f"/admin/positions/by-login/{quote(login, safe='')}")
+                    for login in logins
+                )
+            ),
+            apis.get("ledger", "/admin/drift"),
+        )
+        accounts = {int(a) for answer in answers for a in answer.get("accounts") or ()}
+        checks = account_checks(drift["reconciliations"], accounts)
+        return renderer.page(
+            "positions_groups.html",
+            session=session,
+            kind="login",
+            groups=login_groups(answers, checks),
+            selected=wanted,
+            error="",
+            notice="",
         )
 
     @router.post("/positions/reconcile")

@@ -30,6 +30,9 @@ class ConsoleSettings(CommonSettings, frozen=True, kw_only=True):
         console_reconcile_timeout_s: How long "reconcile now" waits for the ledger's check of
             every account (``PHALANX_CONSOLE_RECONCILE_TIMEOUT_S``; the ledger asks the broker
             about each).
+        console_public_url: The console's address as operators' browsers reach it (e.g.
+            behind a proxy), where auth's OAuth callback sends them back; empty: the address
+            of the request that pressed "Connect Tradovate" (ADR-0135).
     """
 
     service_name: str = "console"
@@ -44,3 +47,4 @@ class ConsoleSettings(CommonSettings, frozen=True, kw_only=True):
     session_ttl_s: float = 12 * 3600.0
     live_poll_s: float = 0.5
     console_reconcile_timeout_s: float = 120.0
+    console_public_url: str = ""
