@@ -33,7 +33,7 @@ from phalanx_sim.frames import HEARTBEAT, OPEN, encode_event, encode_response, p
 from phalanx_sim.state import Session
 from phalanx_sim.times import iso_from_epoch
 from phalanx_sim.venue import Venue
-from phalanx_sim.ws import Connection
+from phalanx_sim.ws import Connection, receive_texts
 
 __all__ = ["MarketDataHub", "quote_entries"]
 
@@ -85,17 +85,7 @@ class MarketDataHub:
         writer = asyncio.create_task(conn.run_writer(), name="sim-md-writer")
         conn.push_frame(OPEN)
         try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                text = message.get("text")
-                if text is None:
-                    text = (message.get("bytes") or b"").decode(errors="replace")
-                conn.last_client = time.monotonic()
-                self.on_frame(md, text)
-        except Exception:  # a broken peer must not take the venue down
-            log.debug("md websocket receive loop stopped", exc_info=True)
+            await receive_texts(websocket, conn, lambda text: self.on_frame(md, text), "md socket")
         finally:
             self.sockets.pop(conn, None)
             if not writer.done():

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 import msgspec
@@ -34,7 +35,7 @@ from phalanx_sim.schemas import SyncRequestBody
 from phalanx_sim.state import Session
 from phalanx_sim.venue import Reply, Subscription, Venue
 
-__all__ = ["ConnectRecord", "Connection", "Hub", "decode_sync_request"]
+__all__ = ["ConnectRecord", "Connection", "Hub", "decode_sync_request", "receive_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,25 @@ class Connection:
             self.closing = True
 
 
+async def receive_texts(
+    websocket: WebSocket, conn: Connection, on_text: Callable[[str], None], what: str
+) -> None:
+    """Hand each text the client sends to ``on_text`` until it disconnects (binary frames are
+    decoded as UTF-8); a broken peer ends the loop quietly, never the venue."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                text = (message.get("bytes") or b"").decode(errors="replace")
+            conn.last_client = time.monotonic()
+            on_text(text)
+    except Exception:
+        log.debug("%s receive loop stopped", what, exc_info=True)
+
+
 class Hub:
     """All sockets of the venue; the :class:`~phalanx_sim.matching.EventSink` of the engine."""
 
@@ -221,17 +241,9 @@ class Hub:
         writer = asyncio.create_task(conn.run_writer(), name="sim-ws-writer")
         conn.push_frame(OPEN)
         try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                text = message.get("text")
-                if text is None:
-                    text = (message.get("bytes") or b"").decode(errors="replace")
-                conn.last_client = time.monotonic()
-                self.on_frame(conn, text)
-        except Exception:  # a broken peer must not take the venue down
-            log.debug("websocket receive loop stopped", exc_info=True)
+            await receive_texts(
+                websocket, conn, lambda text: self.on_frame(conn, text), "websocket"
+            )
         finally:
             self._forget(conn)
             if not writer.done():
