@@ -26,6 +26,7 @@ __all__ = [
     "ContractSides",
     "PnlLine",
     "account_checks",
+    "decimal_or_none",
     "pnl_table",
     "reconcile_summary",
 ]
@@ -34,7 +35,8 @@ CheckState = Literal["drift", "unknown", "ok", "unchecked"]
 _ORDER: dict[CheckState, int] = {"drift": 0, "unknown": 1, "unchecked": 2, "ok": 3}
 
 
-def _money(value: Any) -> Decimal | None:
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A decimal from the ledger's JSON (decimals come as strings); ``None`` when absent or bad."""
     if value is None or value == "":
         return None
     try:
@@ -79,16 +81,16 @@ def pnl_table(
 
     for row in realized:
         values = line(row)
-        values["realized"] = _money(row.get("realized_pnl_money")) or Decimal(0)
-        values["fees"] = _money(row.get("fees_money")) or Decimal(0)
-        net = _money(row.get("net_pnl_money"))
+        values["realized"] = decimal_or_none(row.get("realized_pnl_money")) or Decimal(0)
+        values["fees"] = decimal_or_none(row.get("fees_money")) or Decimal(0)
+        net = decimal_or_none(row.get("net_pnl_money"))
         values["net"] = net if net is not None else values["realized"] - values["fees"]
         values["fills"] = int(row.get("fills") or 0)
         values["fills_without_fees"] = int(row.get("fills_without_fees") or 0)
         values["unpriced_fills"] = int(row.get("unpriced_fills") or 0)
     for row in unrealized:
         values = line(row)
-        values["unrealized"] = _money(row.get("unrealized_pnl_money")) or Decimal(0)
+        values["unrealized"] = decimal_or_none(row.get("unrealized_pnl_money")) or Decimal(0)
         values["open_positions"] = int(row.get("positions") or 0)
         values["unpriced_positions"] = int(row.get("unpriced_positions") or 0)
     out = []

@@ -14,23 +14,14 @@ in drift and in unknown, as the per-account view flags them (ADR-0134).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-from phalanx_console.ledger_views import AccountCheck
+from phalanx_console.ledger_views import AccountCheck, decimal_or_none
 
 __all__ = ["Group", "GroupRow", "login_groups", "strategy_groups"]
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 class GroupRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,7 +72,7 @@ def _row(position: Mapping[str, Any], checks: Mapping[int, AccountCheck]) -> Gro
         sold=int(position.get("sold") or 0),
         fill_count=int(position.get("fill_count") or 0),
         avg_price=str(position.get("avg_price") or ""),
-        realized_pnl_money=_decimal(position.get("realized_pnl_money")),
+        realized_pnl_money=decimal_or_none(position.get("realized_pnl_money")),
         currency=str(position.get("currency") or ""),
         check=check.state if check else "unchecked",
     )
