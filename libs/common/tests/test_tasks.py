@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from phalanx_common.tasks import cancel_and_wait
+import pytest
+
+from phalanx_common.tasks import OwnedTasks, cancel_and_wait
 
 
 async def _swallows_one_cancel(swallowed: list[int]) -> None:
@@ -36,3 +39,42 @@ async def test_an_ended_task_is_left_alone_and_its_exception_consumed() -> None:
     await cancel_and_wait(task)
     assert not task.cancelled()
     await cancel_and_wait(None)
+
+
+async def test_owned_tasks_are_named_kept_and_all_stopped_together() -> None:
+    tasks = OwnedTasks("owner")
+    first = tasks.spawn(asyncio.sleep(3600), "first")
+    second = tasks.spawn(asyncio.sleep(3600), "second")
+    assert tasks.names == ["first", "second"]
+    assert len(tasks) == 2
+    await asyncio.wait_for(tasks.stop(), 5.0)
+    assert first.cancelled()
+    assert second.cancelled()
+    assert len(tasks) == 0
+    await tasks.stop()  # idempotent
+
+
+async def test_a_task_that_fails_is_logged_when_it_fails_not_when_stopped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tasks = OwnedTasks("the-owner")
+
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    task = tasks.spawn(fails(), "failing-loop")
+    await asyncio.wait({task})
+    await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+    failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in failed] == ["the-owner: background task failing-loop failed"]
+    assert failed[0].exc_info is not None
+    assert isinstance(failed[0].exc_info[1], RuntimeError)
+    await tasks.stop()  # an ended task is not an error on stop
+
+
+async def test_a_stopped_task_is_not_logged_as_failed(caplog: pytest.LogCaptureFixture) -> None:
+    tasks = OwnedTasks("owner")
+    tasks.spawn(asyncio.sleep(3600), "sleeper")
+    await asyncio.sleep(0)
+    await tasks.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
@@ -11,6 +10,7 @@ from types import TracebackType
 import msgspec
 
 from phalanx_common.http import HttpServer
+from phalanx_common.tasks import OwnedTasks
 from phalanx_sim.app import build_app
 from phalanx_sim.marketdata import MarketDataHub
 from phalanx_sim.pricefeed import random_walk
@@ -68,7 +68,7 @@ class Simulator:
         self._server = HttpServer(
             self.app, self.settings.sim_host, self.settings.sim_port, name="phalanx-sim"
         )
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = OwnedTasks("simulator")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -80,31 +80,22 @@ class Simulator:
         """
         self._apply_seed()
         await self._server.start()
-        self._tasks.append(asyncio.create_task(self.hub.run(), name="sim-housekeeping"))
-        self._tasks.append(asyncio.create_task(self.md_hub.run(), name="sim-md-quotes"))
+        self._tasks.spawn(self.hub.run(), "sim-housekeeping")
+        self._tasks.spawn(self.md_hub.run(), "sim-md-quotes")
         if self.settings.sim_price_walk:
-            self._tasks.append(
-                asyncio.create_task(
-                    random_walk(
-                        self.venue,
-                        self.settings.sim_price_walk_interval_s,
-                        self.settings.sim_price_walk_max_ticks,
-                    ),
-                    name="sim-price-walk",
-                )
+            walk = random_walk(
+                self.venue,
+                self.settings.sim_price_walk_interval_s,
+                self.settings.sim_price_walk_max_ticks,
             )
+            self._tasks.spawn(walk, "sim-price-walk")
 
     async def stop(self) -> None:
         """Close the sockets, stop the background tasks and the server (idempotent)."""
         self.hub.close_all("Server stopping")
         self.md_hub.close_all("Server stopping")
         self.venue.release_hung()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.stop()
         await self._server.stop()
 
     async def __aenter__(self) -> Simulator:

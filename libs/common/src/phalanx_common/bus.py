@@ -37,6 +37,7 @@ from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 
 from phalanx_common import subjects
+from phalanx_common.backoff import Backoff
 from phalanx_common.bus_tracing import MSG_ID, consuming, publishing
 from phalanx_common.codec import encode
 from phalanx_common.consumer_loop import ConsumerLoop, ConsumerSpec, Handler
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 # A JetStream API request that got no answer (yet): asked again while a service starts.
 _UNANSWERED = (NatsTimeoutError, TimeoutError, NoRespondersError, ServiceUnavailableError)
+# JetStream's API asked again while it does not answer: 0.2 s, doubled, at most 2 s (ADR-0175)
+_ASK_AGAIN = Backoff(first_s=0.2, max_s=2.0)
 
 
 def server_urls(url: str) -> list[str]:
@@ -215,17 +218,17 @@ class Bus:
         self, request: Callable[[], Awaitable[object]], what: str, deadline: float
     ) -> None:
         """Run a JetStream API ``request`` again while JetStream does not answer in time."""
-        delay = 0.2
+        pauses = _ASK_AGAIN.delays()
         while True:
             try:
                 await request()
                 return
             except _UNANSWERED as exc:
+                delay = next(pauses)
                 if time.monotonic() + delay >= deadline:
                     raise DependencyUnavailable("NATS JetStream", self.url, exc) from exc
                 log.warning("JetStream did not answer for %s (%r); asking again", what, exc)
                 await asyncio.sleep(delay)
-                delay = min(2 * delay, 2.0)
 
     async def ensure_stream(self, spec: subjects.StreamSpec, replicas: int = 1) -> None:
         """Create a stream, or bring an existing one to the declared configuration."""

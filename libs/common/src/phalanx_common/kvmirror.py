@@ -12,7 +12,7 @@ import msgspec
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from phalanx_common.codec import decode
-from phalanx_common.tasks import cancel_and_wait
+from phalanx_common.tasks import OwnedTasks
 
 __all__ = ["KvMirror"]
 
@@ -47,7 +47,7 @@ class KvMirror(Generic[T]):
         self._revisions: dict[str, int] = {}
         self._listeners: list[Callable[[str, T | None], None]] = []
         self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = OwnedTasks("kvmirror")
         self._watcher: KeyValue.KeyWatcher | None = None
 
     def on_change(self, listener: Callable[[str, T | None], None]) -> None:
@@ -57,7 +57,7 @@ class KvMirror(Generic[T]):
     async def start(self, timeout_s: float = 10.0) -> None:
         """Start watching and wait until the current values are loaded."""
         self._watcher = await self._kv.watchall()
-        self._task = asyncio.create_task(self._run(), name=f"kvmirror:{self._name}")
+        self._tasks.spawn(self._run(), f"kvmirror:{self._name}")
         await asyncio.wait_for(self._ready.wait(), timeout_s)
 
     async def stop(self) -> None:
@@ -66,9 +66,7 @@ class KvMirror(Generic[T]):
             with contextlib.suppress(Exception):
                 await self._watcher.stop()  # type: ignore[no-untyped-call]
             self._watcher = None
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await self._tasks.stop()
 
     def get(self, key: str) -> T | None:
         """The record under ``key``, or None."""

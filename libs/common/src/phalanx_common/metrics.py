@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from phalanx_common.tasks import cancel_and_wait
+from phalanx_common.tasks import OwnedTasks
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -149,7 +149,7 @@ class ConsumerLag:
             ["stream", "consumer"],
             registry=registry,
         )
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = OwnedTasks("consumer-lag-metrics")
         self._seen: set[tuple[str, str]] = set()
 
     async def sample(self) -> None:
@@ -171,14 +171,12 @@ class ConsumerLag:
 
     def start(self) -> None:
         """Sample now and then every ``interval_s`` until :meth:`stop`."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="metrics:consumer-lag")
+        if not self._tasks:
+            self._tasks.spawn(self._run(), "metrics:consumer-lag")
 
     async def stop(self) -> None:
         """Stop sampling (idempotent)."""
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await self._tasks.stop()
 
     async def _run(self) -> None:
         while True:

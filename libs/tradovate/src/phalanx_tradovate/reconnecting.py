@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from phalanx_common.backoff import Backoff
 from phalanx_tradovate.errors import AuthError, TradovateError
 from phalanx_tradovate.ws import TokenSource, TradovateSocket
 
@@ -101,13 +101,12 @@ class ReconnectingSocket:
             except TradovateError as exc:
                 failures += 1
                 await sock.close()
+                backoff = Backoff(self._backoff_s, self._max_backoff_s, jitter="equal")
                 delay = (
-                    self._max_backoff_s
-                    if isinstance(exc, AuthError)
-                    else min(self._max_backoff_s, self._backoff_s * 2 ** (failures - 1))
+                    backoff.max_s if isinstance(exc, AuthError) else backoff.ceiling(failures - 1)
                 )
                 log.warning("%s: connect failed (%s); retrying in %.1fs", self.url, exc, delay)
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+                await asyncio.sleep(backoff.spread(delay))
                 continue
             failures = 0
             self.connects += 1

@@ -21,9 +21,6 @@ have redacting ``repr``, errors carry the venue's text only, and the tokens buck
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from phalanx_auth.accounts import AccountBook, AccountDiscovery
 from phalanx_auth.api_access import ApiAccess
 from phalanx_auth.connect import Connector, LoginRequest
@@ -40,6 +37,7 @@ from phalanx_auth.tokens import TokenCache
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.records import AccountRecord, LoginRecord, TokenRecord
+from phalanx_common.tasks import OwnedTasks
 from phalanx_tradovate.rest import TradovateRest
 
 __all__ = ["LoginManager"]
@@ -70,7 +68,7 @@ class LoginManager:
         self.rest = rest
         self.clock = clock
         self.metrics = AuthMetrics()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = OwnedTasks("auth-logins")
         self._locks = LoginLocks()
         self._tokens = TokenCache()
         self._accounts = AccountBook(store, bus, clock, self.metrics)
@@ -120,22 +118,13 @@ class LoginManager:
         """Start the renewal loop (checks at once, then every ``renew_check_s``) and discovery."""
         if self._tasks:
             return
-        self._tasks.append(asyncio.create_task(self._renewal.run(), name="auth-renewal"))
+        self._tasks.spawn(self._renewal.run(), "auth-renewal")
         if self.settings.discover_every_s > 0:
-            self._tasks.append(
-                asyncio.create_task(
-                    self._discovery.run(self.settings.discover_every_s), name="auth-discovery"
-                )
-            )
+            self._tasks.spawn(self._discovery.run(self.settings.discover_every_s), "auth-discovery")
 
     async def stop(self) -> None:
         """Stop the loops (idempotent); the token cache keeps following KV."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.stop()
 
     async def close(self) -> None:
         """Stop the loops and the KV watches (idempotent)."""

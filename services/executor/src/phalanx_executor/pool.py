@@ -22,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
+from phalanx_common.backoff import Backoff
 from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.records import TokenRecord
 from phalanx_executor.budgets import SYNC_ENDPOINT
@@ -215,8 +215,7 @@ class ConnectionPool:
         if login_id in self._reconnects:
             return
         failures = self._failures.get(login_id, 0)
-        ceiling = min(self._backoff_max_s, self._backoff_s * (2**failures))
-        delay = random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
+        delay = Backoff(self._backoff_s, self._backoff_max_s, jitter="full").delay(failures)
         log.info("login %s dropped (%s); reconnecting in %.2fs", login_id, reason, delay)
         task = asyncio.create_task(self._reconnect(login_id, delay), name=f"reconnect:{login_id}")
         self._reconnects[login_id] = task

@@ -30,6 +30,7 @@ from nats.aio.msg import Msg
 from opentelemetry.trace import SpanKind
 
 from phalanx_common import ids, subjects
+from phalanx_common.backoff import Backoff, Retrying
 from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.errors import Poison, Retry
@@ -606,7 +607,7 @@ class BatchWorker:
     async def _reconcile(self, intent: OrderIntent, claim: Claim, sent_ns: int) -> IntentOutcome:
         """Find the order by clOrdId; retry only once the venue provably has none."""
         deadline = self._clock.monotonic() + self._s.reconcile_deadline_s
-        delay = 0.5
+        retrying = Retrying(Backoff(first_s=0.5, max_s=5.0), self._clock.sleep)
         while True:
             try:
                 found = await self._look_up(intent)
@@ -631,8 +632,7 @@ class BatchWorker:
                 return await self._attempt(intent, claim)
             if self._clock.monotonic() > deadline:
                 return IntentOutcome(intent.intent_id, "unresolved")
-            await self._clock.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await retrying.pause()
 
     async def _look_up(self, intent: OrderIntent) -> int | None:
         known = self._view.order_for(intent.intent_id)

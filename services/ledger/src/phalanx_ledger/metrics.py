@@ -19,7 +19,7 @@ from phalanx_common.metrics import (
     new_registry,
     trace_exemplar,
 )
-from phalanx_common.tasks import cancel_and_wait
+from phalanx_common.tasks import OwnedTasks
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.projection import PositionsProjection
 
@@ -71,7 +71,7 @@ class LedgerMetrics:
         self._bus = bus
         self._followers = followers  # read at each sample (the service fills the list later)
         self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = OwnedTasks("ledger-metrics")
         self.fanout = Histogram(
             "phalanx_signal_fanout_seconds",
             "Webhook receipt to the last account's order outcome of a signal (with the "
@@ -101,14 +101,12 @@ class LedgerMetrics:
 
     def start(self) -> None:
         """Sample the lag now and every ``interval_s`` until :meth:`stop`."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="metrics:ledger-lag")
+        if not self._tasks:
+            self._tasks.spawn(self._run(), "metrics:ledger-lag")
 
     async def stop(self) -> None:
         """Stop sampling (idempotent)."""
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await self._tasks.stop()
 
     async def _run(self) -> None:
         while True:

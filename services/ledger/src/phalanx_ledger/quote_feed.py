@@ -11,13 +11,13 @@ quote: one received on the current socket, at most ``max_age_s`` ago (0: any age
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from phalanx_common.clock import Clock
 from phalanx_common.records import TokenRecord
+from phalanx_common.tasks import OwnedTasks
 from phalanx_ledger.projection import PositionsProjection
 from phalanx_ledger.quote_marks import QuoteMark, mark_from_quote
 from phalanx_tradovate.marketdata import MarketDataClient
@@ -73,7 +73,7 @@ class QuoteFeed:
         self._clock = clock
         self._max_age_ns = int(max_age_s * 1_000_000_000)
         self._resync_s = resync_s
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = OwnedTasks("ledger-quote-feed")
 
     def mark(self, contract_id: int) -> QuoteMark | None:
         """The contract's mark from a fresh quote, or ``None``."""
@@ -115,13 +115,9 @@ class QuoteFeed:
     def start(self) -> None:
         """Connect and follow the book (in the background)."""
         self.client.start()
-        self._task = asyncio.create_task(self._run(), name="ledger-quote-feed")
+        self._tasks.spawn(self._run(), "ledger-quote-feed")
 
     async def stop(self) -> None:
         """Stop following and close the socket (idempotent)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.stop()
         await self.client.stop()

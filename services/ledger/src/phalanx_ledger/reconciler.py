@@ -35,7 +35,7 @@ from phalanx_common.bus import Bus
 from phalanx_common.clock import Clock
 from phalanx_common.events import FillReceived, PositionDrift
 from phalanx_common.records import AccountRecord
-from phalanx_common.tasks import cancel_and_wait
+from phalanx_common.tasks import OwnedTasks
 from phalanx_ledger.broker import Broker, BrokerUnavailable
 from phalanx_ledger.fees import fill_fees
 from phalanx_ledger.projection import PositionsProjection
@@ -112,18 +112,16 @@ class Reconciler:
         self.drift_reports = 0
         self.fetched_fees = 0
         self._fee_tries: dict[int, int] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = OwnedTasks("ledger-reconciler")
 
     def start(self) -> None:
         """Start the scheduled checks (none when ``interval_s`` is 0)."""
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="ledger-reconciler")
+        if self.interval_s > 0 and not self._tasks:
+            self._tasks.spawn(self._run(), "ledger-reconciler")
 
     async def stop(self) -> None:
         """Stop the scheduled checks (idempotent)."""
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
+        await self._tasks.stop()
 
     async def _run(self) -> None:
         while True:

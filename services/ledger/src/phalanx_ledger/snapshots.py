@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from phalanx_common.tasks import cancel_and_wait
+from phalanx_common.tasks import OwnedTasks
 from phalanx_ledger.book_state import (
     Covered,
     SnapshotUnreadable,
@@ -122,7 +122,7 @@ class Snapshotter:
         self._interval_s = interval_s
         self._clock_ns = clock_ns
         self._on_first_save = on_first_save
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = OwnedTasks("ledger-snapshots")
         self._lock = asyncio.Lock()
         self.covered = Covered()
         self._fills_at_last = 0
@@ -181,13 +181,11 @@ class Snapshotter:
 
     def start(self) -> None:
         """Start taking snapshots in the background."""
-        self._task = asyncio.create_task(self._run(), name="ledger-snapshots")
+        self._tasks.spawn(self._run(), "ledger-snapshots")
 
     async def stop(self) -> None:
         """Stop (a snapshot being written is abandoned; the previous one stays whole)."""
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await self._tasks.stop()
 
     async def _run(self) -> None:
         await self._take_and_notify()  # what the start-up replay added
