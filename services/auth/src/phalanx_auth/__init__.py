@@ -1,6 +1,6 @@
 """Broker logins, tokens and accounts: the only component that calls the venue's token endpoints.
 
-See :mod:`phalanx_auth.logins` (registration and renewal), :mod:`phalanx_auth.api` (admin API)
+See :mod:`phalanx_auth.logins` (registration and renewal), :mod:`phalanx_auth.admin` (admin API)
 and :mod:`phalanx_auth.service` (assembly).
 """
 

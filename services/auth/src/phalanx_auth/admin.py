@@ -32,6 +32,7 @@ from phalanx_auth.connect import LoginRequest
 from phalanx_auth.errors import (
     InvalidCredentials,
     LoginConflict,
+    LoginError,
     UnknownLogin,
     VenueRefused,
     VenueUnavailable,
@@ -117,12 +118,48 @@ def create_app(
     )
     admin = APIRouter(prefix="/admin", dependencies=[Depends(admin_guard(settings.admin_token))])
     views = LoginViews(store, clock, manager.accounts_of)
+    _login_routes(admin, manager, store, views)
+    _oauth_and_account_routes(admin, manager, flow, store)
 
-    async def one_login(login_id: str) -> LoginRecord:
-        login = await store.get_login(login_id)
-        if login is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no login {login_id!r}")
-        return login
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if registry is not None:
+        add_metrics_route(app, registry)
+    if readiness is not None:
+        add_readiness_route(app, readiness)
+    app.include_router(admin)
+    add_page_routes(app, settings, manager, flow, views)
+    return app
+
+
+def _register_refusal(exc: LoginError | ValueError) -> HTTPException:
+    """The HTTP answer to a registration the venue or the store refused."""
+    if isinstance(exc, LoginConflict):
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+    if isinstance(exc, VenueRefused):
+        return HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            str(exc),
+            headers={"Retry-After": str(max(1, int(exc.retry_after_s)))},
+        )
+    if isinstance(exc, VenueUnavailable):
+        return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+    return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
+
+
+async def _one_login(store: AuthStore, login_id: str) -> LoginRecord:
+    login = await store.get_login(login_id)
+    if login is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no login {login_id!r}")
+    return login
+
+
+def _login_routes(
+    admin: APIRouter, manager: LoginManager, store: AuthStore, views: LoginViews
+) -> None:
+    """``/admin/logins``: register, list, read, disconnect, discover."""
 
     @admin.post("/logins", status_code=status.HTTP_201_CREATED)
     async def register_login(body: LoginIn) -> LoginOut:
@@ -139,20 +176,14 @@ def create_app(
                     remember=body.remember_credentials,
                 )
             )
-        except ValueError as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-        except InvalidCredentials as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-        except LoginConflict as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        except VenueRefused as exc:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                str(exc),
-                headers={"Retry-After": str(max(1, int(exc.retry_after_s)))},
-            ) from exc
-        except VenueUnavailable as exc:
-            raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from exc
+        except (
+            ValueError,
+            InvalidCredentials,
+            LoginConflict,
+            VenueRefused,
+            VenueUnavailable,
+        ) as exc:
+            raise _register_refusal(exc) from exc
         return await views.of(login)
 
     @admin.get("/logins")
@@ -163,7 +194,7 @@ def create_app(
     @admin.get("/logins/{login_id}")
     async def get_login(login_id: str) -> LoginOut:
         """One login."""
-        return await views.of(await one_login(login_id))
+        return await views.of(await _one_login(store, login_id))
 
     @admin.delete("/logins/{login_id}")
     async def disconnect_login(login_id: str) -> LoginOut:
@@ -174,10 +205,16 @@ def create_app(
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
         return await views.of(login)
 
+
+def _oauth_and_account_routes(
+    admin: APIRouter, manager: LoginManager, flow: OAuthFlow, store: AuthStore
+) -> None:
+    """Discovery, OAuth consent, linked accounts, counters and key rotation under ``/admin``."""
+
     @admin.post("/logins/{login_id}/discover")
     async def discover(login_id: str) -> list[AccountOut]:
         """List the login's accounts at the venue now and link/unlink to match."""
-        login = await one_login(login_id)
+        login = await _one_login(store, login_id)
         if login.status != LoginStatus.ACTIVE:
             raise HTTPException(status.HTTP_409_CONFLICT, f"login {login_id!r} is {login.status}")
         found = await manager.discover(login_id)
@@ -222,15 +259,3 @@ def create_app(
     async def rotate_keys() -> dict[str, int]:
         """Re-seal tokens and credentials under the primary key of ``PHALANX_TOKEN_KEYS``."""
         return {"rotated": await manager.rotate_keys()}
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    if registry is not None:
-        add_metrics_route(app, registry)
-    if readiness is not None:
-        add_readiness_route(app, readiness)
-    app.include_router(admin)
-    add_page_routes(app, settings, manager, flow, views)
-    return app

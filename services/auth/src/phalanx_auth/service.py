@@ -7,7 +7,7 @@ import logging
 import httpx
 from fastapi import FastAPI
 
-from phalanx_auth.api import create_app
+from phalanx_auth.admin import create_app
 from phalanx_auth.logins import LoginManager
 from phalanx_auth.metrics import AuthCollector
 from phalanx_auth.oauth import OAuthFlow

@@ -27,14 +27,14 @@ from phalanx_common.kvmirror import KvMirror
 from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.records import AccountRecord
 from phalanx_common.telemetry import child_span
-from phalanx_ledger.api import create_app
+from phalanx_ledger.admin import create_app
+from phalanx_ledger.admin_recon import recon_router
 from phalanx_ledger.book_state import Covered
 from phalanx_ledger.broker_check import BrokerCheck, build_broker_check
 from phalanx_ledger.fanout import FanoutTracker
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.metrics import LedgerMetrics
 from phalanx_ledger.projection import PositionsProjection
-from phalanx_ledger.recon_api import recon_router
 from phalanx_ledger.recon_metrics import ReconciliationCollector
 from phalanx_ledger.settings import LedgerSettings
 from phalanx_ledger.snapshot_store import SnapshotStore
