@@ -277,6 +277,54 @@ async def _until(check: Any, timeout_s: float, what: str) -> None:
         await asyncio.sleep(0.25)
 
 
+async def _prepare(rig: Rig, http: httpx.AsyncClient, endpoints: Any, strategy_id: str) -> None:
+    """The price, deadlines far beyond the run, and every subscription known to the planner."""
+    symbol = front_month()
+    resp = await http.post(endpoints.sim + "/admin/prices", json={"symbol": symbol, "price": PRICE})
+    resp.raise_for_status()
+    # Deadlines far beyond the run: budgets make intents wait, they must not expire.
+    resp = await http.patch(
+        f"{endpoints.ingest}/admin/strategies/{strategy_id}",
+        json={"max_entry_age_s": 3600, "max_exit_age_s": 3600, "rate_limit_per_min": 10_000},
+        headers=rig.admin,
+    )
+    resp.raise_for_status()
+
+    async def subscriptions_planned() -> bool:
+        body = {"ticker": "MNQ1!", "action": "buy", "test": True, "extras": {"t": time.time()}}
+        entry = await rig.outcome(await rig.post_signal(body), timeout_s=30)
+        return [a["outcome"] for a in entry["accounts"]] == ["skipped"] * ACCOUNTS
+
+    await _until(subscriptions_planned, 60, "every subscription reached the planner")
+
+
+async def _venue_accounts(
+    http: httpx.AsyncClient, sim_url: str, account_ids: list[int], expected: list[OrderView]
+) -> tuple[
+    dict[int, tuple[list[OrderView], list[OrderView]]], list[int], Counter[str], dict[int, Any]
+]:
+    """Each account at the venue: orders other than expected (and which of those only in
+    another order), every clOrdId, and what is not flat."""
+    wrong: dict[int, tuple[list[OrderView], list[OrderView]]] = {}
+    out_of_order: list[int] = []
+    cl_ord_ids: Counter[str] = Counter()
+    not_flat: dict[int, Any] = {}
+    for account in account_ids:
+        orders = (await http.get(f"{sim_url}/admin/orders?accountId={account}")).json()
+        cl_ord_ids.update(str(o["clOrdId"]) for o in orders if o.get("clOrdId"))
+        seen = venue_orders(orders)
+        if seen != expected:
+            wrong[account] = (seen, expected)
+            if Counter(seen) == Counter(expected):
+                out_of_order.append(account)
+        working = [o["id"] for o in orders if o["ordStatus"] in ("Working", "Suspended")]
+        positions = (await http.get(f"{sim_url}/admin/positions?accountId={account}")).json()
+        net = [p["netPos"] for p in positions if p.get("netPos")]
+        if working or net:
+            not_flat[account] = {"working": working, "netPos": net}
+    return wrong, out_of_order, cl_ord_ids, not_flat
+
+
 async def test_replicas_killed_joining_and_stopping_leave_every_account_exactly_its_orders(
     system: System,
 ) -> None:
@@ -290,25 +338,7 @@ async def test_replicas_killed_joining_and_stopping_leave_every_account_exactly_
             return await rig.connected([0, 1, 2]) == LOGINS
 
         await _until(all_connected, 90, f"{LOGINS} logins connected over 3 replicas")
-        symbol = front_month()
-        resp = await http.post(
-            endpoints.sim + "/admin/prices", json={"symbol": symbol, "price": PRICE}
-        )
-        resp.raise_for_status()
-        # Deadlines far beyond the run: budgets make intents wait, they must not expire.
-        resp = await http.patch(
-            f"{endpoints.ingest}/admin/strategies/{seeded.strategy_id}",
-            json={"max_entry_age_s": 3600, "max_exit_age_s": 3600, "rate_limit_per_min": 10_000},
-            headers=rig.admin,
-        )
-        resp.raise_for_status()
-
-        async def subscriptions_planned() -> bool:
-            body = {"ticker": "MNQ1!", "action": "buy", "test": True, "extras": {"t": time.time()}}
-            entry = await rig.outcome(await rig.post_signal(body), timeout_s=30)
-            return [a["outcome"] for a in entry["accounts"]] == ["skipped"] * ACCOUNTS
-
-        await _until(subscriptions_planned, 60, "every subscription reached the planner")
+        await _prepare(rig, http, endpoints, seeded.strategy_id)
 
         bodies = signals()
         entries: list[dict[str, Any]] = []
@@ -333,25 +363,9 @@ async def test_replicas_killed_joining_and_stopping_leave_every_account_exactly_
 
         # -- the venue: each account's orders, in order, exactly as the signals ask
         expected = expected_orders(bodies)
-        wrong: dict[int, tuple[list[OrderView], list[OrderView]]] = {}
-        out_of_order: list[int] = []
-        cl_ord_ids: Counter[str] = Counter()
-        not_flat: dict[int, Any] = {}
-        for account in seeded.account_ids:
-            orders = (await http.get(f"{endpoints.sim}/admin/orders?accountId={account}")).json()
-            cl_ord_ids.update(str(o["clOrdId"]) for o in orders if o.get("clOrdId"))
-            seen = venue_orders(orders)
-            if seen != expected:
-                wrong[account] = (seen, expected)
-                if Counter(seen) == Counter(expected):
-                    out_of_order.append(account)
-            working = [o["id"] for o in orders if o["ordStatus"] in ("Working", "Suspended")]
-            positions = (
-                await http.get(f"{endpoints.sim}/admin/positions?accountId={account}")
-            ).json()
-            net = [p["netPos"] for p in positions if p.get("netPos")]
-            if working or net:
-                not_flat[account] = {"working": working, "netPos": net}
+        wrong, out_of_order, cl_ord_ids, not_flat = await _venue_accounts(
+            http, endpoints.sim, seeded.account_ids, expected
+        )
         duplicates = {c: n for c, n in cl_ord_ids.items() if n > 1}
         violations = (await http.get(endpoints.sim + "/admin/violations")).json()
 

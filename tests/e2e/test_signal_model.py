@@ -243,34 +243,16 @@ class AccountModel:
         tif = TIME_IN_FORCE.get(str(body.get("timeInForce")))
         sign = _sign(action)
         entry = self._new(order_type=kind, action=action, qty=qty, status="Working", tif=tif)
-        if kind in ("Limit", "StopLimit"):
-            entry.price = _dec(body["limitPrice"])
-        if kind in ("Stop", "StopLimit"):
-            entry.stop = _dec(body["stopPrice"])
-        if kind == "TrailingStop":
-            entry.peg = _dec(body["trailAmount"])
-            entry.stop = _dec(body["stopPrice"]) if "stopPrice" in body else ref + sign * entry.peg
+        _price_entry(entry, body, kind, ref, sign)
         legs: list[_Order] = []
         tp = body.get("takeProfit")
         if tp is not None:
-            if "limitPrice" in tp:
-                tp_price = _dec(tp["limitPrice"])
-            elif "amount" in tp:
-                tp_price = ref + sign * _dec(tp["amount"])
-            else:
-                tp_price = ref * (1 + sign * _dec(tp["percent"]) / 100)
-            legs.append(self._leg("Limit", action, qty, entry, price=tp_price))
+            legs.append(self._leg("Limit", action, qty, entry, price=_tp_price(tp, ref, sign)))
         sl = body.get("stopLoss")
         if sl is not None:
             sl_kind = VENUE_TYPES[str(sl.get("type", "stop"))]
             peg = _dec(sl["trailAmount"]) if sl_kind == "TrailingStop" else None
-            if "stopPrice" in sl:
-                stop = _dec(sl["stopPrice"])
-            elif "amount" in sl:
-                stop = ref - sign * _dec(sl["amount"])
-            else:
-                assert peg is not None
-                stop = ref - sign * peg
+            stop = _sl_stop(sl, ref, sign, peg)
             limit = _dec(sl["limitPrice"]) if sl_kind == "StopLimit" else None
             legs.append(self._leg(sl_kind, action, qty, entry, stop=stop, price=limit, peg=peg))
         if len(legs) == 2:
@@ -287,6 +269,37 @@ class AccountModel:
             parent=entry.key,
             **prices,
         )
+
+
+def _price_entry(entry: _Order, body: dict[str, Any], kind: str, ref: Decimal, sign: int) -> None:
+    """The entry's limit, stop and trail from the body (a trailing stop without a stop price
+    starts one trail away from the reference)."""
+    if kind in ("Limit", "StopLimit"):
+        entry.price = _dec(body["limitPrice"])
+    if kind in ("Stop", "StopLimit"):
+        entry.stop = _dec(body["stopPrice"])
+    if kind == "TrailingStop":
+        entry.peg = _dec(body["trailAmount"])
+        entry.stop = _dec(body["stopPrice"]) if "stopPrice" in body else ref + sign * entry.peg
+
+
+def _tp_price(tp: dict[str, Any], ref: Decimal, sign: int) -> Decimal:
+    """The take-profit's limit: absolute, an amount from the reference, or a percent."""
+    if "limitPrice" in tp:
+        return _dec(tp["limitPrice"])
+    if "amount" in tp:
+        return ref + sign * _dec(tp["amount"])
+    return ref * (1 + sign * _dec(tp["percent"]) / 100)
+
+
+def _sl_stop(sl: dict[str, Any], ref: Decimal, sign: int, peg: Decimal | None) -> Decimal:
+    """The stop-loss's stop: absolute, an amount from the reference, or one trail away."""
+    if "stopPrice" in sl:
+        return _dec(sl["stopPrice"])
+    if "amount" in sl:
+        return ref - sign * _dec(sl["amount"])
+    assert peg is not None
+    return ref - sign * peg
 
 
 def _reference(body: dict[str, Any]) -> Decimal:
@@ -308,21 +321,7 @@ def expected_outcome(body: dict[str, Any], sub: Sub, account: AccountModel) -> s
     if action == "cancel":
         return "placed" if account.cancel(cancel_type) else "rejected:nothing-to-cancel"
     if action == "exit" or sentiment == "flat":
-        if position == 0:
-            return "rejected:no-position"
-        size: int | None = None
-        if action == "exit" and "quantity" in body:
-            if body.get("quantityType") == "percent_of_position":
-                size = None if quantity >= 100 else _floor(abs(position) * quantity / 100)
-                if size == 0:
-                    return "rejected:quantity-rounds-to-zero"
-            else:
-                size = _floor(quantity * sub.multiplier)
-        if size is None or size >= abs(position):
-            account.liquidate()
-        else:
-            account.reduce("Sell" if position > 0 else "Buy", size)
-        return "placed"
+        return _exit_outcome(body, sub, account, quantity)
     qty = _floor(quantity * sub.multiplier)
     if action == "add":
         if position == 0:
@@ -332,6 +331,36 @@ def expected_outcome(body: dict[str, Any], sub: Sub, account: AccountModel) -> s
             account.cancel(cancel_type)
         account.enter(body, side, qty)
         return "placed"
+    return _entry_outcome(body, sub, account, qty, cancel_type)
+
+
+def _exit_outcome(body: dict[str, Any], sub: Sub, account: AccountModel, quantity: Decimal) -> str:
+    """An exit, or a signal with sentiment flat: all, a quantity or a percent of the position."""
+    position = account.position
+    if position == 0:
+        return "rejected:no-position"
+    size: int | None = None
+    if body["action"] == "exit" and "quantity" in body:
+        if body.get("quantityType") == "percent_of_position":
+            size = None if quantity >= 100 else _floor(abs(position) * quantity / 100)
+            if size == 0:
+                return "rejected:quantity-rounds-to-zero"
+        else:
+            size = _floor(quantity * sub.multiplier)
+    if size is None or size >= abs(position):
+        account.liquidate()
+    else:
+        account.reduce("Sell" if position > 0 else "Buy", size)
+    return "placed"
+
+
+def _entry_outcome(
+    body: dict[str, Any], sub: Sub, account: AccountModel, qty: int, cancel_type: str | None
+) -> str:
+    """A buy or sell: a cover (against the sentiment), an add, a reversal or an entry."""
+    action = body["action"]
+    sentiment = body.get("sentiment")
+    position = account.position
     side = "Buy" if action == "buy" else "Sell"
     sign = _sign(side)
     if (side == "Buy" and sentiment == "bearish") or (side == "Sell" and sentiment == "bullish"):
@@ -380,6 +409,25 @@ def entries(draw: st.DrawFn, actions: tuple[str, ...] = ("buy", "sell")) -> dict
     d = draw(_POINTS)
     if order_type != "market":
         body["orderType"] = order_type
+    _draw_entry_prices(draw, body, order_type, s, fills, d)
+    _draw_bracket(draw, body, s)
+    tif = draw(st.sampled_from([None, None, "day", "gtc", "ioc", "fok"]))
+    if tif is not None:
+        body["timeInForce"] = tif
+    cancel = draw(st.sampled_from([None, None, True, False]))
+    if cancel is not None:
+        body["cancel"] = cancel
+    if draw(st.integers(0, 3)) == 0:
+        body["cancelOrderType"] = draw(st.sampled_from(list(VENUE_TYPES)))
+    if draw(st.integers(0, 3)) == 0:
+        body["sentiment"] = "bullish" if action == "buy" else "bearish"
+    return body
+
+
+def _draw_entry_prices(
+    draw: st.DrawFn, body: dict[str, Any], order_type: str, s: int, fills: bool, d: Decimal
+) -> None:
+    """The entry's prices for its type: on the side that fills at once, or that rests."""
     if order_type == "limit":
         body["limitPrice"] = _num(PRICE + s * d if fills else PRICE - s * d)
     elif order_type == "stop":
@@ -400,6 +448,10 @@ def entries(draw: st.DrawFn, actions: tuple[str, ...] = ("buy", "sell")) -> dict
             body["stopPrice"] = _num(PRICE - s * d)
         elif draw(st.booleans()):
             body["stopPrice"] = _num(PRICE + s * (trail + d))  # tightened to price + trail
+
+
+def _draw_bracket(draw: st.DrawFn, body: dict[str, Any], s: int) -> None:
+    """Any take-profit (amount, absolute, percent) and stop-loss (five kinds), or none."""
     a = draw(_POINTS) * 4
     tp = draw(st.sampled_from(["none", "amount", "absolute", "percent"]))
     if tp == "amount":
@@ -421,17 +473,6 @@ def entries(draw: st.DrawFn, actions: tuple[str, ...] = ("buy", "sell")) -> dict
         }
     elif sl == "trailing_stop":
         body["stopLoss"] = {"type": "trailing_stop", "trailAmount": _num(a / 2)}
-    tif = draw(st.sampled_from([None, None, "day", "gtc", "ioc", "fok"]))
-    if tif is not None:
-        body["timeInForce"] = tif
-    cancel = draw(st.sampled_from([None, None, True, False]))
-    if cancel is not None:
-        body["cancel"] = cancel
-    if draw(st.integers(0, 3)) == 0:
-        body["cancelOrderType"] = draw(st.sampled_from(list(VENUE_TYPES)))
-    if draw(st.integers(0, 3)) == 0:
-        body["sentiment"] = "bullish" if action == "buy" else "bearish"
-    return body
 
 
 @st.composite

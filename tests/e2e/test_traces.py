@@ -62,6 +62,61 @@ def _ancestors(spans: list[ReceivedSpan], span: ReceivedSpan) -> list[ReceivedSp
     return chain
 
 
+def _consumed_under_published(spans: list[ReceivedSpan]) -> None:
+    """Every message consumed is a child of the span that published it."""
+    consumed = [s for s in spans if s.kind == "CONSUMER"]
+    assert {s.service for s in consumed} >= {"phalanx-executor", "phalanx-ledger"}
+    by_id = {s.span_id: s for s in spans}
+    for consume in consumed:
+        publish = by_id[consume.parent_span_id]
+        assert publish.kind == "PRODUCER", (consume, publish)
+        subject = publish.attributes["messaging.destination.name"]
+        assert subject == consume.attributes["messaging.destination.name"]
+        assert (
+            publish.attributes["messaging.message.id"] == consume.attributes["messaging.message.id"]
+        )
+
+
+def _worker_spans(spans: list[ReceivedSpan], plan: ReceivedSpan, accounts: set[int]) -> None:
+    """The worker: each batch under its consume span, one accepted intent span per account,
+    each with its permit wait and venue call."""
+    by_id = {s.span_id: s for s in spans}
+    # each with its permit wait and venue call
+    batches = [s for s in spans if s.name == "execute batch"]
+    assert batches
+    for batch in batches:
+        assert by_id[batch.parent_span_id].kind == "CONSUMER"
+        assert plan in _ancestors(spans, batch)
+    intents = [s for s in spans if s.name == "execute intent"]
+    assert {s.attributes["phalanx.account_id"] for s in intents} == accounts
+    accepted = [s for s in intents if s.attributes.get("phalanx.outcome") == "accepted"]
+    assert sorted(s.attributes["phalanx.account_id"] for s in accepted) == sorted(accounts)
+    for intent in accepted:
+        assert by_id[intent.parent_span_id].name == "execute batch"
+        below = _children(spans, intent)
+        assert any(s.name == "permit wait" for s in below), intent
+        venue = [s for s in below if s.kind == "CLIENT" and s.name.startswith("venue ")]
+        assert venue, intent
+        assert all(
+            s.attributes["phalanx.account_id"] == intent.attributes["phalanx.account_id"]
+            for s in venue
+        )
+
+
+def _fills_in_their_trace(spans: list[ReceivedSpan]) -> None:
+    """Fills: each in the trace of the request that placed its order, projected by the ledger."""
+    for projection in (s for s in spans if s.name == "project fill"):
+        assert projection.service == "phalanx-ledger"
+        chain = _ancestors(spans, projection)
+        assert chain[0].kind == "CONSUMER"
+        fill = next(s for s in chain if s.name == "fill")
+        assert fill.service == "phalanx-executor"
+        placing = next(s for s in chain if s.name == "execute intent")
+        assert (
+            placing.attributes["phalanx.account_id"] == projection.attributes["phalanx.account_id"]
+        )
+
+
 async def test_a_webhook_is_one_trace_from_ingest_to_the_ledger(
     system: System, receiver: OtlpReceiver
 ) -> None:
@@ -112,18 +167,8 @@ async def test_a_webhook_is_one_trace_from_ingest_to_the_ledger(
     assert webhook.parent_span_id == root.span_id
     assert webhook.attributes["phalanx.signal_id"] == signal_id
 
-    # every message consumed is a child of the span that published it
-    consumed = [s for s in spans if s.kind == "CONSUMER"]
-    assert {s.service for s in consumed} >= {"phalanx-executor", "phalanx-ledger"}
+    _consumed_under_published(spans)
     by_id = {s.span_id: s for s in spans}
-    for consume in consumed:
-        publish = by_id[consume.parent_span_id]
-        assert publish.kind == "PRODUCER", (consume, publish)
-        subject = publish.attributes["messaging.destination.name"]
-        assert subject == consume.attributes["messaging.destination.name"]
-        assert (
-            publish.attributes["messaging.message.id"] == consume.attributes["messaging.message.id"]
-        )
 
     # the planner: SIGNALS consumed, the signal planned inside it, batches published from it
     (plan,) = [s for s in spans if s.name == "plan signal"]
@@ -135,39 +180,9 @@ async def test_a_webhook_is_one_trace_from_ingest_to_the_ledger(
     ]
     assert batch_publishes
 
-    # the worker: each batch under its consume span, one accepted intent span per account,
-    # each with its permit wait and venue call
-    batches = [s for s in spans if s.name == "execute batch"]
-    assert batches
-    for batch in batches:
-        assert by_id[batch.parent_span_id].kind == "CONSUMER"
-        assert plan in _ancestors(spans, batch)
-    intents = [s for s in spans if s.name == "execute intent"]
-    assert {s.attributes["phalanx.account_id"] for s in intents} == accounts
-    accepted = [s for s in intents if s.attributes.get("phalanx.outcome") == "accepted"]
-    assert sorted(s.attributes["phalanx.account_id"] for s in accepted) == sorted(accounts)
-    for intent in accepted:
-        assert by_id[intent.parent_span_id].name == "execute batch"
-        below = _children(spans, intent)
-        assert any(s.name == "permit wait" for s in below), intent
-        venue = [s for s in below if s.kind == "CLIENT" and s.name.startswith("venue ")]
-        assert venue, intent
-        assert all(
-            s.attributes["phalanx.account_id"] == intent.attributes["phalanx.account_id"]
-            for s in venue
-        )
+    _worker_spans(spans, plan, accounts)
 
-    # fills: each in the trace of the request that placed its order, projected by the ledger
-    for projection in (s for s in spans if s.name == "project fill"):
-        assert projection.service == "phalanx-ledger"
-        chain = _ancestors(spans, projection)
-        assert chain[0].kind == "CONSUMER"
-        fill = next(s for s in chain if s.name == "fill")
-        assert fill.service == "phalanx-executor"
-        placing = next(s for s in chain if s.name == "execute intent")
-        assert (
-            placing.attributes["phalanx.account_id"] == projection.attributes["phalanx.account_id"]
-        )
+    _fills_in_their_trace(spans)
 
     # the webhook's secret is in no exported attribute (its URL is scrubbed)
     secret = seeded.webhook_url.rstrip("/").rsplit("/", 1)[1]

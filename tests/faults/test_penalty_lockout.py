@@ -166,6 +166,17 @@ def _body(n: int) -> dict[str, Any]:
     }
 
 
+async def _exit_went_first(rig: FaultRig, held: int, entering: list[int]) -> None:
+    """Exits first: when the lockout ended, the exit (sent after the entries) went first."""
+    held_orders = [o for o in await rig.orders(held) if o.get("parentId") is None]
+    exit_order = max(int(o["id"]) for o in held_orders)
+    entry_orders = [
+        int(o["id"]) for a in entering for o in await rig.orders(a) if o.get("parentId") is None
+    ]
+    assert len(held_orders) == 2, held_orders  # its entry before the lockout, its exit
+    assert exit_order < min(entry_orders), (exit_order, entry_orders)
+
+
 async def test_a_storm_and_a_lockout_are_honoured_and_leave_the_other_login_alone(
     rig: FaultRig,
 ) -> None:
@@ -235,14 +246,7 @@ async def test_a_storm_and_a_lockout_are_honoured_and_leave_the_other_login_alon
     assert of(entry, locked) == {held: "skipped", **dict.fromkeys(entering, "placed")}
     assert await exits.outcomes(exit_id) == ["placed"]
 
-    # -- exits first: when the lockout ended, the exit (sent after the entries) went first
-    held_orders = [o for o in await rig.orders(held) if o.get("parentId") is None]
-    exit_order = max(int(o["id"]) for o in held_orders)
-    entry_orders = [
-        int(o["id"]) for a in entering for o in await rig.orders(a) if o.get("parentId") is None
-    ]
-    assert len(held_orders) == 2, held_orders  # its entry before the lockout, its exit
-    assert exit_order < min(entry_orders), (exit_order, entry_orders)
+    await _exit_went_first(rig, held, entering)
 
     # -- the venue: exactly one entry per placed account, nothing for the others
     entries = await rig.entries_at_venue()

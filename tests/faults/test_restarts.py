@@ -108,6 +108,30 @@ async def _intents(rig: FaultRig, intent_ids: list[str]) -> dict[str, IntentReco
     return found
 
 
+async def _ledger_book_equals_the_venue(
+    rig: FaultRig,
+) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+    """The restarted ledger replayed its streams: its book equals the venue's (returned)."""
+    await until(rig.ledger_ready, 30, "the restarted ledger replayed its streams")
+    venue = await rig.venue_book()
+    ledger: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+
+    async def same_book() -> bool:
+        ledger.update(await rig.ledger_book())
+        return ledger == venue
+
+    try:
+        await until(same_book, 20, "the ledger's book equals the venue's")
+    except AssertionError:
+        diff = {k: (ledger.get(k), venue.get(k)) for k in set(ledger) | set(venue)}
+        raise AssertionError(
+            {k: v for k, v in diff.items() if v[0] != v[1]}, rig.system.log_dir
+        ) from None
+    assert {v[0] for v in venue.values()} == {FINAL_POSITION}, venue
+    assert len(venue) == len(rig.seeded.account_ids)
+    return venue
+
+
 async def test_ledger_restarts_and_a_graceful_replica_stop_lose_and_double_nothing(
     rig: FaultRig,
 ) -> None:
@@ -141,24 +165,7 @@ async def test_ledger_restarts_and_a_graceful_replica_stop_lose_and_double_nothi
         assert {a["outcome"] for a in entry["accounts"]} == {"placed"}, entry["counts"]
     elapsed = time.monotonic() - started
 
-    # -- the ledger's book equals the venue's
-    await until(rig.ledger_ready, 30, "the restarted ledger replayed its streams")
-    venue = await rig.venue_book()
-    ledger: dict[tuple[int, int], tuple[int, int, int, int]] = {}
-
-    async def same_book() -> bool:
-        ledger.update(await rig.ledger_book())
-        return ledger == venue
-
-    try:
-        await until(same_book, 20, "the ledger's book equals the venue's")
-    except AssertionError:
-        diff = {k: (ledger.get(k), venue.get(k)) for k in set(ledger) | set(venue)}
-        raise AssertionError(
-            {k: v for k, v in diff.items() if v[0] != v[1]}, rig.system.log_dir
-        ) from None
-    assert {v[0] for v in venue.values()} == {FINAL_POSITION}, venue
-    assert len(venue) == len(rig.seeded.account_ids)
+    venue = await _ledger_book_equals_the_venue(rig)
 
     # -- the venue: every account exactly its orders, no clOrdId twice
     orders: dict[int, list[dict[str, Any]]] = {

@@ -153,6 +153,29 @@ async def _venue_access_tokens(rig: SecureRig) -> dict[str, str]:
         await nc.close()
 
 
+async def _outputs(
+    rig: SecureRig, metrics: dict[str, str], answers: list[httpx.Response]
+) -> dict[str, bytes]:
+    """Every output of the run, by where it came from: logs, streams, spans, metrics, answers."""
+    outputs: dict[str, bytes] = {}
+    for log in sorted(rig.system.log_dir.glob("*.log")):
+        if log.stem != "sim":
+            outputs[f"log of {log.stem}"] = log.read_bytes()
+    outputs["NATS server log"] = rig.nats_log.read_bytes()
+    for stream, content in (await _stream_contents(rig)).items():
+        outputs[f"stream {stream}"] = content
+    outputs["exported spans"] = b"\n".join(rig.receiver.raw_exports)
+    for name, text in metrics.items():
+        outputs[f"/metrics of {name}"] = text.encode()
+    for n, answered in enumerate(answers):
+        route = answered.request.url.path.rsplit("/", 1)[0]  # the last part may be a secret
+        outputs[f"answer {n} ({answered.status_code}) to {answered.request.method} {route}"] = (
+            answered.content
+        )
+
+    return outputs
+
+
 async def test_no_secret_in_any_output_of_a_full_run(rig: SecureRig) -> None:
     system = rig.system
     endpoints = system.endpoints
@@ -220,22 +243,7 @@ async def test_no_secret_in_any_output_of_a_full_run(rig: SecureRig) -> None:
 
     await eventually(exported, timeout=10, what="spans exported")
     await asyncio.sleep(0.5)  # the last batch (OTEL_BSP_SCHEDULE_DELAY is 0.1 s)
-    outputs: dict[str, bytes] = {}
-    for log in sorted(system.log_dir.glob("*.log")):
-        if log.stem != "sim":
-            outputs[f"log of {log.stem}"] = log.read_bytes()
-    outputs["NATS server log"] = rig.nats_log.read_bytes()
-    for stream, content in (await _stream_contents(rig)).items():
-        outputs[f"stream {stream}"] = content
-    outputs["exported spans"] = b"\n".join(rig.receiver.raw_exports)
-    for name, text in metrics.items():
-        outputs[f"/metrics of {name}"] = text.encode()
-    for n, answered in enumerate(answers):
-        route = answered.request.url.path.rsplit("/", 1)[0]  # the last part may be a secret
-        outputs[f"answer {n} ({answered.status_code}) to {answered.request.method} {route}"] = (
-            answered.content
-        )
-
+    outputs = await _outputs(rig, metrics, answers)
     assert outputs["exported spans"]
     assert outputs["stream SIGNALS"]
     assert outputs["log of ingest"]

@@ -11,58 +11,21 @@ tries that script itself and skips, saying why, only if chromium is still missin
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from phalanx_auth.connect import LoginRequest
 from phalanx_auth.service import AuthService, build_auth
 from phalanx_auth.settings import AuthSettings
 from phalanx_common.crypto import generate_key
 from phalanx_sim import Simulator
+from phalanx_testing.browser import browser as browser
 from phalanx_testing.clock import FakeClock
 from phalanx_testing.waiting import eventually
-
-CHROMIUM = os.environ.get("PHALANX_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-INSTALLER = Path(__file__).resolve().parents[3] / ".ci" / "install-browser.sh"
-
-
-def _chromium() -> str:
-    if not Path(CHROMIUM).exists() and INSTALLER.exists() and shutil.which("bash"):
-        subprocess.run(["bash", str(INSTALLER)], check=False, timeout=600)
-    if not Path(CHROMIUM).exists():
-        pytest.skip(
-            f"chromium is not at {CHROMIUM} and {INSTALLER.name} could not install it "
-            "(needs root or passwordless sudo and apt-get)"
-        )
-    return CHROMIUM
-
-
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    executable = _chromium()
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=executable, args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest_asyncio.fixture

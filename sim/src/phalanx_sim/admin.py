@@ -106,6 +106,26 @@ def admin_router(sim: SimHost) -> APIRouter:
     def route(method: str, path: str) -> Callable[[Any], Any]:
         return router.api_route(path, methods=[method], response_class=Response)
 
+    for add_routes in (
+        _user_and_price_routes,
+        _book_routes,
+        _control_routes,
+        _limit_routes,
+        _fault_routes,
+        _market_routes,
+        _trade_routes,
+    ):
+        add_routes(route, sim)
+    return router
+
+
+Route = Callable[[str, str], Callable[[Any], Any]]
+"""``route(method, path)``: the decorator that adds a handler to the admin router."""
+
+
+def _user_and_price_routes(route: Route, sim: SimHost) -> None:
+    """Users and prices: ``/users``, ``/prices``."""
+
     @route("POST", "/users")
     async def create_user(request: Request) -> Response:
         body: CreateUserBody = await read_body(request, CreateUserBody)
@@ -159,6 +179,10 @@ def admin_router(sim: SimHost) -> APIRouter:
                 named[info.contract.name] = price
         return json_response(named)
 
+
+def _book_routes(route: Route, sim: SimHost) -> None:
+    """An account's orders, fills, positions and cash; the request log."""
+
     @route("GET", "/orders")
     async def orders(request: Request) -> Response:
         book = sim.venue.state.books.get(account_param(request))
@@ -202,6 +226,10 @@ def admin_router(sim: SimHost) -> APIRouter:
                 for r in records
             ]
         )
+
+
+def _control_routes(route: Route, sim: SimHost) -> None:
+    """Statistics, reset, shutdown, connects and OAuth clients."""
 
     @route("GET", "/stats")
     async def stats() -> Response:
@@ -278,6 +306,10 @@ def admin_router(sim: SimHost) -> APIRouter:
             ]
         )
 
+
+def _limit_routes(route: Route, sim: SimHost) -> None:
+    """Rate limits and violations."""
+
     # -------------------------------------------------------------- limits and violations
 
     @route("GET", "/limits")
@@ -328,15 +360,16 @@ def admin_router(sim: SimHost) -> APIRouter:
             }
         )
 
+
+def _fault_routes(route: Route, sim: SimHost) -> None:
+    """Faults and dropped sockets."""
+
     # -------------------------------------------------------------- faults
 
     @route("POST", "/faults")
     async def set_faults(request: Request) -> Response:
         faults: Faults = await read_body(request, Faults)
-        if (faults.errorCount > 0 or faults.errorRate > 0) and not 500 <= faults.errorStatus <= 599:
-            raise HTTPException(status_code=400, detail="errorStatus must be a 5xx status")
-        if not (0 <= faults.dropRate <= 1 and 0 <= faults.errorRate <= 1):
-            raise HTTPException(status_code=400, detail="dropRate and errorRate are in [0, 1]")
+        _check_faults(faults)
         if faults.seed is not None:
             sim.venue.fault_draws.seed(faults.seed)
         if faults.idle:
@@ -364,6 +397,10 @@ def admin_router(sim: SimHost) -> APIRouter:
         body = DropBody() if not raw.strip() else await read_body(request, DropBody)
         return json_response({"dropped": sim.hub.drop(body.userId)})
 
+
+def _market_routes(route: Route, sim: SimHost) -> None:
+    """Market hours, risk limits, partial and held fills."""
+
     # -------------------------------------------------------------- market and risk
 
     @route("POST", "/market")
@@ -375,8 +412,7 @@ def admin_router(sim: SimHost) -> APIRouter:
     @route("POST", "/risk")
     async def risk(request: Request) -> Response:
         body: RiskBody = await read_body(request, RiskBody)
-        if body.accountId not in sim.venue.state.accounts:
-            raise HTTPException(status_code=404, detail="unknown account")
+        _known_account(sim, body.accountId)
         if body.maxPosition is None:
             sim.venue.max_position.pop(body.accountId, None)
         else:
@@ -386,8 +422,7 @@ def admin_router(sim: SimHost) -> APIRouter:
     @route("POST", "/partialfills")
     async def partial_fills(request: Request) -> Response:
         body: PartialFillBody = await read_body(request, PartialFillBody)
-        if body.accountId not in sim.venue.state.accounts:
-            raise HTTPException(status_code=404, detail="unknown account")
+        _known_account(sim, body.accountId)
         engine = sim.venue.engine
         if body.qty > 0:
             engine.partial_fill_qty[body.accountId] = body.qty
@@ -398,14 +433,17 @@ def admin_router(sim: SimHost) -> APIRouter:
     @route("POST", "/heldfills")
     async def held_fills(request: Request) -> Response:
         body: HeldFillsBody = await read_body(request, HeldFillsBody)
-        if body.accountId not in sim.venue.state.accounts:
-            raise HTTPException(status_code=404, detail="unknown account")
+        _known_account(sim, body.accountId)
         held = sim.venue.engine.held_fills
         if body.held:
             held.add(body.accountId)
         else:
             held.discard(body.accountId)
         return json_response({"accountId": body.accountId, "held": body.held})
+
+
+def _trade_routes(route: Route, sim: SimHost) -> None:
+    """Fees, manual trades and health."""
 
     @route("PUT", "/fees")
     async def set_fees(request: Request) -> Response:
@@ -449,4 +487,16 @@ def admin_router(sim: SimHost) -> APIRouter:
     async def health() -> Response:
         return json_response({"ok": True})
 
-    return router
+
+def _known_account(sim: SimHost, account_id: int) -> None:
+    """404 unless ``account_id`` is an account of the simulator."""
+    if account_id not in sim.venue.state.accounts:
+        raise HTTPException(status_code=404, detail="unknown account")
+
+
+def _check_faults(faults: Faults) -> None:
+    """400 unless the fault set's status and rates make sense."""
+    if (faults.errorCount > 0 or faults.errorRate > 0) and not 500 <= faults.errorStatus <= 599:
+        raise HTTPException(status_code=400, detail="errorStatus must be a 5xx status")
+    if not (0 <= faults.dropRate <= 1 and 0 <= faults.errorRate <= 1):
+        raise HTTPException(status_code=400, detail="dropRate and errorRate are in [0, 1]")

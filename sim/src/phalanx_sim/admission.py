@@ -146,28 +146,9 @@ class Admission:
         ticket = _ticket_of(body)
         user_id = session.user_id if session is not None else None
         if faults_on:
-            for faults in self._faults(login):
-                if faults.errorCount > 0 and faults.applies_to(key):
-                    faults.errorCount -= 1
-                    self._prune(faults)
-                    self.state.counters["faultErrors"] += 1
-                    return Reply(faults.errorStatus, '"Service Unavailable"', user_id)
-                if (
-                    faults.errorRate > 0
-                    and faults.applies_to(key)
-                    and self.fault_draws.random() < faults.errorRate
-                ):
-                    self.state.counters["faultErrors"] += 1
-                    return Reply(faults.errorStatus, '"Service Unavailable"', user_id)
-            if ticket is not None and self.limiter.redeem(login, ticket, now):
-                ticket = None  # a storm ticket, honoured
-            else:
-                for faults in self._faults(login):
-                    if faults.penaltyCount > 0 and faults.applies_to(key):
-                        faults.penaltyCount -= 1
-                        self._prune(faults)
-                        storm = self.limiter.penalty(login, faults.penaltyTimeS, now)
-                        return Reply(storm.status, storm.payload, user_id)
+            refusal, ticket = self._fault_refusal(key, login, ticket, user_id, now)
+            if refusal is not None:
+                return refusal
         if not limits_on:
             return None
         if session is not None:
@@ -178,6 +159,34 @@ class Admission:
             self._endpoint_key(login, client), key, now, transport
         )
         return refused_reply(refused, user_id) if refused is not None else None
+
+    def _fault_refusal(
+        self, key: str, login: int | str, ticket: str | None, user_id: int | None, now: float
+    ) -> tuple[Reply | None, str | None]:
+        """An error or penalty fault's refusal, and the ticket left to check (``None`` once a
+        storm ticket was honoured)."""
+        for faults in self._faults(login):
+            if faults.errorCount > 0 and faults.applies_to(key):
+                faults.errorCount -= 1
+                self._prune(faults)
+                self.state.counters["faultErrors"] += 1
+                return Reply(faults.errorStatus, '"Service Unavailable"', user_id), ticket
+            if (
+                faults.errorRate > 0
+                and faults.applies_to(key)
+                and self.fault_draws.random() < faults.errorRate
+            ):
+                self.state.counters["faultErrors"] += 1
+                return Reply(faults.errorStatus, '"Service Unavailable"', user_id), ticket
+        if ticket is not None and self.limiter.redeem(login, ticket, now):
+            return None, None  # a storm ticket, honoured
+        for faults in self._faults(login):
+            if faults.penaltyCount > 0 and faults.applies_to(key):
+                faults.penaltyCount -= 1
+                self._prune(faults)
+                storm = self.limiter.penalty(login, faults.penaltyTimeS, now)
+                return Reply(storm.status, storm.payload, user_id), ticket
+        return None, ticket
 
     def settle(
         self,

@@ -106,22 +106,35 @@ class MatchingEngine:
         """Move the price and fill every resting order it crosses; returns the filled order ids."""
         cid = info.contract.id
         self.prices[cid] = price
-        filled: list[int] = []
-        partial = self._partial.pop(cid, None)
-        if partial:
-            for part in partial.values():
-                if part.order.ordStatus != "Working":
-                    continue
-                if part.version.orderType == "Market" or self._crossed(part, price):
-                    limit = part.version.price if self._limit_kind(part) else None
-                    self._fill(part, price if limit is None else limit)
-                    filled.append(part.order.id)
-                else:
-                    self._partial.setdefault(cid, {})[part.order.id] = part
+        filled = self._fill_partials(cid, price)
         self._trail(cid, price)
         resting = self._resting.get(cid)
         if resting is None:
             return filled
+        for _, rec in self._fired(resting, price):
+            if rec.order.ordStatus == "Working" and self._on_trigger(rec, price):
+                filled.append(rec.order.id)
+        return filled
+
+    def _fill_partials(self, cid: int, price: float) -> list[int]:
+        """Fill the partly filled working orders of ``cid`` the price reaches; keep the rest."""
+        filled: list[int] = []
+        partial = self._partial.pop(cid, None)
+        if not partial:
+            return filled
+        for part in partial.values():
+            if part.order.ordStatus != "Working":
+                continue
+            if part.version.orderType == "Market" or self._crossed(part, price):
+                limit = part.version.price if self._limit_kind(part) else None
+                self._fill(part, price if limit is None else limit)
+                filled.append(part.order.id)
+            else:
+                self._partial.setdefault(cid, {})[part.order.id] = part
+        return filled
+
+    def _fired(self, resting: _Resting, price: float) -> list[tuple[int, OrderRecord]]:
+        """The working resting orders ``price`` crosses, taken off the books, oldest first."""
         fired: list[tuple[int, OrderRecord]] = []
         orders = self.state.orders
         while resting.up and resting.up[0][0] <= price + _EPS:
@@ -135,10 +148,7 @@ class MatchingEngine:
             if rec is not None and rec.generation == gen and rec.order.ordStatus == "Working":
                 fired.append((seq, rec))
         fired.sort(key=lambda item: item[0])
-        for _, rec in fired:
-            if rec.order.ordStatus == "Working" and self._on_trigger(rec, price):
-                filled.append(rec.order.id)
-        return filled
+        return fired
 
     # ----------------------------------------------------------------- commands
 

@@ -95,104 +95,14 @@ def _with_query(url: str, params: dict[str, str]) -> str:
 def oauth_routes(venue: Venue) -> list[Route]:
     """Routes of the authorize page (``/oauth``) and the code exchange (both paths)."""
 
-    def check_client(fields: dict[str, str]) -> str | None:
-        if fields.get("response_type") != "code":
-            return "unsupported response_type (only 'code')"
-        client = venue.state.oauth_clients.get(fields.get("client_id", ""))
-        if client is None:
-            return "unknown client_id"
-        if fields.get("redirect_uri", "") not in client.redirect_uris:
-            return "redirect_uri is not registered for this client"
-        return None
-
     async def authorize_page(request: Request) -> Response:
-        fields = dict(request.query_params)
-        problem = check_client(fields)
-        if problem is not None:
-            return _page("Authorization error", f"<p>{html.escape(problem)}</p>", 400)
-        return _form(fields)
+        return _authorize_page(venue, request)
 
     async def authorize_submit(request: Request) -> Response:
-        raw = (await request.body()).decode(errors="replace")
-        fields = dict(parse_qsl(raw, keep_blank_values=True))
-        problem = check_client(fields)
-        if problem is not None:
-            return _page("Authorization error", f"<p>{html.escape(problem)}</p>", 400)
-        record = venue.state.users_by_name.get(fields.get("username", ""))
-        if record is None or record.password != fields.get("password"):
-            return _form(fields, "Incorrect username or password. Please try again.")
-        method = fields.get("code_challenge_method") or None
-        code = OAuthCode(
-            code=secrets.token_urlsafe(24),
-            client_id=fields["client_id"],
-            redirect_uri=fields["redirect_uri"],
-            user_id=record.user.id,
-            expires_at=venue.clock.time() + venue.settings.sim_oauth_code_ttl_s,
-            code_challenge=fields.get("code_challenge") or None,
-            code_challenge_method=method if not method else method.upper(),
-        )
-        venue.state.oauth_codes[code.code] = code
-        params = {"code": code.code}
-        if fields.get("state"):
-            params["state"] = fields["state"]
-        return RedirectResponse(_with_query(code.redirect_uri, params), status_code=302)
-
-    def error(code: str, description: str) -> Response:
-        return Response(
-            _encoder.encode({"error": code, "error_description": description}),
-            status_code=venue.settings.sim_oauth_error_status,
-            media_type="application/json",
-        )
+        return await _authorize_submit(venue, request)
 
     async def token(request: Request) -> Response:
-        raw = await request.body()
-        fields: dict[str, Any]
-        if raw.lstrip().startswith(b"{"):
-            try:
-                decoded = msgspec.json.decode(raw)
-            except msgspec.DecodeError:
-                return error("invalid_request", "body is not valid JSON")
-            if not isinstance(decoded, dict):
-                return error("invalid_request", "body must be an object")
-            fields = {k: str(v) for k, v in decoded.items() if v is not None}
-        else:
-            fields = dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
-        venue.record("auth/oauthtoken", None, "rest", 200)
-        for name in ("grant_type", "code", "redirect_uri", "client_id", "client_secret"):
-            if not fields.get(name):
-                return error("invalid_request", f"{name} is required")
-        if fields["grant_type"] != "authorization_code":
-            return error("unsupported_grant_type", "only authorization_code is supported")
-        client = venue.state.oauth_clients.get(fields["client_id"])
-        if client is None or not secrets.compare_digest(
-            client.client_secret, fields["client_secret"]
-        ):
-            return error("invalid_client", "unknown client or wrong client_secret")
-        code = venue.state.oauth_codes.pop(fields["code"], None)
-        if code is None:
-            return error("invalid_grant", "unknown or already used code")
-        if code.expires_at <= venue.clock.time():
-            return error("invalid_grant", "code expired")
-        if code.client_id != client.client_id or code.redirect_uri != fields["redirect_uri"]:
-            return error("invalid_grant", "code was issued to another client or redirect_uri")
-        if code.code_challenge is not None:
-            verifier = fields.get("code_verifier", "")
-            method = code.code_challenge_method or "PLAIN"
-            if not verifier or not secrets.compare_digest(
-                pkce_challenge(verifier, method), code.code_challenge
-            ):
-                return error("invalid_grant", "code_verifier does not match code_challenge")
-        record = venue.state.users.get(code.user_id)
-        if record is None:
-            return error("invalid_grant", "user no longer exists")
-        session = venue.issue_session(record)
-        expires_in = max(0, int(session.expires_at - venue.clock.time()))
-        return Response(
-            _encoder.encode(
-                {"access_token": session.token, "token_type": "bearer", "expires_in": expires_in}
-            ),
-            media_type="application/json",
-        )
+        return await _token(venue, request)
 
     return [
         Route("/oauth", authorize_page, methods=["GET"]),
@@ -200,3 +110,126 @@ def oauth_routes(venue: Venue) -> list[Route]:
         Route("/auth/oauthtoken", token, methods=["POST"]),
         Route("/v1/auth/oauthtoken", token, methods=["POST"]),
     ]
+
+
+def _client_problem(venue: Venue, fields: dict[str, str]) -> str | None:
+    if fields.get("response_type") != "code":
+        return "unsupported response_type (only 'code')"
+    client = venue.state.oauth_clients.get(fields.get("client_id", ""))
+    if client is None:
+        return "unknown client_id"
+    if fields.get("redirect_uri", "") not in client.redirect_uris:
+        return "redirect_uri is not registered for this client"
+    return None
+
+
+def _authorize_page(venue: Venue, request: Request) -> Response:
+    fields = dict(request.query_params)
+    problem = _client_problem(venue, fields)
+    if problem is not None:
+        return _page("Authorization error", f"<p>{html.escape(problem)}</p>", 400)
+    return _form(fields)
+
+
+async def _authorize_submit(venue: Venue, request: Request) -> Response:
+    raw = (await request.body()).decode(errors="replace")
+    fields = dict(parse_qsl(raw, keep_blank_values=True))
+    problem = _client_problem(venue, fields)
+    if problem is not None:
+        return _page("Authorization error", f"<p>{html.escape(problem)}</p>", 400)
+    record = venue.state.users_by_name.get(fields.get("username", ""))
+    if record is None or record.password != fields.get("password"):
+        return _form(fields, "Incorrect username or password. Please try again.")
+    method = fields.get("code_challenge_method") or None
+    code = OAuthCode(
+        code=secrets.token_urlsafe(24),
+        client_id=fields["client_id"],
+        redirect_uri=fields["redirect_uri"],
+        user_id=record.user.id,
+        expires_at=venue.clock.time() + venue.settings.sim_oauth_code_ttl_s,
+        code_challenge=fields.get("code_challenge") or None,
+        code_challenge_method=method if not method else method.upper(),
+    )
+    venue.state.oauth_codes[code.code] = code
+    params = {"code": code.code}
+    if fields.get("state"):
+        params["state"] = fields["state"]
+    return RedirectResponse(_with_query(code.redirect_uri, params), status_code=302)
+
+
+class _Refused(Exception):
+    """The code exchange refused: an OAuth ``error`` and its description."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+async def _token(venue: Venue, request: Request) -> Response:
+    try:
+        fields = _token_fields(await request.body())
+        venue.record("auth/oauthtoken", None, "rest", 200)
+        code = _redeem(venue, fields)
+        record = venue.state.users.get(code.user_id)
+        if record is None:
+            raise _Refused("invalid_grant", "user no longer exists")
+    except _Refused as exc:
+        return Response(
+            _encoder.encode({"error": exc.code, "error_description": exc.description}),
+            status_code=venue.settings.sim_oauth_error_status,
+            media_type="application/json",
+        )
+    session = venue.issue_session(record)
+    expires_in = max(0, int(session.expires_at - venue.clock.time()))
+    return Response(
+        _encoder.encode(
+            {"access_token": session.token, "token_type": "bearer", "expires_in": expires_in}
+        ),
+        media_type="application/json",
+    )
+
+
+def _token_fields(raw: bytes) -> dict[str, Any]:
+    """The exchange's fields, from a JSON object or a form."""
+    if not raw.lstrip().startswith(b"{"):
+        return dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+    try:
+        decoded = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _Refused("invalid_request", "body is not valid JSON") from exc
+    if not isinstance(decoded, dict):
+        raise _Refused("invalid_request", "body must be an object")
+    return {k: str(v) for k, v in decoded.items() if v is not None}
+
+
+def _redeem(venue: Venue, fields: dict[str, Any]) -> OAuthCode:
+    """The code the fields redeem (taken: single use), else :class:`_Refused`."""
+    for name in ("grant_type", "code", "redirect_uri", "client_id", "client_secret"):
+        if not fields.get(name):
+            raise _Refused("invalid_request", f"{name} is required")
+    if fields["grant_type"] != "authorization_code":
+        raise _Refused("unsupported_grant_type", "only authorization_code is supported")
+    client = venue.state.oauth_clients.get(fields["client_id"])
+    if client is None or not secrets.compare_digest(client.client_secret, fields["client_secret"]):
+        raise _Refused("invalid_client", "unknown client or wrong client_secret")
+    code = venue.state.oauth_codes.pop(fields["code"], None)
+    if code is None:
+        raise _Refused("invalid_grant", "unknown or already used code")
+    if code.expires_at <= venue.clock.time():
+        raise _Refused("invalid_grant", "code expired")
+    if code.client_id != client.client_id or code.redirect_uri != fields["redirect_uri"]:
+        raise _Refused("invalid_grant", "code was issued to another client or redirect_uri")
+    _check_verifier(code, fields.get("code_verifier", ""))
+    return code
+
+
+def _check_verifier(code: OAuthCode, verifier: str) -> None:
+    """PKCE: the verifier must match the code's challenge, when it has one."""
+    if code.code_challenge is None:
+        return
+    method = code.code_challenge_method or "PLAIN"
+    if not verifier or not secrets.compare_digest(
+        pkce_challenge(verifier, method), code.code_challenge
+    ):
+        raise _Refused("invalid_grant", "code_verifier does not match code_challenge")

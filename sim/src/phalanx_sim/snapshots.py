@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from phalanx_sim.schemas import SyncRequestBody
-from phalanx_sim.state import Session
+from phalanx_sim.state import AccountBook, Session
 from phalanx_sim.venue_core import VenueCore
 
 __all__ = ["SNAPSHOT_KEYS", "Subscription", "build_snapshot"]
@@ -56,7 +57,24 @@ def build_snapshot(
 ) -> tuple[dict[str, list[Any]], Subscription]:
     """Build a ``user/syncrequest`` snapshot and the subscription it implies."""
     record = venue.user_of(session)
-    own = record.account_ids
+    account_ids = _subscribed_accounts(record.account_ids, session, body)
+    types = _entity_types(venue, body)
+    snapshot = _Snapshot(types)
+    snapshot.add("user", [record.user])
+    contract_ids: set[int] = set()
+    for account_id in account_ids:
+        contract_ids |= snapshot.add_book(venue.state.books[account_id])
+    infos = [i for i in (venue.contracts.by_id(c) for c in sorted(contract_ids)) if i]
+    snapshot.add("contract", (i.contract for i in infos))
+    snapshot.add("contractMaturity", (i.maturity for i in infos))
+    snapshot.add("product", {i.product.id: i.product for i in infos}.values())
+    return snapshot.data, Subscription(account_ids, types)
+
+
+def _subscribed_accounts(
+    own: Iterable[int], session: Session, body: SyncRequestBody
+) -> tuple[int, ...]:
+    """The session's accounts the request asks for (all of them when it names none)."""
     if body.accounts:
         wanted = set(body.accounts)
         account_ids = tuple(a for a in own if a in wanted)
@@ -64,56 +82,48 @@ def build_snapshot(
         account_ids = tuple(own)
     if body.users is not None and body.users and session.user_id not in body.users:
         account_ids = tuple(a for a in account_ids if body.accounts and a in body.accounts)
-    types: frozenset[str] | None
+    return account_ids
+
+
+def _entity_types(venue: VenueCore, body: SyncRequestBody) -> frozenset[str] | None:
+    """The entity types asked for, by their canonical names; ``None``: every type."""
     if body.entityTypes:
-        types = frozenset(
+        return frozenset(
             _SNAPSHOT_KEYS_LOWER[t.lower()]
             for t in body.entityTypes
             if t.lower() in _SNAPSHOT_KEYS_LOWER
         )
-    elif venue.settings.sim_sync_require_entity_types:
-        types = frozenset()
-    else:
-        types = None
-    keys = SNAPSHOT_KEYS if types is None else {t: SNAPSHOT_KEYS[t] for t in types}
-    data: dict[str, list[Any]] = {key: [] for key in keys.values()}
+    if venue.settings.sim_sync_require_entity_types:
+        return frozenset()
+    return None
 
-    def want(entity_type: str) -> bool:
-        return types is None or entity_type in types
 
-    books = [venue.state.books[a] for a in account_ids]
-    if want("user"):
-        data["users"].append(record.user)
-    contract_ids: set[int] = set()
-    for book in books:
-        if want("account"):
-            data["accounts"].append(book.account)
-        if want("cashBalance"):
-            data["cashBalances"].append(book.cash)
-        for position in book.positions.values():
-            contract_ids.add(position.contractId)
-            if want("position"):
-                data["positions"].append(position)
+class _Snapshot:
+    """The snapshot's lists, one per wanted entity type."""
+
+    def __init__(self, types: frozenset[str] | None) -> None:
+        self.types = types
+        keys = SNAPSHOT_KEYS if types is None else {t: SNAPSHOT_KEYS[t] for t in types}
+        self.data: dict[str, list[Any]] = {key: [] for key in keys.values()}
+
+    def add(self, entity_type: str, items: Iterable[Any]) -> None:
+        """Append ``items`` when ``entity_type`` is wanted."""
+        if self.types is None or entity_type in self.types:
+            self.data[SNAPSHOT_KEYS[entity_type]].extend(items)
+
+    def add_book(self, book: AccountBook) -> set[int]:
+        """Add an account's entities; returns the contracts its positions and orders are in."""
+        self.add("account", [book.account])
+        self.add("cashBalance", [book.cash])
+        self.add("position", book.positions.values())
+        contract_ids = {position.contractId for position in book.positions.values()}
         for rec in book.orders.values():
             contract_ids.add(rec.order.contractId)
-            if want("order"):
-                data["orders"].append(rec.order)
-            if want("orderVersion"):
-                data["orderVersions"].extend(rec.versions)
-            if want("fill"):
-                data["fills"].extend(rec.fills)
+            self.add("order", [rec.order])
+            self.add("orderVersion", rec.versions)
+            self.add("fill", rec.fills)
             for crec in rec.commands:
-                if want("command"):
-                    data["commands"].append(crec.command)
-                if want("commandReport"):
-                    data["commandReports"].extend(crec.reports)
-                if want("executionReport"):
-                    data["executionReports"].extend(crec.executions)
-    infos = [i for i in (venue.contracts.by_id(c) for c in sorted(contract_ids)) if i]
-    if want("contract"):
-        data["contracts"] = [i.contract for i in infos]
-    if want("contractMaturity"):
-        data["contractMaturities"] = [i.maturity for i in infos]
-    if want("product"):
-        data["products"] = list({i.product.id: i.product for i in infos}.values())
-    return data, Subscription(account_ids, types)
+                self.add("command", [crec.command])
+                self.add("commandReport", crec.reports)
+                self.add("executionReport", crec.executions)
+        return contract_ids

@@ -31,6 +31,15 @@ def price_failure(
     time_in_force: str | None = None,
 ) -> tuple[str, str] | None:
     """Why an order's type, action, prices or time in force are refused (reason, text)."""
+    return _kind_failure(order_type, action, time_in_force) or _prices_failure(
+        info, order_type, price, stop_price, peg
+    )
+
+
+def _kind_failure(
+    order_type: str, action: str, time_in_force: str | None
+) -> tuple[str, str] | None:
+    """Why an order's action, type or time in force are refused."""
     if action not in _ACTIONS:
         return "UnknownReason", f"Violation: action must be Buy or Sell, not {action!r}"
     if order_type not in _KNOWN_ORDER_TYPES:
@@ -41,6 +50,17 @@ def price_failure(
         return "UnknownReason", f"Violation: unknown timeInForce {time_in_force!r}"
     if time_in_force is not None and time_in_force not in _TIME_IN_FORCE:
         return "Unsupported", f"timeInForce {time_in_force} is not supported by the simulator"
+    return None
+
+
+def _prices_failure(
+    info: ContractInfo,
+    order_type: str,
+    price: float | None,
+    stop_price: float | None,
+    peg: float | None,
+) -> tuple[str, str] | None:
+    """Why an order's prices are refused: missing for its type, or off the tick."""
     tick = info.spec.tick_size
     needs_price = order_type in ("Limit", "StopLimit")
     needs_stop = order_type in ("Stop", "StopLimit", "TrailingStop")

@@ -113,23 +113,8 @@ class Connection:
                     await websocket.close(code=1011)
                     return
                 out, self._out = self._out, []
-                batch: list[bytes] = []
-                for item in out:
-                    if isinstance(item, bytes):
-                        if self.coalesce:
-                            batch.append(item)
-                        else:
-                            await websocket.send_text(array_frame([item]))
-                        continue
-                    if batch:
-                        await websocket.send_text(array_frame(batch))
-                        batch = []
-                    await websocket.send_text(item)
-                    if item.startswith("c"):
-                        await websocket.close(code=1000)
-                        return
-                if batch:
-                    await websocket.send_text(array_frame(batch))
+                if await self._write(out):
+                    return
                 self.last_sent = time.monotonic()
         except asyncio.CancelledError:
             raise
@@ -137,6 +122,29 @@ class Connection:
             log.debug("websocket writer stopped", exc_info=True)
         finally:
             self.closing = True
+
+    async def _write(self, out: list[bytes | str]) -> bool:
+        """Send the queued frames (events coalesced into one array frame when enabled);
+        ``True`` once a close frame was sent and the socket closed."""
+        websocket = self.websocket
+        batch: list[bytes] = []
+        for item in out:
+            if isinstance(item, bytes):
+                if self.coalesce:
+                    batch.append(item)
+                else:
+                    await websocket.send_text(array_frame([item]))
+                continue
+            if batch:
+                await websocket.send_text(array_frame(batch))
+                batch = []
+            await websocket.send_text(item)
+            if item.startswith("c"):
+                await websocket.close(code=1000)
+                return True
+        if batch:
+            await websocket.send_text(array_frame(batch))
+        return False
 
 
 async def receive_texts(

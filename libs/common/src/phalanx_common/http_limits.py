@@ -164,45 +164,52 @@ async def _answer(
 def deadline_h11_protocol(head_timeout_s: float) -> type[H11Protocol]:
     """uvicorn's h11 protocol closing connections that are slow to send a request head."""
 
-    class _HeadDeadlineH11Protocol(H11Protocol):
-        _head_deadline: asyncio.TimerHandle | None = None
+    class _Bound(_HeadDeadlineH11Protocol):
+        _head_timeout_s = head_timeout_s
 
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._arm_head_deadline()
+    return _Bound
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm_head_deadline()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_head_deadline()
-            super().connection_lost(exc)
+class _HeadDeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol closing a connection whose request head is late."""
 
-        def handle_websocket_upgrade(self, event: Any) -> None:
-            # The connection now belongs to the WebSocket protocol: no more HTTP heads.
-            self._cancel_head_deadline()
-            super().handle_websocket_upgrade(event)
+    _head_timeout_s: float = 0.0
+    _head_deadline: asyncio.TimerHandle | None = None
 
-        def _cancel_head_deadline(self) -> None:
-            if self._head_deadline is not None:
-                self._head_deadline.cancel()
-                self._head_deadline = None
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_head_deadline()
 
-        def _arm_head_deadline(self) -> None:
-            if self._head_deadline is not None:
-                self._head_deadline.cancel()
-            self._head_deadline = self.loop.call_later(head_timeout_s, self._head_late)
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_head_deadline()
 
-        def _head_late(self) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_deadline()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        # The connection now belongs to the WebSocket protocol: no more HTTP heads.
+        self._cancel_head_deadline()
+        super().handle_websocket_upgrade(event)
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
             self._head_deadline = None
-            if self.transport.get_protocol() is not self:
-                return  # upgraded (WebSocket)
-            waiting_for_head = self.cycle is None or self.cycle.response_complete
-            if waiting_for_head and not self.transport.is_closing():
-                self.transport.close()
 
-    return _HeadDeadlineH11Protocol
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        self._head_deadline = self.loop.call_later(self._head_timeout_s, self._head_late)
+
+    def _head_late(self) -> None:
+        self._head_deadline = None
+        if self.transport.get_protocol() is not self:
+            return  # upgraded (WebSocket)
+        waiting_for_head = self.cycle is None or self.cycle.response_complete
+        if waiting_for_head and not self.transport.is_closing():
+            self.transport.close()
 
 
 def omit_inputs_from_validation_errors(app: FastAPI) -> None:

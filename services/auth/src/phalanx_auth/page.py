@@ -195,16 +195,35 @@ def add_page_routes(
     views: LoginViews,
 ) -> None:
     """Add ``/ui``, its forms and ``/oauth/callback`` to ``app`` (hidden from OpenAPI)."""
-    redirect = urlsplit(settings.oauth_redirect_uri)
-    public_origin = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else ""
+    pages = _Pages(settings, manager, flow, views)
+    app.get("/", include_in_schema=False)(pages.root)
+    app.get("/ui", include_in_schema=False)(pages.page)
+    app.post("/ui/connect", include_in_schema=False)(pages.connect)
+    app.get("/oauth/begin", include_in_schema=False)(pages.begin)
+    app.post("/ui/logins/{login_id}/disconnect", include_in_schema=False)(pages.disconnect)
+    app.get("/oauth/callback", include_in_schema=False)(pages.callback)
 
-    def guard(request: Request) -> None:
-        if not _authorized(request, settings.admin_token):
+
+class _Pages:
+    """The page's handlers, over the services they use."""
+
+    def __init__(
+        self, settings: AuthSettings, manager: LoginManager, flow: OAuthFlow, views: LoginViews
+    ) -> None:
+        self.settings = settings
+        self.manager = manager
+        self.flow = flow
+        self.views = views
+        redirect = urlsplit(settings.oauth_redirect_uri)
+        self.public_origin = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else ""
+
+    def guard(self, request: Request) -> None:
+        if not _authorized(request, self.settings.admin_token):
             raise _challenge()
 
-    async def checked_form(request: Request) -> dict[str, str]:
-        guard(request)
-        if not _same_origin(request, public_origin):
+    async def checked_form(self, request: Request) -> dict[str, str]:
+        self.guard(request)
+        if not _same_origin(request, self.public_origin):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, "the form was not sent from this service's page"
             )
@@ -213,20 +232,18 @@ def add_page_routes(
         sent = form.get("csrf", "")
         if not session or not sent:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "missing page session or CSRF token")
-        if not hmac.compare_digest(sent, csrf_token(settings.admin_token, session)):
+        if not hmac.compare_digest(sent, csrf_token(self.settings.admin_token, session)):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong CSRF token for this session")
         return form
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
+    async def root(self) -> RedirectResponse:
         return RedirectResponse("/ui", status_code=status.HTTP_303_SEE_OTHER)
 
-    @app.get("/ui", include_in_schema=False)
-    async def page(request: Request) -> HTMLResponse:
-        guard(request)
+    async def page(self, request: Request) -> HTMLResponse:
+        self.guard(request)
         session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(32)
-        csrf = csrf_token(settings.admin_token, session)
-        logins = await views.all()
+        csrf = csrf_token(self.settings.admin_token, session)
+        logins = await self.views.all()
         notices = []
         for key, text in (("connected", "Connected"), ("disconnected", "Disconnected")):
             value = request.query_params.get(key)
@@ -237,7 +254,7 @@ def add_page_routes(
         new_login = (
             f'<form method=post action="/ui/connect"><input type=hidden name=csrf value="{csrf}">'
             '<button type=submit id="connect-new">Connect a Tradovate login</button></form>'
-            if flow.configured
+            if self.flow.configured
             else "<p><small>OAuth is not configured (PHALANX_TRADOVATE_OAUTH_URL, "
             "PHALANX_OAUTH_CLIENT_ID, PHALANX_OAUTH_CLIENT_SECRET); logins can still be "
             "added by API access through the admin API.</small></p>"
@@ -245,7 +262,7 @@ def add_page_routes(
         body = (
             "".join(notices)
             + "<h2>Logins</h2>"
-            + _login_rows(logins, csrf, flow.configured)
+            + _login_rows(logins, csrf, self.flow.configured)
             + new_login
             + "<h2>Accounts</h2>"
             + _account_rows(logins)
@@ -257,59 +274,55 @@ def add_page_routes(
             path="/ui",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https" or public_origin.startswith("https://"),
+            secure=request.url.scheme == "https" or self.public_origin.startswith("https://"),
         )
         return response
 
-    def to_venue(started: Started) -> Response:
+    def to_venue(self, started: Started) -> Response:
         response = RedirectResponse(started.authorize_url, status_code=status.HTTP_303_SEE_OTHER)
         response.set_cookie(
             BINDING_COOKIE,
             started.browser_nonce,
-            max_age=int(settings.oauth_state_ttl_s),
+            max_age=int(self.settings.oauth_state_ttl_s),
             path="/oauth/callback",
             httponly=True,
             samesite="lax",
-            secure=flow.redirect_uri.startswith("https://"),
+            secure=self.flow.redirect_uri.startswith("https://"),
         )
         return response
 
-    @app.post("/ui/connect", include_in_schema=False)
-    async def connect(request: Request) -> Response:
-        form = await checked_form(request)
+    async def connect(self, request: Request) -> Response:
+        form = await self.checked_form(request)
         login_id = form.get("login_id", "")[:128]
         try:
-            started = await flow.start(browser=True, login_hint=login_id)
+            started = await self.flow.start(browser=True, login_hint=login_id)
         except OAuthError as exc:
             return _page("Cannot connect", f"<p class=error>{html.escape(str(exc))}</p>", 409)
-        return to_venue(started)
+        return self.to_venue(started)
 
-    @app.get("/oauth/begin", include_in_schema=False)
-    async def begin(request: Request) -> Response:
+    async def begin(self, request: Request) -> Response:
         try:
-            started = await flow.begin(request.query_params.get("ticket", ""))
+            started = await self.flow.begin(request.query_params.get("ticket", ""))
         except OAuthError as exc:
             return _page(
                 "Connection failed", f"<p class=error id=error>{html.escape(str(exc))}</p>", 400
             )
-        return to_venue(started)
+        return self.to_venue(started)
 
-    @app.post("/ui/logins/{login_id}/disconnect", include_in_schema=False)
-    async def disconnect(login_id: str, request: Request) -> Response:
-        await checked_form(request)
+    async def disconnect(self, login_id: str, request: Request) -> Response:
+        await self.checked_form(request)
         try:
-            await manager.disconnect(login_id)
+            await self.manager.disconnect(login_id)
         except UnknownLogin as exc:
             return _page("Unknown login", f"<p class=error>{html.escape(str(exc))}</p>", 404)
         return RedirectResponse(
             f"/ui?disconnected={quote(login_id)}", status_code=status.HTTP_303_SEE_OTHER
         )
 
-    @app.get("/oauth/callback", include_in_schema=False)
-    async def callback(request: Request) -> Response:
+    async def callback(self, request: Request) -> Response:
         q = request.query_params
         try:
-            done = await flow.finish_returning(
+            done = await self.flow.finish_returning(
                 state=q.get("state", ""),
                 code=q.get("code"),
                 error=q.get("error"),

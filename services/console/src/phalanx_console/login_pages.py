@@ -58,6 +58,23 @@ def login_router(
 ) -> APIRouter:
     """The sign-in routes and the logins page."""
     router = APIRouter()
+    _sign_in_routes(router, renderer, users, sessions, cookie_secure, ttl_s, throttle, on_sign_in)
+    _logins_routes(router, apis, renderer)
+    _oauth_connect_routes(router, apis, renderer, public_url)
+    return router
+
+
+def _sign_in_routes(
+    router: APIRouter,
+    renderer: Renderer,
+    users: Users,
+    sessions: SessionStore,
+    cookie_secure: bool,
+    ttl_s: float,
+    throttle: SignInThrottle,
+    on_sign_in: Callable[[bool], None],
+) -> None:
+    """``/login`` (the page and the form) and ``/logout``."""
 
     @router.get("/login")
     async def login_page(request: Request) -> HTMLResponse:
@@ -121,42 +138,43 @@ def login_router(
         resp.delete_cookie(COOKIE, path="/", secure=cookie_secure, httponly=True, samesite="strict")
         return resp
 
-    async def logins_page(
-        request: Request, session: Session, error: str = "", status: int = 200
-    ) -> HTMLResponse:
-        logins = await apis.get("auth", "/admin/logins")
-        logins.sort(key=lambda login: login["login_id"])
-        try:
-            budgets = {
-                b["login_id"]: b for b in (await apis.get("executor", "/admin/budgets"))["logins"]
-            }
-        except BackendError:
-            budgets = {}  # an executor without the route, or none reachable: no budget column
-        notice = request.query_params.get("ok", "")
-        connected = request.query_params.get("connected", "")
-        if connected and any(login["login_id"] == connected for login in logins):
-            notice = f"Connected login {connected}"  # only a login auth lists: no text injection
-        return renderer.page(
-            "logins.html",
-            status_code=status,
-            session=session,
-            logins=logins,
-            budgets=budgets,
-            account_page=f"{apis.urls['auth']}/ui",
-            error=error,
-            notice=notice,
-        )
+
+def _logins_routes(router: APIRouter, apis: AdminApis, renderer: Renderer) -> None:
+    """``/logins``: the page and disconnecting a login."""
 
     @router.get("/logins")
     async def show_logins(request: Request) -> HTMLResponse:
-        return await logins_page(request, signed_in(request))
+        return await _logins_page(apis, renderer, request, signed_in(request))
+
+    @router.post("/logins/{login_id}/disconnect")
+    async def disconnect(request: Request, login_id: str) -> Response:
+        session, form = await admin_form(request)
+        if login_id in (".", ".."):
+            return await _logins_page(apis, renderer, request, session, "no such login", 404)
+        if first(form, "confirm") != "on":
+            return await _logins_page(
+                apis, renderer, request, session, "tick the box to confirm", 422
+            )
+        try:
+            await apis.call("auth", "DELETE", f"/admin/logins/{quote(login_id, safe='')}")
+        except BackendError as exc:
+            return await _logins_page(
+                apis, renderer, request, session, f"auth refused: {exc.detail}", 422
+            )
+        return RedirectResponse(f"/logins?ok=disconnected+{quote(login_id)}", 303)
+
+
+def _oauth_connect_routes(
+    router: APIRouter, apis: AdminApis, renderer: Renderer, public_url: str
+) -> None:
+    """Connecting a login by OAuth: handing the consent to auth, and landing back."""
 
     @router.post("/logins/connect")
     async def connect(request: Request) -> Response:
         session, form = await admin_form(request)
         login_id = first(form, "login_id")
         if len(login_id) > 128:
-            return await logins_page(request, session, "no such login", 404)
+            return await _logins_page(apis, renderer, request, session, "no such login", 404)
         try:
             started = await apis.call(
                 "auth",
@@ -170,11 +188,18 @@ def login_router(
                 },
             )
         except BackendError as exc:
-            return await logins_page(request, session, f"auth refused: {exc.detail}", 409)
+            return await _logins_page(
+                apis, renderer, request, session, f"auth refused: {exc.detail}", 409
+            )
         browser_url = (started or {}).get("browser_url")
         if not isinstance(browser_url, str) or not browser_url.startswith(("http://", "https://")):
-            return await logins_page(
-                request, session, "auth does not hand OAuth consents to the console", 502
+            return await _logins_page(
+                apis,
+                renderer,
+                request,
+                session,
+                "auth does not hand OAuth consents to the console",
+                502,
             )
         # a page, not a 303: the console's CSP (form-action 'self') forbids a form's redirect
         # to another origin; a refresh and a link are plain navigations
@@ -197,17 +222,35 @@ def login_router(
             "oauth_landing.html", session=None, login_id=login_id, error="", notice=""
         )
 
-    @router.post("/logins/{login_id}/disconnect")
-    async def disconnect(request: Request, login_id: str) -> Response:
-        session, form = await admin_form(request)
-        if login_id in (".", ".."):
-            return await logins_page(request, session, "no such login", 404)
-        if first(form, "confirm") != "on":
-            return await logins_page(request, session, "tick the box to confirm", 422)
-        try:
-            await apis.call("auth", "DELETE", f"/admin/logins/{quote(login_id, safe='')}")
-        except BackendError as exc:
-            return await logins_page(request, session, f"auth refused: {exc.detail}", 422)
-        return RedirectResponse(f"/logins?ok=disconnected+{quote(login_id)}", 303)
 
-    return router
+async def _logins_page(
+    apis: AdminApis,
+    renderer: Renderer,
+    request: Request,
+    session: Session,
+    error: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    """The logins page, with the budget each login has used and an error or notice."""
+    logins = await apis.get("auth", "/admin/logins")
+    logins.sort(key=lambda login: login["login_id"])
+    try:
+        budgets = {
+            b["login_id"]: b for b in (await apis.get("executor", "/admin/budgets"))["logins"]
+        }
+    except BackendError:
+        budgets = {}  # an executor without the route, or none reachable: no budget column
+    notice = request.query_params.get("ok", "")
+    connected = request.query_params.get("connected", "")
+    if connected and any(login["login_id"] == connected for login in logins):
+        notice = f"Connected login {connected}"  # only a login auth lists: no text injection
+    return renderer.page(
+        "logins.html",
+        status_code=status,
+        session=session,
+        logins=logins,
+        budgets=budgets,
+        account_page=f"{apis.urls['auth']}/ui",
+        error=error,
+        notice=notice,
+    )

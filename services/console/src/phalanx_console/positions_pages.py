@@ -45,75 +45,59 @@ def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: float) -> APIRouter:
     """The positions page and its "reconcile now" button."""
     router = APIRouter()
+    _overview_routes(router, apis, renderer, reconcile_timeout_s)
+    _group_routes(router, apis, renderer)
+    return router
 
-    async def strategy_names() -> dict[str, str]:
-        # names are a courtesy: without ingest the page still shows the ledger's strategy ids
-        try:
-            listing = await apis.get("ingest", "/admin/strategies")
-        except BackendError:
-            return {}
-        return {s["strategy_id"]: s["name"] for s in listing["strategies"]}
 
-    async def positions_values() -> dict[str, Any]:
-        (
-            positions_body,
-            realized_strategy,
-            realized_account,
-            unrealized_strategy,
-            unrealized_account,
-            unrealized_positions,
-            drift,
-            names,
-        ) = await asyncio.gather(
-            apis.get("ledger", "/positions"),
-            apis.get("ledger", "/admin/pnl", by="strategy"),
-            apis.get("ledger", "/admin/pnl", by="account"),
-            apis.get("ledger", "/admin/unrealized", by="strategy"),
-            apis.get("ledger", "/admin/unrealized", by="account"),
-            apis.get("ledger", "/admin/unrealized/positions"),
-            apis.get("ledger", "/admin/drift"),
-            strategy_names(),
-        )
-        positions: list[dict[str, Any]] = positions_body["positions"]
-        positions.sort(key=lambda p: (p["account_id"], p["symbol"]))
-        marks = {(u["account_id"], u["symbol"]): u for u in unrealized_positions["positions"]}
-        checks = account_checks(
-            drift["reconciliations"], sorted({int(p["account_id"]) for p in _open(positions)})
-        )
-        return {
-            "positions": positions,
-            "open_positions": _open(positions),
-            "marks": marks,
-            "checks": checks,
-            "check_of": {c.account_id: c for c in checks},
-            "by_strategy": pnl_table(realized_strategy["rows"], unrealized_strategy["rows"]),
-            "by_account": pnl_table(realized_account["rows"], unrealized_account["rows"]),
-            "strategy_names": names,
-        }
-
-    async def positions_page(
-        request: Request, session: Session, error: str = "", status: int = 200
-    ) -> HTMLResponse:
-        return renderer.page(
-            "positions.html",
-            status_code=status,
-            session=session,
-            error=error,
-            notice=request.query_params.get("ok", ""),
-            **await positions_values(),
-        )
+def _overview_routes(
+    router: APIRouter, apis: AdminApis, renderer: Renderer, reconcile_timeout_s: float
+) -> None:
+    """``/positions``, its table (polled) and the "reconcile now" button."""
 
     @router.get("/positions")
     async def show_positions(request: Request) -> HTMLResponse:
-        return await positions_page(request, signed_in(request))
+        return await _positions_page(apis, renderer, request, signed_in(request))
 
     @router.get("/positions/table")
     async def positions_table(request: Request) -> HTMLResponse:
         signed_in(request)
         return HTMLResponse(
-            renderer.fragment("positions_table.html", **await positions_values()),
+            renderer.fragment("positions_table.html", **await _positions_values(apis)),
             headers={"Cache-Control": "no-store"},
         )
+
+    @router.post("/positions/reconcile")
+    async def reconcile(request: Request) -> Response:
+        session, form = await admin_form(request)
+        account = first(form, "account")
+        if account and not account.isdigit():
+            return await _positions_page(
+                apis, renderer, request, session, "account: a numeric id", 422
+            )
+        if first(form, "confirm") != "on":
+            return await _positions_page(
+                apis, renderer, request, session, "tick the box to confirm", 422
+            )
+        try:
+            answer = await apis.call(
+                "ledger",
+                "POST",
+                "/admin/reconcile",
+                timeout_s=reconcile_timeout_s,
+                account_id=int(account) if account else None,
+                fetch_fills="true" if first(form, "fetch_fills") == "on" else None,
+            )
+        except BackendError as exc:
+            return await _positions_page(
+                apis, renderer, request, session, f"ledger refused: {exc.detail}", 422
+            )
+        summary = reconcile_summary(answer["reconciliations"])
+        return RedirectResponse(f"/positions?{urlencode({'ok': summary})}", 303)
+
+
+def _group_routes(router: APIRouter, apis: AdminApis, renderer: Renderer) -> None:
+    """Positions grouped by strategy and by login."""
 
     @router.get("/positions/strategies")
     async def positions_by_strategy(request: Request) -> HTMLResponse:
@@ -123,7 +107,7 @@ def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: f
             return renderer.page("error.html", 404, session=session, message="no such strategy")
         path = "/admin/positions/by-strategy" + (f"/{quote(wanted, safe='')}" if wanted else "")
         body, drift, names = await asyncio.gather(
-            apis.get("ledger", path), apis.get("ledger", "/admin/drift"), strategy_names()
+            apis.get("ledger", path), apis.get("ledger", "/admin/drift"), _strategy_names(apis)
         )
         rows = body["positions"]
         checks = account_checks(drift["reconciliations"], {int(p["account_id"]) for p in rows})
@@ -167,26 +151,67 @@ def positions_router(apis: AdminApis, renderer: Renderer, reconcile_timeout_s: f
             notice="",
         )
 
-    @router.post("/positions/reconcile")
-    async def reconcile(request: Request) -> Response:
-        session, form = await admin_form(request)
-        account = first(form, "account")
-        if account and not account.isdigit():
-            return await positions_page(request, session, "account: a numeric id", 422)
-        if first(form, "confirm") != "on":
-            return await positions_page(request, session, "tick the box to confirm", 422)
-        try:
-            answer = await apis.call(
-                "ledger",
-                "POST",
-                "/admin/reconcile",
-                timeout_s=reconcile_timeout_s,
-                account_id=int(account) if account else None,
-                fetch_fills="true" if first(form, "fetch_fills") == "on" else None,
-            )
-        except BackendError as exc:
-            return await positions_page(request, session, f"ledger refused: {exc.detail}", 422)
-        summary = reconcile_summary(answer["reconciliations"])
-        return RedirectResponse(f"/positions?{urlencode({'ok': summary})}", 303)
 
-    return router
+async def _strategy_names(apis: AdminApis) -> dict[str, str]:
+    # names are a courtesy: without ingest the page still shows the ledger's strategy ids
+    try:
+        listing = await apis.get("ingest", "/admin/strategies")
+    except BackendError:
+        return {}
+    return {s["strategy_id"]: s["name"] for s in listing["strategies"]}
+
+
+async def _positions_values(apis: AdminApis) -> dict[str, Any]:
+    (
+        positions_body,
+        realized_strategy,
+        realized_account,
+        unrealized_strategy,
+        unrealized_account,
+        unrealized_positions,
+        drift,
+        names,
+    ) = await asyncio.gather(
+        apis.get("ledger", "/positions"),
+        apis.get("ledger", "/admin/pnl", by="strategy"),
+        apis.get("ledger", "/admin/pnl", by="account"),
+        apis.get("ledger", "/admin/unrealized", by="strategy"),
+        apis.get("ledger", "/admin/unrealized", by="account"),
+        apis.get("ledger", "/admin/unrealized/positions"),
+        apis.get("ledger", "/admin/drift"),
+        _strategy_names(apis),
+    )
+    positions: list[dict[str, Any]] = positions_body["positions"]
+    positions.sort(key=lambda p: (p["account_id"], p["symbol"]))
+    marks = {(u["account_id"], u["symbol"]): u for u in unrealized_positions["positions"]}
+    checks = account_checks(
+        drift["reconciliations"], sorted({int(p["account_id"]) for p in _open(positions)})
+    )
+    return {
+        "positions": positions,
+        "open_positions": _open(positions),
+        "marks": marks,
+        "checks": checks,
+        "check_of": {c.account_id: c for c in checks},
+        "by_strategy": pnl_table(realized_strategy["rows"], unrealized_strategy["rows"]),
+        "by_account": pnl_table(realized_account["rows"], unrealized_account["rows"]),
+        "strategy_names": names,
+    }
+
+
+async def _positions_page(
+    apis: AdminApis,
+    renderer: Renderer,
+    request: Request,
+    session: Session,
+    error: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    return renderer.page(
+        "positions.html",
+        status_code=status,
+        session=session,
+        error=error,
+        notice=request.query_params.get("ok", ""),
+        **await _positions_values(apis),
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -46,49 +46,18 @@ def signal_router(
     """The signal log routes; ``closing`` ends every open stream when the console stops."""
     router = APIRouter()
 
-    async def log_fragment(strategy_id: str) -> str:
-        try:
-            answer = await apis.get(
-                "ingest", f"/admin/strategies/{strategy_id}/signals", limit=_SHOWN
-            )
-            signals: list[dict[str, Any]] = answer["signals"]
-            error = ""
-        except BackendError as exc:
-            signals, error = [], f"{exc.service}: {exc.detail}"
-        return renderer.fragment(
-            "signals_live.html",
-            strategy_id=strategy_id,
-            signals=signals,
-            latest=signals[0] if signals else None,
-            error=error,
-        )
-
     @router.get("/strategies/{strategy_id}/signals/live")
     async def live(request: Request, strategy_id: Id) -> StreamingResponse:
         signed_in(request)
 
-        async def events() -> AsyncIterator[str]:
-            loop = asyncio.get_running_loop()
-            end = loop.time() + max_stream_s
-            last_sent = ""
-            quiet_since = loop.time()
-            yield "retry: 2000\n\n"
-            while not closing.is_set() and loop.time() < end:
-                if await request.is_disconnected():
-                    return
-                fragment = await log_fragment(strategy_id)
-                if fragment != last_sent:
-                    last_sent = fragment
-                    quiet_since = loop.time()
-                    yield sse_event("signals", fragment)
-                elif loop.time() - quiet_since > _KEEPALIVE_S:
-                    quiet_since = loop.time()
-                    yield ": keep-alive\n\n"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(closing.wait(), poll_s)
-
         return StreamingResponse(
-            events(),
+            _signal_events(
+                request,
+                lambda: _log_fragment(apis, renderer, strategy_id),
+                closing,
+                poll_s,
+                max_stream_s,
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -97,7 +66,9 @@ def signal_router(
     async def log_now(request: Request, strategy_id: Id) -> HTMLResponse:
         """The same fragment once (for a browser without server-sent events)."""
         signed_in(request)
-        return HTMLResponse(await log_fragment(strategy_id), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(
+            await _log_fragment(apis, renderer, strategy_id), headers={"Cache-Control": "no-store"}
+        )
 
     @router.get("/signals/{signal_id}")
     async def one_signal(request: Request, signal_id: Id) -> HTMLResponse:
@@ -117,3 +88,49 @@ def signal_router(
         )
 
     return router
+
+
+async def _log_fragment(apis: AdminApis, renderer: Renderer, strategy_id: str) -> str:
+    """The latest signals of a strategy, rendered (or the error that kept them away)."""
+    try:
+        answer = await apis.get("ingest", f"/admin/strategies/{strategy_id}/signals", limit=_SHOWN)
+        signals: list[dict[str, Any]] = answer["signals"]
+        error = ""
+    except BackendError as exc:
+        signals, error = [], f"{exc.service}: {exc.detail}"
+    return renderer.fragment(
+        "signals_live.html",
+        strategy_id=strategy_id,
+        signals=signals,
+        latest=signals[0] if signals else None,
+        error=error,
+    )
+
+
+async def _signal_events(
+    request: Request,
+    fragment_now: Callable[[], Awaitable[str]],
+    closing: asyncio.Event,
+    poll_s: float,
+    max_stream_s: float,
+) -> AsyncIterator[str]:
+    """Server-sent events: the fragment whenever it changed (polled every ``poll_s``), a
+    keep-alive comment when quiet, until the client leaves, ``closing`` or ``max_stream_s``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + max_stream_s
+    last_sent = ""
+    quiet_since = loop.time()
+    yield "retry: 2000\n\n"
+    while not closing.is_set() and loop.time() < end:
+        if await request.is_disconnected():
+            return
+        fragment = await fragment_now()
+        if fragment != last_sent:
+            last_sent = fragment
+            quiet_since = loop.time()
+            yield sse_event("signals", fragment)
+        elif loop.time() - quiet_since > _KEEPALIVE_S:
+            quiet_since = loop.time()
+            yield ": keep-alive\n\n"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), poll_s)

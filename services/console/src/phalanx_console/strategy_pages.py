@@ -126,27 +126,14 @@ def webhook_secret(url: str, strategy_id: str) -> str:
 def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
     """The strategy pages."""
     router = APIRouter()
+    _listing_routes(router, apis, renderer)
+    _strategy_routes(router, apis, renderer)
+    _test_signal_routes(router, apis, renderer)
+    return router
 
-    async def strategy_page(
-        request: Request, strategy_id: str, error: str = "", notice: str = "", status: int = 200
-    ) -> HTMLResponse:
-        session = signed_in(request)
-        strategy = await apis.get("ingest", f"/admin/strategies/{strategy_id}")
-        subs = await apis.get("ingest", f"/admin/strategies/{strategy_id}/subscriptions")
-        accounts = await apis.get("auth", "/admin/accounts")
-        subscribed = {s["account_id"] for s in subs["subscriptions"]}
-        return renderer.page(
-            "strategy.html",
-            status_code=status,
-            session=session,
-            strategy=strategy,
-            subscriptions=subs["subscriptions"],
-            accounts=accounts,
-            subscribed=subscribed,
-            alert_template=TRADINGVIEW_TEMPLATE,
-            error=error,
-            notice=notice,
-        )
+
+def _listing_routes(router: APIRouter, apis: AdminApis, renderer: Renderer) -> None:
+    """``/strategies``: the list and creating a strategy."""
 
     @router.get("/strategies")
     async def list_strategies(request: Request) -> HTMLResponse:
@@ -180,9 +167,15 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
             what="created",
         )
 
+
+def _strategy_routes(router: APIRouter, apis: AdminApis, renderer: Renderer) -> None:
+    """One strategy: its page, settings, secret rotation and subscriptions."""
+
     @router.get("/strategies/{strategy_id}")
     async def show_strategy(request: Request, strategy_id: Id) -> HTMLResponse:
-        return await strategy_page(request, strategy_id, notice=request.query_params.get("ok", ""))
+        return await _strategy_page(
+            apis, renderer, request, strategy_id, notice=request.query_params.get("ok", "")
+        )
 
     @router.post("/strategies/{strategy_id}/settings")
     async def edit_strategy(request: Request, strategy_id: Id) -> Response:
@@ -192,15 +185,22 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
             changes = changed_settings(strategy_body(form), current)
             await apis.call("ingest", "PATCH", f"/admin/strategies/{strategy_id}", changes)
         except (FormError, BackendError) as exc:
-            return await strategy_page(request, strategy_id, error=_reason(exc), status=422)
+            return await _strategy_page(
+                apis, renderer, request, strategy_id, error=_reason(exc), status=422
+            )
         return RedirectResponse(f"/strategies/{strategy_id}?ok=settings+saved", 303)
 
     @router.post("/strategies/{strategy_id}/secret")
     async def rotate_secret(request: Request, strategy_id: Id) -> Response:
         session, form = await admin_form(request)
         if first(form, "confirm") != "on":
-            return await strategy_page(
-                request, strategy_id, error="tick the box to confirm the rotation", status=422
+            return await _strategy_page(
+                apis,
+                renderer,
+                request,
+                strategy_id,
+                error="tick the box to confirm the rotation",
+                status=422,
             )
         rotated = await apis.call(
             "ingest", "POST", f"/admin/strategies/{strategy_id}/secret:rotate", {}
@@ -227,17 +227,25 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
                 "ingest", "POST", f"/admin/strategies/{strategy_id}/subscriptions:bulk", body
             )
         except (FormError, BackendError) as exc:
-            return await strategy_page(request, strategy_id, error=_reason(exc), status=422)
+            return await _strategy_page(
+                apis, renderer, request, strategy_id, error=_reason(exc), status=422
+            )
         return RedirectResponse(
             f"/strategies/{strategy_id}?ok={done['subscribed']}+accounts+subscribed", 303
         )
+
+
+def _test_signal_routes(router: APIRouter, apis: AdminApis, renderer: Renderer) -> None:
+    """Sending a test signal through the strategy's own webhook URL."""
 
     @router.post("/strategies/{strategy_id}/test-signal")
     async def test_signal(request: Request, strategy_id: Id) -> Response:
         _, form = await admin_form(request)
         secret = webhook_secret(first(form, "webhook_url"), strategy_id)
         if not secret:
-            return await strategy_page(
+            return await _strategy_page(
+                apis,
+                renderer,
                 request,
                 strategy_id,
                 error="paste this strategy's webhook URL (with its secret) to send a test signal",
@@ -255,11 +263,18 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
                     f"{apis.urls['ingest']}/webhooks/{strategy_id}/{secret}", json=signal
                 )
             except httpx.HTTPError as exc:
-                return await strategy_page(
-                    request, strategy_id, error=f"webhook: {type(exc).__name__}", status=502
+                return await _strategy_page(
+                    apis,
+                    renderer,
+                    request,
+                    strategy_id,
+                    error=f"webhook: {type(exc).__name__}",
+                    status=502,
                 )
         if resp.status_code >= 300:
-            return await strategy_page(
+            return await _strategy_page(
+                apis,
+                renderer,
                 request,
                 strategy_id,
                 error=f"webhook answered {resp.status_code}: {resp.text[:200]}",
@@ -267,7 +282,34 @@ def strategy_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
             )
         return RedirectResponse(f"/strategies/{strategy_id}?ok=test+signal+sent", 303)
 
-    return router
+
+async def _strategy_page(
+    apis: AdminApis,
+    renderer: Renderer,
+    request: Request,
+    strategy_id: str,
+    error: str = "",
+    notice: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    """A strategy's page: settings, subscriptions, the accounts to subscribe."""
+    session = signed_in(request)
+    strategy = await apis.get("ingest", f"/admin/strategies/{strategy_id}")
+    subs = await apis.get("ingest", f"/admin/strategies/{strategy_id}/subscriptions")
+    accounts = await apis.get("auth", "/admin/accounts")
+    subscribed = {s["account_id"] for s in subs["subscriptions"]}
+    return renderer.page(
+        "strategy.html",
+        status_code=status,
+        session=session,
+        strategy=strategy,
+        subscriptions=subs["subscriptions"],
+        accounts=accounts,
+        subscribed=subscribed,
+        alert_template=TRADINGVIEW_TEMPLATE,
+        error=error,
+        notice=notice,
+    )
 
 
 def _reason(exc: Exception) -> str:

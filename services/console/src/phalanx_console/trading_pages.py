@@ -29,64 +29,89 @@ def trading_router(apis: AdminApis, renderer: Renderer) -> APIRouter:
     """The trading state and kill switch pages."""
     router = APIRouter()
 
-    async def trading_page(
-        request: Request, session: Session, error: str = "", status: int = 200
-    ) -> HTMLResponse:
-        states = (await apis.get("executor", "/admin/trading-state"))["states"]
-        states.sort(key=lambda s: (s["scope"] != "global", s["scope"]))
-        strategies = (await apis.get("ingest", "/admin/strategies"))["strategies"]
-        glob = next((s for s in states if s["scope"] == "global"), None)
-        return renderer.page(
-            "trading.html",
-            status_code=status,
-            session=session,
-            states=states,
-            global_state=glob["state"] if glob else "ACTIVE",
-            strategies=strategies,
-            choices=_STATES,
-            kill_word=KILL_WORD,
-            error=error,
-            notice=request.query_params.get("ok", ""),
-        )
-
     @router.get("/trading")
     async def show_trading(request: Request) -> HTMLResponse:
-        return await trading_page(request, signed_in(request))
+        return await _trading_page(apis, renderer, request, signed_in(request))
 
     @router.post("/trading/state")
     async def set_state(request: Request) -> Response:
         session, form = await admin_form(request)
-        scope = first(form, "scope") or "global"
-        account = first(form, "account")
-        if account:
-            if not account.isdigit():
-                return await trading_page(request, session, "account: a numeric id", 422)
-            scope = f"account.{account}"
-        state = first(form, "state")
-        if state not in _STATES:
-            return await trading_page(request, session, "choose a state", 422)
-        if first(form, "confirm") != "on":
-            return await trading_page(request, session, "tick the box to confirm", 422)
+        requested = _requested_state(form)
+        if isinstance(requested, str):
+            return await _trading_page(apis, renderer, request, session, requested, 422)
+        scope, state = requested
         body = {"state": state, "reason": first(form, "reason"), "by": session.user}
         try:
             await apis.call("executor", "PUT", f"/admin/trading-state/{scope}", body)
         except BackendError as exc:
-            return await trading_page(request, session, f"executor refused: {exc.detail}", 422)
+            return await _trading_page(
+                apis, renderer, request, session, f"executor refused: {exc.detail}", 422
+            )
         return RedirectResponse(f"/trading?ok={scope}+is+now+{state}", 303)
 
     @router.post("/trading/kill")
     async def kill(request: Request) -> Response:
         session, form = await admin_form(request)
         if first(form, "confirm_word") != KILL_WORD:
-            return await trading_page(
-                request, session, f"type {KILL_WORD} to confirm the kill switch", 422
+            return await _trading_page(
+                apis,
+                renderer,
+                request,
+                session,
+                f"type {KILL_WORD} to confirm the kill switch",
+                422,
             )
         reason = first(form, "reason") or "operator console"
         body = {"reason": reason, "by": session.user}
         try:
             await apis.call("executor", "POST", "/admin/kill-switch", body)
         except BackendError as exc:
-            return await trading_page(request, session, f"executor refused: {exc.detail}", 422)
+            return await _trading_page(
+                apis, renderer, request, session, f"executor refused: {exc.detail}", 422
+            )
         return RedirectResponse("/trading?ok=kill+switch+engaged:+flattening+every+account", 303)
 
     return router
+
+
+def _requested_state(form: dict[str, list[str]]) -> tuple[str, str] | str:
+    """The scope and state the form asks for, or why it cannot be done."""
+    scope = first(form, "scope") or "global"
+    account = first(form, "account")
+    if account:
+        if not account.isdigit():
+            return "account: a numeric id"
+        scope = f"account.{account}"
+    state = first(form, "state")
+    if state not in _STATES:
+        return "choose a state"
+    if first(form, "confirm") != "on":
+        return "tick the box to confirm"
+    return scope, state
+
+
+async def _trading_page(
+    apis: AdminApis,
+    renderer: Renderer,
+    request: Request,
+    session: Session,
+    error: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    """The trading states (global first) and the kill switch."""
+    states = (await apis.get("executor", "/admin/trading-state"))["states"]
+    states.sort(key=lambda s: (s["scope"] != "global", s["scope"]))
+    strategies = (await apis.get("ingest", "/admin/strategies"))["strategies"]
+    glob = next((s for s in states if s["scope"] == "global"), None)
+    return renderer.page(
+        "trading.html",
+        status_code=status,
+        session=session,
+        states=states,
+        global_state=glob["state"] if glob else "ACTIVE",
+        strategies=strategies,
+        choices=_STATES,
+        kill_word=KILL_WORD,
+        error=error,
+        notice=request.query_params.get("ok", ""),
+    )

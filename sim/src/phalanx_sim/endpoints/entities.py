@@ -29,27 +29,41 @@ def _children(venue: VenueCore, session: Session, entity_type: str, master: int)
             [state.accounts[a] for a in venue.user_of(session).account_ids] if master == uid else []
         )
     if entity_type in ("order", "position", "cashBalance"):
-        book = venue.owned_book(session, master)
-        if book is None:
-            return []
-        if entity_type == "order":
-            return [rec.order for rec in book.orders.values()]
-        if entity_type == "position":
-            return list(book.positions.values())
-        return [book.cash]
+        return _children_of_account(venue, session, entity_type, master)
     if entity_type in ("fill", "orderVersion", "command"):
-        rec = venue.owned_order(session, master)
-        if rec is None:
-            return []
-        if entity_type == "fill":
-            return list(rec.fills)
-        if entity_type == "orderVersion":
-            return list(rec.versions)
-        return [crec.command for crec in rec.commands]
+        return _children_of_order(venue, session, entity_type, master)
     crec = state.commands.get(master)
     if crec is None or state.accounts[crec.account_id].userId != uid:
         return []
     return list(crec.reports) if entity_type == "commandReport" else list(crec.executions)
+
+
+def _children_of_account(
+    venue: VenueCore, session: Session, entity_type: str, account_id: int
+) -> list[Any]:
+    """An owned account's orders, positions or cash balance."""
+    book = venue.owned_book(session, account_id)
+    if book is None:
+        return []
+    if entity_type == "order":
+        return [rec.order for rec in book.orders.values()]
+    if entity_type == "position":
+        return list(book.positions.values())
+    return [book.cash]
+
+
+def _children_of_order(
+    venue: VenueCore, session: Session, entity_type: str, order_id: int
+) -> list[Any]:
+    """An owned order's fills, versions or commands."""
+    rec = venue.owned_order(session, order_id)
+    if rec is None:
+        return []
+    if entity_type == "fill":
+        return list(rec.fills)
+    if entity_type == "orderVersion":
+        return list(rec.versions)
+    return [crec.command for crec in rec.commands]
 
 
 _MASTER_OF = {
