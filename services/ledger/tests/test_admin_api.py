@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -11,49 +10,29 @@ import pytest
 
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
-from phalanx_common.events import FillReceived, OrderAccepted
+from phalanx_common.events import OrderAccepted
 from phalanx_ledger.service import LedgerService, build_ledger
 from phalanx_ledger.settings import LedgerSettings
 from phalanx_testing.waiting import eventually
+
+from .conftest import accepted_order, fill_event
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "ledger-admin-token-for-tests-3f9a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-T0 = int(dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
 
 
-def _fill(
-    fill_id: int, order_id: int, account_id: int, action: str, qty: int, price: str
-) -> FillReceived:
-    return FillReceived(
-        event_id=f"fill-{fill_id}",
-        ts_event=T0 + fill_id,
-        ts_init=T0 + fill_id,
-        fill_id=fill_id,
-        order_id=order_id,
-        account_id=account_id,
-        contract_id=3570918,
-        symbol="MNQZ6",
-        action="Buy" if action == "Buy" else "Sell",
-        qty=qty,
-        price=Decimal(price),
-    )
+_fill = fill_event
 
 
 def _accepted(order_id: int, account_id: int, strategy_id: str, oso1: int) -> OrderAccepted:
-    return OrderAccepted(
-        event_id=f"accepted-{order_id}",
-        ts_event=T0,
-        ts_init=T0,
+    return accepted_order(
+        order_id,
+        account_id,
+        strategy_id,
+        oso1,
         intent_id=f"sig-{strategy_id}-{account_id}",
-        signal_id=f"sig-{strategy_id}",
-        strategy_id=strategy_id,
-        account_id=account_id,
-        login_id="login-a",
-        symbol="MNQZ6",
-        order_id=order_id,
-        oso1_id=oso1,
     )
 
 

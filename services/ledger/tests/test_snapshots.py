@@ -3,11 +3,9 @@ rebuild gives, reading only the messages after it; an unusable one falls back to
 
 from __future__ import annotations
 
-import datetime as dt
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -23,45 +21,34 @@ from phalanx_ledger.settings import LedgerSettings
 from phalanx_ledger.snapshot_store import SnapshotStore
 from phalanx_testing.waiting import eventually
 
+from .conftest import T0, accepted_order, fill_event
+
 pytestmark = pytest.mark.integration
 
 TOKEN = "ledger-admin-token-for-snapshot-tests-77c1"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-T0 = int(dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
 NO_TIMER = 3600.0  # snapshots only when a test takes one
 
 
 def _fill(
     fill_id: int, order_id: int, account_id: int, action: str, qty: int, price: str, symbol: str
 ) -> FillReceived:
-    return FillReceived(
-        event_id=f"fill-{fill_id}-{account_id}",
-        ts_event=T0 + (fill_id % 7) * 1_000_000 + fill_id,  # not in fill_id order
-        ts_init=T0 + fill_id,
-        fill_id=fill_id,
-        order_id=order_id,
-        account_id=account_id,
-        contract_id=3570918 if symbol.startswith("MNQ") else 4000001,
+    return fill_event(
+        fill_id,
+        order_id,
+        account_id,
+        action,
+        qty,
+        price,
         symbol=symbol,
-        action="Buy" if action == "Buy" else "Sell",
-        qty=qty,
-        price=Decimal(price),
+        ts_event=T0 + (fill_id % 7) * 1_000_000 + fill_id,  # not in fill_id order
+        event_id=f"fill-{fill_id}-{account_id}",
     )
 
 
 def _accepted(order_id: int, account_id: int, strategy_id: str, oso1: int) -> OrderAccepted:
-    return OrderAccepted(
-        event_id=f"accepted-{order_id}",
-        ts_event=T0,
-        ts_init=T0,
-        intent_id=f"int-{order_id}",
-        signal_id=f"sig-{strategy_id}-{order_id}",
-        strategy_id=strategy_id,
-        account_id=account_id,
-        login_id="login-a",
-        symbol="MNQZ6",
-        order_id=order_id,
-        oso1_id=oso1,
+    return accepted_order(
+        order_id, account_id, strategy_id, oso1, signal_id=f"sig-{strategy_id}-{order_id}"
     )
 
 

@@ -75,6 +75,7 @@ from phalanx_sim.admin_io import (
     ShutdownBody,
     TradeBody,
     account_param,
+    check_faults,
     json_response,
     limits_view,
     order_view,
@@ -369,7 +370,7 @@ def _fault_routes(route: Route, sim: SimHost) -> None:
     @route("POST", "/faults")
     async def set_faults(request: Request) -> Response:
         faults: Faults = await read_body(request, Faults)
-        _check_faults(faults)
+        check_faults(faults)
         if faults.seed is not None:
             sim.venue.fault_draws.seed(faults.seed)
         if faults.idle:
@@ -492,11 +493,3 @@ def _known_account(sim: SimHost, account_id: int) -> None:
     """404 unless ``account_id`` is an account of the simulator."""
     if account_id not in sim.venue.state.accounts:
         raise HTTPException(status_code=404, detail="unknown account")
-
-
-def _check_faults(faults: Faults) -> None:
-    """400 unless the fault set's status and rates make sense."""
-    if (faults.errorCount > 0 or faults.errorRate > 0) and not 500 <= faults.errorStatus <= 599:
-        raise HTTPException(status_code=400, detail="errorStatus must be a 5xx status")
-    if not (0 <= faults.dropRate <= 1 and 0 <= faults.errorRate <= 1):
-        raise HTTPException(status_code=400, detail="dropRate and errorRate are in [0, 1]")

@@ -11,6 +11,7 @@ import msgspec
 from fastapi import HTTPException, Request
 from starlette.responses import Response
 
+from phalanx_sim.faults import Faults
 from phalanx_sim.fees import FeeRates
 from phalanx_sim.limits import LimitConfig
 from phalanx_sim.state import OrderRecord
@@ -30,6 +31,7 @@ __all__ = [
     "ShutdownBody",
     "TradeBody",
     "account_param",
+    "check_faults",
     "json_response",
     "limits_view",
     "order_view",
@@ -188,3 +190,11 @@ def order_view(rec: OrderRecord) -> dict[str, Any]:
         view["avgPx"] = rec.avg_px
     view["symbol"] = rec.info.contract.name
     return view
+
+
+def check_faults(faults: Faults) -> None:
+    """400 unless a fault set's status and rates make sense."""
+    if (faults.errorCount > 0 or faults.errorRate > 0) and not 500 <= faults.errorStatus <= 599:
+        raise HTTPException(status_code=400, detail="errorStatus must be a 5xx status")
+    if not (0 <= faults.dropRate <= 1 and 0 <= faults.errorRate <= 1):
+        raise HTTPException(status_code=400, detail="dropRate and errorRate are in [0, 1]")

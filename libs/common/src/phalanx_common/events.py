@@ -15,13 +15,16 @@ import msgspec
 __all__ = [
     "MAX_DELAY_S",
     "AccountLinked",
+    "AccountOutcome",
     "AccountUnlinked",
     "AnyEvent",
     "Event",
     "ExecBatch",
+    "ExpiryStage",
     "FillFees",
     "FillReceived",
     "FlattenCompleted",
+    "IntentDeliveryState",
     "IntentEvent",
     "IntentExpired",
     "IntentSkipped",
@@ -62,6 +65,18 @@ SignalOrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_sto
 QuantityType = Literal["fixed_quantity", "percent_of_position"]
 SignalTimeInForce = Literal["day", "gtc", "opg", "cls", "ioc", "fok"]
 StopLossType = Literal["stop", "stop_limit", "trailing_stop"]
+# Outcome states (ADR-0177). What one account's part of a signal ended in, as the signal log
+# and the console show it: ``placed`` (OrderAccepted), ``rejected`` (OrderRejected),
+# ``skipped`` (IntentSkipped), ``expired`` (IntentExpired), ``unknown`` (OrderOutcomeUnknown,
+# while reconciliation looks the order up).
+AccountOutcome = Literal["placed", "rejected", "skipped", "expired", "unknown"]
+# Where an intent expired: when it was planned, or while it waited to be sent.
+ExpiryStage = Literal["planning", "before-send"]
+# One intent in one delivery of its batch, in the executor: terminal (accepted, rejected,
+# duplicate) or coming back with the batch (not-ready, pending, unresolved).
+IntentDeliveryState = Literal[
+    "accepted", "rejected", "duplicate", "not-ready", "pending", "unresolved"
+]
 
 
 MAX_DELAY_S = 3600  # the longest `delay` a signal may ask for, in seconds (TradersPost's bound)
@@ -261,7 +276,7 @@ class IntentExpired(Event, frozen=True, kw_only=True, tag="IntentExpired"):
     strategy_id: str
     account_id: int
     not_after_ns: int
-    stage: Literal["planning", "before-send"] = "planning"
+    stage: ExpiryStage = "planning"
     text: str = ""
 
 

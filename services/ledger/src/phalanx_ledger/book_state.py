@@ -51,7 +51,7 @@ CARRIED = frozenset(
         "applied",
         "index",  # rebuilt from ``applied``
         "_positions",
-        "_fill_ids",  # rebuilt: applied and held fills
+        "_held_ids",  # rebuilt: the held fills' ids
         "_accepted",
         "_rejected",
         "_unattributed",
@@ -145,7 +145,7 @@ def restore(state: BookState, projection: PositionsProjection) -> None:
     Raises:
         ValueError: the projection already holds something.
     """
-    if projection.fills_applied or projection._fill_ids or projection._accepted:
+    if projection.fills_applied or projection._held_ids or projection._accepted:
         raise ValueError("restore into a fresh projection only")
     book = projection._contracts
     for p in state.positions:
@@ -165,10 +165,9 @@ def restore(state: BookState, projection: PositionsProjection) -> None:
         )
     projection.applied = list(state.applied)
     projection.index.extend(projection.applied)
-    projection._fill_ids.update(applied.fill.fill_id for applied in state.applied)
     for fill in state.held:
         projection._unattributed.setdefault(fill.order_id, []).append(fill)
-        projection._fill_ids.add(fill.fill_id)
+        projection._held_ids.add(fill.fill_id)
     projection._accepted = {account: set(ids) for account, ids in state.accepted.items()}
     projection._rejected = {account: set(ids) for account, ids in state.rejected.items()}
     projection._order_accounts = dict(state.order_accounts)
@@ -177,8 +176,11 @@ def restore(state: BookState, projection: PositionsProjection) -> None:
     projection.duplicate_fills = state.duplicate_fills
     projection.fees = {report.fill_id: report for report in state.fees}
     for applied in state.applied:
-        if applied.fill.fill_id not in projection.fees:
+        report = projection.fees.get(applied.fill.fill_id)
+        if report is None:
             projection._unpaid.setdefault(applied.fill.account_id, set()).add(applied.fill.fill_id)
+        else:
+            projection.index.add_fees(applied, report)
 
 
 _encoder = msgspec.msgpack.Encoder(decimal_format="string")

@@ -45,6 +45,10 @@ def fill_fees(account_id: int, fee: wire.FillFee, now_ns: int) -> FillFees:
         main = next((cur for _, value, cur in amounts if value and cur), "USD")
     counted = {name: value for name, value, cur in amounts if cur in (main, "")}
     other = sum(1 for _, value, cur in amounts if value and cur not in (main, ""))
+
+    def part(name: str) -> Decimal:
+        return counted.get(name, Decimal(0))
+
     return FillFees(
         event_id=f"fees-{fee.id}",
         ts_event=now_ns,
@@ -54,5 +58,11 @@ def fill_fees(account_id: int, fee: wire.FillFee, now_ns: int) -> FillFees:
         currency=main,
         total=sum(counted.values(), Decimal(0)),
         other_currency=other,
-        **{name: counted.get(name, Decimal(0)) for name, _, _ in _PARTS},
+        commission=part("commission"),
+        exchange_fee=part("exchange_fee"),
+        clearing_fee=part("clearing_fee"),
+        nfa_fee=part("nfa_fee"),
+        brokerage_fee=part("brokerage_fee"),
+        ip_fee=part("ip_fee"),
+        order_routing_fee=part("order_routing_fee"),
     )

@@ -25,9 +25,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    from phalanx_common.events import FillFees
     from phalanx_ledger.projection import AppliedFill
 
-__all__ = ["FillIndex", "FillKey", "MoneyTotal", "OrderSum", "SortedFills"]
+__all__ = ["FillIndex", "FillKey", "MoneyTotal", "OrderSum", "SortedFills", "total_of"]
 
 FillKey = tuple[int, int]  # (ts_event, fill_id)
 OrderKey = tuple[int, int, str]  # (order_id, account_id, symbol)
@@ -36,15 +37,29 @@ _LOWEST_ID = -(2**63)
 _K = TypeVar("_K", tuple[str, str], tuple[int, str])  # (day or account, currency)
 
 
-class MoneyTotal:
-    """Realized money of a group of fills in one currency, with its fill counts."""
+def _add_fees(fees: dict[str, Decimal], more: dict[str, Decimal]) -> None:
+    for currency, amount in more.items():
+        fees[currency] = fees.get(currency, Decimal(0)) + amount
 
-    __slots__ = ("fills", "money", "unpriced")
+
+class MoneyTotal:
+    """Realized money of a group of fills in one currency, with its fill counts, and the fees
+    the venue reported for those fills (by the fees' own currency; ``covered``: how many of
+    the fills have their fee report)."""
+
+    __slots__ = ("covered", "fees", "fills", "money", "unpriced")
 
     def __init__(self) -> None:
         self.money = Decimal(0)
         self.fills = 0
         self.unpriced = 0
+        self.fees: dict[str, Decimal] = {}
+        self.covered = 0
+
+    def add_fees(self, report: FillFees) -> None:
+        """Count the fee report of one of the group's fills."""
+        self.fees[report.currency] = self.fees.get(report.currency, Decimal(0)) + report.total
+        self.covered += 1
 
     def add(self, applied: AppliedFill) -> None:
         """Count one fill (its money, or as unpriced when its product is unknown)."""
@@ -61,12 +76,16 @@ class MoneyTotal:
             self.unpriced += order.fills
         else:
             self.money += order.money
+        _add_fees(self.fees, order.fees)
+        self.covered += order.covered
 
     def merge(self, other: MoneyTotal) -> None:
         """Add another total to this one."""
         self.money += other.money
         self.fills += other.fills
         self.unpriced += other.unpriced
+        _add_fees(self.fees, other.fees)
+        self.covered += other.covered
 
 
 class OrderSum:
@@ -76,7 +95,9 @@ class OrderSum:
         "account_id",
         "bought",
         "contract_id",
+        "covered",
         "currency",
+        "fees",
         "fills",
         "money",
         "realized_pnl",
@@ -95,6 +116,13 @@ class OrderSum:
         self.fills = 0
         self.realized_pnl = Decimal(0)
         self.money: Decimal | None = Decimal(0) if applied.realized_pnl_money is not None else None
+        self.fees: dict[str, Decimal] = {}
+        self.covered = 0
+
+    def add_fees(self, report: FillFees) -> None:
+        """Count the fee report of one of the order's fills."""
+        self.fees[report.currency] = self.fees.get(report.currency, Decimal(0)) + report.total
+        self.covered += 1
 
     def add(self, applied: AppliedFill) -> None:
         """Count one fill of the order."""
@@ -126,11 +154,12 @@ def utc_day(ts_ns: int) -> str:
     return day
 
 
-def _count(totals: dict[_K, MoneyTotal], key: _K, applied: AppliedFill) -> None:
+def total_of(totals: dict[_K, MoneyTotal], key: _K) -> MoneyTotal:
+    """The total under ``key``, created empty when there is none yet."""
     total = totals.get(key)
     if total is None:
         total = totals[key] = MoneyTotal()
-    total.add(applied)
+    return total
 
 
 class SortedFills:
@@ -200,8 +229,8 @@ class FillIndex:
         account.add(applied)
         self._by_order.setdefault(fill.order_id, []).append(applied)
         currency = applied.currency
-        _count(self.by_day, (utc_day(fill.ts_event), currency), applied)
-        _count(self.by_account, (fill.account_id, currency), applied)
+        total_of(self.by_day, (utc_day(fill.ts_event), currency)).add(applied)
+        total_of(self.by_account, (fill.account_id, currency)).add(applied)
         order_key = (fill.order_id, fill.account_id, fill.symbol)
         order_sum = self.order_sums.get(order_key)
         if order_sum is None:
@@ -239,16 +268,20 @@ class FillIndex:
             if order_sum is None:
                 order_sum = order_sums[order_key] = OrderSum(applied)
             order_sum.add(applied)
-            _count(days, (fill.ts_event // _DAY_NS, applied.currency), applied)
+            total_of(days, (fill.ts_event // _DAY_NS, applied.currency)).add(applied)
         for (number, currency), day_total in days.items():
-            by_day.setdefault((utc_day(number * _DAY_NS), currency), MoneyTotal()).merge(day_total)
+            total_of(by_day, (utc_day(number * _DAY_NS), currency)).merge(day_total)
         self._by_account = {a: SortedFills.of_sorted(f) for a, f in accounts.items()}
         for order in order_sums.values():
-            key = (order.account_id, order.currency)
-            total = self.by_account.get(key)
-            if total is None:
-                total = self.by_account[key] = MoneyTotal()
-            total.add_order(order)
+            total_of(self.by_account, (order.account_id, order.currency)).add_order(order)
+
+    def add_fees(self, applied: AppliedFill, report: FillFees) -> None:
+        """Count the fee report of an indexed fill in its day's, account's and order's totals
+        (once per fill: the projection keeps the first report)."""
+        fill = applied.fill
+        total_of(self.by_day, (utc_day(fill.ts_event), applied.currency)).add_fees(report)
+        total_of(self.by_account, (fill.account_id, applied.currency)).add_fees(report)
+        self.order_sums[(fill.order_id, fill.account_id, fill.symbol)].add_fees(report)
 
     def of_account(self, account_id: int) -> SortedFills:
         """One account's fills (empty when it has none)."""

@@ -23,7 +23,7 @@ from typing import Literal
 import msgspec
 
 from phalanx_ledger.attribution import OUTSIDE
-from phalanx_ledger.fill_index import MoneyTotal, utc_day
+from phalanx_ledger.fill_index import MoneyTotal, total_of
 from phalanx_ledger.projection import AppliedFill, PositionsProjection
 
 __all__ = ["FillRow", "PnlBy", "PnlRow", "fill_rows", "pnl_rows", "to_csv"]
@@ -154,6 +154,8 @@ def pnl_rows(projection: PositionsProjection, by: PnlBy) -> list[PnlRow]:
 
     Day and account read the index's running totals; strategy adds up the totals of each
     venue order under its attribution (looked up now: an order's acceptance may come late).
+    The totals carry the fees too (counted as each report or fill arrives), so a query never
+    walks the fee reports.
     A fill's fees count in their own currency (usually the product's) in the fill's group;
     net = realized - fees; ``fills_without_fees`` are the group's fills no fee report covers.
     """
@@ -162,10 +164,7 @@ def pnl_rows(projection: PositionsProjection, by: PnlBy) -> list[PnlRow]:
     if by == "strategy":
         for (order_id, _, _), order in index.order_sums.items():
             key = (projection.orders.of(order_id).strategy_id, order.currency)
-            total = totals.get(key)
-            if total is None:
-                total = totals[key] = MoneyTotal()
-            total.add_order(order)
+            total_of(totals, key).add_order(order)
     else:
         source: Iterable[tuple[tuple[str, str], MoneyTotal]] = (
             index.by_day.items()
@@ -173,18 +172,11 @@ def pnl_rows(projection: PositionsProjection, by: PnlBy) -> list[PnlRow]:
             else (((str(a), c), t) for (a, c), t in index.by_account.items())
         )
         for key, total in source:
-            totals.setdefault(key, MoneyTotal()).merge(total)
-    fees: dict[tuple[str, str], Decimal] = {}
-    covered: dict[tuple[str, str], int] = {}  # fills with a fee report, by the fill's currency
-    for report in projection.fees.values():
-        applied = index.by_fill_id.get(report.fill_id)
-        if applied is None:  # fees of a fill not applied (yet)
-            continue
-        group = _group(projection, applied, by)
-        fees[(group, report.currency)] = fees.get((group, report.currency), Decimal(0)) + (
-            report.total
-        )
-        covered[(group, applied.currency)] = covered.get((group, applied.currency), 0) + 1
+            total_of(totals, key).merge(total)
+    fees: dict[tuple[str, str], Decimal] = {}  # by the fees' own currency
+    for (group, _), total in totals.items():
+        for currency, amount in total.fees.items():
+            fees[(group, currency)] = fees.get((group, currency), Decimal(0)) + amount
     rows: list[PnlRow] = []
     for key in sorted(set(totals) | set(fees)):
         total = totals.get(key) or MoneyTotal()
@@ -198,19 +190,10 @@ def pnl_rows(projection: PositionsProjection, by: PnlBy) -> list[PnlRow]:
                 unpriced_fills=total.unpriced,
                 fees_money=paid,
                 net_pnl_money=total.money - paid,
-                fills_without_fees=total.fills - covered.get(key, 0),
+                fills_without_fees=total.fills - total.covered,
             )
         )
     return rows
-
-
-def _group(projection: PositionsProjection, applied: AppliedFill, by: PnlBy) -> str:
-    fill = applied.fill
-    if by == "day":
-        return utc_day(fill.ts_event)
-    if by == "strategy":
-        return projection.orders.of(fill.order_id).strategy_id
-    return str(fill.account_id)
 
 
 def to_csv(rows: Sequence[msgspec.Struct], fields: Iterable[str]) -> str:

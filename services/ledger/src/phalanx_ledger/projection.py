@@ -148,7 +148,7 @@ class PositionsProjection:
         self.applied: list[AppliedFill] = []  # in the order applied
         self.index = FillIndex()  # the same fills, sorted and grouped for queries (ADR-0123)
         self._positions: dict[tuple[int, str], _Position] = {}
-        self._fill_ids: set[int] = set()
+        self._held_ids: set[int] = set()  # fills in ``_unattributed`` (applied: in ``index``)
         self._accepted: dict[int, set[str]] = {}
         self._rejected: dict[int, set[str]] = {}
         self._unattributed: dict[int, list[FillReceived]] = {}  # order id -> held fills
@@ -165,16 +165,16 @@ class PositionsProjection:
 
     def apply_fill(self, fill: FillReceived) -> bool:
         """Apply a fill; return ``False`` (and change nothing) if its ``fill_id`` was seen."""
-        if fill.fill_id in self._fill_ids:
+        if fill.fill_id in self.index.by_fill_id or fill.fill_id in self._held_ids:
             if fill.account_id and self._release_held(fill):
                 return True
             self.duplicate_fills += 1
             return False
-        self._fill_ids.add(fill.fill_id)
         if not fill.account_id:
             known = self._order_accounts.get(fill.order_id)
             if known is None:
                 self._unattributed.setdefault(fill.order_id, []).append(fill)
+                self._held_ids.add(fill.fill_id)
                 return True
             fill = msgspec.structs.replace(fill, account_id=known)
         self._apply_to_position(fill)
@@ -186,6 +186,9 @@ class PositionsProjection:
             return False
         self.fees[event.fill_id] = event
         self._unpaid.get(event.account_id, set()).discard(event.fill_id)
+        applied = self.index.by_fill_id.get(event.fill_id)
+        if applied is not None:
+            self.index.add_fees(applied, event)
         return True
 
     def fills_without_fees(self, account_id: int) -> list[int]:
@@ -198,10 +201,7 @@ class PositionsProjection:
 
     def knows_fill(self, fill_id: int) -> bool:
         """Whether a fill was applied to its account (a held, unattributed fill is not)."""
-        return fill_id in self._fill_ids and fill_id not in self._held_fill_ids()
-
-    def _held_fill_ids(self) -> set[int]:
-        return {held.fill_id for fills in self._unattributed.values() for held in fills}
+        return fill_id in self.index.by_fill_id
 
     def _release_held(self, fill: FillReceived) -> bool:
         """Apply a held unattributed fill now that a report names its account (reconciliation,
@@ -210,6 +210,7 @@ class PositionsProjection:
         if not any(h.fill_id == fill.fill_id for h in held):
             return False
         rest = [h for h in held if h.fill_id != fill.fill_id]
+        self._held_ids.discard(fill.fill_id)
         if rest:
             self._unattributed[fill.order_id] = rest
         else:
@@ -235,6 +236,9 @@ class PositionsProjection:
         )
         self.applied.append(applied)
         self.index.add(applied)
+        fees = self.fees.get(fill.fill_id)
+        if fees is not None:  # reported before the fill was applied
+            self.index.add_fees(applied, fees)
         self.fills_applied += 1
 
     def apply_order(self, event: OrderAccepted | OrderRejected) -> bool:
@@ -254,6 +258,7 @@ class PositionsProjection:
     def _attribute(self, order_id: int, account_id: int) -> None:
         self._order_accounts[order_id] = account_id
         for fill in self._unattributed.pop(order_id, []):
+            self._held_ids.discard(fill.fill_id)
             self._apply_to_position(msgspec.structs.replace(fill, account_id=account_id))
 
     def positions(self, account_id: int | None = None) -> list[PositionView]:
