@@ -20,7 +20,6 @@ Price moves are found by comparing the engine's prices with the last quote sent,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -82,16 +81,14 @@ class MarketDataHub:
         conn = Connection(websocket, self.venue.settings.sim_ws_coalesce)
         md = _MdConnection(conn)
         self.sockets[conn] = md
-        writer = asyncio.create_task(conn.run_writer(), name="sim-md-writer")
-        conn.push_frame(OPEN)
-        try:
-            await receive_texts(websocket, conn, lambda text: self.on_frame(md, text), "md socket")
-        finally:
-            self.sockets.pop(conn, None)
-            if not writer.done():
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await writer
+        async with conn.writing("sim-md-writer"):
+            conn.push_frame(OPEN)
+            try:
+                await receive_texts(
+                    websocket, conn, lambda text: self.on_frame(md, text), "md socket"
+                )
+            finally:
+                self.sockets.pop(conn, None)
 
     def _session(self, token: str) -> Session | None:
         venue = self.venue

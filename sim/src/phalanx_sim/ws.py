@@ -14,12 +14,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
 
 import msgspec
 from starlette.websockets import WebSocket
 
+from phalanx_common.tasks import OwnedTasks
 from phalanx_sim.entities import Entity
 from phalanx_sim.frames import (
     HEARTBEAT,
@@ -101,6 +102,17 @@ class Connection:
         self.closing = True
         self._out.clear()
         self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def writing(self, name: str) -> AsyncIterator[None]:
+        """Run :meth:`run_writer` as a task called ``name`` while the block runs; stopped
+        (cancelled and awaited) when it ends."""
+        tasks = OwnedTasks(name)
+        tasks.spawn(self.run_writer(), name)
+        try:
+            yield
+        finally:
+            await tasks.stop()
 
     async def run_writer(self) -> None:
         """Write queued frames until the socket closes."""
@@ -246,18 +258,14 @@ class Hub:
         conn = Connection(websocket, self.settings.sim_ws_coalesce)
         self.connections.add(conn)
         self.connects.append(ConnectRecord(self.venue.clock.time(), "open", None))
-        writer = asyncio.create_task(conn.run_writer(), name="sim-ws-writer")
-        conn.push_frame(OPEN)
-        try:
-            await receive_texts(
-                websocket, conn, lambda text: self.on_frame(conn, text), "websocket"
-            )
-        finally:
-            self._forget(conn)
-            if not writer.done():
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await writer
+        async with conn.writing("sim-ws-writer"):
+            conn.push_frame(OPEN)
+            try:
+                await receive_texts(
+                    websocket, conn, lambda text: self.on_frame(conn, text), "websocket"
+                )
+            finally:
+                self._forget(conn)
 
     def _forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
