@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from phalanx_common.tasks import OwnedTasks, cancel_and_wait
+from phalanx_common.tasks import OwnedTasks, cancel_and_wait, every
+from phalanx_testing.clock import FakeClock
 
 
 async def _swallows_one_cancel(swallowed: list[int]) -> None:
@@ -78,3 +79,27 @@ async def test_a_stopped_task_is_not_logged_as_failed(caplog: pytest.LogCaptureF
     await asyncio.sleep(0)
     await tasks.stop()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_every_runs_the_step_now_and_each_interval_and_survives_a_failure() -> None:
+    clock = FakeClock()
+    ran: list[float] = []
+    failures: list[str] = []
+
+    async def step() -> None:
+        ran.append(clock.monotonic())
+        if len(ran) == 2:
+            raise RuntimeError("NATS away")
+
+    tasks = OwnedTasks("sampler")
+    tasks.spawn(every(5.0, step, lambda exc: failures.append(str(exc)), clock.sleep), "every")
+    await asyncio.sleep(0)
+    assert ran == [0.0]  # at once
+    await clock.advance(4.9)
+    assert ran == [0.0]
+    await clock.advance(0.1)
+    assert ran == [0.0, 5.0]
+    assert failures == ["NATS away"]
+    await clock.advance(5.0)
+    assert ran == [0.0, 5.0, 10.0]  # the failure did not end the loop
+    await tasks.stop()

@@ -10,10 +10,9 @@ so only this package depends on ``prometheus-client``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -25,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from phalanx_common.tasks import OwnedTasks
+from phalanx_common.tasks import OwnedTasks, every
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -170,18 +169,19 @@ class ConsumerLag:
         self._seen = seen
 
     def start(self) -> None:
-        """Sample now and then every ``interval_s`` until :meth:`stop`."""
+        """Sample now and then every ``interval_s`` until :meth:`stop` (NATS away: the last
+        values stay, and the next sample tries again)."""
         if not self._tasks:
-            self._tasks.spawn(self._run(), "metrics:consumer-lag")
+            sampling = every(self._interval_s, self.sample, _not_sampled("consumer lag"))
+            self._tasks.spawn(sampling, "metrics:consumer-lag")
 
     async def stop(self) -> None:
         """Stop sampling (idempotent)."""
         await self._tasks.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sample()
-            except Exception as exc:  # NATS away: keep the last values, try again later
-                log.debug("consumer lag not sampled: %s", exc)
-            await asyncio.sleep(self._interval_s)
+
+def _not_sampled(what: str) -> Callable[[Exception], None]:
+    def failed(exc: Exception) -> None:
+        log.debug("%s not sampled: %s", what, exc)
+
+    return failed

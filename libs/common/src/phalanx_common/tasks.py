@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["OwnedTasks", "cancel_and_wait"]
+__all__ = ["OwnedTasks", "cancel_and_wait", "every"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,22 @@ async def cancel_and_wait(task: asyncio.Future[Any] | None, retry_s: float = 0.5
             log.warning("task %s ignored a cancellation; cancelling again", _name(task))
     if not task.cancelled():
         task.exception()  # retrieved: an exception here is not "never retrieved"
+
+
+async def every(
+    interval_s: float,
+    step: Callable[[], Awaitable[object]],
+    failed: Callable[[Exception], None],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run ``step`` now and then every ``interval_s`` until cancelled; a step that raises is
+    handed to ``failed`` and the next one runs on time (a sampler's loop)."""
+    while True:
+        try:
+            await step()
+        except Exception as exc:
+            failed(exc)
+        await sleep(interval_s)
 
 
 def _name(task: asyncio.Future[Any]) -> str:

@@ -3,7 +3,6 @@ signals, fills applied, and how far each followed stream is behind."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -19,7 +18,7 @@ from phalanx_common.metrics import (
     new_registry,
     trace_exemplar,
 )
-from phalanx_common.tasks import OwnedTasks
+from phalanx_common.tasks import OwnedTasks, every
 from phalanx_ledger.follower import StreamFollower
 from phalanx_ledger.projection import PositionsProjection
 
@@ -102,16 +101,13 @@ class LedgerMetrics:
     def start(self) -> None:
         """Sample the lag now and every ``interval_s`` until :meth:`stop`."""
         if not self._tasks:
-            self._tasks.spawn(self._run(), "metrics:ledger-lag")
+            sampling = every(self._interval_s, self.sample, self._not_sampled)
+            self._tasks.spawn(sampling, "metrics:ledger-lag")
 
     async def stop(self) -> None:
         """Stop sampling (idempotent)."""
         await self._tasks.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sample()
-            except Exception as exc:
-                log.debug("ledger lag not sampled: %s", exc)
-            await asyncio.sleep(self._interval_s)
+    @staticmethod
+    def _not_sampled(exc: Exception) -> None:
+        log.debug("ledger lag not sampled: %s", exc)
