@@ -28,7 +28,7 @@ import msgspec
 from starlette.websockets import WebSocket
 
 from phalanx_sim.contracts import ContractInfo
-from phalanx_sim.frames import HEARTBEAT, OPEN, encode_event, encode_response, parse_client_frame
+from phalanx_sim.frames import HEARTBEAT, OPEN, encode_event, encode_response
 from phalanx_sim.state import Session
 from phalanx_sim.times import iso_from_epoch
 from phalanx_sim.venue import Venue
@@ -104,13 +104,8 @@ class MarketDataHub:
     def on_frame(self, md: _MdConnection, text: str) -> None:
         """Handle one client frame (heartbeat or request)."""
         conn = md.conn
-        try:
-            request = parse_client_frame(text)
-        except ValueError:
-            log.debug("malformed md frame %r", text[:200])
-            return
+        request = conn.request_of(text, "md frame")
         if request is None:
-            conn.client_heartbeats += 1
             return
         endpoint = request.endpoint.lower()
         if endpoint == "authorize":

@@ -25,6 +25,7 @@ from phalanx_sim.entities import Entity
 from phalanx_sim.frames import (
     HEARTBEAT,
     OPEN,
+    ClientRequest,
     array_frame,
     close_frame,
     encode_event,
@@ -102,6 +103,18 @@ class Connection:
         self.closing = True
         self._out.clear()
         self._wake.set()
+
+    def request_of(self, text: str, what: str) -> ClientRequest | None:
+        """The request a client frame carries; ``None`` for a heartbeat (counted) or a
+        malformed frame (logged as a malformed ``what``)."""
+        try:
+            request = parse_client_frame(text)
+        except ValueError:
+            log.debug("malformed %s %r", what, text[:200])
+            return None
+        if request is None:
+            self.client_heartbeats += 1
+        return request
 
     @contextlib.asynccontextmanager
     async def writing(self, name: str) -> AsyncIterator[None]:
@@ -329,13 +342,8 @@ class Hub:
 
     def on_frame(self, conn: Connection, text: str) -> None:
         """Handle one client frame (heartbeat or request)."""
-        try:
-            request = parse_client_frame(text)
-        except ValueError:
-            log.debug("malformed frame %r", text[:200])
-            return
+        request = conn.request_of(text, "frame")
         if request is None:
-            conn.client_heartbeats += 1
             return
         venue = self.venue
         endpoint = request.endpoint.lower()
