@@ -51,6 +51,8 @@ class Harness:
     floors: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     next_entry: dict[str, bool] = field(default_factory=dict)
     connected: dict[tuple[int, int, str], str] = field(default_factory=dict)
+    # seconds spent seeding each layout, and then waiting for the executors' sockets
+    seeding: dict[tuple[int, int, str], dict[str, float]] = field(default_factory=dict)
     floor_runs: int = 3
 
     async def open(self) -> None:
@@ -75,19 +77,29 @@ class Harness:
         await self.http.aclose()
 
     async def floor(self, intents: int, logins: int) -> dict[str, Any]:
-        """The floor for this layout (measured once per system, on first use)."""
+        """The floor for this layout (measured once per system, on first use). A floor that
+        fails is reported (``error``, ``p50_s`` NaN) and not measured again; the scenario
+        still runs."""
         key = (intents, logins)
         if key not in self.floors:
             assert self.pool is not None
             assert self.system.redis is not None
-            self.floors[key] = await measure_floor(
-                self.pool,
-                self.system.nats_url,
-                self.system.redis.url + "/1",
-                intents,
-                logins,
-                self.floor_runs,
-            )
+            try:
+                self.floors[key] = await measure_floor(
+                    self.pool,
+                    self.system.nats_url,
+                    self.system.redis.url + "/1",
+                    intents,
+                    logins,
+                    self.floor_runs,
+                )
+            except Exception as exc:  # reported in the JSON; the run goes on
+                self.floors[key] = {
+                    "intents": intents,
+                    "logins": logins,
+                    "p50_s": math.nan,
+                    "error": repr(exc),
+                }
         return self.floors[key]
 
     async def strategy(self, accounts: int, logins: int, label: str = "") -> SeededStrategy:
@@ -97,6 +109,7 @@ class Harness:
         if key not in self.seeded:
             endpoints = self.system.endpoints
             before = int((await venue_stats(self.http, endpoints.sim))["connections"])
+            t0 = time.perf_counter()
             self.seeded[key] = await seed(
                 endpoints,
                 logins,
@@ -104,10 +117,15 @@ class Harness:
                 strategy_name=f"bench-{accounts}x{logins}{label}",
                 prefix=f"b{accounts}x{logins}{label}u",
             )
+            t1 = time.perf_counter()
             # Up to 0.15 s a login (at least 2 minutes) for the executor's sockets to open.
             self.connected[key] = await self._wait_connections(
                 before, logins, max(120.0, 0.15 * logins)
             )
+            self.seeding[key] = {
+                "seed_s": round(t1 - t0, 1),
+                "sockets_wait_s": round(time.perf_counter() - t1, 1),
+            }
         return self.seeded[key]
 
     async def _wait_connections(self, before: int, logins: int, timeout_s: float) -> str:
