@@ -43,7 +43,12 @@ class Harness:
     """Start with :meth:`open`, end with :meth:`close`."""
 
     system: System
-    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=60))
+    # idle connections dropped before the services' 5 s keep-alive closes them (see seed.py)
+    http: httpx.AsyncClient = field(
+        default_factory=lambda: httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(keepalive_expiry=1.0)
+        )
+    )
     watch: OutcomeWatch | None = None
     pool: FloorPool | None = None
     meter: ProcMeter = field(default_factory=lambda: ProcMeter({}))
