@@ -43,6 +43,10 @@ from phalanx_tradovate.ws import TradovateSocket
 __all__ = ["FloorPool", "measure_floor"]
 
 _CONNECTS_AT_ONCE = 25
+# JetStream's request timeout for the floor's KV creates and publishes: 10,000 in flight at once
+# in one process wait longer than the client's default 5 s for their acks on a busy machine, and a
+# timeout there measures nothing (ADR-0172). Sockets wait up to 120 s for the same reason.
+_JS_TIMEOUT_S = 120.0
 # The venue's per-login windows as the executor budgets them (a little under 80/min, 5,000/h).
 _WINDOWS = (Window(70, 60.0), Window(4_500, 3_600.0))
 
@@ -173,8 +177,12 @@ async def _run_once(
         )
 
     started = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(intents)))
-    return time.perf_counter() - started
+    done = await asyncio.gather(*(one(n) for n in range(intents)), return_exceptions=True)
+    seconds = time.perf_counter() - started
+    failed = [r for r in done if isinstance(r, BaseException)]
+    if failed:  # after every intent has ended: none is left running behind the error
+        raise RuntimeError(f"{len(failed)} of {intents} floor intents failed: {failed[0]!r}")
+    return seconds
 
 
 async def measure_floor(
@@ -193,7 +201,7 @@ async def measure_floor(
     )
     cpu_before = time.process_time()
     try:
-        js = nc.jetstream()
+        js = nc.jetstream(timeout=_JS_TIMEOUT_S)
         bucket = subjects.BENCH_FLOOR_BUCKET
         stream = subjects.BENCH_FLOOR_STREAM
         await js.add_stream(

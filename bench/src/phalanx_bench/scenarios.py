@@ -76,6 +76,7 @@ async def fanout(
         "runs": runs,
         "incomplete": incomplete,
         "sockets": harness.connected.get((accounts, logins, "")),
+        "seeding": harness.seeding.get((accounts, logins, "")),
         **stats,
         "latencies_s": [round(x, 4) for x in latencies],
         "floor_p50_s": floor_s,

@@ -72,6 +72,9 @@ class ConnectionPool:
         self._on_snapshot = on_snapshot
         self._max_sockets = max_sockets
         self._connect_sem = asyncio.Semaphore(connect_concurrency)
+        # Background connects (warm-up, reconnects) at once: each takes permits from Redis, and
+        # 1,000 logins at once drained the Redis pool (ADR-0171). Intents' own gets are not held.
+        self._background = asyncio.Semaphore(connect_concurrency)
         self._request_timeout_s = request_timeout_s
         self._calls = calls
         self._backoff_s = reconnect_backoff_s
@@ -232,7 +235,7 @@ class ConnectionPool:
                 await self.drop(login_id)
                 return
             try:
-                await self.get(login_id)
+                await self._get_in_background(login_id)
             except Exception as exc:  # LoginNotReady, or Redis/NATS down for the permit
                 self._metrics.reconnects.labels(login_id, "failed").inc()
                 self._failures[login_id] = self._failures.get(login_id, 0) + 1
@@ -245,15 +248,20 @@ class ConnectionPool:
             if self._reconnects.get(login_id) is asyncio.current_task():
                 self._reconnects.pop(login_id, None)
 
+    async def _get_in_background(self, login_id: str) -> TradovateSocket:
+        async with self._background:
+            return await self.get(login_id)
+
     async def warm(self, login_ids: list[str]) -> int:
         """Connect every listed login that has a token; return how many are connected.
 
         A login of this replica that fails to connect is tried again in the background (with
-        the reconnect back-off) rather than left cold until an intent needs it.
+        the reconnect back-off) rather than left cold until an intent needs it. At most
+        ``connect_concurrency`` logins warm or reconnect at once, over all calls.
         """
         with_token = [login for login in login_ids if self._token_for(login) is not None]
         results = await asyncio.gather(
-            *(self.get(login) for login in with_token), return_exceptions=True
+            *(self._get_in_background(login) for login in with_token), return_exceptions=True
         )
         for login, result in zip(with_token, results, strict=True):
             if isinstance(result, BaseException):
