@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from phalanx_tradovate import wire
 from phalanx_tradovate.checks import is_read, raise_for_payload, raise_for_status
@@ -161,7 +163,13 @@ class TradovateSocket(SocketCalls):
             raise RuntimeError("TradovateSocket.connect() called twice; make a new socket")
         try:
             self._ws = await asyncio.wait_for(
-                connect(self.url, ping_interval=None, compression=None, max_size=None),
+                connect(
+                    self.url,
+                    ping_interval=None,
+                    compression=None,
+                    max_size=None,
+                    proxy=_proxy_for(self.url),
+                ),
                 self.connect_timeout_s,
             )
             first = await asyncio.wait_for(self._ws.recv(), self.connect_timeout_s)
@@ -287,7 +295,7 @@ class TradovateSocket(SocketCalls):
             return
         if item.kind == "props":
             try:
-                events = parse_props(item.data)
+                events = parse_props(item.raw if item.raw is not None else item.data)
             except ProtocolError as exc:
                 log.warning("%s: %s", self.url, exc)
                 return
@@ -439,3 +447,20 @@ class TradovateSocket(SocketCalls):
         request_id = self._next_id
         self._sync_ids.add(request_id)
         return await self._typed("user/syncrequest", wire.SyncSnapshot, req)
+
+
+_proxies: dict[str, str | None] = {}
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url``, looked up once per URL and process.
+
+    websockets looks it up on every connect by scanning the environment (``*_proxy``); with a
+    thousand sockets that scan was a visible share of the executor's CPU (ADR-0160).
+
+    Raises:
+        InvalidURI: if ``url`` is not a WebSocket URI.
+    """
+    if url not in _proxies:
+        _proxies[url] = get_proxy(parse_uri(url))
+    return _proxies[url]

@@ -171,11 +171,22 @@ class BatchWorker:
         self._order = order
         self._sent_ns: dict[str, int] = {}  # intent id -> when its last request went out
         self._stopping = asyncio.Event()
+        self._stopped: asyncio.Future[None] | None = None  # done once stopping (shared waiter)
         self.placed = 0
 
     def begin_stop(self) -> None:
         """Graceful stop: start no intent, and hand back those still waiting to send."""
         self._stopping.set()
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    def _stop_signal(self) -> asyncio.Future[None]:
+        """One future for every permit wait to watch for the stop (not a task per wait)."""
+        if self._stopped is None:
+            self._stopped = asyncio.get_running_loop().create_future()
+            if self._stopping.is_set():
+                self._stopped.set_result(None)
+        return self._stopped
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -738,7 +749,7 @@ class BatchWorker:
         acquire = asyncio.ensure_future(
             self.permits.acquire(self.budgets(intent.login_id), priority)
         )
-        stop = asyncio.ensure_future(self._stopping.wait()) if hand_back else None
+        stop = self._stop_signal() if hand_back else None
         try:
             await asyncio.wait(
                 {acquire} if stop is None else {acquire, stop},
@@ -746,8 +757,6 @@ class BatchWorker:
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            if stop is not None:
-                stop.cancel()
             if not acquire.done():
                 # Not awaited: a cancel that lands inside a Redis call can be swallowed there,
                 # and the wait would then last until the permit came. A permit granted after
