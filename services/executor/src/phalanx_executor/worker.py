@@ -55,6 +55,7 @@ from phalanx_executor.legs import resize_leg
 from phalanx_executor.lookup import find_order_by_cl_ord_id
 from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.pool import ConnectionPool, LoginNotReady
+from phalanx_executor.published_outcomes import PublishedOutcomes
 from phalanx_executor.ratelimit import Budget, RateLimiter
 from phalanx_executor.venue_calls import VenueCalls
 from phalanx_executor.venue_view import VenueView
@@ -170,6 +171,7 @@ class BatchWorker:
         self._leases = leases
         self._order = order
         self._sent_ns: dict[str, int] = {}  # intent id -> when its last request went out
+        self.published = PublishedOutcomes()  # outcomes not to publish again (ADR-0160)
         self._stopping = asyncio.Event()
         self._stopped: asyncio.Future[None] | None = None  # done once stopping (shared waiter)
         self.placed = 0
@@ -204,8 +206,18 @@ class BatchWorker:
             "phalanx.shard": event.shard,
             "phalanx.intents": len(event.intents),
         }
+        open_ = True  # nak'ed (Retry) or failed: the batch comes back
         with span("execute batch", attributes):
-            await self._handle_batch(event, msg)
+            try:
+                await self._handle_batch(event, msg)
+                open_ = False
+            except Poison:
+                open_ = False  # dead-lettered: it does not come back
+                raise
+            finally:
+                self.published.batch_ended(
+                    event.batch_id, (i.intent_id for i in event.intents), open_=open_
+                )
 
     async def _handle_batch(self, event: ExecBatch, msg: Msg) -> None:
         if self._order is not None:  # ADR-0051: queued in signal order before anything runs
@@ -817,7 +829,14 @@ class BatchWorker:
         return IntentOutcome(intent.intent_id, "rejected")
 
     async def _republish(self, intent: OrderIntent, claim: Claim) -> None:
-        """Publish a terminal outcome again (dropped as a duplicate if it was published)."""
+        """Publish a terminal outcome again, unless this replica knows it published it.
+
+        The outcome may never have gone out (the claim turns terminal first), so it is
+        published again when not known here; the stream drops a copy it already has, but core
+        subscribers would see it, hence the memory (ADR-0160).
+        """
+        if self.published.published(intent.intent_id):
+            return
         record = claim.record
         if record.state == "rejected":
             await self._publish_rejected(intent, record.reason, "")
@@ -863,11 +882,13 @@ class BatchWorker:
         )
         subject = subjects.orders_subject(intent.account_id)
         await self._bus.publish(subject, event, msg_id=f"accepted-{intent.intent_id}")
+        self.published.add(intent.intent_id)
 
     async def _publish_rejected(self, intent: OrderIntent, reason: str, text: str) -> None:
         event = OrderRejected(**self._about(intent), reason=reason, text=text)
         subject = subjects.orders_subject(intent.account_id)
         await self._bus.publish(subject, event, msg_id=f"rejected-{intent.intent_id}")
+        self.published.add(intent.intent_id)
 
     async def _publish_expired(self, intent: OrderIntent, text: str) -> None:
         now = self._clock.time_ns()
@@ -885,6 +906,7 @@ class BatchWorker:
         )
         subject = subjects.orders_subject(intent.account_id)
         await self._bus.publish(subject, event, msg_id=f"expired-{intent.intent_id}")
+        self.published.add(intent.intent_id)
 
     async def _publish_unknown(self, intent: OrderIntent, reason: str) -> None:
         event = OrderOutcomeUnknown(**self._about(intent), reason=reason)
