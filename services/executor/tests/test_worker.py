@@ -850,3 +850,20 @@ async def test_the_memory_of_published_outcomes_ends_with_the_batch(rig: Rig) ->
     await rig.worker.handle(batch, _delivery(1))  # both accepted: the batch is acked
     assert (len(rig.worker.published), rig.worker.published.open_batches) == (0, 0)
 
+
+async def test_the_view_keeps_records_only_of_orders_not_finished(rig: Rig) -> None:
+    """Bounded memory (ADR-0160): every entry leaves three orders at the venue, every exit one
+    more; once they are finished the view keeps their ids, not their records."""
+    rounds = 3
+    for _ in range(rounds):
+        entry = rig.intent(take_profit=Decimal(6050), stop_loss=Decimal(5950))
+        assert (await rig.worker.execute(entry)).state == "accepted"
+        await rig.settle()
+        assert (await rig.worker.execute(rig.intent(kind="exit"))).state == "accepted"
+        await eventually(lambda: rig.position() == 0 and rig.working() == [], what="flat")
+    held = rig.view.held
+    await eventually(
+        lambda: (held()["orders"], held()["versions"], held()["order_types"]) == (0, 0, 0),
+        what=f"no records of finished orders (held: {held()})",
+    )
+    assert held()["finished"] >= 4 * rounds  # their ids stay, for late fills and lookups

@@ -153,13 +153,34 @@ class VenueView:
         """Whether this order's effect on the position is known: it finished (filled, canceled,
         rejected), or it rests working with no fill due (not a Market order). "Settled" is not
         "filled": a Market order that is merely ``Working`` is not resolved."""
+        if order_id in self._finished:
+            return True
         account = self._order_account.get(order_id)
         order = self._orders.get(account, {}).get(order_id) if account is not None else None
         return order is not None and not self._fill_pending(order)
 
     def version(self, order_id: int) -> wire.OrderVersion | None:
-        """The latest version (quantity, type, prices) of an order, once seen."""
+        """The latest version (quantity, type, prices) of an order, once seen (while it is not
+        finished)."""
         return self._versions.get(order_id)
+
+    def finished(self, order_id: int) -> bool:
+        """Whether the venue reported this order finished (among the recent ``keep_finished``)."""
+        return order_id in self._finished
+
+    def held(self) -> dict[str, int]:
+        """How many entries the per-order structures hold (bounded memory, ADR-0160): order
+        and version records only for orders not finished, a few ids for the finished."""
+        return {
+            "orders": sum(len(orders) for orders in self._orders.values()),
+            "versions": len(self._versions),
+            "order_types": len(self._order_types),
+            "order_accounts": len(self._order_account),
+            "cl_ord_ids": len(self._cl_ord),
+            "finished": len(self._finished),
+            "unseen": len(self._unseen),
+            "traces": len(self._traces),
+        }
 
     def working_orders(self, account_id: int, contract_id: int | None = None) -> list[wire.Order]:
         """Working (or suspended bracket) orders of an account, optionally of one contract."""
@@ -244,6 +265,8 @@ class VenueView:
 
     def settled(self, order_id: int) -> bool:
         """Whether the venue has reported this order past ``PendingNew`` (working or done)."""
+        if order_id in self._finished:
+            return True
         account = self._order_account.get(order_id)
         order = self._orders.get(account, {}).get(order_id) if account is not None else None
         return order is not None and order.ordStatus not in (None, "PendingNew", "Unknown")
@@ -270,7 +293,8 @@ class VenueView:
             return
         self._order_account[order_id] = account_id
         self.trace_request(order_id)
-        if account_id not in self._orders or order_id not in self._orders[account_id]:
+        seen = order_id in self._orders.get(account_id, {}) or order_id in self._finished
+        if not seen:
             self._unseen[order_id] = account_id  # its fill may come before its props
         if cl_ord_id:
             self._cl_ord[cl_ord_id] = order_id
@@ -409,11 +433,19 @@ class VenueView:
         if order.accountId is None:
             return
         self._order_account[order.id] = order.accountId
-        self._orders.setdefault(order.accountId, {})[order.id] = order
         self._unseen.pop(order.id, None)
+        orders = self._orders.setdefault(order.accountId, {})
         if order.ordStatus in FINISHED:
+            # A finished order no longer moves the position nor rests: its records go at once
+            # (every later scan of the account's orders skips them); its account and clOrdId
+            # stay among the recent finished, for late fills and lookups (ADR-0160).
+            orders.pop(order.id, None)
+            self._versions.pop(order.id, None)
+            self._order_types.pop(order.id, None)
             self._finished[order.id] = order.accountId
             self._forget_oldest_finished()
+            return
+        orders[order.id] = order
 
     def _forget_oldest_finished(self) -> None:
         # Bounded memory: only the most recent finished orders are kept; anything older is
@@ -429,7 +461,7 @@ class VenueView:
                 self._cl_ord.pop(cl_ord_id, None)
 
     def _apply_order_version(self, version: wire.OrderVersion) -> None:
-        if version.orderId is None:
+        if version.orderId is None or version.orderId in self._finished:
             return
         if version.orderType is not None:
             self._order_types[version.orderId] = version.orderType
