@@ -284,16 +284,8 @@ class TradovateSocket(SocketCalls):
 
     def _dispatch(self, item: Response | EventMessage) -> None:
         if isinstance(item, Response):
-            entry = self._pending.pop(item.request_id, None)
-            if entry is not None:
-                if not entry[0].done():
-                    entry[0].set_result(item)
-            elif item.request_id in self._sync_ids:
-                self._snapshot_part(item.data)
-            else:
-                log.debug("%s: response to unknown request %d", self.url, item.request_id)
-            return
-        if item.kind == "props":
+            self._answer(item)
+        elif item.kind == "props":
             try:
                 events = parse_props(item.raw if item.raw is not None else item.data)
             except ProtocolError as exc:
@@ -301,18 +293,31 @@ class TradovateSocket(SocketCalls):
                 return
             self._emit(events)
         elif item.kind == "shutdown":
-            self.shutdown_reason = item.data
-            log.warning("%s: server announced shutdown: %r", self.url, item.data)
-            if self.on_shutdown is not None:
-                try:
-                    self.on_shutdown(self, item.data)
-                except Exception:
-                    log.exception("on_shutdown callback failed")
+            self._shutdown_announced(item.data)
         elif self.on_event is not None:
             try:
                 self.on_event(item)
             except Exception:
                 log.exception("on_event callback failed for %s", item.kind)
+
+    def _answer(self, item: Response) -> None:
+        entry = self._pending.pop(item.request_id, None)
+        if entry is not None:
+            if not entry[0].done():
+                entry[0].set_result(item)
+        elif item.request_id in self._sync_ids:
+            self._snapshot_part(item.data)
+        else:
+            log.debug("%s: response to unknown request %d", self.url, item.request_id)
+
+    def _shutdown_announced(self, data: Any) -> None:
+        self.shutdown_reason = data
+        log.warning("%s: server announced shutdown: %r", self.url, data)
+        if self.on_shutdown is not None:
+            try:
+                self.on_shutdown(self, data)
+            except Exception:
+                log.exception("on_shutdown callback failed")
 
     def _emit(self, events: Iterable[PropsEvent]) -> None:
         if self.on_props is None:
