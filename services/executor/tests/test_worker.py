@@ -17,15 +17,18 @@ import msgspec
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
-from phalanx_common.codec import decode, encode
+from phalanx_common.codec import decode, decode_event, encode
 from phalanx_common.contracts import ContractBook
+from phalanx_common.errors import Retry
 from phalanx_common.events import (
+    ExecBatch,
     IntentKind,
     OrderIntent,
     Sentiment,
@@ -770,3 +773,97 @@ async def test_a_planned_add_adds_on_the_side_of_the_position(
 
     assert outcome.state == "accepted"
     await eventually(lambda: rig.position() == 3 * held, what=f"added to {3 * held}")
+
+
+# -- outcomes are published once per replica (ADR-0160) -------------------------------------
+
+
+async def _outcomes_until_sentinel(rig: Rig, seen: list[str]) -> None:
+    """Wait until every outcome published before now has reached ``seen`` (a core sentinel
+    published after them arrives after them on the same subscription)."""
+    await rig.bus.nc.publish("orders.sentinel", b"")
+    await eventually(lambda: "sentinel" in seen)
+    seen.remove("sentinel")
+
+
+async def _watch_outcomes(rig: Rig) -> list[str]:
+    """Subjects-tagged outcomes as core subscribers of ``orders.>`` see them."""
+    seen: list[str] = []
+
+    async def on_msg(msg: Msg) -> None:
+        if msg.subject == "orders.sentinel":
+            seen.append("sentinel")
+            return
+        event = decode_event(msg.data)
+        seen.append(f"{type(event).__name__}:{getattr(event, 'intent_id', '')}")
+
+    await rig.bus.nc.subscribe("orders.>", cb=on_msg)
+    return seen
+
+
+def _delivery(attempt: int) -> Msg:
+    """A JetStream delivery of a batch (the worker reads only its delivery count)."""
+    reply = f"$JS.ACK.{subjects.EXEC.name}.executor.{attempt}.{attempt}.{attempt}.0.0"
+    return Msg(_client=None, subject="exec.0", reply=reply, data=b"")  # type: ignore[arg-type]
+
+
+def _batch(intents: list[OrderIntent], batch_id: str = "batch-1") -> ExecBatch:
+    return ExecBatch(
+        event_id=batch_id,
+        ts_event=0,
+        ts_init=0,
+        batch_id=batch_id,
+        signal_id=intents[0].signal_id,
+        strategy_id="strat",
+        shard=0,
+        intents=tuple(intents),
+    )
+
+
+async def test_an_intent_found_terminal_again_does_not_publish_its_outcome_again(
+    rig: Rig,
+) -> None:
+    seen = await _watch_outcomes(rig)
+    intent = rig.intent()
+    first = await rig.worker.execute(intent)
+    second = await rig.worker.execute(intent)
+    await _outcomes_until_sentinel(rig, seen)
+    assert (first.state, second.state) == ("accepted", "duplicate")
+    assert seen == [f"OrderAccepted:{intent.intent_id}"]
+
+
+async def test_a_redelivered_batch_publishes_only_the_outcomes_still_open(rig: Rig) -> None:
+    seen = await _watch_outcomes(rig)
+    placed = rig.intent()
+    stuck = msgspec.structs.replace(rig.intent(account=1), login_id="no-token")
+    batch = _batch([placed, stuck])
+    for attempt in (1, 2, 3):
+        with pytest.raises(Retry):  # the intent of a login without a token is not ready
+            await rig.worker.handle(batch, _delivery(attempt))
+    await _outcomes_until_sentinel(rig, seen)
+    assert seen == [f"OrderAccepted:{placed.intent_id}"]
+    assert (len(rig.worker.published), rig.worker.published.open_batches) == (1, 1)
+
+
+async def test_the_memory_of_published_outcomes_ends_with_the_batch(rig: Rig) -> None:
+    batch = _batch([rig.intent(), rig.intent(account=1)])
+    await rig.worker.handle(batch, _delivery(1))  # both accepted: the batch is acked
+    assert (len(rig.worker.published), rig.worker.published.open_batches) == (0, 0)
+
+
+async def test_the_view_keeps_records_only_of_orders_not_finished(rig: Rig) -> None:
+    """Bounded memory (ADR-0160): every entry leaves three orders at the venue, every exit one
+    more; once they are finished the view keeps their ids, not their records."""
+    rounds = 3
+    for _ in range(rounds):
+        entry = rig.intent(take_profit=Decimal(6050), stop_loss=Decimal(5950))
+        assert (await rig.worker.execute(entry)).state == "accepted"
+        await rig.settle()
+        assert (await rig.worker.execute(rig.intent(kind="exit"))).state == "accepted"
+        await eventually(lambda: rig.position() == 0 and rig.working() == [], what="flat")
+    held = rig.view.held
+    await eventually(
+        lambda: (held()["orders"], held()["versions"], held()["order_types"]) == (0, 0, 0),
+        what=f"no records of finished orders (held: {held()})",
+    )
+    assert held()["finished"] >= 4 * rounds  # their ids stay, for late fills and lookups

@@ -108,23 +108,14 @@ def classify(exc: TradovateError, *, lockout_s: float = 3600.0) -> Verdict:
     """The verdict on one error raised by :mod:`phalanx_tradovate` (ADR-0055's table)."""
     text = str(exc)
     if isinstance(exc, PenaltyError):
-        if exc.captcha:  # a person must solve it; block as for a lockout
-            return Verdict(ErrorClass.FINAL, "venue-captcha", text, block_s=lockout_s)
-        return Verdict(
-            ErrorClass.RETRYABLE, "venue-penalty", text, block_s=exc.time_s, ticket=exc.ticket
-        )
+        return _penalty(exc, text, lockout_s)
     if isinstance(exc, LockoutError):
         return Verdict(ErrorClass.FINAL, "venue-lockout", text, block_s=lockout_s)
     if isinstance(exc, OrderRejected):
         cls = FAILURE_REASONS.get(exc.failure_reason, ErrorClass.FINAL)
         return Verdict(cls, exc.failure_reason, exc.failure_text or text)
     if isinstance(exc, AuthError):
-        if exc.endpoint == "authorize" or exc.endpoint.startswith("auth/"):
-            # the token or the credentials: nothing was done; the pool reconnects with the
-            # token auth renews (a bad token is a login problem, not the order's)
-            return Verdict(ErrorClass.RETRYABLE, "token-refused", exc.text)
-        # "Access is denied" for a request on an authorized socket: this account, for good
-        return Verdict(ErrorClass.FINAL, "access-denied", exc.text)
+        return _auth(exc)
     if isinstance(exc, VenueUnreachable):
         return Verdict(ErrorClass.RETRYABLE, "venue-unreachable", text)
     if isinstance(exc, RequestTimeout | ConnectionLost):
@@ -132,12 +123,37 @@ def classify(exc: TradovateError, *, lockout_s: float = 3600.0) -> Verdict:
             return Verdict(ErrorClass.RETRYABLE, "not-sent", text)
         return Verdict(ErrorClass.UNKNOWN, type(exc).__name__, text)
     if isinstance(exc, VenueError):
-        if is_read(exc.endpoint):
-            return Verdict(ErrorClass.RETRYABLE, f"http-{exc.status}", text)
-        if exc.status >= 500:  # the order may have been placed before the failure
-            return Verdict(ErrorClass.UNKNOWN, f"http-{exc.status}", text)
-        # 400 (malformed), 404, or errorText in a 200: the venue refused the request
-        return Verdict(ErrorClass.FINAL, f"venue-error-{exc.status}", exc.text or text)
+        return _http(exc, text)
+    return _other(exc, text)
+
+
+def _penalty(exc: PenaltyError, text: str, lockout_s: float) -> Verdict:
+    if exc.captcha:  # a person must solve it; block as for a lockout
+        return Verdict(ErrorClass.FINAL, "venue-captcha", text, block_s=lockout_s)
+    return Verdict(
+        ErrorClass.RETRYABLE, "venue-penalty", text, block_s=exc.time_s, ticket=exc.ticket
+    )
+
+
+def _auth(exc: AuthError) -> Verdict:
+    if exc.endpoint == "authorize" or exc.endpoint.startswith("auth/"):
+        # the token or the credentials: nothing was done; the pool reconnects with the
+        # token auth renews (a bad token is a login problem, not the order's)
+        return Verdict(ErrorClass.RETRYABLE, "token-refused", exc.text)
+    # "Access is denied" for a request on an authorized socket: this account, for good
+    return Verdict(ErrorClass.FINAL, "access-denied", exc.text)
+
+
+def _http(exc: VenueError, text: str) -> Verdict:
+    if is_read(exc.endpoint):
+        return Verdict(ErrorClass.RETRYABLE, f"http-{exc.status}", text)
+    if exc.status >= 500:  # the order may have been placed before the failure
+        return Verdict(ErrorClass.UNKNOWN, f"http-{exc.status}", text)
+    # 400 (malformed), 404, or errorText in a 200: the venue refused the request
+    return Verdict(ErrorClass.FINAL, f"venue-error-{exc.status}", exc.text or text)
+
+
+def _other(exc: TradovateError, text: str) -> Verdict:
     if isinstance(exc, ProtocolError):
         if is_read(exc.endpoint):
             return Verdict(ErrorClass.RETRYABLE, "protocol-error", text)

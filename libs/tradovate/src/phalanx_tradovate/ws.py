@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from phalanx_tradovate import wire
 from phalanx_tradovate.checks import is_read, raise_for_payload, raise_for_status
@@ -161,7 +163,13 @@ class TradovateSocket(SocketCalls):
             raise RuntimeError("TradovateSocket.connect() called twice; make a new socket")
         try:
             self._ws = await asyncio.wait_for(
-                connect(self.url, ping_interval=None, compression=None, max_size=None),
+                connect(
+                    self.url,
+                    ping_interval=None,
+                    compression=None,
+                    max_size=None,
+                    proxy=_proxy_for(self.url),
+                ),
                 self.connect_timeout_s,
             )
             first = await asyncio.wait_for(self._ws.recv(), self.connect_timeout_s)
@@ -276,35 +284,40 @@ class TradovateSocket(SocketCalls):
 
     def _dispatch(self, item: Response | EventMessage) -> None:
         if isinstance(item, Response):
-            entry = self._pending.pop(item.request_id, None)
-            if entry is not None:
-                if not entry[0].done():
-                    entry[0].set_result(item)
-            elif item.request_id in self._sync_ids:
-                self._snapshot_part(item.data)
-            else:
-                log.debug("%s: response to unknown request %d", self.url, item.request_id)
-            return
-        if item.kind == "props":
+            self._answer(item)
+        elif item.kind == "props":
             try:
-                events = parse_props(item.data)
+                events = parse_props(item.raw if item.raw is not None else item.data)
             except ProtocolError as exc:
                 log.warning("%s: %s", self.url, exc)
                 return
             self._emit(events)
         elif item.kind == "shutdown":
-            self.shutdown_reason = item.data
-            log.warning("%s: server announced shutdown: %r", self.url, item.data)
-            if self.on_shutdown is not None:
-                try:
-                    self.on_shutdown(self, item.data)
-                except Exception:
-                    log.exception("on_shutdown callback failed")
+            self._shutdown_announced(item.data)
         elif self.on_event is not None:
             try:
                 self.on_event(item)
             except Exception:
                 log.exception("on_event callback failed for %s", item.kind)
+
+    def _answer(self, item: Response) -> None:
+        entry = self._pending.pop(item.request_id, None)
+        if entry is not None:
+            if not entry[0].done():
+                entry[0].set_result(item)
+        elif item.request_id in self._sync_ids:
+            self._snapshot_part(item.data)
+        else:
+            log.debug("%s: response to unknown request %d", self.url, item.request_id)
+
+    def _shutdown_announced(self, data: Any) -> None:
+        self.shutdown_reason = data
+        log.warning("%s: server announced shutdown: %r", self.url, data)
+        if self.on_shutdown is not None:
+            try:
+                self.on_shutdown(self, data)
+            except Exception:
+                log.exception("on_shutdown callback failed")
 
     def _emit(self, events: Iterable[PropsEvent]) -> None:
         if self.on_props is None:
@@ -439,3 +452,20 @@ class TradovateSocket(SocketCalls):
         request_id = self._next_id
         self._sync_ids.add(request_id)
         return await self._typed("user/syncrequest", wire.SyncSnapshot, req)
+
+
+_proxies: dict[str, str | None] = {}
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url``, looked up once per URL and process.
+
+    websockets looks it up on every connect by scanning the environment (``*_proxy``); with a
+    thousand sockets that scan was a visible share of the executor's CPU (ADR-0160).
+
+    Raises:
+        InvalidURI: if ``url`` is not a WebSocket URI.
+    """
+    if url not in _proxies:
+        _proxies[url] = get_proxy(parse_uri(url))
+    return _proxies[url]

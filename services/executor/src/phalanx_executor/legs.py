@@ -48,6 +48,6 @@ async def resize_leg(
 
     def applied() -> bool:
         now = view.version(leg)
-        return now is not None and now.orderQty == step.quantity
+        return view.finished(leg) or (now is not None and now.orderQty == step.quantity)
 
     await view.wait_for(applied, wait_s)

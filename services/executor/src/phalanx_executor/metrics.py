@@ -133,6 +133,9 @@ class ExecutorMetrics:
             ["login", "result"],
             registry=r,
         )
+        # labelled children of the per-request metrics, by priority and by login
+        self._permit_wait_of: dict[str, Histogram] = {}
+        self._login_permits_of: dict[str, tuple[Counter, Counter]] = {}
 
     def order_outcome(self, strategy_id: str, outcome: str) -> None:
         """Count one intent's outcome (``accepted``, ``rejected``, ``expired``, ``unknown``)."""
@@ -143,10 +146,23 @@ class ExecutorMetrics:
         self.order_ack.observe(max(0.0, seconds), exemplar=trace_exemplar())
 
     def permit_waited(self, login_id: str, priority: str, seconds: float) -> None:
-        """Record one permit and how long it took."""
-        self.permit_wait.labels(priority).observe(seconds)
-        self.login_permits.labels(login_id).inc()
-        self.login_permit_wait.labels(login_id).inc(seconds)
+        """Record one permit and how long it took.
+
+        The labelled children are looked up once per login and priority (a ``labels()`` call
+        validates and locks each time; this runs for every venue request, ADR-0160).
+        """
+        waited = self._permit_wait_of.get(priority)
+        if waited is None:
+            waited = self._permit_wait_of[priority] = self.permit_wait.labels(priority)
+        login = self._login_permits_of.get(login_id)
+        if login is None:
+            login = self._login_permits_of[login_id] = (
+                self.login_permits.labels(login_id),
+                self.login_permit_wait.labels(login_id),
+            )
+        waited.observe(seconds)
+        login[0].inc()
+        login[1].inc(seconds)
 
     def stale_permit(self, login_id: str) -> None:
         """Count a permit spent without its request (too old by the time it could go)."""

@@ -144,58 +144,14 @@ class ConnectionPool:
             return await self._connect(login_id)
 
     async def _connect(self, login_id: str) -> TradovateSocket:
-        if not self._owns(login_id):
-            raise LoginNotReady(f"login {login_id!r} is not worked by this replica")
-        token = self._token_for(login_id)
-        if token is None:
-            raise LoginNotReady(f"no token for login {login_id!r} yet")
-        if not self._fresh(token.expires_ns()):
-            # authorizing with it would only be refused: wait for auth (renewal or a person)
-            raise LoginNotReady(f"login {login_id!r}: token expired or about to; not used")
-        if login_id not in self._sockets and len(self._sockets) >= self._max_sockets:
-            raise LoginNotReady(f"socket cap of {self._max_sockets} reached")
+        token = self._usable_token(login_id)
         old = self._sockets.pop(login_id, None)
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.close()
-
-        def on_props(event: PropsEvent) -> None:
-            self._on_props(login_id, event)
-
-        def on_close(closed: TradovateSocket, reason: str) -> None:
-            if self._sockets.get(login_id) is closed and not self._closing:
-                self._metrics.socket_drops.labels(login_id).inc()
-                self._schedule_reconnect(login_id, reason)
-
-        sock = TradovateSocket(
-            self._ws_url,
-            token.access_token,
-            on_props=on_props,
-            on_close=on_close,
-            request_timeout_s=self._request_timeout_s,
-            lockout_s=self._lockout_s,
-        )
-        if self._calls is not None:
-            blocked = await self._calls.blocked_for(login_id, SYNC_ENDPOINT)
-            if blocked > 0:
-                raise LoginNotReady(f"login {login_id!r}: budget blocked for {blocked:.1f}s")
-            # Permits outside the connect slot: waiting for them never holds up another login.
-            await self._calls.permit(login_id, Priority.RECONCILE, SYNC_ENDPOINT)
-            await self._calls.permit(login_id, Priority.RECONCILE, "authorize")
-        async with self._connect_sem:
-            try:
-                await sock.connect()
-                snapshot = await sock.sync(token.user_id)
-            except TradovateError as exc:
-                with contextlib.suppress(Exception):
-                    await sock.close()
-                if self._calls is not None:  # a penalty or lockout blocks the login
-                    await self._calls.honour(login_id, exc, exc.endpoint)
-                raise LoginNotReady(f"login {login_id!r}: cannot connect: {exc}") from exc
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await sock.close()
-                raise LoginNotReady(f"login {login_id!r}: cannot connect: {exc}") from exc
+        sock = self._new_socket(login_id, token)
+        await self._permits_to_connect(login_id)
+        snapshot = await self._open(login_id, sock, token)
         if not self._owns(login_id):  # its shard moved away while connecting: keep no socket
             with contextlib.suppress(Exception):
                 await sock.close()
@@ -207,6 +163,73 @@ class ConnectionPool:
         self._failures.pop(login_id, None)
         await self._on_snapshot(login_id, snapshot)
         return sock
+
+    def _usable_token(self, login_id: str) -> TokenRecord:
+        """The login's token, if this replica may open a socket with it now.
+
+        Raises:
+            LoginNotReady: not this replica's login, no token or one about to expire, or the
+                socket cap is reached.
+        """
+        if not self._owns(login_id):
+            raise LoginNotReady(f"login {login_id!r} is not worked by this replica")
+        token = self._token_for(login_id)
+        if token is None:
+            raise LoginNotReady(f"no token for login {login_id!r} yet")
+        if not self._fresh(token.expires_ns()):
+            # authorizing with it would only be refused: wait for auth (renewal or a person)
+            raise LoginNotReady(f"login {login_id!r}: token expired or about to; not used")
+        if login_id not in self._sockets and len(self._sockets) >= self._max_sockets:
+            raise LoginNotReady(f"socket cap of {self._max_sockets} reached")
+        return token
+
+    def _new_socket(self, login_id: str, token: TokenRecord) -> TradovateSocket:
+        def on_props(event: PropsEvent) -> None:
+            self._on_props(login_id, event)
+
+        def on_close(closed: TradovateSocket, reason: str) -> None:
+            if self._sockets.get(login_id) is closed and not self._closing:
+                self._metrics.socket_drops.labels(login_id).inc()
+                self._schedule_reconnect(login_id, reason)
+
+        return TradovateSocket(
+            self._ws_url,
+            token.access_token,
+            on_props=on_props,
+            on_close=on_close,
+            request_timeout_s=self._request_timeout_s,
+            lockout_s=self._lockout_s,
+        )
+
+    async def _permits_to_connect(self, login_id: str) -> None:
+        """The sync's and the authorize's permits; none while the login's budget is blocked.
+
+        Permits are taken outside the connect slot: waiting for them never holds up another
+        login."""
+        if self._calls is None:
+            return
+        blocked = await self._calls.blocked_for(login_id, SYNC_ENDPOINT)
+        if blocked > 0:
+            raise LoginNotReady(f"login {login_id!r}: budget blocked for {blocked:.1f}s")
+        await self._calls.permit(login_id, Priority.RECONCILE, SYNC_ENDPOINT)
+        await self._calls.permit(login_id, Priority.RECONCILE, "authorize")
+
+    async def _open(self, login_id: str, sock: TradovateSocket, token: TokenRecord) -> SyncSnapshot:
+        """Connect, authorize and sync in a connect slot; the socket closed on failure."""
+        async with self._connect_sem:
+            try:
+                await sock.connect()
+                return await sock.sync(token.user_id)
+            except TradovateError as exc:
+                with contextlib.suppress(Exception):
+                    await sock.close()
+                if self._calls is not None:  # a penalty or lockout blocks the login
+                    await self._calls.honour(login_id, exc, exc.endpoint)
+                raise LoginNotReady(f"login {login_id!r}: cannot connect: {exc}") from exc
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await sock.close()
+                raise LoginNotReady(f"login {login_id!r}: cannot connect: {exc}") from exc
 
     def _schedule_reconnect(self, login_id: str, reason: str) -> None:
         """Reconnect a dropped login in the background after a full-jitter backoff.

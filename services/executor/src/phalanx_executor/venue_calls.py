@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from opentelemetry.trace import SpanKind
 
 from phalanx_common.telemetry import SpanAttributes, span
 from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.permits import Permits, Priority
-from phalanx_tradovate.classes import classify
-from phalanx_tradovate.errors import PenaltyError, TradovateError
+from phalanx_tradovate.classes import ErrorClass, Verdict, classify
+from phalanx_tradovate.errors import OrderRejected, PenaltyError, TradovateError
 
-__all__ = ["VenueCalls"]
+__all__ = ["SendGuard", "VenueCalls"]
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +80,76 @@ class VenueCalls:
         *,
         priority: Priority = Priority.RECONCILE,
         endpoint: str = "",
+        guard: SendGuard | None = None,
+        name: str = "venue request",
+        attributes: SpanAttributes | None = None,
     ) -> T:
         """``send(ticket)`` under a permit; after a penalty, again with its ticket (a few times).
 
+        With a ``guard`` (an intent's step, :mod:`venue_steps`), the guard takes the permit and
+        checks just before each send, may stop on a refusal, names the error when penalties do
+        not end, and retries refusals for a passing reason. The span is ``name`` with
+        ``attributes`` (default: the login and endpoint).
+
         Raises:
             TradovateError: what the venue answered, once honoured (penalties that did not end
-                raise :class:`PenaltyError`).
+                raise :class:`PenaltyError`, or the guard's error).
         """
         ticket: str | None = None
-        for _ in range(self.max_penalties):
-            await self.permit(login_id, priority, endpoint)
-            attributes: SpanAttributes = {
-                "phalanx.login_id": login_id,
-                "phalanx.endpoint": endpoint,
-                "phalanx.penalty_ticket": ticket is not None,
-            }
+        penalties = refusals = 0
+        while True:
+            if guard is None:
+                await self.permit(login_id, priority, endpoint)
+            else:
+                await guard.permit()
+                if not await guard.may_send():
+                    continue  # its permit went stale: take another (ADR-0062)
+            base = attributes or {"phalanx.login_id": login_id, "phalanx.endpoint": endpoint}
+            spanned: SpanAttributes = {**base, "phalanx.penalty_ticket": ticket is not None}
             try:
-                with span("venue request", attributes, kind=SpanKind.CLIENT):
+                with span(name, spanned, kind=SpanKind.CLIENT):
                     return await send(ticket)
             except TradovateError as exc:
                 await self.honour(login_id, exc, endpoint)
-                if not isinstance(exc, PenaltyError) or exc.captcha:
+                if guard is not None:
+                    guard.refused(exc)
+                verdict = classify(exc, lockout_s=self.lockout_s)
+                if verdict.ticket is not None:
+                    penalties += 1
+                    if penalties >= self.max_penalties:
+                        raise self._penalties_did_not_end(guard, verdict, endpoint) from exc
+                    ticket = verdict.ticket
+                    continue
+                passing = verdict.cls is ErrorClass.RETRYABLE and isinstance(exc, OrderRejected)
+                if guard is None or not passing:
                     raise
-                ticket = exc.ticket
-        raise PenaltyError(ticket or "", 0.0, endpoint=endpoint or "penalties did not end")
+                refusals += 1
+                await guard.passing_refusal(verdict, refusals)
+                ticket = None
+
+    @staticmethod
+    def _penalties_did_not_end(
+        guard: SendGuard | None, verdict: Verdict, endpoint: str
+    ) -> Exception:
+        if guard is not None:
+            return guard.penalties_did_not_end()
+        return PenaltyError(verdict.ticket or "", 0.0, endpoint=endpoint or "penalties did not end")
+
+
+class SendGuard(Protocol):
+    """The checks a caller makes around each send of one request (an intent's step)."""
+
+    async def permit(self) -> None:
+        """Take the request's permit (bounded by the caller's deadline and hand-back)."""
+
+    async def may_send(self) -> bool:
+        """Just before the send: raise to stop, or False to take another permit first."""
+
+    def refused(self, exc: TradovateError) -> None:
+        """The venue refused (honoured already): raise to stop at once."""
+
+    def penalties_did_not_end(self) -> Exception:
+        """The error to raise when penalties did not end."""
+
+    async def passing_refusal(self, verdict: Verdict, tries: int) -> None:
+        """A refusal for a passing reason, the ``tries``-th: back off, or raise to stop."""

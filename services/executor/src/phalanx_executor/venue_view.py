@@ -29,6 +29,7 @@ from phalanx_common.clock import Clock
 from phalanx_common.events import FillReceived
 from phalanx_common.tasks import cancel_and_wait
 from phalanx_common.telemetry import span
+from phalanx_executor.contract_catalog import ContractCatalog
 from phalanx_executor.fill_outbox import FillOutbox
 from phalanx_tradovate import PropsEvent, SyncSnapshot, TradovateError, TradovateSocket, wire
 
@@ -74,9 +75,7 @@ class VenueView:
         self._keep_finished = keep_finished
         self._positions: dict[tuple[int, int], int] = {}  # (account, contract) -> netPos
         self._realized: dict[int, Decimal] = {}  # account -> realized P&L today
-        self._contract_names: dict[int, str] = {}
-        self._contract_ids: dict[str, int] = {}
-        self._lookups: dict[str, tuple[str, asyncio.Future[int]]] = {}  # symbol -> (login, lookup)
+        self.contracts = ContractCatalog(socket_for, permit, honour)
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.outbox = outbox or FillOutbox(bus)
@@ -153,13 +152,34 @@ class VenueView:
         """Whether this order's effect on the position is known: it finished (filled, canceled,
         rejected), or it rests working with no fill due (not a Market order). "Settled" is not
         "filled": a Market order that is merely ``Working`` is not resolved."""
+        if order_id in self._finished:
+            return True
         account = self._order_account.get(order_id)
         order = self._orders.get(account, {}).get(order_id) if account is not None else None
         return order is not None and not self._fill_pending(order)
 
     def version(self, order_id: int) -> wire.OrderVersion | None:
-        """The latest version (quantity, type, prices) of an order, once seen."""
+        """The latest version (quantity, type, prices) of an order, once seen (while it is not
+        finished)."""
         return self._versions.get(order_id)
+
+    def finished(self, order_id: int) -> bool:
+        """Whether the venue reported this order finished (among the recent ``keep_finished``)."""
+        return order_id in self._finished
+
+    def held(self) -> dict[str, int]:
+        """How many entries the per-order structures hold (bounded memory, ADR-0160): order
+        and version records only for orders not finished, a few ids for the finished."""
+        return {
+            "orders": sum(len(orders) for orders in self._orders.values()),
+            "versions": len(self._versions),
+            "order_types": len(self._order_types),
+            "order_accounts": len(self._order_account),
+            "cl_ord_ids": len(self._cl_ord),
+            "finished": len(self._finished),
+            "unseen": len(self._unseen),
+            "traces": len(self._traces),
+        }
 
     def working_orders(self, account_id: int, contract_id: int | None = None) -> list[wire.Order]:
         """Working (or suspended bracket) orders of an account, optionally of one contract."""
@@ -192,58 +212,13 @@ class VenueView:
         return set(self._orders) | {a for a, _ in self._positions} | set(self._realized)
 
     async def contract_id(self, login_id: str, symbol: str) -> int:
-        """The venue's id of a dated symbol (looked up once per replica, then cached).
-
-        One lookup per symbol, however many intents ask at once, made with the first asking
-        login's socket and budget. If it fails (that login is penalised, locked out, or its
-        token expired), a waiter of *another* login looks the symbol up with its own: one
-        login's trouble never fails another login's intents.
-        """
-        while True:
-            cid = self._contract_ids.get(symbol)
-            if cid is not None:
-                return cid
-            found = self._lookups.get(symbol)
-            if found is None:
-                lookup = asyncio.ensure_future(self._find_contract(login_id, symbol))
-                self._lookups[symbol] = (login_id, lookup)
-                lookup.add_done_callback(lambda done: self._lookup_done(symbol, done))
-                return await asyncio.shield(lookup)
-            owner, pending = found
-            if owner == login_id:
-                return await asyncio.shield(pending)
-            try:
-                return await asyncio.shield(pending)
-            except Exception as exc:  # the other login's lookup failed: try with this one
-                self._lookup_done(symbol, pending)
-                log.info(
-                    "contract %s: the lookup of login %s failed (%s); login %s looks it up",
-                    symbol,
-                    owner,
-                    exc,
-                    login_id,
-                )
-
-    def _lookup_done(self, symbol: str, done: asyncio.Future[int]) -> None:
-        found = self._lookups.get(symbol)
-        if found is not None and found[1] is done:
-            del self._lookups[symbol]
-
-    async def _find_contract(self, login_id: str, symbol: str) -> int:
-        sock = await self._socket_for(login_id)
-        if self._permit is not None:
-            await self._permit(login_id)
-        try:
-            contract = await sock.contract_find(symbol)
-        except TradovateError as exc:
-            if self._honour is not None:
-                await self._honour(login_id, exc)
-            raise
-        self._learn_contract(contract)
-        return contract.id
+        """The venue's id of a dated symbol (:meth:`ContractCatalog.contract_id`)."""
+        return await self.contracts.contract_id(login_id, symbol)
 
     def settled(self, order_id: int) -> bool:
         """Whether the venue has reported this order past ``PendingNew`` (working or done)."""
+        if order_id in self._finished:
+            return True
         account = self._order_account.get(order_id)
         order = self._orders.get(account, {}).get(order_id) if account is not None else None
         return order is not None and order.ordStatus not in (None, "PendingNew", "Unknown")
@@ -270,7 +245,8 @@ class VenueView:
             return
         self._order_account[order_id] = account_id
         self.trace_request(order_id)
-        if account_id not in self._orders or order_id not in self._orders[account_id]:
+        seen = order_id in self._orders.get(account_id, {}) or order_id in self._finished
+        if not seen:
             self._unseen[order_id] = account_id  # its fill may come before its props
         if cl_ord_id:
             self._cl_ord[cl_ord_id] = order_id
@@ -313,7 +289,7 @@ class VenueView:
     async def ingest_snapshot(self, login_id: str, snapshot: SyncSnapshot) -> None:
         """Take a sync snapshot: orders, commands, positions, cash, contracts; publish fills."""
         for contract in snapshot.contracts:
-            self._learn_contract(contract)
+            self.contracts.learn(contract)
         for account in snapshot.accounts:
             self._synced.add(account.id)
         for order in snapshot.orders:
@@ -395,7 +371,7 @@ class VenueView:
         elif isinstance(entity, wire.CashBalance):
             self._apply_cash(entity)
         elif isinstance(entity, wire.Contract):
-            self._learn_contract(entity)
+            self.contracts.learn(entity)
         else:
             return False
         return True
@@ -409,11 +385,19 @@ class VenueView:
         if order.accountId is None:
             return
         self._order_account[order.id] = order.accountId
-        self._orders.setdefault(order.accountId, {})[order.id] = order
         self._unseen.pop(order.id, None)
+        orders = self._orders.setdefault(order.accountId, {})
         if order.ordStatus in FINISHED:
+            # A finished order no longer moves the position nor rests: its records go at once
+            # (every later scan of the account's orders skips them); its account and clOrdId
+            # stay among the recent finished, for late fills and lookups (ADR-0160).
+            orders.pop(order.id, None)
+            self._versions.pop(order.id, None)
+            self._order_types.pop(order.id, None)
             self._finished[order.id] = order.accountId
             self._forget_oldest_finished()
+            return
+        orders[order.id] = order
 
     def _forget_oldest_finished(self) -> None:
         # Bounded memory: only the most recent finished orders are kept; anything older is
@@ -429,7 +413,7 @@ class VenueView:
                 self._cl_ord.pop(cl_ord_id, None)
 
     def _apply_order_version(self, version: wire.OrderVersion) -> None:
-        if version.orderId is None:
+        if version.orderId is None or version.orderId in self._finished:
             return
         if version.orderType is not None:
             self._order_types[version.orderId] = version.orderType
@@ -451,10 +435,6 @@ class VenueView:
         if cash.accountId is not None and cash.realizedPnL is not None:
             self._realized[cash.accountId] = cash.realizedPnL
 
-    def _learn_contract(self, contract: wire.Contract) -> None:
-        self._contract_names[contract.id] = contract.name
-        self._contract_ids[contract.name] = contract.id
-
     async def _publish_fill(self, login_id: str, fill: wire.Fill, owner: int | None = None) -> None:
         if fill.orderId is None or fill.contractId is None or fill.price is None:
             log.warning("fill %s without order, contract or price; ignored", fill.id)
@@ -474,7 +454,7 @@ class VenueView:
         account_id = self._order_account.get(fill.orderId, owner)
         if account_id is None:
             account_id = await self._order_account_at_venue(login_id, fill.orderId)
-        symbol = await self._contract_name(login_id, fill.contractId)
+        symbol = await self.contracts.name(login_id, fill.contractId)
         now = self._clock.time_ns()
         event = FillReceived(
             event_id=ids.new_event_id(),
@@ -514,19 +494,3 @@ class VenueView:
             return 0
         self._order_account.setdefault(order.id, order.accountId)
         return order.accountId
-
-    async def _contract_name(self, login_id: str, contract_id: int) -> str:
-        name = self._contract_names.get(contract_id)
-        if name is None:
-            sock = await self._socket_for(login_id)
-            if self._permit is not None:
-                await self._permit(login_id)
-            try:
-                contract = await sock.contract_item(contract_id)
-            except TradovateError as exc:
-                if self._honour is not None:
-                    await self._honour(login_id, exc)
-                raise
-            self._learn_contract(contract)
-            name = contract.name
-        return name
