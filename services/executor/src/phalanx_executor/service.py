@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 import redis.asyncio as aioredis
+from nats.aio.msg import Msg
 from redis.exceptions import RedisError
 
 from phalanx_common import subjects
@@ -18,6 +19,7 @@ from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.contracts import ContractBook
 from phalanx_common.crypto import key_ring_from_settings, token_decoder
 from phalanx_common.errors import DependencyUnavailable
+from phalanx_common.events import AnyEvent, ExecBatch
 from phalanx_common.health import Readiness, redis_check
 from phalanx_common.http import HttpServer
 from phalanx_common.http_limits import HttpLimits
@@ -38,6 +40,7 @@ from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.claim_leases import ClaimLeases
 from phalanx_executor.delayed_signals import DelayedSignals, delayed_consumer_spec
 from phalanx_executor.gates import Gates
+from phalanx_executor.intent_window import IntentWindow
 from phalanx_executor.intents import IntentStore
 from phalanx_executor.killswitch import Flattener
 from phalanx_executor.membership import Membership
@@ -99,6 +102,8 @@ class ExecutorService:
         self.pool: ConnectionPool | None = None
         self.worker: BatchWorker | None = None
         self.http: HttpServer | None = None
+        # ADR-0165: the first batches of a fan-out run their steps in short queues.
+        self.window = IntentWindow(settings.intents_in_flight, settings.intent_window_hold_s)
         # ADR-0075: this replica's own registry, so replicas in one process never clash.
         self.registry = new_registry()
         self.metrics = ExecutorMetrics(self.registry)
@@ -313,7 +318,7 @@ class ExecutorService:
                     # one more than the worker's bound, which dead-letters with outcomes first
                     max_deliver=s.exec_max_deliveries + 1 if s.exec_max_deliveries else -1,
                 ),
-                self.worker.handle,
+                self._handle_batch,
                 batch=s.shard_concurrency,
                 concurrency=s.shard_concurrency,
                 double_ack=True,
@@ -328,6 +333,13 @@ class ExecutorService:
             warmed,
             len(logins),
         )
+
+    async def _handle_batch(self, event: AnyEvent, msg: Msg) -> None:
+        """A shard consumer's handler: the batch runs once the intent window admits it."""
+        assert self.worker is not None
+        size = len(event.intents) if isinstance(event, ExecBatch) else 1
+        async with self.window.admit(size):
+            await self.worker.handle(event, msg)
 
     async def _budget_use(self, limiter: RateLimiter, book: BudgetBook) -> list[dict[str, Any]]:
         """``GET /admin/budgets``: every known login's request budget in use (ADR-0133)."""
