@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
@@ -28,7 +28,7 @@ from phalanx_executor import order_spec
 from phalanx_executor.delayed_signals import due_ns
 from phalanx_executor.sharding import shard_of
 
-__all__ = ["Plan", "PlannedBatch", "Skip", "plan"]
+__all__ = ["Plan", "PlanStream", "PlannedBatch", "Skip", "plan"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,184 @@ def _quantity(signal: Signal, sub: SubscriptionRecord) -> int:
     return max(qty, 0)
 
 
+@dataclass(frozen=True)
+class _Terms:
+    """What every account's intent of one signal shares."""
+
+    kind: IntentKind
+    action: VenueAction
+    symbol: str
+    fields: order_spec.OrderFields
+    exit_pct: Decimal | None
+    flat: bool
+
+
+def _kind_of(signal: Signal) -> IntentKind:
+    if signal.action == "cancel":
+        return "cancel"
+    if signal.action == "exit" or signal.sentiment == "flat":
+        return "exit"
+    if signal.action == "add":
+        return "add"
+    return "entry"
+
+
+def _terms(event: SignalReceived, book: ContractBook, today: dt.date) -> _Terms | str:
+    """The signal's shared terms, or why it cannot be planned."""
+    signal = event.signal
+    try:
+        symbol, spec = book.resolve(event.contract or signal.ticker, today)
+    except UnknownTicker as exc:
+        return str(exc)
+    kind = _kind_of(signal)
+    action: VenueAction = "Buy" if signal.action == "buy" else "Sell"
+    try:
+        fields = order_spec.order_fields(signal, kind, action, spec)  # ADR-0035
+    except order_spec.OrderSpecError as exc:
+        return str(exc)
+    flat = signal.sentiment == "flat"
+    exit_pct = order_spec.exit_percent(signal) if kind == "exit" and not flat else None
+    return _Terms(kind, action, symbol, fields, exit_pct, flat)
+
+
+def _sizes(
+    event: SignalReceived, sub: SubscriptionRecord, terms: _Terms
+) -> tuple[int, int | None] | Skip:
+    """(entry quantity, exit quantity) for one account, or why it is skipped."""
+    signal = event.signal
+    kind = terms.kind
+    qty = _quantity(signal, sub) if kind in ("entry", "add") else 0
+    exit_qty: int | None = None
+    if kind == "exit" and not terms.flat and signal.quantity is not None and terms.exit_pct is None:
+        exit_qty = _quantity(signal, sub)
+    if (kind in ("entry", "add") and qty == 0) or exit_qty == 0:
+        return Skip(sub.account_id, "quantity-rounds-to-zero")
+    sized = max(qty, exit_qty or 0)
+    if sub.max_quantity is None and 0 < event.max_quantity < sized:
+        return Skip(
+            sub.account_id,
+            "quantity-above-maximum",
+            f"sized to {sized} contracts, more than the strategy's "
+            f"maximum of {event.max_quantity} (set the subscription's max_quantity to "
+            "cap it instead)",
+        )
+    return qty, exit_qty
+
+
+class PlanStream:
+    """A signal's plan whose batches are handed out as they fill, so the first can be
+    published while the rest is still being planned (ADR-0165).
+
+    ``rejected`` is known at once; :meth:`batches` yields every batch once, a shard's batch as
+    soon as it holds ``batch_size`` intents and the partly filled ones at the end; ``skipped``,
+    ``expired`` and :attr:`intent_count` are complete once it is exhausted. The batches and
+    their ids are those :func:`plan` returns (only the order in which they come differs).
+    """
+
+    def __init__(
+        self,
+        event: SignalReceived,
+        subscriptions: Iterable[SubscriptionRecord],
+        accounts: dict[int, AccountRecord],
+        book: ContractBook,
+        shards: int,
+        batch_size: int,
+        today: dt.date,
+        now_ns: int = 0,
+        signal_seq: int = 0,
+    ) -> None:
+        self._event = event
+        self._subscriptions = subscriptions
+        self._accounts = accounts
+        self._shards = shards
+        self._batch_size = batch_size
+        self._signal_seq = signal_seq
+        self.not_after_ns = deadline_ns(event)
+        self._expired = now_ns > self.not_after_ns
+        terms = _terms(event, book, today)
+        self._terms = terms if isinstance(terms, _Terms) else None
+        self.rejected = terms if isinstance(terms, str) else ""
+        self.skipped: list[Skip] = []
+        self.expired: list[int] = []
+        self.intent_count = 0
+
+    def batches(self) -> Iterator[PlannedBatch]:
+        """The batches, each as soon as it is complete."""
+        if self._terms is None:
+            return
+        pending: dict[int, list[OrderIntent]] = defaultdict(list)
+        cut: dict[int, int] = defaultdict(int)
+        for sub in sorted(self._subscriptions, key=lambda s: s.account_id):
+            intent = self._intent(sub, self._terms)
+            if intent is None:
+                continue
+            self.intent_count += 1
+            shard = shard_of(intent.login_id, self._shards)
+            pending[shard].append(intent)
+            if len(pending[shard]) == self._batch_size:
+                yield self._batch(shard, cut, pending.pop(shard))
+        for shard in sorted(pending):
+            yield self._batch(shard, cut, pending[shard])
+
+    def _batch(self, shard: int, cut: dict[int, int], intents: list[OrderIntent]) -> PlannedBatch:
+        index = cut[shard]
+        cut[shard] = index + 1
+        return PlannedBatch(
+            ids.batch_id(self._event.signal_id, shard, index), shard, tuple(intents)
+        )
+
+    def _intent(self, sub: SubscriptionRecord, terms: _Terms) -> OrderIntent | None:
+        """One account's intent; ``None`` when it is skipped or expired (recorded) or not
+        this strategy's."""
+        event = self._event
+        if sub.strategy_id != event.strategy_id:
+            return None
+        account = self._accounts.get(sub.account_id)
+        if not sub.enabled:
+            self.skipped.append(Skip(sub.account_id, "subscription-disabled"))
+            return None
+        if account is None or not account.active:
+            self.skipped.append(Skip(sub.account_id, "account-not-linked"))
+            return None
+        sizes = _sizes(event, sub, terms)
+        if isinstance(sizes, Skip):
+            self.skipped.append(sizes)
+            return None
+        if self._expired:
+            self.expired.append(sub.account_id)
+            return None
+        qty, exit_qty = sizes
+        if event.signal.test:
+            self.skipped.append(
+                Skip(
+                    sub.account_id,
+                    "test-signal",
+                    _would(terms.kind, terms.action, qty, terms.symbol),
+                )
+            )
+            return None
+        return OrderIntent(
+            intent_id=ids.intent_id(event.signal_id, sub.account_id),
+            signal_id=event.signal_id,
+            strategy_id=event.strategy_id,
+            account_id=sub.account_id,
+            account_spec=account.account_spec,
+            login_id=account.login_id,
+            kind=terms.kind,
+            action=terms.action,
+            symbol=terms.symbol,
+            quantity=qty,
+            **terms.fields,
+            sentiment=event.signal.sentiment,
+            exit_quantity=exit_qty,
+            exit_percent=terms.exit_pct,
+            allow_add=sub.allow_add,
+            allow_reversal=sub.allow_reversal,
+            not_after_ns=self.not_after_ns,
+            signal_seq=self._signal_seq,
+        )
+
+
 def plan(
     event: SignalReceived,
     subscriptions: Iterable[SubscriptionRecord],
@@ -108,105 +286,23 @@ def plan(
     traded is listed in ``expired``. A test signal (``test: true``) yields no batches either:
     every account it would have traded is skipped with ``test-signal`` and what it would do.
     ``signal_seq`` (the signal's SIGNALS stream sequence) orders each account's intents
-    (ADR-0051).
+    (ADR-0051). The batches come by shard, then in order within the shard.
     """
-    signal = event.signal
-    not_after = deadline_ns(event)
-    expired = now_ns > not_after
-    try:
-        symbol, spec = book.resolve(event.contract or signal.ticker, today)
-    except UnknownTicker as exc:
-        return Plan(rejected=str(exc))
-
-    flat = signal.sentiment == "flat"
-    kind: IntentKind
-    if signal.action == "cancel":
-        kind = "cancel"
-    elif signal.action == "exit" or flat:
-        kind = "exit"
-    elif signal.action == "add":
-        kind = "add"
-    else:
-        kind = "entry"
-    action: VenueAction = "Buy" if signal.action == "buy" else "Sell"
-    try:
-        fields = order_spec.order_fields(signal, kind, action, spec)  # ADR-0035
-    except order_spec.OrderSpecError as exc:
-        return Plan(rejected=str(exc))
-    exit_pct = order_spec.exit_percent(signal) if kind == "exit" and not flat else None
-
-    by_shard: dict[int, list[OrderIntent]] = defaultdict(list)
-    skipped: list[Skip] = []
-    expired_accounts: list[int] = []
-    for sub in sorted(subscriptions, key=lambda s: s.account_id):
-        if sub.strategy_id != event.strategy_id:
-            continue
-        if not sub.enabled:
-            skipped.append(Skip(sub.account_id, "subscription-disabled"))
-            continue
-        account = accounts.get(sub.account_id)
-        if account is None or not account.active:
-            skipped.append(Skip(sub.account_id, "account-not-linked"))
-            continue
-        qty = _quantity(signal, sub) if kind in ("entry", "add") else 0
-        exit_qty: int | None = None
-        if kind == "exit" and not flat and signal.quantity is not None and exit_pct is None:
-            exit_qty = _quantity(signal, sub)
-        if (kind in ("entry", "add") and qty == 0) or exit_qty == 0:
-            skipped.append(Skip(sub.account_id, "quantity-rounds-to-zero"))
-            continue
-        if sub.max_quantity is None and 0 < event.max_quantity < max(qty, exit_qty or 0):
-            skipped.append(
-                Skip(
-                    sub.account_id,
-                    "quantity-above-maximum",
-                    f"sized to {max(qty, exit_qty or 0)} contracts, more than the strategy's "
-                    f"maximum of {event.max_quantity} (set the subscription's max_quantity to "
-                    "cap it instead)",
-                )
-            )
-            continue
-        if expired:
-            expired_accounts.append(sub.account_id)
-            continue
-        if signal.test:
-            skipped.append(Skip(sub.account_id, "test-signal", _would(kind, action, qty, symbol)))
-            continue
-        by_shard[shard_of(account.login_id, shards)].append(
-            OrderIntent(
-                intent_id=ids.intent_id(event.signal_id, sub.account_id),
-                signal_id=event.signal_id,
-                strategy_id=event.strategy_id,
-                account_id=sub.account_id,
-                account_spec=account.account_spec,
-                login_id=account.login_id,
-                kind=kind,
-                action=action,
-                symbol=symbol,
-                quantity=qty,
-                **fields,
-                sentiment=signal.sentiment,
-                exit_quantity=exit_qty,
-                exit_percent=exit_pct,
-                allow_add=sub.allow_add,
-                allow_reversal=sub.allow_reversal,
-                not_after_ns=not_after,
-                signal_seq=signal_seq,
-            )
-        )
-
-    batches: list[PlannedBatch] = []
-    for shard in sorted(by_shard):
-        intents = by_shard[shard]
-        for index, start in enumerate(range(0, len(intents), batch_size)):
-            batches.append(
-                PlannedBatch(
-                    batch_id=ids.batch_id(event.signal_id, shard, index),
-                    shard=shard,
-                    intents=tuple(intents[start : start + batch_size]),
-                )
-            )
-    return Plan(batches=batches, skipped=skipped, expired=expired_accounts, not_after_ns=not_after)
+    stream = PlanStream(
+        event, subscriptions, accounts, book, shards, batch_size, today, now_ns, signal_seq
+    )
+    if stream.rejected:
+        return Plan(rejected=stream.rejected)
+    by_shard: dict[int, list[PlannedBatch]] = defaultdict(list)
+    for batch in stream.batches():
+        by_shard[batch.shard].append(batch)
+    batches = [batch for shard in sorted(by_shard) for batch in by_shard[shard]]
+    return Plan(
+        batches=batches,
+        skipped=stream.skipped,
+        expired=stream.expired,
+        not_after_ns=stream.not_after_ns,
+    )
 
 
 def _would(kind: IntentKind, action: VenueAction, qty: int, symbol: str) -> str:

@@ -14,7 +14,10 @@ import asyncio
 import datetime as dt
 import enum
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
+from nats.js.api import PubAck
 from opentelemetry import trace
 
 from phalanx_common import ids, subjects
@@ -32,7 +35,7 @@ from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, SubscriptionRecord
 from phalanx_common.telemetry import SpanAttributes, span
 from phalanx_executor.delayed_signals import due_ns, park
-from phalanx_executor.planner import Plan, plan
+from phalanx_executor.planner import PlannedBatch, PlanStream
 
 __all__ = ["Outcome", "Planner"]
 
@@ -100,31 +103,39 @@ class Planner:
     ) -> Outcome:
         try:
             due = due_ns(event)
-            result = self._plan(event, signal_seq)
+            stream = self._plan(event, signal_seq)
         except Exception as exc:  # bad data or a planner bug: a retry gives the same answer
-            log.warning("signal %s cannot be planned", event.signal_id, exc_info=True)
-            await self.reject(
-                event.strategy_id, event.signal_id, f"planning-error: {type(exc).__name__}: {exc}"
-            )
-            return Outcome.REJECTED
+            return await self._cannot_plan(event, exc)
         if not put_back and self._clock.time_ns() < due:
             await park(self._bus, event)
             log.info("signal %s parked until %d", event.signal_id, due)
             return Outcome.PARKED
+        now = self._clock.time_ns()
+        try:
+            batches = await self._publish_batches(event, stream, traceparent, now)
+        except _PlanningFailed as failed:  # before any batch was published: as above
+            return await self._cannot_plan(event, failed.cause)
         current = trace.get_current_span()
-        current.set_attribute("phalanx.intents", result.intent_count)
-        current.set_attribute("phalanx.batches", len(result.batches))
-        current.set_attribute("phalanx.skipped", len(result.skipped))
-        await self._publish(event, result, traceparent)
-        return Outcome.REJECTED if result.rejected else Outcome.PLANNED
+        current.set_attribute("phalanx.intents", stream.intent_count)
+        current.set_attribute("phalanx.batches", batches)
+        current.set_attribute("phalanx.skipped", len(stream.skipped))
+        await self._publish_verdicts(event, stream, batches, now)
+        return Outcome.REJECTED if stream.rejected else Outcome.PLANNED
 
-    def _plan(self, event: SignalReceived, signal_seq: int = 0) -> Plan:
+    async def _cannot_plan(self, event: SignalReceived, exc: BaseException) -> Outcome:
+        log.warning("signal %s cannot be planned", event.signal_id, exc_info=exc)
+        await self.reject(
+            event.strategy_id, event.signal_id, f"planning-error: {type(exc).__name__}: {exc}"
+        )
+        return Outcome.REJECTED
+
+    def _plan(self, event: SignalReceived, signal_seq: int = 0) -> PlanStream:
         prefix = f"{event.strategy_id}."
         subs = [s for k, s in self._subscriptions.items().items() if k.startswith(prefix)]
         accounts = {a.account_id: a for a in self._accounts.values()}
         now = self._clock.time_ns()
         today = dt.datetime.fromtimestamp(now / 1e9, tz=dt.UTC).date()
-        return plan(
+        return PlanStream(
             event,
             subs,
             accounts,
@@ -153,28 +164,60 @@ class Planner:
             ),
         )
 
-    async def _publish(self, event: SignalReceived, result: Plan, traceparent: str) -> None:
-        now = self._clock.time_ns()
+    async def _publish_batches(
+        self, event: SignalReceived, stream: PlanStream, traceparent: str, now: int
+    ) -> int:
+        """Publish each batch as soon as it is planned (ADR-0165); return how many.
 
+        Between two batches the event loop runs, so the first batches are on the wire (and
+        their orders on the way) while the rest of a big fan-out is still being planned.
+
+        Raises:
+            _PlanningFailed: planning failed before any batch was published.
+            Exception: planning failed after some were (retried, then dead-lettered, like a
+                failed publish), or a publish failed.
+        """
+        sent: list[asyncio.Future[PubAck]] = []
+        try:
+            for batch in stream.batches():
+                sent.append(
+                    asyncio.ensure_future(self._publish_batch(event, batch, traceparent, now))
+                )
+                await asyncio.sleep(0)  # let this batch leave before planning the next
+        except Exception as exc:
+            if not sent:
+                raise _PlanningFailed(exc) from exc
+            await asyncio.gather(*sent, return_exceptions=True)
+            raise
+        for result in await asyncio.gather(*sent, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+        return len(sent)
+
+    def _publish_batch(
+        self, event: SignalReceived, batch: PlannedBatch, traceparent: str, now: int
+    ) -> Coroutine[Any, Any, PubAck]:
+        return self._bus.publish(
+            subjects.exec_subject(batch.shard),
+            ExecBatch(
+                event_id=batch.batch_id,
+                ts_event=event.ts_event,
+                ts_init=now,
+                batch_id=batch.batch_id,
+                signal_id=event.signal_id,
+                strategy_id=event.strategy_id,
+                shard=batch.shard,
+                intents=batch.intents,
+                traceparent=traceparent,
+            ),
+            msg_id=batch.batch_id,
+        )
+
+    async def _publish_verdicts(
+        self, event: SignalReceived, stream: PlanStream, batches: int, now: int
+    ) -> None:
+        """The skipped and expired accounts' outcomes, then the signal's ``SignalPlanned``."""
         publishes = [
-            self._bus.publish(
-                subjects.exec_subject(batch.shard),
-                ExecBatch(
-                    event_id=batch.batch_id,
-                    ts_event=event.ts_event,
-                    ts_init=now,
-                    batch_id=batch.batch_id,
-                    signal_id=event.signal_id,
-                    strategy_id=event.strategy_id,
-                    shard=batch.shard,
-                    intents=batch.intents,
-                    traceparent=traceparent,
-                ),
-                msg_id=batch.batch_id,
-            )
-            for batch in result.batches
-        ]
-        publishes += [
             self._bus.publish(
                 subjects.orders_subject(skip.account_id),
                 IntentSkipped(
@@ -189,9 +232,9 @@ class Planner:
                 ),
                 msg_id=f"skip-{ids.intent_id(event.signal_id, skip.account_id)}",
             )
-            for skip in result.skipped
+            for skip in stream.skipped
         ]
-        late_s = (now - result.not_after_ns) / 1e9
+        late_s = (now - stream.not_after_ns) / 1e9
         publishes += [
             self._bus.publish(
                 subjects.orders_subject(account_id),
@@ -203,17 +246,17 @@ class Planner:
                     signal_id=event.signal_id,
                     strategy_id=event.strategy_id,
                     account_id=account_id,
-                    not_after_ns=result.not_after_ns,
+                    not_after_ns=stream.not_after_ns,
                     stage="planning",
                     text=f"planned {late_s:.1f} s after the signal's deadline; nothing was sent",
                 ),
                 msg_id=f"expired-{ids.intent_id(event.signal_id, account_id)}",
             )
-            for account_id in result.expired
+            for account_id in stream.expired
         ]
         await asyncio.gather(*publishes)
-        if result.rejected:
-            log.warning("signal %s not planned: %s", event.signal_id, result.rejected)
+        if stream.rejected:
+            log.warning("signal %s not planned: %s", event.signal_id, stream.rejected)
         await self._bus.publish(
             subjects.planned_subject(event.strategy_id),
             SignalPlanned(
@@ -222,11 +265,19 @@ class Planner:
                 ts_init=now,
                 signal_id=event.signal_id,
                 strategy_id=event.strategy_id,
-                intents=result.intent_count,
-                batches=len(result.batches),
-                skipped=len(result.skipped),
-                rejected=result.rejected,
-                expired=len(result.expired),
+                intents=stream.intent_count,
+                batches=batches,
+                skipped=len(stream.skipped),
+                rejected=stream.rejected,
+                expired=len(stream.expired),
                 received_ns=event.ts_event,
             ),
         )
+
+
+class _PlanningFailed(Exception):
+    """Planning raised before any batch was published: the signal is rejected with the cause."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
