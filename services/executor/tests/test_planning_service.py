@@ -35,7 +35,7 @@ from phalanx_common.events import (
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, SubscriptionRecord
 from phalanx_executor.delayed_signals import DelayedSignals, delayed_consumer_spec
-from phalanx_executor.planning_service import Planner
+from phalanx_executor.planner import Planner
 from phalanx_executor.signal_consumer import PlanningPolicy, SignalConsumer
 from phalanx_testing.clock import FakeClock
 from phalanx_testing.waiting import eventually

@@ -46,7 +46,7 @@ from phalanx_executor.killswitch import Flattener
 from phalanx_executor.membership import Membership
 from phalanx_executor.metrics import ExecutorMetrics, FillsCollector
 from phalanx_executor.permits import Permits, Priority
-from phalanx_executor.planning_service import Planner
+from phalanx_executor.planner import Planner
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.settings import ExecutorSettings

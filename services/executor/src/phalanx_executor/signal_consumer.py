@@ -35,7 +35,7 @@ from phalanx_common.bus import MSG_ID, Bus, ConsumerSpec, consuming
 from phalanx_common.codec import decode_event
 from phalanx_common.events import MessageTerminated, SignalReceived
 from phalanx_executor.delayed_signals import is_put_back
-from phalanx_executor.planning_service import Planner
+from phalanx_executor.planner import Planner
 from phalanx_executor.strategy_order import SignalCursors, Turn
 
 __all__ = ["PlanningPolicy", "SignalConsumer"]
