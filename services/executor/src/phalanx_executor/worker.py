@@ -152,6 +152,7 @@ class BatchWorker:
         permits: Permits | None = None,
         leases: ClaimLeases | None = None,
         order: AccountOrder | None = None,
+        calls: VenueCalls | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
@@ -162,8 +163,13 @@ class BatchWorker:
         self._gates = gates
         self._clock = clock
         self._s = settings
-        self._budgets = BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip)
-        self.calls = VenueCalls(self.permits, self._budgets, lockout_s=settings.lockout_s)
+        # ADR-0166: the replica's one budget book comes with ``calls``; alone, its own
+        self.calls = calls or VenueCalls(
+            self.permits,
+            BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip),
+            lockout_s=settings.lockout_s,
+        )
+        self._budgets = self.calls.book
         self.metrics = self.permits.metrics
         self._inflight: set[str] = set()
         self._account_locks: dict[int, asyncio.Lock] = {}
