@@ -157,19 +157,13 @@ class BatchWorker:
         self._bus = bus
         self._store = store
         self._pool = pool
-        self._limiter = limiter
         self.permits = permits or Permits(limiter)
         self._view = view
         self._gates = gates
         self._clock = clock
         self._s = settings
-        # ADR-0166: the replica's one budget book comes with ``calls``; alone, its own
-        self.calls = calls or VenueCalls(
-            self.permits,
-            BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip),
-            lockout_s=settings.lockout_s,
-        )
-        self._budgets = self.calls.book
+        book = BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip)
+        self.calls = calls or VenueCalls(self.permits, book, lockout_s=settings.lockout_s)
         self.metrics = self.permits.metrics
         self._inflight: set[str] = set()
         self._account_locks: dict[int, asyncio.Lock] = {}
@@ -187,7 +181,7 @@ class BatchWorker:
 
     def budgets(self, login_id: str) -> list[Budget]:
         """The budgets one request of ``login_id`` spends."""
-        return self._budgets.for_login(login_id)
+        return self.calls.book.for_login(login_id)  # the replica's one book (ADR-0166)
 
     async def handle(self, event: AnyEvent, msg: Msg) -> None:
         """Bus handler for one batch message."""
