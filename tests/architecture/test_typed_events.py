@@ -5,9 +5,6 @@ the type checker until the event is built at run time. The builders of
 ``phalanx_common.intent_events`` name every field instead. This test walks every ``src`` tree and
 fails on a call of a struct of the events catalog with a ``**`` argument.
 
-:data:`PENDING` lists the calls in modules another change is editing now (the executor's
-worker and planner); they go when that change merges (use ``phalanx_common.intent_events``).
-Nothing may be added to it.
 """
 
 from __future__ import annotations
@@ -27,11 +24,6 @@ CATALOG = frozenset(
     for name, value in vars(events).items()
     if isinstance(value, type) and issubclass(value, msgspec.Struct)
 )
-
-# owned by another change; removed at merge
-PENDING: dict[str, set[str]] = {
-    "services/executor/src/phalanx_executor/planner.py": {"OrderIntent"},
-}
 
 
 def spread_calls(source: str) -> set[str]:
@@ -67,6 +59,4 @@ MODULES = [m for pattern in SOURCE_TREES for t in ROOT.glob(pattern) for m in t.
 def test_no_event_is_built_from_a_spread_dict(module: Path) -> None:
     name = module.relative_to(ROOT).as_posix()
     found = spread_calls(module.read_text(encoding="utf-8"))
-    pending = PENDING.get(name, set())
-    assert found <= pending, f"{name} builds {sorted(found - pending)} from **: name the fields"
-    assert pending <= found, f"{name} no longer spreads {sorted(pending - found)}: shrink PENDING"
+    assert not found, f"{name} builds {sorted(found)} from **: name the fields"

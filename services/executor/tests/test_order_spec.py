@@ -14,7 +14,7 @@ from phalanx_common.contracts import ContractBook
 from phalanx_common.events import OrderIntent, Signal, SignalReceived, StopLoss, TakeProfit
 from phalanx_common.records import AccountRecord, SubscriptionRecord
 from phalanx_executor.decisions import Step, WorkingOrder, decide
-from phalanx_executor.planner import Plan, plan
+from phalanx_executor.planning import Plan, plan
 
 BOOK = ContractBook.load()
 TODAY = dt.date(2026, 11, 25)

@@ -10,7 +10,7 @@ from phalanx_common.contracts import ContractBook
 from phalanx_common.events import Signal, SignalReceived, StopLoss, TakeProfit
 from phalanx_common.records import AccountRecord, SubscriptionRecord
 from phalanx_executor.membership import assign_shards
-from phalanx_executor.planner import plan
+from phalanx_executor.planning import plan
 from phalanx_executor.sharding import shard_of
 
 BOOK = ContractBook.load()

@@ -10,7 +10,7 @@ from phalanx_common import ids
 from phalanx_common.contracts import ContractBook
 from phalanx_common.events import Signal, SignalReceived
 from phalanx_common.records import AccountRecord, SubscriptionRecord
-from phalanx_executor.planner import LEGACY_MAX_AGE_S, plan
+from phalanx_executor.planning import LEGACY_MAX_AGE_S, plan
 
 BOOK = ContractBook.load()
 TODAY = dt.date(2026, 11, 25)

@@ -35,7 +35,7 @@ from phalanx_common.events import (
 from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, SubscriptionRecord
 from phalanx_executor.delayed_signals import DelayedSignals, delayed_consumer_spec
-from phalanx_executor.planning_service import Planner
+from phalanx_executor.planner import Planner
 from phalanx_executor.signal_consumer import PlanningPolicy, SignalConsumer
 from phalanx_testing.clock import FakeClock
 from phalanx_testing.waiting import eventually
@@ -453,3 +453,41 @@ async def test_intents_carry_their_signals_stream_sequence_for_per_account_order
         assert stored.signal_id == signal.signal_id
         seqs.append(seq)
     assert seqs[0] < seqs[1]
+
+
+async def test_a_planning_failure_after_a_batch_went_out_is_retried_never_rejected(
+    rig: Rig,
+) -> None:
+    """ADR-0165: batches are published as they are planned, so a planner failure can come
+    after the first one is out; the signal must then not be recorded as rejected (its first
+    account trades), it is retried and, failing still, dead-lettered as ``planning-failed``."""
+    subs_kv = await rig.bus.key_value(subjects.Buckets.SUBSCRIPTIONS)
+    breaks = SubscriptionRecord(
+        strategy_id="alpha", account_id=ACCOUNTS[1], multiplier=Decimal("1e999999999")
+    )
+    await subs_kv.put(f"alpha.{ACCOUNTS[1]}", encode(breaks))
+    await eventually(
+        lambda: _multiplier(rig, ACCOUNTS[1]) == breaks.multiplier, what="mirror updated"
+    )
+    planner = Planner(
+        bus=rig.faulty,
+        clock=rig.clock,
+        book=ContractBook.load(),
+        subscriptions=rig.subs,
+        accounts=rig.accounts,
+        shards=4,
+        batch_size=1,  # the first account's batch is complete before the second is sized
+    )
+    signal = await rig.send("alpha", _buy(), "half")
+
+    with pytest.raises(ArithmeticError):
+        await planner.settle(signal)
+
+    [batch] = await rig.batches(signal.signal_id)
+    assert [i.account_id for i in batch.intents] == [ACCOUNTS[0]]
+    assert await rig.planned("alpha", signal.signal_id) == []
+
+
+def _multiplier(rig: Rig, account_id: int) -> Decimal | None:
+    record = rig.subs.get(f"alpha.{account_id}")
+    return record.multiplier if record is not None else None

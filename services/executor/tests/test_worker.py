@@ -49,7 +49,7 @@ from phalanx_common.records import (
 )
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
-from phalanx_executor.planner import plan
+from phalanx_executor.planning import plan
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.venue_view import VenueView

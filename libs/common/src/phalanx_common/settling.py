@@ -1,13 +1,14 @@
 """Settling a JetStream message: ack/nak/term that may fail, dead-lettering, keeping it alive.
 
 Shared by the bus's :class:`~phalanx_common.consumer_loop.ConsumerLoop` and by consumers that
-run their own pull loop (ingest's replayer), so a poison message is terminated and recorded the
-same way everywhere (ADR-0040, ADR-0156):
+run their own pull loop (ingest's replayer, the executor's signal consumer), so a poison
+message is terminated and recorded the same way everywhere (ADR-0040, ADR-0156):
 
 - :func:`settle` awaits an ack, nak or term and logs a failure with the subject (no consumer
   leader during a failover): the message then comes back after its ack wait (ADR-0100);
 - :func:`terminate` stops redelivery with ``term`` and records a ``MessageTerminated`` event
-  with the reason on ``control.terminated``;
+  with the reason on ``control.terminated`` (:func:`record_terminated` records it alone, for
+  a consumer that settles the message itself later: the planner's signal consumer);
 - :func:`keep_alive` sends ``in_progress`` every ``interval_s`` until it is cancelled, so slow
   work is not redelivered.
 """
@@ -26,7 +27,14 @@ from nats.aio.msg import Msg
 from phalanx_common import ids, subjects
 from phalanx_common.events import MessageTerminated
 
-__all__ = ["EventPublisher", "keep_alive", "keep_alive_interval", "settle", "terminate"]
+__all__ = [
+    "EventPublisher",
+    "keep_alive",
+    "keep_alive_interval",
+    "record_terminated",
+    "settle",
+    "terminate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,23 @@ async def terminate(
     await settle(msg, "term", msg.term())
     if bus is None:
         return
-    seq = msg.metadata.sequence.stream if msg.metadata else 0
+    try:
+        await record_terminated(msg, reason, stream=stream, consumer=consumer, bus=bus)
+    except Exception:
+        log.exception("could not record the terminated message %s", msg.subject)
+
+
+async def record_terminated(
+    msg: Msg, reason: str, *, stream: str, consumer: str, bus: EventPublisher
+) -> None:
+    """Record on ``control.terminated`` that a message ends here, without settling it (the
+    caller terms or acks it when its own bookkeeping is done, e.g. the planner advances its
+    strategy's cursor first). Same event and ``Nats-Msg-Id`` as :func:`terminate`.
+
+    Raises:
+        Exception: whatever the publish raised (the caller decides: retry or log).
+    """
+    seq = msg.metadata.sequence.stream if msg.metadata and msg.metadata.sequence else 0
     now = time.time_ns()
     event = MessageTerminated(
         event_id=ids.new_event_id(),
@@ -77,12 +101,7 @@ async def terminate(
         stream_seq=seq,
         reason=reason[:_REASON_LIMIT],
     )
-    try:
-        await bus.publish(
-            subjects.DEAD_LETTERS, event, msg_id=f"terminated-{stream}-{consumer}-{seq}"
-        )
-    except Exception:
-        log.exception("could not record the terminated message %s/%d", msg.subject, seq)
+    await bus.publish(subjects.DEAD_LETTERS, event, msg_id=f"terminated-{stream}-{consumer}-{seq}")
 
 
 def keep_alive_interval(ack_wait_s: float, floor_s: float) -> float:

@@ -91,6 +91,24 @@ def create_app(
         add_readiness_route(app, readiness)
 
     router = APIRouter(prefix="/admin", dependencies=[Depends(admin_guard(admin_token))])
+    _state_routes(router, bus, clock, states)
+    _guard_routes(router, bus, guards)
+    _kill_switch_route(router, bus, clock)
+
+    @router.get("/budgets")
+    async def get_budgets() -> dict[str, Any]:
+        if budgets is None:
+            raise HTTPException(404, "budgets are not available on this replica")
+        return {"logins": await budgets()}
+
+    app.include_router(router)
+    return app
+
+
+def _state_routes(
+    router: APIRouter, bus: Bus, clock: Clock, states: KvMirror[TradingStateRecord]
+) -> None:
+    """``GET /admin/trading-state`` and ``PUT /admin/trading-state/{scope}``."""
 
     @router.get("/trading-state")
     async def get_states() -> dict[str, Any]:
@@ -132,11 +150,9 @@ def create_app(
         )
         return {"scope": scope, "state": body.state, "reason": body.reason}
 
-    @router.get("/budgets")
-    async def get_budgets() -> dict[str, Any]:
-        if budgets is None:
-            raise HTTPException(404, "budgets are not available on this replica")
-        return {"logins": await budgets()}
+
+def _guard_routes(router: APIRouter, bus: Bus, guards: KvMirror[AccountGuardRecord]) -> None:
+    """``PUT`` and ``GET /admin/guards/{account_id}``."""
 
     @router.put("/guards/{account_id}")
     async def put_guard(account_id: int, body: GuardIn) -> dict[str, Any]:
@@ -167,6 +183,10 @@ def create_app(
             "daily_loss_limit": None if limit is None else str(limit),
         }
 
+
+def _kill_switch_route(router: APIRouter, bus: Bus, clock: Clock) -> None:
+    """``POST /admin/kill-switch``: halt globally and tell every replica (ADR-0040)."""
+
     @router.post("/kill-switch", status_code=202)
     async def kill_switch(body: KillIn) -> dict[str, Any]:
         now = clock.time_ns()
@@ -184,6 +204,3 @@ def create_app(
         )
         await bus.publish(subjects.CONTROL_KILL, event)
         return {"kill_event_id": event.event_id, "state": "HALTED"}
-
-    app.include_router(router)
-    return app

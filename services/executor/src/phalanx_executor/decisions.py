@@ -178,37 +178,40 @@ def decide(intent: OrderIntent, position: int, working: Sequence[WorkingOrder | 
     """The steps for ``intent`` given the account's ``position`` and working orders."""
     orders = [o if isinstance(o, WorkingOrder) else WorkingOrder(o) for o in working]
     if intent.kind == "cancel":
-        cancels = _cancels(intent, orders)
-        if not cancels:
-            what = f" {intent.cancel_order_type}" if intent.cancel_order_type else ""
-            return _refuse("nothing-to-cancel", f"no working{what} orders in {intent.symbol}")
-        return Decision(steps=cancels)
-
+        return _cancel_only(intent, orders)
     if intent.kind == "exit":
         return _exit(intent, position, orders)
-
     asked = _cancels(intent, orders) if intent.cancel else ()  # cancel: true
-
     if intent.kind == "add":  # TradersPost's add: more of the position, on its side
-        if position == 0:
-            return _refuse("no-position", f"no position in {intent.symbol} to add to")
-        side: VenueAction = "Buy" if position > 0 else "Sell"
-        add = Step("entry", action=side, quantity=intent.quantity)
-        return Decision(steps=(*asked, add), added=(1 if position > 0 else -1) * intent.quantity)
+        return _add(intent, position, asked)
+    return _entry(intent, position, orders, asked)
 
+
+def _cancel_only(intent: OrderIntent, orders: list[WorkingOrder]) -> Decision:
+    cancels = _cancels(intent, orders)
+    if not cancels:
+        what = f" {intent.cancel_order_type}" if intent.cancel_order_type else ""
+        return _refuse("nothing-to-cancel", f"no working{what} orders in {intent.symbol}")
+    return Decision(steps=cancels)
+
+
+def _add(intent: OrderIntent, position: int, asked: tuple[Step, ...]) -> Decision:
+    if position == 0:
+        return _refuse("no-position", f"no position in {intent.symbol} to add to")
+    side: VenueAction = "Buy" if position > 0 else "Sell"
+    add = Step("entry", action=side, quantity=intent.quantity)
+    return Decision(steps=(*asked, add), added=(1 if position > 0 else -1) * intent.quantity)
+
+
+def _entry(
+    intent: OrderIntent, position: int, orders: list[WorkingOrder], asked: tuple[Step, ...]
+) -> Decision:
     sign = 1 if intent.action == "Buy" else -1
     entry = Step("entry", action=intent.action, quantity=intent.quantity)
-
-    # entry
     wants_short_after_buy = intent.sentiment == "bearish" and sign > 0
     wants_long_after_sell = intent.sentiment == "bullish" and sign < 0
     if wants_short_after_buy or wants_long_after_sell:  # a partial cover/reduce, never a flip
-        if position * sign >= 0:
-            return _refuse("no-position-to-reduce", "sentiment asks to reduce, but no position")
-        qty = min(intent.quantity, abs(position))
-        legs = () if asked else _shrink_legs(position, qty, orders)  # canceled anyway if asked
-        reduce = Step("reduce", action=intent.action, quantity=qty)
-        return Decision(steps=(*asked, *legs, reduce))
+        return _reduce(intent, position, sign, orders, asked)
     if position * sign > 0 and not intent.allow_add:
         return _refuse(
             "already-in-position",
@@ -226,3 +229,18 @@ def decide(intent: OrderIntent, position: int, working: Sequence[WorkingOrder | 
     if position == 0 and intent.cancel is not False:  # TradersPost's default for an entry
         asked = _cancels(intent, orders)
     return Decision(steps=(*asked, entry), added=sign * intent.quantity)
+
+
+def _reduce(
+    intent: OrderIntent,
+    position: int,
+    sign: int,
+    orders: list[WorkingOrder],
+    asked: tuple[Step, ...],
+) -> Decision:
+    if position * sign >= 0:
+        return _refuse("no-position-to-reduce", "sentiment asks to reduce, but no position")
+    qty = min(intent.quantity, abs(position))
+    legs = () if asked else _shrink_legs(position, qty, orders)  # canceled anyway if asked
+    reduce = Step("reduce", action=intent.action, quantity=qty)
+    return Decision(steps=(*asked, *legs, reduce))

@@ -1,218 +1,284 @@
-"""The planner: one signal in, deterministic per-shard batches of order intents out.
+"""The planner: settles each signal, publishing its per-shard ExecBatch commands (the pure
+planning is :mod:`planning`).
 
-:func:`plan` is pure: the same signal and subscriptions always give the same batches with the
-same ids, so a redelivered signal republishes identical batches and JetStream drops them.
-Sizing: ``fixed_quantity`` if set, else ``floor(signal quantity x multiplier)`` (signal quantity
-defaults to 1), capped by ``max_quantity``; a zero result skips the account with a recorded
-reason, never "1". A partial exit's quantity is sized the same way; an exit without a quantity,
-or with ``sentiment: flat``, closes the whole position; ``percent_of_position`` exits carry the
-percent, unscaled (the worker applies it to the live position). Order types, prices, trails,
-time in force and cancels come from :mod:`order_spec` (ADR-0035). Whether an entry opens, adds,
-reverses or is refused depends on the live position and is decided by the worker
-(:mod:`decisions`).
+:meth:`Planner.settle` ends one signal in exactly one of three ways: planned (batches, skips and
+a ``SignalPlanned``), parked until its delay has passed (:mod:`delayed_signals`), or rejected
+with a recorded reason (``SignalPlanned(rejected=...)``) when planning it fails in a way a retry
+cannot change. Publishing failures are raised: the caller (:mod:`signal_consumer`) retries them
+within a bound. Every id is deterministic, so settling a signal twice publishes nothing new.
+Each settling is a ``plan signal`` span (ADR-0070).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+import enum
+import logging
+from collections.abc import Coroutine
+from typing import Any
 
-from phalanx_common import ids
-from phalanx_common.contracts import ContractBook, UnknownTicker
-from phalanx_common.events import IntentKind, OrderIntent, Signal, SignalReceived, VenueAction
+from nats.js.api import PubAck
+from opentelemetry import trace
+
+from phalanx_common import ids, subjects
+from phalanx_common.bus import Bus
+from phalanx_common.clock import Clock
+from phalanx_common.contracts import ContractBook
+from phalanx_common.events import (
+    ExecBatch,
+    IntentExpired,
+    IntentSkipped,
+    SignalPlanned,
+    SignalReceived,
+)
+from phalanx_common.kvmirror import KvMirror
 from phalanx_common.records import AccountRecord, SubscriptionRecord
-from phalanx_executor import order_spec
-from phalanx_executor.delayed_signals import due_ns
-from phalanx_executor.sharding import shard_of
+from phalanx_common.telemetry import SpanAttributes, span
+from phalanx_executor.delayed_signals import due_ns, park
+from phalanx_executor.planning import PlannedBatch, PlanStream
 
-__all__ = ["Plan", "PlannedBatch", "Skip", "plan"]
+__all__ = ["Outcome", "Planner"]
 
-
-@dataclass(frozen=True)
-class Skip:
-    """An account deliberately not traded, and why (``text``: a sentence for people)."""
-
-    account_id: int
-    reason: str
-    text: str = ""
+log = logging.getLogger(__name__)
 
 
-# Signals stored before they carried a deadline expire this long after receipt (and any delay).
-LEGACY_MAX_AGE_S = 300
+class Outcome(enum.Enum):
+    """How :meth:`Planner.settle` ended a signal."""
+
+    PLANNED = "planned"
+    PARKED = "parked"
+    REJECTED = "rejected"
 
 
-def deadline_ns(event: SignalReceived) -> int:
-    """The last moment an order of this signal may be sent."""
-    if event.not_after_ns:
-        return event.not_after_ns
-    return due_ns(event) + LEGACY_MAX_AGE_S * 1_000_000_000
+class Planner:
+    """Settles signals: publishes deterministic batches (ids from the signal id) or a verdict."""
 
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        clock: Clock,
+        book: ContractBook,
+        subscriptions: KvMirror[SubscriptionRecord],
+        accounts: KvMirror[AccountRecord],
+        shards: int,
+        batch_size: int,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._book = book
+        self._subscriptions = subscriptions
+        self._accounts = accounts
+        self._shards = shards
+        self._batch_size = batch_size
 
-@dataclass(frozen=True)
-class PlannedBatch:
-    """Intents for one shard, with a deterministic id."""
+    async def settle(
+        self,
+        event: SignalReceived,
+        *,
+        traceparent: str = "",
+        put_back: bool = False,
+        signal_seq: int = 0,
+    ) -> Outcome:
+        """Plan one signal, park it if its delay has not passed, or reject it with the reason.
 
-    batch_id: str
-    shard: int
-    intents: tuple[OrderIntent, ...]
+        ``put_back``: the signal comes back from the delay stream, so it is due whatever this
+        replica's clock says.
 
+        Raises:
+            Exception: whatever publishing raised (bus timeouts, NATS errors): retry later.
+        """
+        attributes: SpanAttributes = {
+            "phalanx.signal_id": event.signal_id,
+            "phalanx.strategy_id": event.strategy_id,
+            "phalanx.put_back": put_back,
+        }
+        with span("plan signal", attributes) as current:
+            outcome = await self._settle(event, traceparent, put_back, signal_seq)
+            current.set_attribute("phalanx.outcome", outcome.value)
+            return outcome
 
-@dataclass(frozen=True)
-class Plan:
-    """What a signal turns into.
+    async def _settle(
+        self, event: SignalReceived, traceparent: str, put_back: bool, signal_seq: int
+    ) -> Outcome:
+        try:
+            due = due_ns(event)
+            stream = self._plan(event, signal_seq)
+        except Exception as exc:  # bad data or a planner bug: a retry gives the same answer
+            return await self._cannot_plan(event, exc)
+        if not put_back and self._clock.time_ns() < due:
+            await park(self._bus, event)
+            log.info("signal %s parked until %d", event.signal_id, due)
+            return Outcome.PARKED
+        now = self._clock.time_ns()
+        try:
+            batches = await self._publish_batches(event, stream, traceparent, now)
+        except _PlanningFailed as failed:  # before any batch was published: as above
+            return await self._cannot_plan(event, failed.cause)
+        current = trace.get_current_span()
+        current.set_attribute("phalanx.intents", stream.intent_count)
+        current.set_attribute("phalanx.batches", batches)
+        current.set_attribute("phalanx.skipped", len(stream.skipped))
+        await self._publish_verdicts(event, stream, batches, now)
+        return Outcome.REJECTED if stream.rejected else Outcome.PLANNED
 
-    ``expired`` lists the accounts that would have been traded had the signal not been past its
-    deadline when it was planned; ``not_after_ns`` is that deadline.
-    """
+    async def _cannot_plan(self, event: SignalReceived, exc: BaseException) -> Outcome:
+        log.warning("signal %s cannot be planned", event.signal_id, exc_info=exc)
+        await self.reject(
+            event.strategy_id, event.signal_id, f"planning-error: {type(exc).__name__}: {exc}"
+        )
+        return Outcome.REJECTED
 
-    batches: list[PlannedBatch] = field(default_factory=list)
-    skipped: list[Skip] = field(default_factory=list)
-    rejected: str = ""
-    expired: list[int] = field(default_factory=list)
-    not_after_ns: int = 0
-
-    @property
-    def intent_count(self) -> int:
-        """Number of intents across all batches."""
-        return sum(len(b.intents) for b in self.batches)
-
-
-def _quantity(signal: Signal, sub: SubscriptionRecord) -> int:
-    if sub.fixed_quantity is not None:
-        qty = sub.fixed_quantity
-    else:
-        base = signal.quantity if signal.quantity is not None else Decimal(1)
-        qty = int((base * sub.multiplier).to_integral_value(rounding=ROUND_FLOOR))
-    if sub.max_quantity is not None:
-        qty = min(qty, sub.max_quantity)
-    return max(qty, 0)
-
-
-def plan(
-    event: SignalReceived,
-    subscriptions: Iterable[SubscriptionRecord],
-    accounts: dict[int, AccountRecord],
-    book: ContractBook,
-    shards: int,
-    batch_size: int,
-    today: dt.date,
-    now_ns: int = 0,
-    signal_seq: int = 0,
-) -> Plan:
-    """Turn a signal into per-shard batches for the strategy's enabled subscriptions.
-
-    A signal past its deadline at ``now_ns`` yields no batches: every account it would have
-    traded is listed in ``expired``. A test signal (``test: true``) yields no batches either:
-    every account it would have traded is skipped with ``test-signal`` and what it would do.
-    ``signal_seq`` (the signal's SIGNALS stream sequence) orders each account's intents
-    (ADR-0051).
-    """
-    signal = event.signal
-    not_after = deadline_ns(event)
-    expired = now_ns > not_after
-    try:
-        symbol, spec = book.resolve(event.contract or signal.ticker, today)
-    except UnknownTicker as exc:
-        return Plan(rejected=str(exc))
-
-    flat = signal.sentiment == "flat"
-    kind: IntentKind
-    if signal.action == "cancel":
-        kind = "cancel"
-    elif signal.action == "exit" or flat:
-        kind = "exit"
-    elif signal.action == "add":
-        kind = "add"
-    else:
-        kind = "entry"
-    action: VenueAction = "Buy" if signal.action == "buy" else "Sell"
-    try:
-        fields = order_spec.order_fields(signal, kind, action, spec)  # ADR-0035
-    except order_spec.OrderSpecError as exc:
-        return Plan(rejected=str(exc))
-    exit_pct = order_spec.exit_percent(signal) if kind == "exit" and not flat else None
-
-    by_shard: dict[int, list[OrderIntent]] = defaultdict(list)
-    skipped: list[Skip] = []
-    expired_accounts: list[int] = []
-    for sub in sorted(subscriptions, key=lambda s: s.account_id):
-        if sub.strategy_id != event.strategy_id:
-            continue
-        if not sub.enabled:
-            skipped.append(Skip(sub.account_id, "subscription-disabled"))
-            continue
-        account = accounts.get(sub.account_id)
-        if account is None or not account.active:
-            skipped.append(Skip(sub.account_id, "account-not-linked"))
-            continue
-        qty = _quantity(signal, sub) if kind in ("entry", "add") else 0
-        exit_qty: int | None = None
-        if kind == "exit" and not flat and signal.quantity is not None and exit_pct is None:
-            exit_qty = _quantity(signal, sub)
-        if (kind in ("entry", "add") and qty == 0) or exit_qty == 0:
-            skipped.append(Skip(sub.account_id, "quantity-rounds-to-zero"))
-            continue
-        if sub.max_quantity is None and 0 < event.max_quantity < max(qty, exit_qty or 0):
-            skipped.append(
-                Skip(
-                    sub.account_id,
-                    "quantity-above-maximum",
-                    f"sized to {max(qty, exit_qty or 0)} contracts, more than the strategy's "
-                    f"maximum of {event.max_quantity} (set the subscription's max_quantity to "
-                    "cap it instead)",
-                )
-            )
-            continue
-        if expired:
-            expired_accounts.append(sub.account_id)
-            continue
-        if signal.test:
-            skipped.append(Skip(sub.account_id, "test-signal", _would(kind, action, qty, symbol)))
-            continue
-        by_shard[shard_of(account.login_id, shards)].append(
-            OrderIntent(
-                intent_id=ids.intent_id(event.signal_id, sub.account_id),
-                signal_id=event.signal_id,
-                strategy_id=event.strategy_id,
-                account_id=sub.account_id,
-                account_spec=account.account_spec,
-                login_id=account.login_id,
-                kind=kind,
-                action=action,
-                symbol=symbol,
-                quantity=qty,
-                **fields,
-                sentiment=signal.sentiment,
-                exit_quantity=exit_qty,
-                exit_percent=exit_pct,
-                allow_add=sub.allow_add,
-                allow_reversal=sub.allow_reversal,
-                not_after_ns=not_after,
-                signal_seq=signal_seq,
-            )
+    def _plan(self, event: SignalReceived, signal_seq: int = 0) -> PlanStream:
+        prefix = f"{event.strategy_id}."
+        subs = [s for k, s in self._subscriptions.items().items() if k.startswith(prefix)]
+        accounts = {a.account_id: a for a in self._accounts.values()}
+        now = self._clock.time_ns()
+        today = dt.datetime.fromtimestamp(now / 1e9, tz=dt.UTC).date()
+        return PlanStream(
+            event,
+            subs,
+            accounts,
+            self._book,
+            self._shards,
+            self._batch_size,
+            today,
+            now,
+            signal_seq,
         )
 
-    batches: list[PlannedBatch] = []
-    for shard in sorted(by_shard):
-        intents = by_shard[shard]
-        for index, start in enumerate(range(0, len(intents), batch_size)):
-            batches.append(
-                PlannedBatch(
-                    batch_id=ids.batch_id(event.signal_id, shard, index),
-                    shard=shard,
-                    intents=tuple(intents[start : start + batch_size]),
+    async def reject(self, strategy_id: str, signal_id: str, reason: str) -> None:
+        """Record that a signal ends without orders, and why (the signal log shows it)."""
+        now = self._clock.time_ns()
+        await self._bus.publish(
+            subjects.planned_subject(strategy_id),
+            SignalPlanned(
+                event_id=f"planned-{signal_id}",
+                ts_event=now,
+                ts_init=now,
+                signal_id=signal_id,
+                strategy_id=strategy_id,
+                intents=0,
+                batches=0,
+                rejected=reason[:500],
+            ),
+        )
+
+    async def _publish_batches(
+        self, event: SignalReceived, stream: PlanStream, traceparent: str, now: int
+    ) -> int:
+        """Publish each batch as soon as it is planned (ADR-0165); return how many.
+
+        Between two batches the event loop runs, so the first batches are on the wire (and
+        their orders on the way) while the rest of a big fan-out is still being planned.
+
+        Raises:
+            _PlanningFailed: planning failed before any batch was published.
+            Exception: planning failed after some were (retried, then dead-lettered, like a
+                failed publish), or a publish failed.
+        """
+        sent: list[asyncio.Future[PubAck]] = []
+        try:
+            for batch in stream.batches():
+                sent.append(
+                    asyncio.ensure_future(self._publish_batch(event, batch, traceparent, now))
                 )
+                await asyncio.sleep(0)  # let this batch leave before planning the next
+        except Exception as exc:
+            if not sent:
+                raise _PlanningFailed(exc) from exc
+            await asyncio.gather(*sent, return_exceptions=True)
+            raise
+        for result in await asyncio.gather(*sent, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+        return len(sent)
+
+    def _publish_batch(
+        self, event: SignalReceived, batch: PlannedBatch, traceparent: str, now: int
+    ) -> Coroutine[Any, Any, PubAck]:
+        return self._bus.publish(
+            subjects.exec_subject(batch.shard),
+            ExecBatch(
+                event_id=batch.batch_id,
+                ts_event=event.ts_event,
+                ts_init=now,
+                batch_id=batch.batch_id,
+                signal_id=event.signal_id,
+                strategy_id=event.strategy_id,
+                shard=batch.shard,
+                intents=batch.intents,
+                traceparent=traceparent,
+            ),
+            msg_id=batch.batch_id,
+        )
+
+    async def _publish_verdicts(
+        self, event: SignalReceived, stream: PlanStream, batches: int, now: int
+    ) -> None:
+        """The skipped and expired accounts' outcomes, then the signal's ``SignalPlanned``."""
+        publishes = [
+            self._bus.publish(
+                subjects.orders_subject(skip.account_id),
+                IntentSkipped(
+                    event_id=ids.new_event_id(),
+                    ts_event=now,
+                    ts_init=now,
+                    signal_id=event.signal_id,
+                    strategy_id=event.strategy_id,
+                    account_id=skip.account_id,
+                    reason=skip.reason,
+                    text=skip.text,
+                ),
+                msg_id=f"skip-{ids.intent_id(event.signal_id, skip.account_id)}",
             )
-    return Plan(batches=batches, skipped=skipped, expired=expired_accounts, not_after_ns=not_after)
+            for skip in stream.skipped
+        ]
+        late_s = (now - stream.not_after_ns) / 1e9
+        publishes += [
+            self._bus.publish(
+                subjects.orders_subject(account_id),
+                IntentExpired(
+                    event_id=ids.new_event_id(),
+                    ts_event=now,
+                    ts_init=now,
+                    intent_id=ids.intent_id(event.signal_id, account_id),
+                    signal_id=event.signal_id,
+                    strategy_id=event.strategy_id,
+                    account_id=account_id,
+                    not_after_ns=stream.not_after_ns,
+                    stage="planning",
+                    text=f"planned {late_s:.1f} s after the signal's deadline; nothing was sent",
+                ),
+                msg_id=f"expired-{ids.intent_id(event.signal_id, account_id)}",
+            )
+            for account_id in stream.expired
+        ]
+        await asyncio.gather(*publishes)
+        if stream.rejected:
+            log.warning("signal %s not planned: %s", event.signal_id, stream.rejected)
+        await self._bus.publish(
+            subjects.planned_subject(event.strategy_id),
+            SignalPlanned(
+                event_id=f"planned-{event.signal_id}",
+                ts_event=now,
+                ts_init=now,
+                signal_id=event.signal_id,
+                strategy_id=event.strategy_id,
+                intents=stream.intent_count,
+                batches=batches,
+                skipped=len(stream.skipped),
+                rejected=stream.rejected,
+                expired=len(stream.expired),
+                received_ns=event.ts_event,
+            ),
+        )
 
 
-def _would(kind: IntentKind, action: VenueAction, qty: int, symbol: str) -> str:
-    """What a test signal would have done on one account."""
-    if kind == "exit":
-        return f"test signal: would exit {symbol}; nothing was sent"
-    if kind == "cancel":
-        return f"test signal: would cancel working orders in {symbol}; nothing was sent"
-    return f"test signal: would {action.lower()} {qty} {symbol}; nothing was sent"
+class _PlanningFailed(Exception):
+    """Planning raised before any batch was published: the signal is rejected with the cause."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause

@@ -41,20 +41,29 @@ PropsCallback = Callable[[str, PropsEvent], None]
 SnapshotCallback = Callable[[str, SyncSnapshot], Awaitable[None]]
 
 
+def _unheard_props(login_id: str, _event: PropsEvent) -> None:
+    log.warning("props event of %s dropped: nobody subscribed to the pool", login_id)
+
+
+async def _unheard_snapshot(login_id: str, _snapshot: SyncSnapshot) -> None:
+    log.warning("sync snapshot of %s dropped: nobody subscribed to the pool", login_id)
+
+
 class LoginNotReady(Exception):
     """There is no token for the login yet (auth has not linked it), or it cannot connect."""
 
 
 class ConnectionPool:
-    """Authorized sockets keyed by login id."""
+    r"""Authorized sockets keyed by login id; props events and sync snapshots go to the
+    callbacks given or to the :meth:`subscribe`\ d listener (the venue view)."""
 
     def __init__(
         self,
         ws_url: str,
         token_for: Callable[[str], TokenRecord | None],
-        on_props: PropsCallback,
-        on_snapshot: SnapshotCallback,
-        max_sockets: int,
+        on_props: PropsCallback | None = None,
+        on_snapshot: SnapshotCallback | None = None,
+        max_sockets: int = 2000,
         connect_concurrency: int = 50,
         request_timeout_s: float = 10.0,
         calls: VenueCalls | None = None,
@@ -68,8 +77,8 @@ class ConnectionPool:
     ) -> None:
         self._ws_url = ws_url
         self._token_for = token_for
-        self._on_props = on_props
-        self._on_snapshot = on_snapshot
+        self._on_props: PropsCallback = on_props or _unheard_props
+        self._on_snapshot: SnapshotCallback = on_snapshot or _unheard_snapshot
         self._max_sockets = max_sockets
         self._connect_sem = asyncio.Semaphore(connect_concurrency)
         # Background connects (warm-up, reconnects) at once: each takes permits from Redis, and
@@ -93,6 +102,12 @@ class ConnectionPool:
         self._locks: dict[str, asyncio.Lock] = {}
         self._metrics = metrics or ExecutorMetrics()
         self._metrics.watch_sockets(self.__len__, self.connected_count)
+
+    def subscribe(self, on_props: PropsCallback, on_snapshot: SnapshotCallback) -> None:
+        """Send every socket's props events and sync snapshots to these (ADR-0166: the venue
+        view needs the pool to look things up, so it is built after it and subscribes)."""
+        self._on_props = on_props
+        self._on_snapshot = on_snapshot
 
     def __len__(self) -> int:
         return len(self._sockets)

@@ -10,14 +10,14 @@ import socket
 from typing import Any
 
 import redis.asyncio as aioredis
+from nats.aio.msg import Msg
 from redis.exceptions import RedisError
 
 from phalanx_common import subjects
 from phalanx_common.bus import Bus, ConsumerLoop, ConsumerSpec
 from phalanx_common.clock import Clock, LiveClock
-from phalanx_common.contracts import ContractBook
-from phalanx_common.crypto import key_ring_from_settings, token_decoder
 from phalanx_common.errors import DependencyUnavailable
+from phalanx_common.events import AnyEvent, ExecBatch
 from phalanx_common.health import Readiness, redis_check
 from phalanx_common.http import HttpServer
 from phalanx_common.http_limits import HttpLimits
@@ -25,33 +25,26 @@ from phalanx_common.kvmirror import KvMirror
 from phalanx_common.metrics import ConsumerLag, NatsCollector, new_registry
 from phalanx_common.nats_auth import NatsAuth
 from phalanx_common.records import (
-    AccountGuardRecord,
     AccountRecord,
     ReplicaHeartbeat,
-    SubscriptionRecord,
     TokenRecord,
     TradingStateRecord,
 )
-from phalanx_executor.account_order import AccountOrder
 from phalanx_executor.admin import create_app
 from phalanx_executor.budgets import BudgetBook
-from phalanx_executor.claim_leases import ClaimLeases
 from phalanx_executor.delayed_signals import DelayedSignals, delayed_consumer_spec
-from phalanx_executor.gates import Gates
-from phalanx_executor.intents import IntentStore
+from phalanx_executor.intent_window import IntentWindow
 from phalanx_executor.killswitch import Flattener
 from phalanx_executor.membership import Membership
 from phalanx_executor.metrics import ExecutorMetrics, FillsCollector
-from phalanx_executor.permits import Permits, Priority
-from phalanx_executor.planning_service import Planner
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.settings import ExecutorSettings
 from phalanx_executor.sharding import shard_of
 from phalanx_executor.signal_consumer import PlanningPolicy, SignalConsumer
-from phalanx_executor.venue_calls import VenueCalls
 from phalanx_executor.venue_view import VenueView
-from phalanx_executor.worker import BatchWorker, WorkerSettings
+from phalanx_executor.wiring import Trading, build_trading
+from phalanx_executor.worker import BatchWorker
 
 __all__ = ["ExecutorService", "build_executor", "connect_redis"]
 
@@ -96,9 +89,10 @@ class ExecutorService:
         self._mirrors: list[KvMirror[Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
-        self.pool: ConnectionPool | None = None
-        self.worker: BatchWorker | None = None
+        self.trading: Trading | None = None  # built by start (ADR-0166)
         self.http: HttpServer | None = None
+        # ADR-0165: the first batches of a fan-out run their steps in short queues.
+        self.window = IntentWindow(settings.intents_in_flight, settings.intent_window_hold_s)
         # ADR-0075: this replica's own registry, so replicas in one process never clash.
         self.registry = new_registry()
         self.metrics = ExecutorMetrics(self.registry)
@@ -110,117 +104,61 @@ class ExecutorService:
             Readiness()
             .add("nats", lambda: bool(bus.nc.is_connected))
             .add("redis", redis_check(redis))
-            .add("started", lambda: self.worker is not None and not self._stopped)
+            .add("started", lambda: self.trading is not None and not self._stopped)
         )
+
+    # -- the trading objects, once started -------------------------------------------------
+
+    @property
+    def pool(self) -> ConnectionPool | None:
+        """The socket pool (``None`` before :meth:`start`)."""
+        return self.trading.pool if self.trading is not None else None
+
+    @property
+    def worker(self) -> BatchWorker | None:
+        """The batch worker (``None`` before :meth:`start`)."""
+        return self.trading.worker if self.trading is not None else None
+
+    @property
+    def view(self) -> VenueView:
+        """The venue view (once started)."""
+        return self._started().view
+
+    @property
+    def accounts(self) -> KvMirror[AccountRecord]:
+        """The accounts mirror (once started)."""
+        return self._started().mirrors.accounts
+
+    @property
+    def states(self) -> KvMirror[TradingStateRecord]:
+        """The trading states mirror (once started)."""
+        return self._started().mirrors.states
+
+    def _started(self) -> Trading:
+        if self.trading is None:
+            raise RuntimeError("the executor replica is not started")
+        return self.trading
 
     async def start(self) -> None:
         """Load mirrors, warm sockets for owned logins, start planner and shard consumers."""
         s = self.settings
         await self.bus.ensure_topology(s.stream_replicas, s.stream_byte_limits)
-        accounts = KvMirror(await self.bus.key_value(subjects.Buckets.ACCOUNTS), AccountRecord)
-        subs = KvMirror(
-            await self.bus.key_value(subjects.Buckets.SUBSCRIPTIONS), SubscriptionRecord
-        )
-        # ADR-0020: the bucket holds sealed tokens; they are opened only in this process's memory.
-        ring = key_ring_from_settings(s.token_keys, s.admin_token)
-        tokens = KvMirror(
-            await self.bus.key_value(subjects.Buckets.TOKENS),
-            TokenRecord,
-            decoder=token_decoder(ring),
-        )
-        states = KvMirror(
-            await self.bus.key_value(subjects.Buckets.TRADING_STATE), TradingStateRecord
-        )
-        guards = KvMirror(await self.bus.key_value(subjects.Buckets.GUARDS), AccountGuardRecord)
-        self._mirrors = [accounts, subs, tokens, states, guards]
-        for mirror in self._mirrors:
-            await mirror.start()
-        self.accounts = accounts
-        self.states = states
-
-        limiter = RateLimiter(self.redis)
-        permits = Permits(limiter, self.metrics)
-        book = BudgetBook(s.login_windows, s.ip_windows, s.egress_ip, s.sync_ip_windows)
-        calls = VenueCalls(permits, book, lockout_s=s.lockout_s)
-
-        async def permit(login_id: str) -> None:
-            await calls.permit(login_id, Priority.RECONCILE)
-
-        view_ref: list[VenueView] = []
-        pool = ConnectionPool(
-            s.tradovate_ws_url,
-            token_for=tokens.get,
-            on_props=lambda login, ev: view_ref[0].submit(login, ev),
-            on_snapshot=lambda login, snap: view_ref[0].ingest_snapshot(login, snap),
-            max_sockets=s.max_sockets,
-            connect_concurrency=s.connect_concurrency,
-            request_timeout_s=s.request_timeout_s,
-            calls=calls,
-            # a socket only for logins of the shards worked here, checked when it is stored
-            # (a token update followed while the shard moved away must not leave one behind)
-            owns=lambda login_id: shard_of(login_id, s.shards) in self.shards,
+        trading = await build_trading(
+            bus=self.bus,
+            redis=self.redis,
+            clock=self.clock,
+            settings=s,
             metrics=self.metrics,
-            clock=self.clock,
-            expiry_margin_s=s.token_expiry_margin_s,
-            lockout_s=s.lockout_s,
+            owner=self.owner,
+            owns=lambda login_id: shard_of(login_id, s.shards) in self.shards,
         )
-        view = VenueView(self.bus, self.clock, pool.get, permit=permit, honour=calls.honour)
-        view_ref.append(view)
-        view.start()
-        self.pool = pool
-        self.view = view
-
-        def on_token(login_id: str, token: TokenRecord | None) -> None:
-            if shard_of(login_id, s.shards) not in self.shards:
-                return
-            task = asyncio.create_task(self._follow_token(login_id, token))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-        tokens.on_change(on_token)
-
-        self.worker = BatchWorker(
-            bus=self.bus,
-            store=IntentStore(await self.bus.key_value(subjects.Buckets.INTENTS), self.owner),
-            pool=pool,
-            limiter=limiter,
-            permits=permits,
-            view=view,
-            gates=Gates(states, guards, view),
-            clock=self.clock,
-            leases=ClaimLeases(
-                await self.bus.key_value(subjects.Buckets.INTENT_LEASES),
-                self.owner,
-                self.clock,
-                s.claim_lease_s,
-            ),
-            order=AccountOrder(await self.bus.key_value(subjects.Buckets.ACCOUNT_ORDER)),
-            settings=WorkerSettings(
-                login_windows=s.login_windows,
-                ip_windows=s.ip_windows,
-                egress_ip=s.egress_ip,
-                reversal_wait_s=s.reversal_wait_s,
-                reconcile_grace_s=s.reconcile_grace_s,
-                reconcile_deadline_s=s.reconcile_deadline_s,
-                batch_pause_s=s.batch_pause_s,
-                permit_handback_s=s.permit_handback_s,
-                permit_max_age_s=s.permit_max_age_s,
-                max_deliveries=s.exec_max_deliveries,
-                lockout_s=s.lockout_s,
-            ),
-        )
-        planner = Planner(
-            bus=self.bus,
-            clock=self.clock,
-            book=ContractBook.load(),
-            subscriptions=subs,
-            accounts=accounts,
-            shards=s.shards,
-            batch_size=s.batch_size,
-        )
+        self.trading = trading
+        self._mirrors = trading.mirrors.all()
+        trading.view.start()
+        trading.mirrors.tokens.on_change(self._on_token)
         # ADR-0040: many signals in flight, in order within a strategy, none can stop another.
         self.signals = SignalConsumer(
-            self.bus, planner, PlanningPolicy(ack_wait_s=s.planner_ack_wait_s)
+            self.bus, trading.planner, PlanningPolicy(ack_wait_s=s.planner_ack_wait_s)
         )
         await self.signals.start()
         self.delayed = DelayedSignals(self.bus, self.clock, recheck_s=s.delay_recheck_s)
@@ -249,13 +187,12 @@ class ExecutorService:
             connected=lambda: self.bus.nc.is_connected,
         )
         await self.membership.start()
-        worker = self.worker
         flattener = Flattener(
             bus=self.bus,
             clock=self.clock,
-            pool=pool,
-            view=view,
-            calls=worker.calls,
+            pool=trading.pool,
+            view=trading.view,
+            calls=trading.calls,
             owned_accounts=self.owned_accounts,
             owner=self.owner,
         )
@@ -278,12 +215,12 @@ class ExecutorService:
                 bus=self.bus,
                 clock=self.clock,
                 admin_token=s.admin_token,
-                states=states,
-                guards=guards,
+                states=trading.mirrors.states,
+                guards=trading.mirrors.guards,
                 health=self.health,
                 registry=self.registry,
                 readiness=self.readiness,
-                budgets=lambda: self._budget_use(limiter, book),
+                budgets=lambda: self._budget_use(trading.limiter, trading.book),
             ),
             s.http_host,
             s.executor_port + s.replica_ordinal if s.executor_port else 0,
@@ -313,7 +250,7 @@ class ExecutorService:
                     # one more than the worker's bound, which dead-letters with outcomes first
                     max_deliver=s.exec_max_deliveries + 1 if s.exec_max_deliveries else -1,
                 ),
-                self.worker.handle,
+                self._handle_batch,
                 batch=s.shard_concurrency,
                 concurrency=s.shard_concurrency,
                 double_ack=True,
@@ -328,6 +265,13 @@ class ExecutorService:
             warmed,
             len(logins),
         )
+
+    async def _handle_batch(self, event: AnyEvent, msg: Msg) -> None:
+        """A shard consumer's handler: the batch runs once the intent window admits it."""
+        assert self.worker is not None
+        size = len(event.intents) if isinstance(event, ExecBatch) else 1
+        async with self.window.admit(size):
+            await self.worker.handle(event, msg)
 
     async def _budget_use(self, limiter: RateLimiter, book: BudgetBook) -> list[dict[str, Any]]:
         """``GET /admin/budgets``: every known login's request budget in use (ADR-0133)."""
@@ -368,9 +312,9 @@ class ExecutorService:
 
     def _fill_metrics(self) -> dict[str, int]:
         """Fill outbox counters (ADR-0061): published, waiting, failed, refused, unattributed."""
-        view: VenueView | None = getattr(self, "view", None)  # set once started
-        if view is None:
+        if self.trading is None:
             return {}
+        view = self.trading.view
         outbox = view.outbox
         return {
             "published": outbox.published,
@@ -385,6 +329,13 @@ class ExecutorService:
         """Base URL of this replica's HTTP API."""
         assert self.http is not None
         return self.http.url
+
+    def _on_token(self, login_id: str, token: TokenRecord | None) -> None:
+        if shard_of(login_id, self.settings.shards) not in self.shards:
+            return
+        task = asyncio.create_task(self._follow_token(login_id, token))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _follow_token(self, login_id: str, token: TokenRecord | None) -> None:
         assert self.pool is not None
@@ -422,9 +373,9 @@ class ExecutorService:
         await asyncio.gather(*(loop.stop() for loop in self._loops), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
-        if self.pool is not None:
-            await self.view.stop()
-            await self.pool.close()
+        if self.trading is not None:
+            await self.trading.view.stop()
+            await self.trading.pool.close()
         for mirror in self._mirrors:
             await mirror.stop()
         await self.bus.close()

@@ -29,6 +29,11 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
         max_sockets: cap on broker WebSockets held by this replica.
         request_timeout_s: how long to wait for a venue response before the outcome is unknown.
         shard_concurrency: batches of one shard executed at once.
+        intents_in_flight: intents this replica works on at once across its shards; batches
+            beyond it wait, first come first served, so a fan-out's first orders leave early
+            (ADR-0165; 0: no bound).
+        intent_window_hold_s: the longest a batch counts against ``intents_in_flight`` (a
+            slow batch never holds the others back longer).
         redis_max_connections: size of the (blocking) Redis connection pool.
         reversal_wait_s: how long a reversal waits for the position to be flat before entering.
         reconcile_grace_s: after a send with an unknown outcome (or a claim left by another
@@ -78,6 +83,8 @@ class ExecutorSettings(CommonSettings, frozen=True, kw_only=True):
     connect_concurrency: int = 50
     request_timeout_s: float = 10.0
     shard_concurrency: int = 4
+    intents_in_flight: int = 200
+    intent_window_hold_s: float = 1.0
     redis_max_connections: int = 64
     reversal_wait_s: float = 10.0
     reconcile_grace_s: float = 12.0

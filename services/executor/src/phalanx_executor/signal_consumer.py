@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 
 import msgspec
@@ -30,12 +29,13 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 
-from phalanx_common import ids, subjects
+from phalanx_common import subjects
 from phalanx_common.bus import MSG_ID, Bus, ConsumerSpec, consuming
 from phalanx_common.codec import decode_event
-from phalanx_common.events import MessageTerminated, SignalReceived
+from phalanx_common.events import SignalReceived
+from phalanx_common.settling import keep_alive, keep_alive_interval, record_terminated, settle
 from phalanx_executor.delayed_signals import is_put_back
-from phalanx_executor.planning_service import Planner
+from phalanx_executor.planner import Planner
 from phalanx_executor.strategy_order import SignalCursors, Turn
 
 __all__ = ["PlanningPolicy", "SignalConsumer"]
@@ -213,7 +213,7 @@ class SignalConsumer:
             dead = True
         await self._advance(msg, subject, seq)
         if dead:
-            await msg.term()
+            await settle(msg, "term", msg.term())
         else:
             await _ack(msg)
         self._woken(subject)
@@ -272,21 +272,8 @@ class SignalConsumer:
                 await self._planner.reject(event.strategy_id, event.signal_id, reason)
 
     async def _terminated(self, msg: Msg, reason: str) -> None:
-        seq = _stream_seq(msg)
-        ns = time.time_ns()
-        await self._bus.publish(
-            subjects.DEAD_LETTERS,
-            MessageTerminated(
-                event_id=ids.new_event_id(),
-                ts_event=ns,
-                ts_init=ns,
-                stream=self._stream,
-                consumer=self._durable,
-                subject=msg.subject,
-                stream_seq=seq,
-                reason=reason[:500],
-            ),
-            msg_id=f"terminated-{self._stream}-{self._durable}-{seq}",
+        await record_terminated(
+            msg, reason, stream=self._stream, consumer=self._durable, bus=self._bus
         )
 
     async def _advance(self, msg: Msg, subject: str, seq: int) -> None:
@@ -307,11 +294,7 @@ class SignalConsumer:
             event.set()
 
     async def _keep_alive(self, msg: Msg) -> None:
-        interval = max(0.5, self._policy.ack_wait_s / 3)
-        with contextlib.suppress(Exception):
-            while True:
-                await asyncio.sleep(interval)
-                await msg.in_progress()
+        await keep_alive(msg, keep_alive_interval(self._policy.ack_wait_s, floor_s=0.5))
 
 
 def _stream_seq(msg: Msg) -> int:
@@ -324,9 +307,4 @@ def _delivered(msg: Msg) -> int:
 
 async def _ack(msg: Msg) -> None:
     """Double ack; a lost ack only causes a redelivery, which finds the signal settled."""
-    try:
-        await msg.ack_sync(timeout=5.0)
-    except Exception as exc:
-        log.warning(
-            "ack of %s failed (it will be redelivered and found settled): %s", msg.subject, exc
-        )
+    await settle(msg, "ack", msg.ack_sync(timeout=5.0))

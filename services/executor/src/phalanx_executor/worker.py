@@ -88,6 +88,7 @@ class BatchWorker:
         permits: Permits | None = None,
         leases: ClaimLeases | None = None,
         order: AccountOrder | None = None,
+        calls: VenueCalls | None = None,
     ) -> None:
         self._store = store
         self._pool = pool
@@ -96,15 +97,17 @@ class BatchWorker:
         self._gates = gates
         self._clock = clock
         self._s = settings
-        self._budgets = BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip)
-        self.calls = VenueCalls(self.permits, self._budgets, lockout_s=settings.lockout_s)
+        if calls is None:  # standalone (tests); the service passes the replica's one book's calls
+            book = BudgetBook(settings.login_windows, settings.ip_windows, settings.egress_ip)
+            calls = VenueCalls(self.permits, book, lockout_s=settings.lockout_s)
+        self.calls = calls
         self.metrics = self.permits.metrics
         self._inflight: set[str] = set()
         self._account_locks: dict[int, asyncio.Lock] = {}
         self._leases = leases
         self._order = order
         self._outcomes = OutcomeEvents(bus, clock, self.metrics)
-        self._checks = SendChecks(self.permits, self._budgets, pool, clock, settings)
+        self._checks = SendChecks(self.permits, self.calls.book, pool, clock, settings)
         self._steps = VenueSteps(
             view, self.calls, self._checks, lambda i: self._still_owner(i), clock, settings
         )
@@ -123,7 +126,7 @@ class BatchWorker:
 
     def budgets(self, login_id: str) -> list[Budget]:
         """The budgets one request of ``login_id`` spends."""
-        return self._budgets.for_login(login_id)
+        return self.calls.book.for_login(login_id)  # the replica's one book (ADR-0166)
 
     async def handle(self, event: AnyEvent, msg: Msg) -> None:
         """Bus handler for one batch message."""

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -157,15 +158,41 @@ def admin_router(
         signal_log: The signal log (``None``: its routes answer 404).
         defaults: The service defaults a strategy's 0 settings stand for (shown in views).
     """
-    defaults = defaults or IngestSettings()
+    ctx = _Context(
+        strategies,
+        subscriptions,
+        clock,
+        public_base_url.rstrip("/"),
+        defaults or IngestSettings(),
+        secret_grace_s,
+        signal_log,
+    )
     router = APIRouter(
         prefix="/admin", tags=["admin"], dependencies=[Depends(admin_guard(admin_token))]
     )
-    base_url = public_base_url.rstrip("/")
+    _strategy_routes(router, ctx)
+    _secret_routes(router, ctx)
+    _subscription_routes(router, ctx)
+    _signal_log_routes(router, ctx)
+    return router
 
-    async def _strategy(strategy_id: str) -> StrategyRecord:
+
+@dataclass(frozen=True)
+class _Context:
+    """What the admin routes work with."""
+
+    strategies: StrategyDirectory
+    subscriptions: SubscriptionStore
+    clock: Clock
+    base_url: str
+    defaults: IngestSettings
+    secret_grace_s: float
+    signal_log: SignalLog | None
+
+    async def strategy(self, strategy_id: str) -> StrategyRecord:
+        """The strategy, or 404 (503 when the store cannot answer)."""
         try:
-            record = await strategies.lookup(strategy_id)
+            record = await self.strategies.lookup(strategy_id)
         except StrategyLookupError:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, "strategy store unreachable; retry shortly"
@@ -173,6 +200,26 @@ def admin_router(
         if record is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no strategy {strategy_id!r}")
         return record
+
+    async def change(
+        self, strategy_id: str, change: Callable[[StrategyRecord], StrategyRecord]
+    ) -> StrategyRecord:
+        """Apply ``change`` to the strategy (404 if gone, 409 if it kept changing)."""
+        await self.strategy(strategy_id)
+        try:
+            record = await self.strategies.update(strategy_id, change)
+        except StrategyLookupError:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, "the strategy kept changing; retry"
+            ) from None
+        if record is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no strategy {strategy_id!r}")
+        return record
+
+
+def _strategy_routes(router: APIRouter, ctx: _Context) -> None:
+    """Create, list, read and change strategies."""
+    strategies, clock, base_url, defaults = ctx.strategies, ctx.clock, ctx.base_url, ctx.defaults
 
     @router.post("/strategies", status_code=status.HTTP_201_CREATED)
     async def create_strategy(body: StrategyCreate) -> StrategyCreated:
@@ -212,21 +259,7 @@ def admin_router(
     @router.get("/strategies/{strategy_id}")
     async def get_strategy(strategy_id: str) -> StrategyView:
         """One strategy (without its secret; ``webhook_url`` shows where the secret goes)."""
-        return _view(await _strategy(strategy_id), base_url, defaults)
-
-    async def _change(
-        strategy_id: str, change: Callable[[StrategyRecord], StrategyRecord]
-    ) -> StrategyRecord:
-        await _strategy(strategy_id)
-        try:
-            record = await strategies.update(strategy_id, change)
-        except StrategyLookupError:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, "the strategy kept changing; retry"
-            ) from None
-        if record is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no strategy {strategy_id!r}")
-        return record
+        return _view(await ctx.strategy(strategy_id), base_url, defaults)
 
     @router.patch("/strategies/{strategy_id}")
     async def patch_strategy(strategy_id: str, body: StrategyPatch) -> StrategyView:
@@ -240,7 +273,12 @@ def admin_router(
         def change(record: StrategyRecord) -> StrategyRecord:
             return msgspec.structs.replace(record, **changes)
 
-        return _view(await _change(strategy_id, change), base_url, defaults)
+        return _view(await ctx.change(strategy_id, change), base_url, defaults)
+
+
+def _secret_routes(router: APIRouter, ctx: _Context) -> None:
+    """Rotate a strategy's webhook secret and its signing key."""
+    clock, base_url, secret_grace_s = ctx.clock, ctx.base_url, ctx.secret_grace_s
 
     @router.post("/strategies/{strategy_id}/secret:rotate")
     async def rotate_secret(strategy_id: str, body: RotateIn | None = None) -> SecretRotated:
@@ -260,7 +298,7 @@ def admin_router(
                 previous_secret_expires_ns=until_ns,
             )
 
-        await _change(strategy_id, change)
+        await ctx.change(strategy_id, change)
         return SecretRotated(
             strategy_id=strategy_id,
             secret=secret,
@@ -286,19 +324,24 @@ def admin_router(
                 previous_signing_secret_expires_ns=until_ns if record.signing_secret else 0,
             )
 
-        record = await _change(strategy_id, change)
+        record = await ctx.change(strategy_id, change)
         return SigningSecretRotated(
             strategy_id=strategy_id,
             signing_secret=key,
             previous_signing_secret_valid_until_ns=record.previous_signing_secret_expires_ns,
         )
 
+
+def _subscription_routes(router: APIRouter, ctx: _Context) -> None:
+    """Subscribe accounts to a strategy and list its subscriptions."""
+    subscriptions = ctx.subscriptions
+
     @router.put("/strategies/{strategy_id}/subscriptions/{account_id}")
     async def put_subscription(
         strategy_id: str, account_id: int, body: SubscriptionIn
     ) -> SubscriptionView:
         """Subscribe one account (or change its sizing); 404 if the account is unknown."""
-        await _strategy(strategy_id)
+        await ctx.strategy(strategy_id)
         if await subscriptions.missing_accounts([account_id]):
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND,
@@ -311,7 +354,7 @@ def admin_router(
     @router.post("/strategies/{strategy_id}/subscriptions:bulk")
     async def bulk_subscribe(strategy_id: str, body: BulkSubscriptionIn) -> BulkSubscriptionOut:
         """Subscribe many accounts with the same sizing; none is written if any is unknown."""
-        await _strategy(strategy_id)
+        await ctx.strategy(strategy_id)
         account_ids = sorted(set(body.account_ids))
         missing = await subscriptions.missing_accounts(account_ids)
         if missing:
@@ -329,11 +372,16 @@ def admin_router(
     @router.get("/strategies/{strategy_id}/subscriptions")
     async def list_subscriptions(strategy_id: str) -> SubscriptionList:
         """Every subscription of a strategy, by account id."""
-        await _strategy(strategy_id)
+        await ctx.strategy(strategy_id)
         records = await subscriptions.for_strategy(strategy_id)
         return SubscriptionList(
             strategy_id=strategy_id, subscriptions=[_sub_view(r) for r in records]
         )
+
+
+def _signal_log_routes(router: APIRouter, ctx: _Context) -> None:
+    """The signal log: a strategy's recent signals and one signal."""
+    signal_log = ctx.signal_log
 
     @router.get("/strategies/{strategy_id}/signals")
     async def list_signals(
@@ -342,7 +390,7 @@ def admin_router(
         """The strategy's recent signals, newest first, with each account's outcome and the
         time of each phase (received, stored, planned, sent, acknowledged) in ns and in ms
         after reception."""
-        await _strategy(strategy_id)
+        await ctx.strategy(strategy_id)
         entries = signal_log.signals(strategy_id, limit) if signal_log is not None else []
         return SignalList(strategy_id=strategy_id, signals=entries)
 
@@ -353,5 +401,3 @@ def admin_router(
         if entry is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no signal {signal_id!r} in the log")
         return entry
-
-    return router

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, cast, get_args
 
 from phalanx_common.events import StopLoss, StopLossType, TakeProfit
-from phalanx_ingest.payload_values import to_decimal
+from phalanx_ingest.payload_values import one_of, positive_decimal
 from phalanx_ingest.responses import MessageCode, WebhookRejectedError
 
 __all__ = ["parse_stop_loss", "parse_take_profit"]
@@ -60,28 +60,47 @@ def parse_stop_loss(value: Any) -> StopLoss | None:
             "The stopLoss field must be an object with one of stopPrice, percent or amount, "
             'e.g. "stopLoss": {"type": "stop", "amount": 10}.',
         )
+    loss = StopLoss(
+        type=cast("StopLossType", _stop_loss_type(value)),
+        stop_price=_bracket_number(
+            value, "stopPrice", "stopLoss", MessageCode.INVALID_STOP_LOSS_STOP_PRICE
+        ),
+        percent=_bracket_number(
+            value, "percent", "stopLoss", MessageCode.INVALID_STOP_LOSS_PERCENT
+        ),
+        amount=_bracket_number(value, "amount", "stopLoss", MessageCode.INVALID_STOP_LOSS_AMOUNT),
+        limit_price=_bracket_number(
+            value, "limitPrice", "stopLoss", MessageCode.INVALID_STOP_LOSS_LIMIT_PRICE
+        ),
+        trail_amount=_bracket_number(
+            value, "trailAmount", "stopLoss", MessageCode.INVALID_STOP_LOSS_TRAIL_AMOUNT
+        ),
+        trail_percent=_bracket_number(
+            value, "trailPercent", "stopLoss", MessageCode.INVALID_STOP_LOSS_TRAIL_PERCENT
+        ),
+    )
+    _check_stop_levels(loss)
+    if loss.type == "trailing_stop":
+        _check_trail(loss)
+    else:
+        _check_fixed_stop(loss)
+    return loss
+
+
+def _stop_loss_type(value: dict[str, Any]) -> str:
     raw_type = value.get("type", "stop")
-    sl_type = raw_type.strip().lower() if isinstance(raw_type, str) else None
-    if sl_type not in _STOP_LOSS_TYPES:
-        raise WebhookRejectedError(
-            MessageCode.INVALID_STOP_LOSS_TYPE,
-            f"The stopLoss.type {raw_type!r} is invalid. It must be one of: stop, stop_limit, "
-            "trailing_stop.",
-        )
-    stop_price = _bracket_number(
-        value, "stopPrice", "stopLoss", MessageCode.INVALID_STOP_LOSS_STOP_PRICE
+    return one_of(
+        raw_type,
+        _STOP_LOSS_TYPES,
+        MessageCode.INVALID_STOP_LOSS_TYPE,
+        f"The stopLoss.type {raw_type!r} is invalid. It must be one of: stop, stop_limit, "
+        "trailing_stop.",
     )
-    percent = _bracket_number(value, "percent", "stopLoss", MessageCode.INVALID_STOP_LOSS_PERCENT)
-    amount = _bracket_number(value, "amount", "stopLoss", MessageCode.INVALID_STOP_LOSS_AMOUNT)
-    limit_price = _bracket_number(
-        value, "limitPrice", "stopLoss", MessageCode.INVALID_STOP_LOSS_LIMIT_PRICE
-    )
-    trail_amount = _bracket_number(
-        value, "trailAmount", "stopLoss", MessageCode.INVALID_STOP_LOSS_TRAIL_AMOUNT
-    )
-    trail_percent = _bracket_number(
-        value, "trailPercent", "stopLoss", MessageCode.INVALID_STOP_LOSS_TRAIL_PERCENT
-    )
+
+
+def _check_stop_levels(loss: StopLoss) -> None:
+    """Absolute or relative, not both; a limit price only, and always, with stop_limit."""
+    stop_price, percent, amount = loss.stop_price, loss.percent, loss.amount
     if stop_price is not None and (percent is not None or amount is not None):
         raise WebhookRejectedError(
             MessageCode.INVALID_STOP_LOSS_RELATIVE_AND_ABSOLUTE,
@@ -93,65 +112,60 @@ def parse_stop_loss(value: Any) -> StopLoss | None:
             MessageCode.INVALID_STOP_LOSS_AMOUNT_AND_PERCENT,
             "stopLoss has both percent and amount. Send only one of them.",
         )
-    if limit_price is not None and sl_type != "stop_limit":
+    if loss.limit_price is not None and loss.type != "stop_limit":
         raise WebhookRejectedError(
             MessageCode.INVALID_STOP_LOSS_LIMIT_PRICE,
             'stopLoss.limitPrice is only used with "type": "stop_limit". Remove it or change '
             "the type.",
         )
-    if sl_type == "stop_limit" and limit_price is None:
+    if loss.type == "stop_limit" and loss.limit_price is None:
         raise WebhookRejectedError(
             MessageCode.INVALID_STOP_LOSS_LIMIT_PRICE,
             'A "stop_limit" stopLoss needs its limitPrice (the limit the stop turns into). Add '
             'stopLoss.limitPrice, or use "type": "stop".',
         )
-    if sl_type == "trailing_stop":
-        if trail_amount is not None and trail_percent is not None:
-            raise WebhookRejectedError(
-                MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE,
-                "stopLoss has both trailAmount and trailPercent. Send only one of them.",
-            )
-        if trail_amount is None and trail_percent is None:
-            raise WebhookRejectedError(
-                MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE_REQUIRED,
-                'A "trailing_stop" stopLoss needs trailAmount or trailPercent.',
-            )
-    else:
-        if trail_amount is not None or trail_percent is not None:
-            raise WebhookRejectedError(
-                MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE,
-                'trailAmount and trailPercent are only used with "type": "trailing_stop".',
-            )
-        if stop_price is None and percent is None and amount is None and sl_type == "stop_limit":
-            raise WebhookRejectedError(
-                MessageCode.INVALID_STOP_LOSS_STOP_PRICE_REQUIRED,
-                'A "stop_limit" stopLoss needs its stop: stopPrice (or a percent or amount), '
-                "besides limitPrice.",
-            )
-        if stop_price is None and percent is None and amount is None:
-            raise WebhookRejectedError(
-                MessageCode.INVALID_STOP_LOSS_VALUE_REQUIRED,
-                "stopLoss needs one of stopPrice, percent or amount, e.g. "
-                '"stopLoss": {"type": "stop", "amount": 10}.',
-            )
-    return StopLoss(
-        type=cast("StopLossType", sl_type),
-        stop_price=stop_price,
-        percent=percent,
-        amount=amount,
-        limit_price=limit_price,
-        trail_amount=trail_amount,
-        trail_percent=trail_percent,
-    )
+
+
+def _check_trail(loss: StopLoss) -> None:
+    """A trailing stop: exactly one of trailAmount and trailPercent."""
+    if loss.trail_amount is not None and loss.trail_percent is not None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE,
+            "stopLoss has both trailAmount and trailPercent. Send only one of them.",
+        )
+    if loss.trail_amount is None and loss.trail_percent is None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE_REQUIRED,
+            'A "trailing_stop" stopLoss needs trailAmount or trailPercent.',
+        )
+
+
+def _check_fixed_stop(loss: StopLoss) -> None:
+    """A stop or stop_limit: no trail, and a stop level (absolute or relative)."""
+    if loss.trail_amount is not None or loss.trail_percent is not None:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_TRAIL_VALUE,
+            'trailAmount and trailPercent are only used with "type": "trailing_stop".',
+        )
+    no_stop = loss.stop_price is None and loss.percent is None and loss.amount is None
+    if no_stop and loss.type == "stop_limit":
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_STOP_PRICE_REQUIRED,
+            'A "stop_limit" stopLoss needs its stop: stopPrice (or a percent or amount), '
+            "besides limitPrice.",
+        )
+    if no_stop:
+        raise WebhookRejectedError(
+            MessageCode.INVALID_STOP_LOSS_VALUE_REQUIRED,
+            "stopLoss needs one of stopPrice, percent or amount, e.g. "
+            '"stopLoss": {"type": "stop", "amount": 10}.',
+        )
 
 
 def _bracket_number(obj: dict[str, Any], name: str, parent: str, code: str) -> Decimal | None:
     value = obj.get(name)
     if value is None:
         return None
-    number = to_decimal(value)
-    if number is None or number <= 0:
-        raise WebhookRejectedError(
-            code, f"The {parent}.{name} {value!r} is invalid. It must be a positive number."
-        )
-    return number
+    return positive_decimal(
+        value, code, f"The {parent}.{name} {value!r} is invalid. It must be a positive number."
+    )

@@ -19,7 +19,7 @@ from phalanx_common.events import (
     SignalOrderType,
     SignalTimeInForce,
 )
-from phalanx_ingest.payload_values import parse_time_ns, to_decimal
+from phalanx_ingest.payload_values import one_of, parse_time_ns, positive_decimal, to_decimal
 from phalanx_ingest.responses import MessageCode, WebhookRejectedError
 
 __all__ = [
@@ -108,13 +108,13 @@ def parse_ticker(data: dict[str, Any]) -> str:
 
 def parse_action(data: dict[str, Any]) -> SignalAction:
     value = data["action"]
-    action = value.strip().lower() if isinstance(value, str) else None
-    if action not in _ACTIONS:
-        raise WebhookRejectedError(
-            MessageCode.INVALID_ACTION,
-            f"The action {value!r} is invalid. The action field must be one of: buy, sell, exit, "
-            "cancel, add.",
-        )
+    action = one_of(
+        value,
+        _ACTIONS,
+        MessageCode.INVALID_ACTION,
+        f"The action {value!r} is invalid. The action field must be one of: buy, sell, exit, "
+        "cancel, add.",
+    )
     return cast("SignalAction", action)
 
 
@@ -144,27 +144,25 @@ def parse_sentiment(data: dict[str, Any], action: SignalAction) -> Sentiment | N
 def parse_quantity(data: dict[str, Any]) -> Decimal | None:
     if data.get("quantity") is None:
         return None
-    quantity = to_decimal(data["quantity"])
-    if quantity is None or quantity <= 0:
-        raise WebhookRejectedError(
-            MessageCode.INVALID_QUANTITY,
-            f"The quantity {data['quantity']!r} is invalid. The quantity field must be a positive "
-            "number (or left out to use the subscription's sizing).",
-        )
-    return quantity
+    return positive_decimal(
+        data["quantity"],
+        MessageCode.INVALID_QUANTITY,
+        f"The quantity {data['quantity']!r} is invalid. The quantity field must be a positive "
+        "number (or left out to use the subscription's sizing).",
+    )
 
 
 def parse_order_type(data: dict[str, Any]) -> SignalOrderType:
     value = data.get("orderType")
     if value is None:
         return "market"
-    order_type = value.strip().lower() if isinstance(value, str) else None
-    if order_type not in _ORDER_TYPES:
-        raise WebhookRejectedError(
-            MessageCode.INVALID_ORDER_TYPE,
-            f"The orderType {value!r} is invalid. The orderType field must be one of: market, "
-            "limit, stop, stop_limit, trailing_stop.",
-        )
+    order_type = one_of(
+        value,
+        _ORDER_TYPES,
+        MessageCode.INVALID_ORDER_TYPE,
+        f"The orderType {value!r} is invalid. The orderType field must be one of: market, "
+        "limit, stop, stop_limit, trailing_stop.",
+    )
     return cast("SignalOrderType", order_type)
 
 
@@ -172,13 +170,11 @@ def optional_price(data: dict[str, Any], name: str) -> Decimal | None:
     value = data.get(name)
     if value is None:
         return None
-    price = to_decimal(value)
-    if price is None or price <= 0:
-        raise WebhookRejectedError(
-            MessageCode.INVALID_PAYLOAD,
-            f"The {name} {value!r} is invalid. It must be a positive number.",
-        )
-    return price
+    return positive_decimal(
+        value,
+        MessageCode.INVALID_PAYLOAD,
+        f"The {name} {value!r} is invalid. It must be a positive number.",
+    )
 
 
 def optional_text(value: Any) -> str | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["parse_time_ns", "to_decimal"]
+from phalanx_ingest.responses import WebhookRejectedError
+
+__all__ = ["one_of", "parse_time_ns", "positive_decimal", "to_decimal"]
 
 # Numbers on a sane scale only: 1e-9 .. 1e12 (a 6J tick is 5e-7; nothing trades in 1e12s), so
 # no later arithmetic can overflow or lose the value.
@@ -62,3 +65,27 @@ def parse_time_ns(value: Any) -> int | None:
         return int(moment.timestamp() * 1_000_000) * 1000
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def one_of(value: Any, allowed: Collection[str], code: str, text: str) -> str:
+    """``value`` trimmed and lower-cased, if it is one of ``allowed``.
+
+    Raises:
+        WebhookRejectedError: ``code`` and ``text`` otherwise (or if it is not a string).
+    """
+    choice = value.strip().lower() if isinstance(value, str) else None
+    if choice is None or choice not in allowed:
+        raise WebhookRejectedError(code, text)
+    return choice
+
+
+def positive_decimal(value: Any, code: str, text: str) -> Decimal:
+    """``value`` as a positive Decimal on a sane scale (:func:`to_decimal`).
+
+    Raises:
+        WebhookRejectedError: ``code`` and ``text`` otherwise.
+    """
+    number = to_decimal(value)
+    if number is None or number <= 0:
+        raise WebhookRejectedError(code, text)
+    return number

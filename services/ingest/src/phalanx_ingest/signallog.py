@@ -194,26 +194,7 @@ class SignalLog:
     def apply(self, event: AnyEvent) -> None:
         """Fold one event into the log (events of other kinds are ignored)."""
         if isinstance(event, SignalReceived):
-            entry = self._entry(event.signal_id, event.strategy_id)
-            if entry.received_ns:
-                entry.duplicate_deliveries += 1
-                return
-            entry.ticker = event.signal.ticker
-            entry.action = event.signal.action
-            entry.test = event.signal.test
-            entry.trace_id = event.trace_id
-            if event.signal.delay_s:
-                with contextlib.suppress(ValueError):  # refused at the door; old events aside
-                    entry.due_ns = event.due_ns()
-            entry.received_ns = event.ts_event
-            entry.stored_ns = event.ts_init
-            if event.replay_of:
-                entry.replay_of = event.replay_of
-                entry.replay_by = event.replay_by
-                entry.replay_reason = event.replay_reason
-                original = self._index.get(event.replay_of)
-                if original is not None and event.signal_id not in original.replays:
-                    original.replays.append(event.signal_id)
+            self._received(event)
         elif isinstance(event, SignalPlanned):
             entry = self._entry(event.signal_id, event.strategy_id)
             entry.planned_ns = event.ts_event
@@ -228,26 +209,54 @@ class SignalLog:
             account.acknowledged_ns = event.ts_event
             account.decided_ns = event.ts_event
         elif isinstance(event, IntentExpired):
-            account = self._account(event.signal_id, event.strategy_id, event.account_id)
-            if account.outcome == "placed":
-                return
-            account.outcome = "expired"
-            account.stage = event.stage
-            account.reason = event.text or "past the signal's deadline"
-            account.decided_ns = event.ts_event
+            self._expired(event)
         elif isinstance(event, OrderRejected | OrderOutcomeUnknown | IntentSkipped):
-            account = self._account(event.signal_id, event.strategy_id, event.account_id)
-            if account.outcome == "placed":
-                return  # a later doubt never hides a venue's acknowledgement
-            account.outcome = {
-                OrderRejected: "rejected",
-                OrderOutcomeUnknown: "unknown",
-                IntentSkipped: "skipped",
-            }[type(event)]
-            account.reason = event.reason
-            if isinstance(event, OrderRejected | IntentSkipped) and event.text:
-                account.text = event.text
-            account.decided_ns = event.ts_event
+            self._not_placed(event)
+
+    def _received(self, event: SignalReceived) -> None:
+        entry = self._entry(event.signal_id, event.strategy_id)
+        if entry.received_ns:
+            entry.duplicate_deliveries += 1
+            return
+        entry.ticker = event.signal.ticker
+        entry.action = event.signal.action
+        entry.test = event.signal.test
+        entry.trace_id = event.trace_id
+        if event.signal.delay_s:
+            with contextlib.suppress(ValueError):  # refused at the door; old events aside
+                entry.due_ns = event.due_ns()
+        entry.received_ns = event.ts_event
+        entry.stored_ns = event.ts_init
+        if event.replay_of:
+            entry.replay_of = event.replay_of
+            entry.replay_by = event.replay_by
+            entry.replay_reason = event.replay_reason
+            original = self._index.get(event.replay_of)
+            if original is not None and event.signal_id not in original.replays:
+                original.replays.append(event.signal_id)
+
+    def _expired(self, event: IntentExpired) -> None:
+        account = self._account(event.signal_id, event.strategy_id, event.account_id)
+        if account.outcome == "placed":
+            return
+        account.outcome = "expired"
+        account.stage = event.stage
+        account.reason = event.text or "past the signal's deadline"
+        account.decided_ns = event.ts_event
+
+    def _not_placed(self, event: OrderRejected | OrderOutcomeUnknown | IntentSkipped) -> None:
+        account = self._account(event.signal_id, event.strategy_id, event.account_id)
+        if account.outcome == "placed":
+            return  # a later doubt never hides a venue's acknowledgement
+        account.outcome = {
+            OrderRejected: "rejected",
+            OrderOutcomeUnknown: "unknown",
+            IntentSkipped: "skipped",
+        }[type(event)]
+        account.reason = event.reason
+        if isinstance(event, OrderRejected | IntentSkipped) and event.text:
+            account.text = event.text
+        account.decided_ns = event.ts_event
 
     def _account(self, signal_id: str, strategy_id: str, account_id: int) -> _Account:
         entry = self._entry(signal_id, strategy_id)
