@@ -40,11 +40,11 @@ import msgspec
 import nats
 import pytest
 import pytest_asyncio
-from nats.js.errors import NoKeysError
 
 from phalanx_bench.seed import SeededStrategy, front_month, seed
 from phalanx_bench.system import System
 from phalanx_common import subjects
+from phalanx_testing.kv_contents import bucket_entries
 
 # The full size is 20 x 10: PHALANX_CHAOS_LOGINS=20 PHALANX_CHAOS_ACCOUNTS=10.
 LOGINS = int(os.environ.get("PHALANX_CHAOS_LOGINS", "10"))
@@ -256,16 +256,8 @@ class Rig:
 async def _bucket(nats_url: str, bucket: str) -> dict[str, dict[str, Any]]:
     nc = await nats.connect(nats_url)
     try:
-        kv = await nc.jetstream().key_value(bucket)
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return {}
-        found: dict[str, dict[str, Any]] = {}
-        for key in keys:
-            entry = await kv.get(key)
-            found[key] = msgspec.json.decode(entry.value or b"{}")
-        return found
+        entries = await bucket_entries(nc, bucket)
+        return {key: msgspec.json.decode(value or b"{}") for key, value in entries.items()}
     finally:
         await nc.close()
 

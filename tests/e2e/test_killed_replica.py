@@ -12,11 +12,11 @@ import msgspec
 import nats
 import pytest
 import pytest_asyncio
-from nats.js.errors import NoKeysError
 
 from phalanx_bench.seed import front_month, seed
 from phalanx_bench.system import System
 from phalanx_common import subjects
+from phalanx_testing.kv_contents import bucket_entries
 from phalanx_testing.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(240)]
@@ -46,12 +46,8 @@ async def system() -> AsyncIterator[System]:
 async def _claims(nats_url: str) -> list[dict[str, Any]]:
     nc = await nats.connect(nats_url)
     try:
-        kv = await nc.jetstream().key_value(subjects.Buckets.INTENTS.name)
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return []
-        return [msgspec.json.decode((await kv.get(k)).value or b"{}") for k in keys]
+        entries = await bucket_entries(nc, subjects.Buckets.INTENTS.name)
+        return [msgspec.json.decode(value or b"{}") for value in entries.values()]
     finally:
         await nc.close()
 

@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 import msgspec
 import nats
-from nats.js.errors import NoKeysError
 
 from phalanx_bench.seed import SeededStrategy, front_month, seed
 from phalanx_bench.system import System
 from phalanx_common import subjects
+from phalanx_testing.kv_contents import bucket_entries
 
 __all__ = ["PRICE", "VenueRig", "running_system", "until"]
 
@@ -224,16 +224,8 @@ class VenueRig:
         assert self.system.nats is not None
         nc = await nats.connect(self.system.nats.url)
         try:
-            kv = await nc.jetstream().key_value(bucket)
-            try:
-                keys = await kv.keys()
-            except NoKeysError:
-                return {}
-            found: dict[str, dict[str, Any]] = {}
-            for key in keys:
-                entry = await kv.get(key)
-                found[key] = msgspec.json.decode(entry.value or b"{}")
-            return found
+            entries = await bucket_entries(nc, bucket)
+            return {key: msgspec.json.decode(value or b"{}") for key, value in entries.items()}
         finally:
             await nc.close()
 
