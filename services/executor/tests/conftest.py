@@ -31,6 +31,7 @@ from phalanx_executor.venue_calls import VenueCalls
 from phalanx_executor.venue_view import VenueView
 from phalanx_executor.worker import BatchWorker, WorkerSettings
 from phalanx_sim import Simulator
+from phalanx_testing.sim_tokens import SimTokens, tokens_of_new_users
 
 SYMBOL = "MESZ6"
 
@@ -152,3 +153,9 @@ MakeRig = Callable[..., Awaitable[BudgetRig]]
 def make_budget_rig() -> MakeRig:
     """``await make_budget_rig(nats_url, redis_url, sim, accounts=.., login_windows=..)``."""
     return budget_rig
+
+
+@pytest.fixture
+def sim_tokens() -> SimTokens:
+    """``await sim_tokens(sim, names)``: a logged-in simulator user per name, its token."""
+    return tokens_of_new_users

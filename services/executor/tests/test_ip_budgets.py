@@ -14,7 +14,6 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from phalanx_common.records import TokenRecord
 from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.permits import Permits
 from phalanx_executor.pool import ConnectionPool
@@ -23,6 +22,7 @@ from phalanx_executor.settings import ExecutorSettings
 from phalanx_executor.venue_calls import VenueCalls
 from phalanx_sim import Simulator
 from phalanx_sim.settings import SimSettings
+from phalanx_testing.sim_tokens import SimTokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -43,6 +43,7 @@ def test_the_per_ip_sync_budget_is_on_by_default() -> None:
 
 async def test_many_logins_reconnecting_through_one_ip_stay_inside_its_sync_limit(
     redis_url: str,
+    sim_tokens: SimTokens,
 ) -> None:
     settings = SimSettings(
         sim_endpoint_limit_scope="ip",
@@ -53,7 +54,7 @@ async def test_many_logins_reconnecting_through_one_ip_stay_inside_its_sync_limi
     book = BudgetBook(((70, 60),), (), "this-host", ((VENUE_SYNCS - 1, VENUE_WINDOW_S + 0.5),))
     calls = VenueCalls(Permits(RateLimiter(client)), book)
     async with Simulator(settings, port=0) as sim:
-        tokens = await _tokens(sim, [f"login{i}" for i in range(LOGINS)])
+        tokens = await sim_tokens(sim, [f"login{i}" for i in range(LOGINS)])
 
         async def nothing(*_: Any) -> None:
             return None
@@ -81,25 +82,6 @@ async def test_many_logins_reconnecting_through_one_ip_stay_inside_its_sync_limi
             await client.aclose()
     assert len(syncs) == 2 * LOGINS
     assert violations["count"] == 0, violations["recent"]
-
-
-async def _tokens(sim: Simulator, names: list[str]) -> dict[str, TokenRecord]:
-    tokens = {}
-    async with httpx.AsyncClient() as http:
-        for name in names:
-            user = sim.create_user(name, "pw", accounts=1)
-            body = (
-                await http.post(
-                    sim.rest_url + "/auth/accesstokenrequest", json={"name": name, "password": "pw"}
-                )
-            ).json()
-            tokens[name] = TokenRecord(
-                login_id=name,
-                user_id=user.userId,
-                access_token=body["accessToken"],
-                expiration_time=body["expirationTime"],
-            )
-    return tokens
 
 
 async def _until(predicate: Any, timeout_s: float = 10.0) -> None:

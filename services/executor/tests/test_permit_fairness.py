@@ -9,7 +9,6 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from phalanx_common.records import TokenRecord
 from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.permits import Permits, Priority
 from phalanx_executor.pool import ConnectionPool, LoginNotReady
@@ -17,6 +16,7 @@ from phalanx_executor.ratelimit import Budget, RateLimiter, Window
 from phalanx_executor.venue_calls import VenueCalls
 from phalanx_sim import Simulator
 from phalanx_sim.settings import SimSettings
+from phalanx_testing.sim_tokens import SimTokens
 from phalanx_tradovate.errors import LockoutError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -57,34 +57,16 @@ async def test_waiters_of_a_locked_out_and_a_budget_bound_login_never_delay_anot
         await client.aclose()
 
 
-async def _tokens(sim: Simulator, names: list[str]) -> dict[str, TokenRecord]:
-    tokens = {}
-    async with httpx.AsyncClient() as http:
-        for name in names:
-            user = sim.create_user(name, "pw", accounts=1)
-            body = (
-                await http.post(
-                    sim.rest_url + "/auth/accesstokenrequest", json={"name": name, "password": "pw"}
-                )
-            ).json()
-            tokens[name] = TokenRecord(
-                login_id=name,
-                user_id=user.userId,
-                access_token=body["accessToken"],
-                expiration_time=body["expirationTime"],
-            )
-    return tokens
-
-
 async def test_a_login_waiting_for_its_budget_never_holds_the_connect_slot_of_another(
     redis_url: str,
+    sim_tokens: SimTokens,
 ) -> None:
     client = aioredis.from_url(redis_url)
     permits = Permits(RateLimiter(client))
     book = BudgetBook(((3, 60),))
     calls = VenueCalls(permits, book)
     async with Simulator(port=0) as sim:
-        tokens = await _tokens(sim, ["bound", "locked", "free"])
+        tokens = await sim_tokens(sim, ["bound", "locked", "free"])
 
         async def nothing(*_: Any) -> None:
             return None
@@ -118,6 +100,7 @@ async def test_a_login_waiting_for_its_budget_never_holds_the_connect_slot_of_an
 
 async def test_authorize_takes_a_permit_so_reconnects_stay_inside_the_logins_budget(
     redis_url: str,
+    sim_tokens: SimTokens,
 ) -> None:
     """The venue may count ``authorize``; every connect spends two requests, both permitted."""
     settings = SimSettings(
@@ -126,7 +109,7 @@ async def test_authorize_takes_a_permit_so_reconnects_stay_inside_the_logins_bud
     client = aioredis.from_url(redis_url)
     calls = VenueCalls(Permits(RateLimiter(client)), BudgetBook(((2, 3.5),)))
     async with Simulator(settings, port=0) as sim:
-        tokens = await _tokens(sim, ["flaky"])
+        tokens = await sim_tokens(sim, ["flaky"])
 
         async def nothing(*_: Any) -> None:
             return None

@@ -17,13 +17,13 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from phalanx_common.records import TokenRecord
 from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.permits import Permits
 from phalanx_executor.pool import ConnectionPool
 from phalanx_executor.ratelimit import RateLimiter
 from phalanx_executor.venue_calls import VenueCalls
 from phalanx_sim import Simulator
+from phalanx_testing.sim_tokens import SimTokens
 from phalanx_testing.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -43,33 +43,15 @@ class PeakPool(aioredis.BlockingConnectionPool):
         return connection
 
 
-async def _tokens(sim: Simulator, names: list[str]) -> dict[str, TokenRecord]:
-    tokens = {}
-    async with httpx.AsyncClient() as http:
-        for name in names:
-            user = sim.create_user(name, "pw", accounts=1)
-            body = (
-                await http.post(
-                    sim.rest_url + "/auth/accesstokenrequest", json={"name": name, "password": "pw"}
-                )
-            ).json()
-            tokens[name] = TokenRecord(
-                login_id=name,
-                user_id=user.userId,
-                access_token=body["accessToken"],
-                expiration_time=body["expirationTime"],
-            )
-    return tokens
-
-
 async def test_warm_up_and_reconnects_of_many_logins_hold_a_bounded_number_of_connections(
     redis_url: str,
+    sim_tokens: SimTokens,
 ) -> None:
     redis_pool = PeakPool.from_url(redis_url, max_connections=10 * LOGINS, timeout=60)
     client = aioredis.Redis(connection_pool=redis_pool)
     calls = VenueCalls(Permits(RateLimiter(client)), BudgetBook(((1000, 60.0),)))
     async with Simulator(port=0) as sim:
-        tokens = await _tokens(sim, [f"login{i:02d}" for i in range(LOGINS)])
+        tokens = await sim_tokens(sim, [f"login{i:02d}" for i in range(LOGINS)])
 
         async def nothing(*_: Any) -> None:
             return None
