@@ -54,23 +54,7 @@ from phalanx_ingest.strategies import (
 )
 from phalanx_ingest.subscriptions import SubscriptionStore
 
-__all__ = [
-    "BulkSubscriptionIn",
-    "BulkSubscriptionOut",
-    "RotateIn",
-    "SecretRotated",
-    "SignalList",
-    "SigningSecretRotated",
-    "StrategyCreate",
-    "StrategyCreated",
-    "StrategyList",
-    "StrategyPatch",
-    "StrategyView",
-    "SubscriptionIn",
-    "SubscriptionList",
-    "SubscriptionView",
-    "admin_router",
-]
+__all__ = ["admin_router"]
 
 
 def _view(record: StrategyRecord, base_url: str, defaults: IngestSettings) -> StrategyView:
