@@ -155,8 +155,18 @@ class Bus:
         if self.nc.is_connected:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), timeout_s)
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(self.nc.close(), timeout_s)
+        except asyncio.CancelledError:
+            # nats-py cancels its own close when the server goes away at the same moment (a
+            # whole system stopped at once): the connection is gone, which is what was asked.
+            # A cancellation of the caller is passed on.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.info("nats connection lost while closing; closed")
+        except Exception:  # noqa: S110 - closing is best effort, bounded by timeout_s
+            pass
 
     # -- topology ---------------------------------------------------------------------------
 
