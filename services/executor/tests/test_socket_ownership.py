@@ -124,3 +124,27 @@ async def test_a_dropped_socket_of_a_login_no_longer_worked_here_is_not_reconnec
         (await http.post(rig.sim.url + "/admin/sockets/drop", json={})).raise_for_status()
     await eventually(lambda: not pool.has("trader"), 10.0, what="the dropped login forgotten")
     assert rig.connections() == 0
+
+
+async def test_a_shard_taken_over_warms_its_logins_whose_accounts_are_not_mirrored_yet(
+    rig: Rig,
+) -> None:
+    """Seen in a full-suite run: four replicas starting together while auth wrote the first
+    tokens and accounts. A replica got a login's token while the shard was still another's
+    (a token of a login not worked here is not followed), took the shard over before the
+    login's accounts reached its mirror, and warmed only the logins of the accounts it had:
+    the login stayed without a socket until an intent needed it."""
+    pool = rig.replica.pool
+    assert pool is not None
+    await rig.replica._work_shards([])
+    assert not pool.has("trader")
+    # The account record has not reached this replica yet; the token has.
+    accounts = rig.replica.accounts
+    for key in list(accounts.items()):
+        await (await rig.replica.bus.key_value(subjects.Buckets.ACCOUNTS)).delete(key)
+    await eventually(lambda: not accounts.items(), 10.0, what="accounts mirror emptied")
+    assert rig.replica.trading is not None
+    assert rig.replica.trading.mirrors.tokens.get("trader") is not None
+    await rig.replica._work_shards([0])
+    assert pool.has("trader")
+    await eventually(lambda: rig.connections() == 1, 10.0, what="socket open at the venue")

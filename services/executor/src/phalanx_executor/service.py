@@ -255,7 +255,7 @@ class ExecutorService:
                 concurrency=s.shard_concurrency,
                 double_ack=True,
             )
-        logins = sorted({a.login_id for a in self.owned_accounts()})
+        logins = self.owned_logins()
         await self.pool.retain(set(logins))  # idle cleanup: logins now worked elsewhere
         warmed = await self.pool.warm(logins)
         log.info(
@@ -289,6 +289,21 @@ class ExecutorService:
                 }
             )
         return rows
+
+    def owned_logins(self) -> list[str]:
+        """Logins on a shard this replica owns: of its accounts, and those with a token.
+
+        By token too: a token that arrived while the shard was another replica's is not
+        followed (:meth:`_on_token`), and the login's accounts may reach this replica's mirror
+        only after it took the shard over; warming by accounts alone left such a login cold.
+        """
+        s = self.settings
+        with_token = (
+            login
+            for login in self._started().mirrors.tokens.items()
+            if shard_of(login, s.shards) in self.shards
+        )
+        return sorted({a.login_id for a in self.owned_accounts()}.union(with_token))
 
     def owned_accounts(self) -> list[AccountRecord]:
         """Accounts whose login falls on a shard this replica owns."""
