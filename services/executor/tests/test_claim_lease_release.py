@@ -18,10 +18,11 @@ from nats.js.errors import KeyNotFoundError
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
-from phalanx_common.codec import decode
+from phalanx_common.codec import decode, encode
 from phalanx_common.records import IntentLeaseRecord
 from phalanx_common.tasks import cancel_and_wait
 from phalanx_executor.claim_leases import ClaimLeases
+from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -91,5 +92,36 @@ async def test_leaving_deletes_the_lease_unless_the_owner_ended_the_claim(nats_u
             pass
         with pytest.raises(KeyNotFoundError):
             await kv.get("accepted")
+    finally:
+        await bus.close()
+
+
+async def test_a_deferred_first_write_never_overwrites_another_owners_lease(nats_url: str) -> None:
+    # ADR-0181: a fresh claim's lease is written a renewal period late. If the claim was taken
+    # over meanwhile (this owner stalled past the grace), the taker's lease stands and this
+    # owner no longer counts its claim as held, so its next send check fails.
+    bus = await Bus.connect(nats_url, "test")
+    try:
+        await bus.ensure_topology()
+        kv = await bus.key_value(subjects.Buckets.INTENT_LEASES)
+        clock = LiveClock()
+        taker = IntentLeaseRecord(
+            intent_id="taken", owner="r1", expires_ns=clock.time_ns() + 10**12
+        )
+        await kv.put("taken", encode(taker))
+        await kv.put("mine", encode(IntentLeaseRecord(intent_id="mine", owner="r0", expires_ns=1)))
+        leases = ClaimLeases(kv, "r0", clock, lease_s=0.4, grace_s=30.0)
+        async with leases.hold("taken", clock.time_ns()), leases.hold("mine", clock.time_ns()):
+            assert leases.held("taken")  # young: protected before any write
+            assert not leases.written("taken")
+            await eventually(lambda: not leases.held("taken"), what="the taken claim let go")
+            await eventually(
+                lambda: leases.written("mine"), what="a leftover lease of ours renewed"
+            )
+            assert leases.held("mine")
+        kept = decode((await kv.get("taken")).value or b"", IntentLeaseRecord)
+        assert kept.owner == "r1"
+        with pytest.raises(KeyNotFoundError):
+            await kv.get("mine")
     finally:
         await bus.close()

@@ -91,6 +91,7 @@ class Rig:
     async def worker(self, owner: str, **settings: Any) -> BatchWorker:
         limiter = RateLimiter(aioredis.from_url(self.redis_url))
         permits = settings.pop("permits", None)
+        leases_kv = settings.pop("leases_kv", None)
         return BatchWorker(
             bus=self.bus,
             store=IntentStore(await self.bus.key_value(subjects.Buckets.INTENTS), owner),
@@ -101,10 +102,11 @@ class Rig:
             gates=Gates(self.states, self.guards, self.view),
             clock=LiveClock(),
             leases=ClaimLeases(
-                await self.bus.key_value(subjects.Buckets.INTENT_LEASES),
+                leases_kv or await self.bus.key_value(subjects.Buckets.INTENT_LEASES),
                 owner,
                 LiveClock(),
                 settings.pop("claim_lease_s", 2.0),
+                grace_s=settings.get("reconcile_grace_s", 0.3),  # as the service wires it
             ),
             order=AccountOrder(await self.bus.key_value(subjects.Buckets.ACCOUNT_ORDER)),
             settings=WorkerSettings(
@@ -378,6 +380,89 @@ async def test_no_send_after_the_claim_was_taken_over_while_waiting_for_a_permit
     after = await rig.record(intent)
     assert after is not None
     assert after.owner == "replica-b"
+
+
+# -- ADR-0181: a fresh claim's lease is written only if its work outlasts a renewal period ---
+
+
+async def test_an_intent_that_ends_within_a_renewal_period_writes_no_lease(rig: Rig) -> None:
+    # The service's defaults: 12 s grace, 15 s lease (renewed every 3.75 s).
+    owner = await rig.worker("replica-a", reconcile_grace_s=12.0, claim_lease_s=15.0)
+    intent = rig.intent()
+    assert (await owner.execute(intent)).state == "accepted"
+    leases = await rig.bus.key_value(subjects.Buckets.INTENT_LEASES)
+    with pytest.raises(KeyNotFoundError):
+        await leases.get(intent.intent_id)
+    assert rig.venue_orders() == 1
+
+
+async def test_a_young_claim_is_not_taken_over_before_its_lease_and_not_after_it(
+    rig: Rig,
+) -> None:
+    # 3 s grace, 2 s lease: the first write waits 0.5 s; the permit comes only after 6 s.
+    settings: dict[str, Any] = {
+        "login_windows": ((1, 6.0),),
+        "permit_handback_s": 0,
+        "reconcile_grace_s": 3.0,
+        "claim_lease_s": 2.0,
+    }
+    owner = await rig.worker("replica-a", **settings)
+    other = await rig.worker("replica-b", **settings)
+    assert (await owner.execute(rig.intent())).state == "accepted"
+
+    intent = rig.intent(account=1)
+    working = asyncio.create_task(owner.execute(intent))
+    await eventually(lambda: rig.record(intent), what="claimed by replica-a")
+    assert (await other.execute(intent)).state == "pending"  # young, lease or not
+    leases = await rig.bus.key_value(subjects.Buckets.INTENT_LEASES)
+
+    async def lease_owner() -> str | None:
+        try:
+            entry = await leases.get(intent.intent_id)
+        except KeyNotFoundError:
+            return None
+        return decode(entry.value or b"", IntentLeaseRecord).owner
+
+    assert await eventually(lease_owner, what="the deferred lease written") == "replica-a"
+    await asyncio.sleep(3.5)  # the claim is older than the grace now: only the lease holds it
+    assert not working.done()
+    assert (await other.execute(intent)).state == "pending"
+    assert (await working).state == "accepted"
+    assert rig.venue_orders(account=1) == 1
+
+
+class RefusesWrites:
+    """The leases bucket, refusing every write (JetStream unable to store them)."""
+
+    def __init__(self, kv: Any) -> None:
+        self._kv = kv
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+    async def _refuse(self, *args: Any, **kwargs: Any) -> int:
+        raise TimeoutError("staged: lease write timed out")
+
+    put = create = update = _refuse
+
+
+async def test_an_owner_whose_lease_never_gets_written_sends_nothing_once_its_claim_is_old(
+    rig: Rig,
+) -> None:
+    refusing = RefusesWrites(await rig.bus.key_value(subjects.Buckets.INTENT_LEASES))
+    settings: dict[str, Any] = {
+        "login_windows": ((1, 6.0),),
+        "permit_handback_s": 0,
+        "reconcile_grace_s": 3.0,
+        "claim_lease_s": 2.0,
+    }
+    first = await rig.worker("replica-a", **settings)
+    assert (await first.execute(rig.intent())).state == "accepted"  # no lease written: fine
+    owner = await rig.worker("replica-a", leases_kv=refusing, **settings)
+    intent = rig.intent(account=1)
+    # Its permit comes after ~6 s, when the claim is past the 3 s grace and has no lease.
+    assert (await owner.execute(intent)).state == "pending"
+    assert rig.venue_orders(account=1) == 0
 
 
 # -- hole 2: the unknown-outcome grace starts when the request goes out -----------------------

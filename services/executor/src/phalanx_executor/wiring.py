@@ -145,7 +145,11 @@ async def build_trading(
         gates=Gates(mirrors.states, mirrors.guards, view),
         clock=clock,
         leases=ClaimLeases(
-            await bus.key_value(subjects.Buckets.INTENT_LEASES), owner, clock, s.claim_lease_s
+            await bus.key_value(subjects.Buckets.INTENT_LEASES),
+            owner,
+            clock,
+            s.claim_lease_s,
+            grace_s=s.reconcile_grace_s,
         ),
         order=AccountOrder(await bus.key_value(subjects.Buckets.ACCOUNT_ORDER)),
         settings=_worker_settings(s),

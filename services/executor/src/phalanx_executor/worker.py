@@ -260,8 +260,8 @@ class BatchWorker:
         self._inflight.add(intent.intent_id)
         try:
             claim = await self._store.claim(intent.intent_id, self._clock.time_ns())
-            if claim.fresh:
-                async with self._lease(intent.intent_id):
+            if claim.fresh:  # ADR-0181: its youth protects it until the lease is written
+                async with self._lease(intent.intent_id, claim.record.claimed_ns):
                     return self._ended(await self._attempt(intent, claim))
             return await self._resume(intent, claim)
         except LostRace as exc:
@@ -278,10 +278,12 @@ class BatchWorker:
             self._leases.ended(outcome.intent_id)
         return outcome
 
-    def _lease(self, intent_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+    def _lease(
+        self, intent_id: str, claimed_ns: int | None = None
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         if self._leases is None:
             return contextlib.nullcontext()
-        return self._leases.hold(intent_id)
+        return self._leases.hold(intent_id, claimed_ns)
 
     async def _resume(self, intent: OrderIntent, claim: Claim) -> IntentOutcome:
         record = claim.record
@@ -441,7 +443,8 @@ class BatchWorker:
         return IntentOutcome(intent.intent_id, "accepted")
 
     async def _still_owner(self, intent: OrderIntent) -> None:
-        """Just before a send: the claim is still ours, at our revision, with our lease alive.
+        """Just before a send: the claim is still ours, at our revision, with our lease alive
+        (or, before its deferred first write, the claim young enough; ADR-0181).
 
         Raises:
             LostRace: if not; nothing is sent and the intent is left to its new owner.
