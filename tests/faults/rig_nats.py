@@ -377,11 +377,21 @@ async def settle_and_check(rig: Rig, burst: Burst, nats_url: str) -> dict[str, A
     twice = {s: n for s, n in stored_counts.items() if n > 1}
     assert not twice, f"stored more than once: {twice}"
 
-    async def every_order_placed() -> bool:
-        seen = await venue(rig.http, sim, accounts)
-        return seen.orders >= expected
+    placed = [0]
 
-    await until(every_order_placed, 90, f"{expected} orders at the venue")
+    async def every_order_placed() -> bool:
+        placed[0] = (await venue(rig.http, sim, accounts)).orders
+        return placed[0] >= expected
+
+    try:
+        await until(every_order_placed, 90, f"{expected} orders at the venue")
+    except AssertionError as exc:  # say how far it got and where the rest stand
+        states = Counter(
+            (
+                await intent_states(nats_url, {f"{s}-{a}" for s in accepted for a in accounts})
+            ).values()
+        )
+        raise AssertionError(f"{exc}: {placed[0]} placed; intent states {dict(states)}") from exc
     placed_s = time.monotonic() - started
 
     expected_claims = {f"{s}-{a}" for s in accepted for a in accounts}

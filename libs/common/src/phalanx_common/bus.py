@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.client import Client as NatsClient
@@ -59,6 +59,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # A JetStream API request that got no answer (yet): asked again while a service starts.
+_T = TypeVar("_T")
+
 _UNANSWERED = (NatsTimeoutError, TimeoutError, NoRespondersError, ServiceUnavailableError)
 # JetStream's API asked again while it does not answer: 0.2 s, doubled, at most 2 s (ADR-0175)
 _ASK_AGAIN = Backoff(first_s=0.2, max_s=2.0)
@@ -228,11 +230,30 @@ class Bus:
         self, request: Callable[[], Awaitable[object]], what: str, deadline: float
     ) -> None:
         """Run a JetStream API ``request`` again while JetStream does not answer in time."""
+        await self._ask_until_answered(request, what, deadline)
+
+    async def answered(
+        self, request: Callable[[], Awaitable[_T]], what: str, timeout_s: float = 60.0
+    ) -> _T:
+        """``request()``'s result, asked again while JetStream does not answer in time.
+
+        For a service's start-up reads: a cluster still electing the leaders of streams that
+        every service created a moment ago (or too busy to answer within the request timeout)
+        makes a read time out, and the service should wait for it rather than exit. Only
+        for requests that change nothing when they fail (reads, idempotent writes).
+
+        Raises:
+            DependencyUnavailable: if JetStream still does not answer after ``timeout_s``.
+        """
+        return await self._ask_until_answered(request, what, time.monotonic() + timeout_s)
+
+    async def _ask_until_answered(
+        self, request: Callable[[], Awaitable[_T]], what: str, deadline: float
+    ) -> _T:
         pauses = _ASK_AGAIN.delays()
         while True:
             try:
-                await request()
-                return
+                return await request()
             except _UNANSWERED as exc:
                 delay = next(pauses)
                 if time.monotonic() + delay >= deadline:

@@ -120,8 +120,12 @@ class LedgerService:
     async def _build_book(self) -> None:
         """Load the latest snapshot, if any, and replay what follows it."""
         if self.snapshots is not None:
-            head = await load_snapshot(
-                self.snapshots.store, self.projection, await self._stream_ends()
+            store = self.snapshots.store
+            ends = await self.bus.answered(self._stream_ends, "the streams' ends")
+            # A read that times out restores nothing (the book is filled only once every chunk
+            # is read), so it is simply asked again: a cluster just created may be slow.
+            head = await self.bus.answered(
+                lambda: load_snapshot(store, self.projection, ends), "the ledger snapshot"
             )
             self.snapshots.since(head)
             self.loaded = head.covered if head is not None else None
