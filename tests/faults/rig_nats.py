@@ -386,12 +386,9 @@ async def settle_and_check(rig: Rig, burst: Burst, nats_url: str) -> dict[str, A
     try:
         await until(every_order_placed, 90, f"{expected} orders at the venue")
     except AssertionError as exc:  # say how far it got and where the rest stand
-        states = Counter(
-            (
-                await intent_states(nats_url, {f"{s}-{a}" for s in accepted for a in accounts})
-            ).values()
-        )
-        raise AssertionError(f"{exc}: {placed[0]} placed; intent states {dict(states)}") from exc
+        keys = {f"{s}-{a}" for s in accepted for a in accounts}
+        where = Counter((await intent_states(nats_url, keys)).values())
+        raise AssertionError(f"{exc}: {placed[0]} placed; intent states {dict(where)}") from exc
     placed_s = time.monotonic() - started
 
     expected_claims = {f"{s}-{a}" for s in accepted for a in accounts}
