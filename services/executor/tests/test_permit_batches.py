@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from phalanx_executor.ratelimit import Budget, RateLimiter, Window
+from phalanx_executor.service import connect_redis
 from phalanx_testing.servers import start_redis
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,7 @@ def _granted(outcomes: list[float | None]) -> list[bool | None]:
 async def test_two_hundred_logins_at_once_take_far_fewer_script_calls_than_requests(
     redis_url: str,
 ) -> None:
-    client = aioredis.from_url(redis_url)
+    client = await connect_redis(redis_url)  # the service's pool: 64 connections, blocking
     limiter = RateLimiter(client)
     budgets = [Budget(f"login:{i}", (Window(70, 60), Window(4500, 3600))) for i in range(200)]
     try:
