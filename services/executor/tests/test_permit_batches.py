@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from phalanx_executor.permit_batches import MAX_KEYS, MAX_REQUESTS
 from phalanx_executor.ratelimit import Budget, RateLimiter, Window
 from phalanx_executor.service import connect_redis
 from phalanx_testing.servers import start_redis
@@ -205,3 +206,42 @@ async def test_a_waiter_that_gives_up_leaves_the_others_of_its_batch_answered(
         await client.aclose()
     # the cancelled request was dropped before the call went out: it took nothing
     assert [w == 0.0 for w in waits] == [True, True, False]
+
+
+@pytest.mark.parametrize(("budgets_each", "n"), [(1, 600), (12, 200)])
+async def test_a_burst_goes_out_in_calls_of_at_most_the_cap_in_requests_and_keys(
+    redis_url: str, budgets_each: int, n: int
+) -> None:
+    client = aioredis.from_url(redis_url)
+    limiter = RateLimiter(client)
+    window = (Window(5, 60), Window(100, 3600))
+    requests = [[Budget(f"login:{i}:{j}", window) for j in range(budgets_each)] for i in range(n)]
+    keys_each = budgets_each * (len(window) + 1)  # its windows and its blocks
+    per_call = min(MAX_REQUESTS, MAX_KEYS // keys_each)
+    try:
+        assert await limiter.try_acquire([Budget("warm", window)]) == 0.0
+        before = await _script_calls(client)
+        waits = await asyncio.gather(*(limiter.try_acquire(r) for r in requests))
+        calls = await _script_calls(client) - before
+    finally:
+        await client.aclose()
+    assert waits == [0.0] * n
+    assert calls == -(-n // per_call)  # every call full but the last
+
+
+async def test_after_redis_lost_its_data_every_request_of_a_batch_counts_the_unseen_requests(
+    redis_url: str,
+) -> None:
+    client = aioredis.from_url(redis_url)
+    limiter = RateLimiter(client)
+    seen = Budget("login:seen", (Window(5, 60),))
+    try:
+        assert await limiter.try_acquire([seen]) == 0.0  # the limiter knows this Redis
+        await client.flushall()  # ...which restarts empty
+        budgets = [seen] + [Budget(f"login:{i}", (Window(5, 60),)) for i in range(30)]
+        waits = await asyncio.gather(*(limiter.try_acquire([b]) for b in budgets))
+        again = await asyncio.gather(*(limiter.try_acquire([b]) for b in budgets))
+    finally:
+        await client.aclose()
+    # the generation check is once per call, and the loss it finds holds for every request
+    assert all(55 < w <= 60.001 for w in waits + again), waits + again
