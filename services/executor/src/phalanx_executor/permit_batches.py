@@ -48,9 +48,11 @@ if known ~= '' and known ~= gen then
 end
 local lost = tonumber(redis.call('GET', KEYS[3]) or '-1')
 
--- One request: windows KEYS[k+1..k+n] with (limit, window ms, budget) in ARGV[a+1..a+3n],
--- blocks KEYS[k+n+1..k+n+nb]. Returns granted (1, 0, or -1: never grantable) and the wait.
-local function acquire(cost, k, a, n, nb)
+-- One request: its spec p = {cost, n, nb, then (limit, window ms, budget) per window}, its
+-- windows KEYS[k+1..k+n] and blocks KEYS[k+n+1..k+n+nb]. Returns granted (1, 0, or -1: never
+-- grantable) and the wait.
+local function acquire(p, k)
+  local cost, n, nb = tonumber(p[1]), tonumber(p[2]), tonumber(p[3])
   local wait = 0
   for i = k + n + 1, k + n + nb do
     local ttl = redis.call('PTTL', KEYS[i])
@@ -58,9 +60,9 @@ local function acquire(cost, k, a, n, nb)
   end
   if wait > 0 then return 0, wait end
   for i = 1, n do
-    local limit = tonumber(ARGV[a + 3 * i - 2])
-    local window = tonumber(ARGV[a + 3 * i - 1])
-    local group = ARGV[a + 3 * i]
+    local limit = tonumber(p[1 + 3 * i])
+    local window = tonumber(p[2 + 3 * i])
+    local group = p[3 + 3 * i]
     local key = KEYS[k + i]
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
     local count = redis.call('ZCARD', key)
@@ -74,10 +76,10 @@ local function acquire(cost, k, a, n, nb)
       unseen = limit
       change = d
       for j = 1, n do
-        if ARGV[a + 3 * j] == group then
-          local wj = tonumber(ARGV[a + 3 * j - 1])
+        if p[3 + 3 * j] == group then
+          local wj = tonumber(p[2 + 3 * j])
           local m = math.ceil(d / wj)
-          local bound = tonumber(ARGV[a + 3 * j - 2]) * m
+          local bound = tonumber(p[1 + 3 * j]) * m
           if bound < unseen then unseen = bound end
           local step = d - wj * (m - 1)
           if step < change then change = step end
@@ -100,21 +102,20 @@ local function acquire(cost, k, a, n, nb)
     for c = 1, cost do
       redis.call('ZADD', key, now, now .. ':' .. (seq - c))
     end
-    redis.call('PEXPIRE', key, tonumber(ARGV[a + 3 * i - 1]))
+    redis.call('PEXPIRE', key, tonumber(p[2 + 3 * i]))
   end
   return 1, 0
 end
 
 local out = {gen}
-local k, a = 3, 3
-for _ = 1, tonumber(ARGV[3]) do
-  local cost, n, nb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  a = a + 3
-  local granted, wait = acquire(cost, k, a, n, nb)
+local k = 3
+for r = 3, #ARGV do
+  local p = {}
+  for word in string.gmatch(ARGV[r], '%S+') do p[#p + 1] = word end
+  local granted, wait = acquire(p, k)
   out[#out + 1] = granted
   out[#out + 1] = wait
-  k = k + n + nb
-  a = a + 3 * n
+  k = k + tonumber(p[2]) + tonumber(p[3])
 end
 return out
 """
@@ -122,16 +123,27 @@ return out
 
 @dataclass(frozen=True)
 class PermitRequest:
-    """One ``try_acquire``: its cost, its windows ``(key, limit, window ms, budget index)`` and
-    its budgets' block keys."""
+    """One ``try_acquire`` as the script takes it: its keys (its windows', then its budgets'
+    block keys) and its spec, one string: ``cost n nb`` then ``limit window_ms budget`` per
+    window: one argument instead of 3 + 3n (redis-py packs each argument on its own; that was
+    the largest part of a batched call's CPU here)."""
 
-    cost: int
-    windows: tuple[tuple[str, int, int, int], ...]
-    blocks: tuple[str, ...]
+    keys: tuple[str, ...]
+    spec: str
+
+    @classmethod
+    def of(
+        cls, cost: int, windows: Sequence[tuple[str, int, int, int]], blocks: Sequence[str]
+    ) -> PermitRequest:
+        """From ``cost``, its windows ``(key, limit, window ms, budget index)`` and its block
+        keys."""
+        spec = [f"{cost} {len(windows)} {len(blocks)}"]
+        spec += [f"{limit} {window_ms} {group}" for _, limit, window_ms, group in windows]
+        return cls((*(w[0] for w in windows), *blocks), " ".join(spec))
 
     @property
     def key_count(self) -> int:
-        return len(self.windows) + len(self.blocks)
+        return len(self.keys)
 
 
 @dataclass(frozen=True)
@@ -144,16 +156,13 @@ class BatchReply:
 
 def encode_call(
     shared_keys: Sequence[str], known: str, token: str, requests: Sequence[PermitRequest]
-) -> tuple[list[str], list[int | str]]:
+) -> tuple[list[str], list[str]]:
     """KEYS and ARGV of one :data:`ACQUIRE_MANY` call (``shared_keys``: seq, generation, lost)."""
     keys = list(shared_keys)
-    args: list[int | str] = [known, token, len(requests)]
+    args = [known, token]
     for request in requests:
-        args += [request.cost, len(request.windows), len(request.blocks)]
-        for key, limit, window_ms, group in request.windows:
-            keys.append(key)
-            args += [limit, window_ms, group]
-        keys += request.blocks
+        keys += request.keys
+        args.append(request.spec)
     return keys, args
 
 

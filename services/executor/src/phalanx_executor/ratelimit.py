@@ -102,7 +102,7 @@ class RateLimiter:
             for window in budget.windows
         )
         blocks = tuple(self._block_key(b) for b in budgets)
-        granted, wait_ms = await self._batches.submit(PermitRequest(cost, windows, blocks))
+        granted, wait_ms = await self._batches.submit(PermitRequest.of(cost, windows, blocks))
         if granted == -1:
             raise ValueError(f"cost {cost} exceeds a window's limit; it can never be granted")
         return 0.0 if granted == 1 else max(wait_ms, 1) / 1000.0
