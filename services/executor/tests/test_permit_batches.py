@@ -14,6 +14,10 @@ import random
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from phalanx_executor.permit_batches import MAX_KEYS, MAX_REQUESTS
 from phalanx_executor.ratelimit import Budget, RateLimiter, Window
@@ -245,3 +249,34 @@ async def test_after_redis_lost_its_data_every_request_of_a_batch_counts_the_uns
         await client.aclose()
     # the generation check is once per call, and the loss it finds holds for every request
     assert all(55 < w <= 60.001 for w in waits + again), waits + again
+
+
+async def test_a_batch_s_redis_call_is_in_no_caller_s_trace(redis_url: str) -> None:
+    """The call serves many callers: it must not show up under whichever asked first (nor its
+    later calls under that caller's span, long after it ended)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    client = aioredis.from_url(redis_url)
+    RedisInstrumentor().instrument_client(client, tracer_provider=provider)
+    limiter = RateLimiter(client)
+    budgets = [Budget(f"login:{i}", (Window(5, 60),)) for i in range(300)]
+
+    async def take(budget: Budget) -> float:
+        with tracer.start_as_current_span(f"permit wait {budget.key}"):
+            return await limiter.try_acquire([budget])
+
+    try:
+        waits = await asyncio.gather(*(take(b) for b in budgets))
+    finally:
+        RedisInstrumentor().uninstrument_client(client)
+        await client.aclose()
+        provider.shutdown()
+    assert waits == [0.0] * 300
+    spans = exporter.get_finished_spans()
+    callers = {s.context.span_id for s in spans if s.name.startswith("permit wait")}
+    redis_calls = [s for s in spans if not s.name.startswith("permit wait")]
+    assert len(callers) == 300
+    assert redis_calls  # the instrumented client did trace its calls
+    assert [s.name for s in redis_calls if s.parent and s.parent.span_id in callers] == []

@@ -12,6 +12,7 @@ would have found the generation they had just been told.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -204,7 +205,11 @@ class PermitBatcher:
         result: asyncio.Future[tuple[int, int]] = loop.create_future()
         self._pending.append(_Pending(request, result))
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush(), name="permits:batch")
+            # A fresh context: the calls serve every caller alike, so none of them belongs in
+            # the trace (or the log context) of the caller that happened to start the task.
+            self._flusher = loop.create_task(
+                self._flush(), name="permits:batch", context=contextvars.Context()
+            )
         return await result
 
     def _take(self) -> list[_Pending]:
