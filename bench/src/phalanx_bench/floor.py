@@ -4,8 +4,9 @@ For ``N`` intents under ``L`` logins, all concurrent in one process (this one), 
 exactly four things one after the other:
 
 1. one JetStream KV ``create`` (the intent claim; a bucket with history 1, like ``intents``);
-2. one Redis Lua limiter call (the executor's own :class:`~phalanx_executor.ratelimit.RateLimiter`
-   script, one login budget with the venue's two windows);
+2. one permit from the executor's own :class:`~phalanx_executor.ratelimit.RateLimiter` (its Redis
+   Lua script, one login budget with the venue's two windows; permits asked for together share
+   one script call, ADR-0180);
 3. one ``order/placeoso`` round trip over its login's authorized WebSocket to the simulator (the
    same body as the benchmark's entries, through :class:`~phalanx_tradovate.ws.TradovateSocket`);
 4. one JetStream publish of an outcome-sized message (with a ``Nats-Msg-Id``, as outcomes are).

@@ -5,6 +5,8 @@ action needs (e.g. a login's 70/min and 4,500/h plus the egress IP's budget) and
 action in all of them only if all have room. "Never more than N in any rolling window" holds
 across any number of replicas because the check-and-record is a single atomic step and time
 comes from one clock. Penalties block a key for a while (``p-time``), lockouts for an hour.
+Requests that arrive together go in one call of the script, which evaluates them one after
+another (ADR-0180, :mod:`~phalanx_executor.permit_batches`).
 """
 
 from __future__ import annotations
@@ -17,80 +19,15 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-__all__ = ["Budget", "RateLimiter", "Window"]
+from phalanx_executor.permit_batches import (
+    ACQUIRE_MANY,
+    PermitBatcher,
+    PermitRequest,
+    decode_reply,
+    encode_call,
+)
 
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cost = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local known = ARGV[3]
--- The generation tells a Redis that lost its data (restarted empty) from one that did not: a
--- limiter that saw another generation (or none now) knows every window before it is unknown.
-local gen = redis.call('GET', KEYS[2])
-if not gen then
-  gen = ARGV[4] .. ':' .. now
-  redis.call('SET', KEYS[2], gen)
-end
-if known ~= '' and known ~= gen then
-  local created = tonumber(string.match(gen, ':(%d+)$'))
-  local lost = tonumber(redis.call('GET', KEYS[3]) or '-1')
-  if created > lost then redis.call('SET', KEYS[3], created) end
-end
-local lost = tonumber(redis.call('GET', KEYS[3]) or '-1')
-local wait = 0
-for i = n + 4, #KEYS do
-  local ttl = redis.call('PTTL', KEYS[i])
-  if ttl > wait then wait = ttl end
-end
-if wait > 0 then return {0, wait, gen} end
-for i = 1, n do
-  local limit = tonumber(ARGV[2 + 3 * i])
-  local window = tonumber(ARGV[3 + 3 * i])
-  local group = ARGV[4 + 3 * i]
-  local key = KEYS[i + 3]
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  if cost > limit then return {-1, 0, gen} end
-  -- Requests before the loss that may still be in this window: at most what the budget's
-  -- windows allow in the part of this window that lies before the loss (ADR-0056).
-  local unseen = 0
-  local change = 0
-  if lost >= 0 and now - lost < window then
-    local d = window - (now - lost)
-    unseen = limit
-    change = d
-    for j = 1, n do
-      if ARGV[4 + 3 * j] == group then
-        local wj = tonumber(ARGV[3 + 3 * j])
-        local m = math.ceil(d / wj)
-        local bound = tonumber(ARGV[2 + 3 * j]) * m
-        if bound < unseen then unseen = bound end
-        local step = d - wj * (m - 1)
-        if step < change then change = step end
-      end
-    end
-  end
-  if count + cost > limit then
-    local idx = count + cost - limit - 1
-    local oldest = redis.call('ZRANGE', key, idx, idx, 'WITHSCORES')
-    local w = tonumber(oldest[2]) + window - now + 1
-    if w > wait then wait = w end
-  elseif count + unseen + cost > limit then
-    if change + 1 > wait then wait = change + 1 end
-  end
-end
-if wait > 0 then return {0, wait, gen} end
-local seq = redis.call('INCRBY', KEYS[1], cost)
-for i = 1, n do
-  local key = KEYS[i + 3]
-  for c = 1, cost do
-    redis.call('ZADD', key, now, now .. ':' .. (seq - c))
-  end
-  redis.call('PEXPIRE', key, tonumber(ARGV[3 + 3 * i]))
-end
-return {1, 0, gen}
-"""
+__all__ = ["Budget", "RateLimiter", "Window"]
 
 _BLOCK = """
 local ms = tonumber(ARGV[1])
@@ -131,10 +68,11 @@ class RateLimiter:
     def __init__(self, redis: Redis, prefix: str = "phalanx:rl") -> None:
         self._redis = redis
         self._prefix = prefix
-        self._script = redis.register_script(_ACQUIRE)
+        self._script = redis.register_script(ACQUIRE_MANY)
         self._block_script = redis.register_script(_BLOCK)
         self._generation = ""
         self._blocked_until: dict[str, float] = {}  # budget key -> time.monotonic()
+        self._batches = PermitBatcher(self._call)
 
     def _window_key(self, budget: Budget, window: Window) -> str:
         return f"{self._prefix}:{{{budget.key}}}:{int(window.seconds * 1000)}"
@@ -158,19 +96,24 @@ class RateLimiter:
         local = self._local_wait(budgets)
         if local > 0:
             return local
-        keys = [f"{self._prefix}:seq", f"{self._prefix}:generation", f"{self._prefix}:lost"]
-        args: list[int | str] = [cost, 0, self._generation, secrets.token_hex(8)]
-        for group, budget in enumerate(budgets):
-            for window in budget.windows:
-                keys.append(self._window_key(budget, window))
-                args += [window.limit, int(window.seconds * 1000), group]
-        args[1] = len(keys) - 3
-        keys += [self._block_key(b) for b in budgets]
-        granted, wait_ms, generation = await self._script(keys=keys, args=args)
-        self._generation = generation.decode() if isinstance(generation, bytes) else generation
-        if int(granted) == -1:
+        windows = tuple(
+            (self._window_key(budget, window), window.limit, int(window.seconds * 1000), group)
+            for group, budget in enumerate(budgets)
+            for window in budget.windows
+        )
+        blocks = tuple(self._block_key(b) for b in budgets)
+        granted, wait_ms = await self._batches.submit(PermitRequest.of(cost, windows, blocks))
+        if granted == -1:
             raise ValueError(f"cost {cost} exceeds a window's limit; it can never be granted")
-        return 0.0 if int(granted) == 1 else max(int(wait_ms), 1) / 1000.0
+        return 0.0 if granted == 1 else max(wait_ms, 1) / 1000.0
+
+    async def _call(self, requests: Sequence[PermitRequest]) -> list[tuple[int, int]]:
+        """One script call for ``requests``, in order; the generation check is per call."""
+        shared = [f"{self._prefix}:seq", f"{self._prefix}:generation", f"{self._prefix}:lost"]
+        keys, args = encode_call(shared, self._generation, secrets.token_hex(8), requests)
+        reply = decode_reply(await self._script(keys=keys, args=args))
+        self._generation = reply.generation
+        return reply.results
 
     async def acquire(self, budgets: Sequence[Budget], cost: int = 1) -> float:
         """Wait until ``cost`` permits are granted from every budget; return the seconds waited."""
