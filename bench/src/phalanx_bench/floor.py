@@ -4,9 +4,10 @@ For ``N`` intents under ``L`` logins, all concurrent in one process (this one), 
 exactly four things one after the other:
 
 1. one JetStream KV ``create`` (the intent claim; a bucket with history 1, like ``intents``);
-2. one permit from the executor's own :class:`~phalanx_executor.ratelimit.RateLimiter` (its Redis
-   Lua script, one login budget with the venue's two windows; permits asked for together share
-   one script call, ADR-0180);
+2. one Redis Lua limiter call (the executor's own :class:`~phalanx_executor.ratelimit.RateLimiter`
+   script, one login budget with the venue's two windows), one call per intent: the floor's
+   limiter does not batch (``batched=False``), so the floor stays the issue's definition and
+   comparable across versions, while the executor's permits share calls (ADR-0180);
 3. one ``order/placeoso`` round trip over its login's authorized WebSocket to the simulator (the
    same body as the benchmark's entries, through :class:`~phalanx_tradovate.ws.TradovateSocket`);
 4. one JetStream publish of an outcome-sized message (with a ``Nats-Msg-Id``, as outcomes are).
@@ -216,7 +217,7 @@ async def measure_floor(
         kv = await js.create_key_value(
             KeyValueConfig(bucket=bucket.name, history=1, storage=StorageType.FILE)
         )
-        limiter = RateLimiter(redis, prefix="phalanx:bench-floor")
+        limiter = RateLimiter(redis, prefix="phalanx:bench-floor", batched=False)
         stamp = time.time_ns()
         await _run_once(kv, js, limiter, users, len(users), pool.symbol, f"w{stamp}")
         cpu_before = time.process_time()

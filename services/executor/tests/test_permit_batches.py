@@ -80,6 +80,21 @@ async def test_two_hundred_logins_at_once_take_far_fewer_script_calls_than_reque
     assert calls <= 4, f"{calls} script calls for 200 permits"
 
 
+async def test_an_unbatched_limiter_makes_one_script_call_per_request(redis_url: str) -> None:
+    # The benchmark's floor: one limiter call per intent, as the floor is defined.
+    client = await connect_redis(redis_url)
+    limiter = RateLimiter(client, prefix="floor", batched=False)
+    budgets = [Budget(f"login:{i}", (Window(2, 60),)) for i in range(50)]
+    try:
+        before = await _script_calls(client)
+        waits = await asyncio.gather(*(limiter.try_acquire([b]) for b in budgets * 3))
+        calls = await _script_calls(client) - before
+    finally:
+        await client.aclose()
+    assert calls == 150
+    assert sorted(w == 0.0 for w in waits) == [False] * 50 + [True] * 100
+
+
 @pytest.mark.parametrize(("limit", "n"), [(7, 40), (70, 300), (256, 600)])
 async def test_concurrent_requests_on_one_budget_grant_exactly_its_limit(
     redis_url: str, limit: int, n: int
