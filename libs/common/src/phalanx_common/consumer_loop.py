@@ -33,6 +33,7 @@ from phalanx_common.bus_tracing import consuming
 from phalanx_common.codec import decode_event
 from phalanx_common.errors import Poison, Retry
 from phalanx_common.events import AnyEvent
+from phalanx_common.pull_fetch import fetch_ready
 from phalanx_common.settling import (
     EventPublisher,
     keep_alive,
@@ -139,7 +140,7 @@ class ConsumerLoop:
             if slots == 0:
                 break
             try:
-                msgs = await self._sub.fetch(slots, timeout=_FETCH_TIMEOUT_S)
+                msgs = await fetch_ready(self._sub, slots, _FETCH_TIMEOUT_S)
             except (TimeoutError, NatsTimeoutError):
                 msgs = []
             except Exception as exc:

@@ -33,6 +33,7 @@ from phalanx_common import subjects
 from phalanx_common.bus import MSG_ID, Bus, ConsumerSpec, consuming
 from phalanx_common.codec import decode_event
 from phalanx_common.events import SignalReceived
+from phalanx_common.pull_fetch import fetch_ready
 from phalanx_common.settling import keep_alive, keep_alive_interval, record_terminated, settle
 from phalanx_executor.delayed_signals import is_put_back
 from phalanx_executor.planner import Planner
@@ -143,7 +144,7 @@ class SignalConsumer:
                 await asyncio.wait(set(self._held), return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                msgs = await self._sub.fetch(min(room, 64), timeout=1.0)
+                msgs = await fetch_ready(self._sub, min(room, 64), 1.0)
             except (TimeoutError, NatsTimeoutError):
                 continue
             except Exception as exc:

@@ -36,6 +36,7 @@ from phalanx_common.bus import MSG_ID, Bus, ConsumerSpec
 from phalanx_common.clock import Clock
 from phalanx_common.codec import decode_event
 from phalanx_common.events import SignalReceived
+from phalanx_common.pull_fetch import fetch_ready
 from phalanx_common.replay import REPLAY_BY, REPLAY_OF, REPLAY_REASON, header, rerun_signal_id
 from phalanx_common.settling import keep_alive, keep_alive_interval, terminate
 from phalanx_ingest.deadlines import not_after_ns
@@ -161,7 +162,7 @@ class Replayer:
         assert self._sub is not None
         while not self._stopping.is_set():
             try:
-                msgs = await self._sub.fetch(1, timeout=1.0)
+                msgs = await fetch_ready(self._sub, 1, 1.0)
             except (TimeoutError, NatsTimeoutError):
                 continue
             except Exception as exc:
