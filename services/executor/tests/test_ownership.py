@@ -385,6 +385,15 @@ async def test_no_send_after_the_claim_was_taken_over_while_waiting_for_a_permit
 # -- ADR-0181: a fresh claim's lease is written only if its work outlasts a renewal period ---
 
 
+# 3 s grace, 2 s lease: a fresh claim's first lease write waits 0.5 s; one request per 6 s.
+_DEFERRED_LEASE: dict[str, Any] = {
+    "login_windows": ((1, 6.0),),
+    "permit_handback_s": 0,
+    "reconcile_grace_s": 3.0,
+    "claim_lease_s": 2.0,
+}
+
+
 async def test_an_intent_that_ends_within_a_renewal_period_writes_no_lease(rig: Rig) -> None:
     # The service's defaults: 12 s grace, 15 s lease (renewed every 3.75 s).
     owner = await rig.worker("replica-a", reconcile_grace_s=12.0, claim_lease_s=15.0)
@@ -399,13 +408,7 @@ async def test_an_intent_that_ends_within_a_renewal_period_writes_no_lease(rig: 
 async def test_a_young_claim_is_not_taken_over_before_its_lease_and_not_after_it(
     rig: Rig,
 ) -> None:
-    # 3 s grace, 2 s lease: the first write waits 0.5 s; the permit comes only after 6 s.
-    settings: dict[str, Any] = {
-        "login_windows": ((1, 6.0),),
-        "permit_handback_s": 0,
-        "reconcile_grace_s": 3.0,
-        "claim_lease_s": 2.0,
-    }
+    settings = dict(_DEFERRED_LEASE)  # the second intent's permit comes only after 6 s
     owner = await rig.worker("replica-a", **settings)
     other = await rig.worker("replica-b", **settings)
     assert (await owner.execute(rig.intent())).state == "accepted"
@@ -450,12 +453,7 @@ async def test_an_owner_whose_lease_never_gets_written_sends_nothing_once_its_cl
     rig: Rig,
 ) -> None:
     refusing = RefusesWrites(await rig.bus.key_value(subjects.Buckets.INTENT_LEASES))
-    settings: dict[str, Any] = {
-        "login_windows": ((1, 6.0),),
-        "permit_handback_s": 0,
-        "reconcile_grace_s": 3.0,
-        "claim_lease_s": 2.0,
-    }
+    settings = dict(_DEFERRED_LEASE)
     first = await rig.worker("replica-a", **settings)
     assert (await first.execute(rig.intent())).state == "accepted"  # no lease written: fine
     owner = await rig.worker("replica-a", leases_kv=refusing, **settings)
