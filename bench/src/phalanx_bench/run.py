@@ -26,6 +26,7 @@ from phalanx_bench.chart import write_chart
 from phalanx_bench.harness import Harness
 from phalanx_bench.ledger_rebuild import run_ledger_rebuild
 from phalanx_bench.presets import (
+    PRESETS,
     Fanout,
     FirstOrder,
     LedgerRebuild,
@@ -157,8 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         "--preset",
         nargs="+",
         default=["main"],
-        help="presets: ladder 1000x50 venue first-order webhook 10000x2000 soak ledger-rebuild "
-        "quick; groups: main (default: all but soak and ledger-rebuild), all",
+        help=f"presets: {' '.join(PRESETS)}; groups: main (default: all but soak, "
+        "ledger-rebuild, quick and 1000x1000, the ladder's last step), all (all but quick and "
+        "1000x1000)",
     )
     parser.add_argument("--quick", action="store_true", help="the quick preset (under a minute)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
