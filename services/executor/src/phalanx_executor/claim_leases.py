@@ -40,12 +40,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class _Held:
-    """One intent this owner works on: its age protection, and its renewer once started."""
+    """One intent this owner works on: what protects its claim, and its lease once written."""
 
     protected_until_ns: int  # the claim's creation + the grace; 0: only a lease protects it
     due: float = 0.0  # monotonic time of a deferred first write (0: written at once)
     renewer: asyncio.Task[None] | None = None
+    expires_ns: int = 0  # expiry of the lease this owner last wrote (0: none written)
+    revision: int | None = None  # revision of that write
+    ended: bool = False  # the claim is terminal: leaving deletes nothing (ADR-0145)
     lost: bool = False  # another owner wrote the lease: nothing protects this owner's claim
+
+    def lose(self) -> None:
+        """Another owner has the lease: this owner's claim is unprotected, and the lease is not
+        this owner's to delete."""
+        self.expires_ns = 0
+        self.revision = None
+        self.lost = True
 
 
 class ClaimLeases:
@@ -65,9 +75,6 @@ class ClaimLeases:
         self._renew_s = lease_s / 4
         self._margin_ns = int(self._renew_s * 1e9)
         self._grace_ns = int(grace_s * 1e9)
-        self._expires: dict[str, int] = {}  # intent id -> expiry this owner last wrote
-        self._revisions: dict[str, int] = {}  # intent id -> revision of that write
-        self._ended: set[str] = set()  # intents whose claim this owner made terminal
         self._held: dict[str, _Held] = {}
         self._deferred: deque[tuple[str, _Held]] = deque()  # first writes, in the order due
         self._keeper: asyncio.Task[None] | None = None
@@ -89,16 +96,15 @@ class ClaimLeases:
         """Whether this owner's lease on ``intent_id``, or the youth of the claim it created,
         protects the claim for at least a renewal period more."""
         held = self._held.get(intent_id)
-        if held is not None and held.lost:
+        if held is None or held.lost:
             return False
-        expires = self._expires.get(intent_id, 0)
-        if held is not None:
-            expires = max(expires, held.protected_until_ns)
+        expires = max(held.expires_ns, held.protected_until_ns)
         return expires - self._clock.time_ns() > self._margin_ns
 
     def written(self, intent_id: str) -> bool:
         """Whether this owner has written a lease on ``intent_id`` it still holds."""
-        return intent_id in self._revisions
+        held = self._held.get(intent_id)
+        return held is not None and held.revision is not None
 
     @contextlib.asynccontextmanager
     async def hold(self, intent_id: str, claimed_ns: int | None = None) -> AsyncIterator[None]:
@@ -109,7 +115,7 @@ class ClaimLeases:
         """
         held = self._start(intent_id, claimed_ns)
         if not held.due:
-            await self._write(intent_id)
+            await self._write(intent_id, held)
             held.renewer = asyncio.create_task(
                 self._renew(intent_id, held), name=f"lease:{intent_id}"
             )
@@ -125,7 +131,9 @@ class ClaimLeases:
         outcome), and the lease runs out by itself; the delete was one more request per intent
         on the way to the batch's ack (ADR-0145).
         """
-        self._ended.add(intent_id)
+        held = self._held.get(intent_id)
+        if held is not None:
+            held.ended = True
 
     def _start(self, intent_id: str, claimed_ns: int | None) -> _Held:
         protected = 0 if claimed_ns is None else claimed_ns + self._grace_ns
@@ -146,13 +154,9 @@ class ClaimLeases:
             # A cancellation can be lost inside a KV request (Python 3.11 wait_for): a plain
             # cancel-and-await then waited forever while the renewer kept the lease alive.
             await cancel_and_wait(held.renewer)
-        self._expires.pop(intent_id, None)
-        revision = self._revisions.pop(intent_id, None)
-        if intent_id in self._ended:
-            self._ended.discard(intent_id)
-        elif revision is not None:
+        if held.revision is not None and not held.ended:
             with contextlib.suppress(Exception):  # never delete a lease written since
-                await self._kv.delete(intent_id, last=revision)
+                await self._kv.delete(intent_id, last=held.revision)
         if not self._held and self._keeper is not None:
             self._keeper.cancel()  # it makes no request of its own: nothing is left half-done
             self._keeper = None
@@ -173,33 +177,31 @@ class ClaimLeases:
                 )
         self._keeper = None
 
-    async def _write(self, intent_id: str) -> None:
+    async def _write(self, intent_id: str, held: _Held) -> None:
         expires = self._clock.time_ns() + self._lease_ns
         record = IntentLeaseRecord(intent_id=intent_id, owner=self.owner, expires_ns=expires)
-        self._revisions[intent_id] = await self._kv.put(intent_id, encode(record))
-        self._expires[intent_id] = expires
+        held.revision = await self._kv.put(intent_id, encode(record))
+        held.expires_ns = expires
 
     async def _renew(self, intent_id: str, held: _Held, write_first: bool = False) -> None:
         if write_first:
             await self._first_write(intent_id, held)
         while not held.lost:
             await self._clock.sleep(self._renew_s)
-            if intent_id not in self._revisions:  # the first write failed: try it again
+            if held.revision is None:  # the first write failed: try it again
                 await self._first_write(intent_id, held)
                 continue
             expires = self._clock.time_ns() + self._lease_ns
             record = IntentLeaseRecord(intent_id=intent_id, owner=self.owner, expires_ns=expires)
             try:
-                self._revisions[intent_id] = await self._kv.update(
-                    intent_id, encode(record), last=self._revisions[intent_id]
-                )
+                held.revision = await self._kv.update(intent_id, encode(record), last=held.revision)
             except KeyWrongLastSequenceError:
                 log.warning("lease on %s was taken over; no longer renewed", intent_id)
-                self._lose(intent_id, held)
+                held.lose()
             except Exception as exc:  # the owner's next send check sees the lease running out
                 log.warning("lease on %s not renewed: %s", intent_id, exc)
             else:
-                self._expires[intent_id] = expires
+                held.expires_ns = expires
 
     async def _first_write(self, intent_id: str, held: _Held) -> None:
         """A deferred lease's first write: created, never written over another owner's."""
@@ -212,16 +214,11 @@ class ClaimLeases:
                 entry = await self._kv.get(intent_id)
                 if decode(entry.value or b"", IntentLeaseRecord).owner != self.owner:
                     log.warning("lease on %s is another owner's; claim not protected", intent_id)
-                    self._lose(intent_id, held)
+                    held.lose()
                     return
                 revision = await self._kv.update(intent_id, value, last=entry.revision)
         except Exception as exc:  # tried again at the next renewal; the claim's youth holds
             log.warning("lease on %s not written: %s", intent_id, exc)
             return
-        self._revisions[intent_id] = revision
-        self._expires[intent_id] = expires
-
-    def _lose(self, intent_id: str, held: _Held) -> None:
-        self._expires.pop(intent_id, None)
-        self._revisions.pop(intent_id, None)  # never delete a lease another owner wrote
-        held.lost = True
+        held.revision = revision
+        held.expires_ns = expires
