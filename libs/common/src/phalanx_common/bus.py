@@ -58,9 +58,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# A JetStream API request that got no answer (yet): asked again while a service starts.
 _T = TypeVar("_T")
 
+# A JetStream API request that got no answer (yet): asked again while a service starts.
 _UNANSWERED = (NatsTimeoutError, TimeoutError, NoRespondersError, ServiceUnavailableError)
 # JetStream's API asked again while it does not answer: 0.2 s, doubled, at most 2 s (ADR-0175)
 _ASK_AGAIN = Backoff(first_s=0.2, max_s=2.0)
@@ -226,12 +226,6 @@ class Bus:
             spec = dataclasses.replace(spec, max_age_s=float(info.config.max_age or 0.0))
         await self.ensure_stream(spec, replicas)
 
-    async def _answered(
-        self, request: Callable[[], Awaitable[object]], what: str, deadline: float
-    ) -> None:
-        """Run a JetStream API ``request`` again while JetStream does not answer in time."""
-        await self._ask_until_answered(request, what, deadline)
-
     async def answered(
         self, request: Callable[[], Awaitable[_T]], what: str, timeout_s: float = 60.0
     ) -> _T:
@@ -245,11 +239,12 @@ class Bus:
         Raises:
             DependencyUnavailable: if JetStream still does not answer after ``timeout_s``.
         """
-        return await self._ask_until_answered(request, what, time.monotonic() + timeout_s)
+        return await self._answered(request, what, time.monotonic() + timeout_s)
 
-    async def _ask_until_answered(
+    async def _answered(
         self, request: Callable[[], Awaitable[_T]], what: str, deadline: float
     ) -> _T:
+        """Run a JetStream API ``request`` again while JetStream does not answer in time."""
         pauses = _ASK_AGAIN.delays()
         while True:
             try:
