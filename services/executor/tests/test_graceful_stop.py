@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import httpx
 import pytest
 from nats.js.errors import KeyNotFoundError
 
@@ -20,10 +19,11 @@ from phalanx_common.clock import LiveClock
 from phalanx_common.codec import decode, encode
 from phalanx_common.crypto import key_ring_from_settings, seal_token
 from phalanx_common.events import ExecBatch, OrderIntent
-from phalanx_common.records import AccountRecord, IntentRecord, TokenRecord
+from phalanx_common.records import AccountRecord, IntentRecord
 from phalanx_executor.service import build_executor
 from phalanx_executor.settings import ExecutorSettings
 from phalanx_sim import Simulator
+from phalanx_testing.sim_tokens import log_in
 from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -37,17 +37,7 @@ async def test_the_heartbeat_is_deleted_only_after_unsent_intents_are_handed_bac
     async with Simulator(port=0) as sim:
         sim.set_price(SYMBOL, 6000)
         user = sim.create_user("trader", "pw", accounts=2)
-        async with httpx.AsyncClient() as http:
-            resp = await http.post(
-                sim.rest_url + "/auth/accesstokenrequest", json={"name": "trader", "password": "pw"}
-            )
-            body = resp.json()
-        token = TokenRecord(
-            login_id="trader",
-            user_id=user.userId,
-            access_token=body["accessToken"],
-            expiration_time=body["expirationTime"],
-        )
+        token = await log_in(sim, "trader", user.userId)
         settings = ExecutorSettings(
             nats_url=nats_url,
             redis_url=redis_url,

@@ -54,6 +54,7 @@ from phalanx_executor.ratelimit import Budget, RateLimiter
 from phalanx_executor.venue_view import VenueView
 from phalanx_executor.worker import BatchWorker, IntentOutcome, WorkerSettings
 from phalanx_sim import Simulator
+from phalanx_testing.sim_tokens import log_in
 from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -212,21 +213,10 @@ async def rig(nats_url: str, redis_url: str) -> AsyncIterator[Rig]:
         sim.set_price(SYMBOL, 6000)
         tokens: dict[str, TokenRecord] = {}
         accounts: dict[str, list[tuple[int, str]]] = {}
-        async with httpx.AsyncClient() as http:
-            for login in LOGINS:
-                user = sim.create_user(login, "pw", accounts=2)
-                resp = await http.post(
-                    sim.rest_url + "/auth/accesstokenrequest",
-                    json={"name": login, "password": "pw"},
-                )
-                body = resp.json()
-                tokens[login] = TokenRecord(
-                    login_id=login,
-                    user_id=user.userId,
-                    access_token=body["accessToken"],
-                    expiration_time=body["expirationTime"],
-                )
-                accounts[login] = [(int(a["id"]), str(a["name"])) for a in user.accounts]
+        for login in LOGINS:
+            user = sim.create_user(login, "pw", accounts=2)
+            tokens[login] = await log_in(sim, login, user.userId)
+            accounts[login] = [(int(a["id"]), str(a["name"])) for a in user.accounts]
         bus = await Bus.connect(nats_url, "t")
         await bus.ensure_topology()
         views: list[VenueView] = []

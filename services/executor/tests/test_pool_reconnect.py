@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from phalanx_common.records import TokenRecord
 from phalanx_executor.pool import ConnectionPool
 from phalanx_sim import Simulator
+from phalanx_testing.sim_tokens import log_in
 from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -25,19 +25,7 @@ pytestmark = pytest.mark.integration
 async def test_a_failed_reconnect_attempt_is_followed_by_another_until_connected() -> None:
     async with Simulator(port=0) as sim:
         user = sim.create_user("trader", "pw", accounts=1)
-        async with httpx.AsyncClient() as http:
-            body = (
-                await http.post(
-                    sim.rest_url + "/auth/accesstokenrequest",
-                    json={"name": "trader", "password": "pw"},
-                )
-            ).json()
-        token = TokenRecord(
-            login_id="trader",
-            user_id=user.userId,
-            access_token=body["accessToken"],
-            expiration_time=body["expirationTime"],
-        )
+        token = await log_in(sim, "trader", user.userId)
         available = {"trader": token}  # what auth has
 
         async def nothing(*_: Any) -> None:

@@ -42,6 +42,7 @@ from phalanx_executor.venue_view import VenueView
 from phalanx_executor.worker import BatchWorker, WorkerSettings
 from phalanx_sim import Simulator
 from phalanx_testing.servers import ServerProcess
+from phalanx_testing.sim_tokens import log_in
 from phalanx_testing.waiting import eventually
 from phalanx_tradovate import SyncSnapshot
 
@@ -145,18 +146,7 @@ async def _rig(
 ) -> Rig:
     user = sim.create_user("trader", "pw", accounts=2)
     sim.set_price(SYMBOL, 6000)
-    async with httpx.AsyncClient() as http:
-        body = (
-            await http.post(
-                sim.rest_url + "/auth/accesstokenrequest", json={"name": "trader", "password": "pw"}
-            )
-        ).json()
-    token = TokenRecord(
-        login_id="trader",
-        user_id=user.userId,
-        access_token=body["accessToken"],
-        expiration_time=body["expirationTime"],
-    )
+    token = await log_in(sim, "trader", user.userId)
     bus = await Bus.connect(nats_url, "t")
     await bus.ensure_topology()
     views: list[VenueView] = []

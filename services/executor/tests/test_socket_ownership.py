@@ -27,6 +27,7 @@ from phalanx_common.records import AccountRecord, TokenRecord
 from phalanx_executor.service import ExecutorService, build_executor
 from phalanx_executor.settings import ExecutorSettings
 from phalanx_sim import Simulator
+from phalanx_testing.sim_tokens import log_in
 from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -43,17 +44,7 @@ class Rig:
 
 
 async def _token(sim: Simulator, user_id: int) -> TokenRecord:
-    async with httpx.AsyncClient() as http:
-        resp = await http.post(
-            sim.rest_url + "/auth/accesstokenrequest", json={"name": "trader", "password": "pw"}
-        )
-        body = resp.json()
-    return TokenRecord(
-        login_id="trader",
-        user_id=user_id,
-        access_token=body["accessToken"],
-        expiration_time=body["expirationTime"],
-    )
+    return await log_in(sim, "trader", user_id)
 
 
 @pytest_asyncio.fixture

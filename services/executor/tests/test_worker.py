@@ -56,6 +56,7 @@ from phalanx_executor.venue_view import VenueView
 from phalanx_executor.worker import BatchWorker, WorkerSettings
 from phalanx_sim import Simulator
 from phalanx_testing.servers import free_port
+from phalanx_testing.sim_tokens import log_in
 from phalanx_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -141,17 +142,7 @@ def _parent(rec: Any) -> Any:
 async def _rig(nats_url: str, redis_url: str, sim: Simulator, **settings: Any) -> Rig:
     user = sim.create_user("trader", "pw", accounts=2)
     sim.set_price(SYMBOL, 6000)
-    async with httpx.AsyncClient() as http:
-        resp = await http.post(
-            sim.rest_url + "/auth/accesstokenrequest", json={"name": "trader", "password": "pw"}
-        )
-        body = resp.json()
-    token = TokenRecord(
-        login_id="trader",
-        user_id=user.userId,
-        access_token=body["accessToken"],
-        expiration_time=body["expirationTime"],
-    )
+    token = await log_in(sim, "trader", user.userId)
     bus = await Bus.connect(nats_url, "t")
     await bus.ensure_topology()
     views: list[VenueView] = []

@@ -3,6 +3,7 @@
 ``await sim_tokens(sim, names)`` creates a simulator user per name (one account each), logs it
 in over REST (``/auth/accesstokenrequest``) and returns ``{name: TokenRecord}``. The fixture of
 that name hands this function to tests (it was written out in three test modules before).
+``await log_in(sim, name, user_id)`` logs in a user the test created itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import httpx
 
 from phalanx_common.records import TokenRecord
 
-__all__ = ["SimTokens", "tokens_of_new_users"]
+__all__ = ["SimTokens", "log_in", "tokens_of_new_users"]
 
 
 class _SimUser(Protocol):
@@ -31,20 +32,27 @@ class _Sim(Protocol):
 SimTokens = Callable[[_Sim, list[str]], Awaitable[dict[str, TokenRecord]]]
 
 
+_PASSWORD = "pw"  # noqa: S105 - the simulator users these tests create
+
+
+async def log_in(sim: _Sim, name: str, user_id: int) -> TokenRecord:
+    """A fresh token of the simulator user ``name`` (password "pw"), as auth would store it."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            sim.rest_url + "/auth/accesstokenrequest", json={"name": name, "password": _PASSWORD}
+        )
+    body = response.json()
+    return TokenRecord(
+        login_id=name,
+        user_id=user_id,
+        access_token=body["accessToken"],
+        expiration_time=body["expirationTime"],
+    )
+
+
 async def tokens_of_new_users(sim: _Sim, names: list[str]) -> dict[str, TokenRecord]:
     """One simulator user per name, logged in; their tokens by name."""
-    tokens = {}
-    async with httpx.AsyncClient() as http:
-        for name in names:
-            user = sim.create_user(name, "pw", accounts=1)
-            response = await http.post(
-                sim.rest_url + "/auth/accesstokenrequest", json={"name": name, "password": "pw"}
-            )
-            body = response.json()
-            tokens[name] = TokenRecord(
-                login_id=name,
-                user_id=user.userId,
-                access_token=body["accessToken"],
-                expiration_time=body["expirationTime"],
-            )
-    return tokens
+    return {
+        name: await log_in(sim, name, sim.create_user(name, "pw", accounts=1).userId)
+        for name in names
+    }
