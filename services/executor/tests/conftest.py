@@ -20,7 +20,7 @@ from phalanx_common.bus import Bus
 from phalanx_common.clock import LiveClock
 from phalanx_common.events import OrderIntent
 from phalanx_common.kvmirror import KvMirror
-from phalanx_common.records import AccountGuardRecord, TokenRecord, TradingStateRecord
+from phalanx_common.records import AccountGuardRecord, TradingStateRecord
 from phalanx_executor.budgets import BudgetBook
 from phalanx_executor.gates import Gates
 from phalanx_executor.intents import IntentStore
@@ -31,7 +31,7 @@ from phalanx_executor.venue_calls import VenueCalls
 from phalanx_executor.venue_view import VenueView
 from phalanx_executor.worker import BatchWorker, WorkerSettings
 from phalanx_sim import Simulator
-from phalanx_testing.sim_tokens import SimTokens, tokens_of_new_users
+from phalanx_testing.sim_tokens import SimTokens, log_in, tokens_of_new_users
 
 SYMBOL = "MESZ6"
 
@@ -79,20 +79,6 @@ class BudgetRig:
         await self.redis.aclose()
 
 
-async def token_of(sim: Simulator, name: str, user_id: int) -> TokenRecord:
-    async with httpx.AsyncClient() as http:
-        resp = await http.post(
-            sim.rest_url + "/auth/accesstokenrequest", json={"name": name, "password": "pw"}
-        )
-        body = resp.json()
-    return TokenRecord(
-        login_id=name,
-        user_id=user_id,
-        access_token=body["accessToken"],
-        expiration_time=body["expirationTime"],
-    )
-
-
 async def budget_rig(
     nats_url: str,
     redis_url: str,
@@ -104,7 +90,7 @@ async def budget_rig(
 ) -> BudgetRig:
     user = sim.create_user("trader", "pw", accounts=accounts)
     sim.set_price(SYMBOL, 6000)
-    token = await token_of(sim, "trader", user.userId)
+    token = await log_in(sim, "trader", user.userId)
     bus = await Bus.connect(nats_url, "t")
     await bus.ensure_topology()
     redis = aioredis.from_url(redis_url, socket_connect_timeout=0.5)
