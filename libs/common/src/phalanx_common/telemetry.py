@@ -155,8 +155,20 @@ def _scrub_secret(span: Span, scope: dict[str, Any]) -> None:
 _tracer: trace.Tracer | None = None
 
 
+# ``trace.get_tracer_provider()`` looks ``OTEL_PYTHON_TRACER_PROVIDER`` up in ``os.environ`` on
+# every call while no provider is set: with several spans an intent, that lookup was ~3 % of the
+# executor's CPU. The API keeps the installed provider in ``_TRACER_PROVIDER`` (``None`` until one
+# is set); when the attribute is missing (another API version) the public call is used. A
+# provider named by that variable (read when this module is imported) also takes the public call.
+_NO_PROVIDER_YET = object()
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+
 def _tracing_off() -> bool:
     """No SDK is installed: every span is the no-op tracer's."""
+    installed = getattr(trace, "_TRACER_PROVIDER", _NO_PROVIDER_YET)
+    if installed is None and not _PROVIDER_FROM_ENV:
+        return True
     return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
