@@ -14,12 +14,22 @@ import pytest
 
 from phalanx_bench.run import main
 
+_INTENT_STEPS = {
+    "claim create",
+    "claim move",
+    "outcome publish",
+    "permit",
+    "venue send",
+    "account queue: enter",
+    "account queue: leave",
+}
+
 
 @pytest.mark.timeout(240)
 def test_quick_run_writes_a_consistent_report_and_a_chart(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
 
-    main(["--quick", "--out", str(out)])
+    main(["--quick", "--profile", "--out", str(out)])
 
     report = json.loads(out.read_text())
     floors = {(f["intents"], f["logins"]): f for f in report["floors"]}
@@ -36,6 +46,11 @@ def test_quick_run_writes_a_consistent_report_and_a_chart(tmp_path: Path) -> Non
         assert s["broker_calls_per_account"] == 1.0
         assert s["violations"] == 0
         assert {"executor-0", "ingest", "sim", "nats-server", "redis-server"} <= set(s["cpu_s"])
+        profile = s["executor_profile"]["executor-0"]  # --profile: py-spy during the fan-out
+        if "ermission" not in profile.get("error", ""):  # else py-spy may not trace here
+            assert profile["samples"] > 0, profile
+            assert set(profile["shares"]) & _INTENT_STEPS, profile  # a short run: few samples
+            assert abs(sum(profile["shares"].values()) - 1) < 0.01
     assert by_name["25x25 venue 50±20ms"]["venue_latency_ms"] == "50±20"
     assert by_name["first-order"]["to_first_order_at_venue"]["p50_s"] >= 0
     soak = by_name["soak"]

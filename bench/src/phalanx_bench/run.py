@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from phalanx_bench.chart import write_chart
+from phalanx_bench.cpu_profile import Profiler
 from phalanx_bench.harness import Harness
 from phalanx_bench.ledger_rebuild import run_ledger_rebuild
 from phalanx_bench.presets import (
@@ -68,7 +69,9 @@ async def _ledger_rebuild(step: LedgerRebuild) -> dict[str, Any]:
     return {"name": "ledger-rebuild", **result}
 
 
-async def _on_system(presets: list[Preset], executors: int, out: list[dict[str, Any]]) -> None:
+async def _on_system(
+    presets: list[Preset], executors: int, out: list[dict[str, Any]], profiles: Path | None
+) -> None:
     steps = [s for p in presets for s in p.steps]
     fanouts = [s for s in steps if isinstance(s, Fanout)]
     if not any(isinstance(s, Fanout | FirstOrder | Soak) for s in steps):
@@ -86,10 +89,15 @@ async def _on_system(presets: list[Preset], executors: int, out: list[dict[str, 
         if harness.pool is not None:  # their heartbeats would load the venue during scenarios
             await harness.pool.close()
         for step in steps:
+            profiler = _profiler(system, step, profiles)
             try:
                 result = await _step(harness, step)
             except Exception as exc:  # reported in the JSON; the run goes on
                 result = {"name": type(step).__name__, "step": repr(step), "error": repr(exc)}
+            finally:
+                profile = profiler.stop() if profiler is not None else None
+            if result is not None and profile is not None:
+                result["executor_profile"] = profile
             if result is not None:
                 out.append(result)
                 print(json.dumps({k: v for k, v in result.items() if k != "samples"}), flush=True)
@@ -98,6 +106,16 @@ async def _on_system(presets: list[Preset], executors: int, out: list[dict[str, 
         system.stop()
     out_floors = [{"executors": executors, **f} for f in harness.floors.values()]
     out.append({"name": "floors", "executors": executors, "floors": out_floors})
+
+
+def _profiler(system: System, step: object, profiles: Path | None) -> Profiler | None:
+    """With ``--profile``: py-spy on every executor replica while a fan-out runs."""
+    if profiles is None or not isinstance(step, Fanout):
+        return None
+    executors = {n: pid for n, pid in system.pids().items() if n.startswith("executor-")}
+    profiler = Profiler(executors, profiles, step.name.replace(" ", "_"))
+    profiler.start()
+    return profiler
 
 
 async def _step(harness: Harness, step: object) -> dict[str, Any] | None:
@@ -125,13 +143,15 @@ async def _step(harness: Harness, step: object) -> dict[str, Any] | None:
     return None  # run without a system (webhook, ledger rebuild)
 
 
-async def run_presets(presets: list[Preset]) -> dict[str, Any]:
-    """Run ``presets`` (grouped by replica count, one system each) and return the report."""
+async def run_presets(presets: list[Preset], profiles: Path | None = None) -> dict[str, Any]:
+    """Run ``presets`` (grouped by replica count, one system each) and return the report; with
+    ``profiles``, each fan-out's executor profile too (raw files written there)."""
     started = time.time()
     host = machine()  # the load average before this run added its own
     results: list[dict[str, Any]] = []
     for executors in sorted({p.executors for p in presets}):
-        await _on_system([p for p in presets if p.executors == executors], executors, results)
+        chosen = [p for p in presets if p.executors == executors]
+        await _on_system(chosen, executors, results, profiles)
     for step in (s for p in presets for s in p.steps):
         if isinstance(step, WebhookRate):
             report = await asyncio.to_thread(run_webhook_bench, step.rate, step.duration_s)
@@ -166,9 +186,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--chart", type=Path, default=None, help="default: --out with .png")
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample each executor replica with py-spy during every fan-out: the JSON gets "
+        "each fan-out's CPU by step of an intent (executor_profile); raw stacks go to "
+        "profiles/ beside --out (needs ptrace permission)",
+    )
     args = parser.parse_args(argv)
     presets = expand(["quick"] if args.quick else args.preset)
-    report = asyncio.run(run_presets(presets))
+    profiles = args.out.parent / "profiles" if args.profile else None
+    report = asyncio.run(run_presets(presets, profiles))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     if not args.no_chart:
