@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 import signal
@@ -113,6 +114,20 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def collect_less_often(threshold: int) -> None:
+    """Run the cyclic garbage collector's young generation every ``threshold`` allocations
+    instead of Python's 700 (0: leave it); the older generations keep at least their default
+    ratios (ADR-0186).
+
+    A service's objects nearly all die by reference count long before the young generation
+    fills; at 700 the collector ran so often that it was ~13 % of the executor's CPU (perf).
+    """
+    if threshold <= 0:
+        return
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(threshold, max(gen1, 10), max(gen2, 10))
+
+
 def run_service_main(
     name: str,
     factory: Callable[[S], Awaitable[Service]],
@@ -133,6 +148,7 @@ def run_service_main(
     """
     secrets = secrets_of(settings)
     configure_logging(log_level, str(getattr(settings, "log_format", "json")), name, secrets)
+    collect_less_often(int(getattr(settings, "gc_threshold", 0)))
     configure_tracing(name)
     try:
         with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:

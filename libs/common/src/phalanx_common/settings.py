@@ -47,6 +47,9 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     nats_tls_ca_file: str = ""  # CA bundle that signed the server certificate
     nats_tls_cert_file: str = ""  # client certificate (mutual TLS), with nats_tls_key_file
     nats_tls_key_file: str = ""
+    # PHALANX_GC_THRESHOLD: generation-0 threshold of the cyclic garbage collector (ADR-0186);
+    # 0 keeps Python's own (700).
+    gc_threshold: int = 50_000
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nats_url={self.nats_url!r}, service={self.service_name!r})"
