@@ -38,7 +38,10 @@ def test_each_sample_goes_to_the_first_category_in_its_stack() -> None:
             "venue events in: frames and view",
             20,
         ),
-        f"{_LOOP};Client._flusher (nats/aio/client.py:2363)": ("NATS client: writing", 8),
+        f"{_LOOP};Client._flusher (nats/aio/client.py:2363)": (
+            "NATS client: writing, and uvloop after it",
+            8,
+        ),
         _LOOP: ("event loop (I/O wait and callbacks)", 12),
         f"{_LOOP};token_hex (secrets.py:59)": ("other: token_hex", 3),
     }

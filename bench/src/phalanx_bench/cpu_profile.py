@@ -45,7 +45,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("position and decision", ("VenueView.", "decisions.py", "Gates.")),
     ("fill outbox", ("FillOutbox.",)),
     ("NATS client: reading", ("Client._read_loop", "Parser.parse")),
-    ("NATS client: writing", ("Client._flusher",)),
+    ("NATS client: writing, and uvloop after it", ("Client._flusher",)),
     ("consumer loop", ("consumer_loop.py", "pull_fetch.py")),
     ("worker, other", ("BatchWorker.",)),
     ("Redis client", ("redis/",)),

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from phalanx_bench.chart import write_chart
-from phalanx_bench.cpu_profile import Profiler
 from phalanx_bench.harness import Harness
 from phalanx_bench.ledger_rebuild import run_ledger_rebuild
 from phalanx_bench.presets import (
@@ -89,15 +88,10 @@ async def _on_system(
         if harness.pool is not None:  # their heartbeats would load the venue during scenarios
             await harness.pool.close()
         for step in steps:
-            profiler = _profiler(system, step, profiles)
             try:
-                result = await _step(harness, step)
+                result = await _step(harness, step, profiles)
             except Exception as exc:  # reported in the JSON; the run goes on
                 result = {"name": type(step).__name__, "step": repr(step), "error": repr(exc)}
-            finally:
-                profile = profiler.stop() if profiler is not None else None
-            if result is not None and profile is not None:
-                result["executor_profile"] = profile
             if result is not None:
                 out.append(result)
                 print(json.dumps({k: v for k, v in result.items() if k != "samples"}), flush=True)
@@ -108,17 +102,7 @@ async def _on_system(
     out.append({"name": "floors", "executors": executors, "floors": out_floors})
 
 
-def _profiler(system: System, step: object, profiles: Path | None) -> Profiler | None:
-    """With ``--profile``: py-spy on every executor replica while a fan-out runs."""
-    if profiles is None or not isinstance(step, Fanout):
-        return None
-    executors = {n: pid for n, pid in system.pids().items() if n.startswith("executor-")}
-    profiler = Profiler(executors, profiles, step.name.replace(" ", "_"))
-    profiler.start()
-    return profiler
-
-
-async def _step(harness: Harness, step: object) -> dict[str, Any] | None:
+async def _step(harness: Harness, step: object, profiles: Path | None) -> dict[str, Any] | None:
     if isinstance(step, Fanout):
         return await fanout(
             harness,
@@ -128,6 +112,7 @@ async def _step(harness: Harness, step: object) -> dict[str, Any] | None:
             step.runs,
             step.latency_ms,
             step.jitter_ms,
+            profiles=profiles,
         )
     if isinstance(step, FirstOrder):
         return await first_order(harness, step.accounts, step.logins, step.signals)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
+from phalanx_bench.cpu_profile import Profiler
 from phalanx_bench.harness import Harness
 from phalanx_bench.proc_meter import cpu_delta
 from phalanx_bench.stats import summary
@@ -35,9 +37,11 @@ async def fanout(
     runs: int,
     latency_ms: float = 0.0,
     jitter_ms: float = 0.0,
+    profiles: Path | None = None,
 ) -> dict[str, Any]:
     """``runs`` signals, one after another, each to every account; seconds from the webhook
-    until the last account's outcome is on the bus."""
+    until the last account's outcome is on the bus. With ``profiles``, every executor replica is
+    sampled while the signals run (not while seeding): ``executor_profile`` (ADR-0183)."""
     floor = await harness.floor(accounts, logins)
     strategy = await harness.strategy(accounts, logins)
     assert harness.watch is not None
@@ -48,6 +52,7 @@ async def fanout(
     latencies: list[float] = []
     to_first_order: list[float] = []
     incomplete: str | None = None
+    profiler = _profiler(harness, name, profiles)
     try:
         for run in range(runs):
             signal_id, t0, epoch0 = await harness.post(strategy, f"{name}-{run}")
@@ -62,6 +67,7 @@ async def fanout(
                 to_first_order.append(first - epoch0)
             await asyncio.sleep(0.5)
     finally:
+        profile = profiler.stop() if profiler is not None else None
         await set_latency(harness.http, sim, 0.0, 0.0)
     after = await venue_stats(harness.http, sim)
     stats = summary(latencies) if latencies else {"p50_s": float("nan")}
@@ -96,8 +102,20 @@ async def fanout(
         "seed_estimate": SEED_ESTIMATES.get((accounts, logins), {}).get("text"),
         "seed_estimate_s": SEED_ESTIMATES.get((accounts, logins), {}).get("p50_s"),
     }
+    if profile is not None:
+        result["executor_profile"] = profile
     harness.watch.kinds.clear()
     return result
+
+
+def _profiler(harness: Harness, name: str, profiles: Path | None) -> Profiler | None:
+    if profiles is None:
+        return None
+    pids = harness.system.pids()
+    executors = {n: pid for n, pid in pids.items() if n.startswith("executor-")}
+    profiler = Profiler(executors, profiles, name.replace(" ", "_"))
+    profiler.start()
+    return profiler
 
 
 async def first_order(
