@@ -115,7 +115,9 @@ async def _step(harness: Harness, step: object, profiles: Path | None) -> dict[s
             profiles=profiles,
         )
     if isinstance(step, FirstOrder):
-        return await first_order(harness, step.accounts, step.logins, step.signals)
+        return await first_order(
+            harness, step.accounts, step.logins, step.signals, profiles=profiles
+        )
     if isinstance(step, Soak):
         return await soak(
             harness,

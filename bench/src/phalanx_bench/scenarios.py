@@ -119,10 +119,16 @@ def _profiler(harness: Harness, name: str, profiles: Path | None) -> Profiler | 
 
 
 async def first_order(
-    harness: Harness, accounts: int, logins: int, signals: int, gap_s: float = 0.3
+    harness: Harness,
+    accounts: int,
+    logins: int,
+    signals: int,
+    gap_s: float = 0.3,
+    profiles: Path | None = None,
 ) -> dict[str, Any]:
     """Webhook → first order call handled by the venue (its request log, millisecond
-    resolution) and → first outcome on the bus, for ``signals`` signals on a small strategy."""
+    resolution) and → first outcome on the bus, for ``signals`` signals on a small strategy.
+    With ``profiles``, the executor is sampled while the signals run (ADR-0183)."""
     strategy = await harness.strategy(accounts, logins)
     assert harness.watch is not None
     sim = harness.system.endpoints.sim
@@ -130,16 +136,21 @@ async def first_order(
     cpu_before, cpu0 = harness.meter.cpu(), time.process_time()
     to_wire: list[float] = []
     to_outcome: list[float] = []
-    for run in range(signals):
-        signal_id, t0, epoch0 = await harness.post(strategy, f"first-{run}")
-        await harness.watch.wait(signal_id, accounts)
-        to_outcome.append(harness.watch.first_seen[signal_id] - t0)
-        first = await first_order_after(harness.http, sim, epoch0, look_back=accounts * 4)
-        if first is not None:
-            to_wire.append(first - epoch0)
-        await asyncio.sleep(gap_s)
+    profiler = _profiler(harness, "first-order", profiles)
+    try:
+        for run in range(signals):
+            signal_id, t0, epoch0 = await harness.post(strategy, f"first-{run}")
+            await harness.watch.wait(signal_id, accounts)
+            to_outcome.append(harness.watch.first_seen[signal_id] - t0)
+            first = await first_order_after(harness.http, sim, epoch0, look_back=accounts * 4)
+            if first is not None:
+                to_wire.append(first - epoch0)
+            await asyncio.sleep(gap_s)
+    finally:
+        profile = profiler.stop() if profiler is not None else None
     after = await venue_stats(harness.http, sim)
     return {
+        **({"executor_profile": profile} if profile is not None else {}),
         "name": "first-order",
         "accounts": accounts,
         "logins": logins,
