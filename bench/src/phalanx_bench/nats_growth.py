@@ -16,9 +16,9 @@ exist:
 ``--parts`` keeps only some of these, to attribute growth. Every ``--sample-every`` intents it
 records the server's resident memory (``/proc/<pid>/status`` VmRSS), its Go heap after a forced
 collection (``/debug/pprof/heap?gc=1``: ``HeapAlloc``) and, per stream, messages and subjects
-(``/jsz``). The report gives the growth per intent between the first sample after warm-up and
-the last. ``--intent-ttl-s`` overrides the ``intents`` bucket's TTL (to see a bounded bucket
-without waiting days).
+(``/jsz``), and once more after ``--idle-s`` without traffic. The report gives the growth per
+intent between the first sample after warm-up and the last while running. ``--intent-ttl-s``
+overrides the ``intents`` bucket's TTL (to see a bounded bucket without waiting days).
 """
 
 from __future__ import annotations
@@ -226,6 +226,7 @@ async def _drain_exec(bus: Bus, stop: asyncio.Event) -> None:
             continue
         for msg in msgs:
             await msg.ack()
+    await sub.unsubscribe()
 
 
 async def measure(
@@ -236,6 +237,7 @@ async def measure(
     parts: frozenset[str] = frozenset(PARTS),
     intent_ttl_s: float | None = None,
     profile_to: str = "",
+    idle_s: float = 15.0,
 ) -> list[Sample]:
     """Drive ``intents`` intents through a fresh nats-server; the samples taken on the way."""
     server = _start_server()
@@ -245,11 +247,10 @@ async def measure(
             bucket = dataclasses.replace(subjects.Buckets.INTENTS, ttl_s=intent_ttl_s)
             await bus.key_value(bucket)  # created first: ensure_topology binds it as it is
         await bus.ensure_topology()
+        claims = await bus.key_value(subjects.Buckets.INTENTS)
+        queues = await bus.key_value(subjects.Buckets.ACCOUNT_ORDER)
         driver = _Driver(
-            bus,
-            parts,
-            IntentStore(await bus.key_value(subjects.Buckets.INTENTS), "growth"),
-            AccountOrder(await bus.key_value(subjects.Buckets.ACCOUNT_ORDER)),
+            bus, parts, IntentStore(claims, "growth"), AccountOrder(queues, claims=claims)
         )
         stop = asyncio.Event()
         drain = asyncio.create_task(_drain_exec(bus, stop)) if "exec" in parts else None
@@ -270,7 +271,8 @@ async def measure(
         stop.set()
         if drain is not None:
             await drain
-        samples.append(server.sample(samples[-1].intents))  # the same, once caches went cold
+        await asyncio.sleep(idle_s)  # the stores' caches of recent blocks expire meanwhile
+        samples.append(server.sample(samples[-1].intents))
         if profile_to:
             await asyncio.to_thread(Path(profile_to).write_text, server.heap_profile())
         await bus.close()
@@ -280,14 +282,18 @@ async def measure(
 
 
 def _report(samples: list[Sample], warm_up: int) -> str:
+    """The table of samples and the growth per intent while running (the last sample, taken
+    after the idle pause, is shown but not used: its caches are cold, the others' warm)."""
     lines = ["intents  rss_MiB  heap_MiB  " + "  ".join(sorted(samples[-1].streams))]
-    for s in samples:
-        counts = "  ".join(f"{m}/{n}" for _, (m, n) in sorted(s.streams.items()))
+    for n, s in enumerate(samples):
+        counts = "  ".join(f"{m}/{k}" for _, (m, k) in sorted(s.streams.items()))
+        idle = " (idle)" if n == len(samples) - 1 and n > 1 else ""
         lines.append(
-            f"{s.intents:7d}  {s.rss_kib / 1024:7.1f}  {s.heap_alloc / 2**20:8.1f}  {counts}"
+            f"{s.intents:7d}  {s.rss_kib / 1024:7.1f}  {s.heap_alloc / 2**20:8.1f}  {counts}{idle}"
         )
-    base = next((s for s in samples if s.intents >= warm_up), samples[0])
-    last = samples[-1]
+    running = samples[:-1] if len(samples) > 2 else samples
+    base = next((s for s in running if s.intents >= warm_up), running[0])
+    last = running[-1]
     span = last.intents - base.intents
     if span > 0:
         rss = (last.rss_kib - base.rss_kib) * 1024 / span
@@ -311,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--intent-ttl-s", type=float, default=None)
     parser.add_argument("--json", default="", help="also write the samples here")
     parser.add_argument("--heap-profile", default="", help="write the last heap profile here")
+    parser.add_argument(
+        "--idle-s", type=float, default=15.0, help="pause before the last sample (caches expire)"
+    )
     args = parser.parse_args(argv)
     parts = frozenset(p for p in args.parts.split(",") if p)
     unknown = parts - set(PARTS)
@@ -325,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
             parts,
             args.intent_ttl_s,
             args.heap_profile,
+            args.idle_s,
         )
     )
     print(_report(samples, args.warm_up))
