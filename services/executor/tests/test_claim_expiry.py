@@ -161,3 +161,16 @@ async def test_a_replica_starting_on_an_intents_bucket_without_a_ttl_gives_it_on
         assert info.config.max_age == subjects.INTENT_CLAIM_TTL_S
     finally:
         await bus.close()
+
+
+async def test_a_claim_older_than_the_ttl_is_gone_and_the_next_claim_is_fresh(
+    rig: Any,
+) -> None:
+    store = IntentStore(await _claims(rig), "replica-1")
+    first = await store.claim("sig9-1", time.time_ns())
+    await store.move(first, "accepted", order_id=1)
+    assert not (await store.claim("sig9-1", time.time_ns())).fresh  # within the TTL: kept
+
+    await eventually(lambda: _claim_gone(rig, "sig9-1"), what="the claim expired")
+
+    assert (await store.claim("sig9-1", time.time_ns())).fresh
