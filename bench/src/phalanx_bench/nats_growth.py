@@ -28,7 +28,6 @@ import asyncio
 import dataclasses
 import json
 import re
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from phalanx_common.events import SignalReceived as Received
 from phalanx_common.intent_events import order_accepted
 from phalanx_executor.account_order import AccountOrder
 from phalanx_executor.intents import IntentStore
-from phalanx_testing.servers import ServerProcess, _start, free_port, nats_command
+from phalanx_testing.servers import ServerProcess, free_port, start_nats
 
 __all__ = ["Sample", "main", "measure"]
 
@@ -104,10 +103,9 @@ class _Server:
 
 
 def _start_server() -> _Server:
-    workdir = tempfile.mkdtemp(prefix="phalanx-growth-")
-    port, monitor, profile = free_port(), free_port(), free_port()
-    command = nats_command(port, workdir, monitor, ["--profile", str(profile)])
-    return _Server(_start("nats", command, port, workdir), monitor, profile)
+    monitor, profile = free_port(), free_port()
+    process = start_nats(extra_args=["-m", str(monitor), "--profile", str(profile)])
+    return _Server(process, monitor, profile)
 
 
 def _intent(signal: int, account: int, now_ns: int) -> OrderIntent:
