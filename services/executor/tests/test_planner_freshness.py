@@ -10,6 +10,7 @@ from phalanx_common import ids
 from phalanx_common.contracts import ContractBook
 from phalanx_common.events import Signal, SignalReceived
 from phalanx_common.records import AccountRecord, SubscriptionRecord
+from phalanx_common.signal_ages import LONGEST_DEADLINE_S
 from phalanx_executor.planning import LEGACY_MAX_AGE_S, plan
 
 BOOK = ContractBook.load()
@@ -94,3 +95,14 @@ def test_a_quantity_above_the_strategy_maximum_is_skipped_unless_the_subscriptio
     assert {s.reason for s in uncapped.skipped} == {"quantity-above-maximum"}
     assert "6 contracts" in uncapped.skipped[0].text
     assert {i.quantity for b in capped.batches for i in b.intents} == {4}
+
+
+def test_a_deadline_beyond_the_longest_a_signal_can_have_is_cut_to_it() -> None:
+    # Intent claims live for a time chosen from this bound (ADR-0185): an event that claims a
+    # later deadline (written by hand, or by an ingest without the bound) cannot outlive them.
+    longest = RECEIVED + LONGEST_DEADLINE_S * 10**9
+
+    result = plan(_event(BUY, longest + 10**12), _subs(), ACCOUNTS, BOOK, 4, 10, TODAY, RECEIVED)
+
+    assert {i.not_after_ns for b in result.batches for i in b.intents} == {longest}
+    assert result.not_after_ns == longest

@@ -150,11 +150,14 @@ class IntentLeaseRecord(msgspec.Struct, frozen=True, kw_only=True):
 class AccountQueueRecord(msgspec.Struct, frozen=True, kw_only=True):
     """An account's unresolved intents, oldest signal first (ADR-0051).
 
-    Each entry is ``(signal stream sequence, intent id)``.
+    Each entry is ``(signal stream sequence, intent id)``. ``not_after`` gives entries their
+    intent's deadline, ``(intent id, ns since the epoch)`` (ADR-0185); an entry without one
+    (written before it existed) is given a conservative one at the queue's next change.
     """
 
     account_id: int
     pending: tuple[tuple[int, str], ...] = ()
+    not_after: tuple[tuple[str, int], ...] = ()
 
 
 class TradingStateRecord(msgspec.Struct, frozen=True, kw_only=True):

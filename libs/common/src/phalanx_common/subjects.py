@@ -17,6 +17,7 @@ __all__ = [
     "DELAYED",
     "EXEC",
     "FILLS",
+    "INTENT_CLAIM_TTL_S",
     "ORDERS",
     "REPLAYS",
     "SIGNALS",
@@ -82,6 +83,8 @@ class StreamSpec:
 
 
 _DAY_S = 24 * 3600.0
+#: how long a claim stays in the ``intents`` bucket after its last change (ADR-0185)
+INTENT_CLAIM_TTL_S = 3 * _DAY_S
 _MIB = 1024 * 1024
 _GIB = 1024 * _MIB
 
@@ -283,7 +286,17 @@ class Buckets:
     ACCOUNTS = Bucket("accounts", description="Broker accounts and the login that owns each")
     LOGINS = Bucket("logins", description="Broker logins and how to reach them")
     TOKENS = Bucket("tokens", description="Current access token per login")
-    INTENTS = Bucket("intents", history=1, description="Claimed order intents and their state")
+    # A claim outlives every delivery of its intent (ADR-0185): each delivery comes from an EXEC
+    # message, kept at most EXEC.max_age_s (1 day) and stored only while its signal was not past
+    # its deadline (at most signal_ages.LONGEST_DEADLINE_S, 25 h, after receipt). So no delivery
+    # comes later than 49 h after receipt, and the claim, written after receipt, lives 72 h.
+    INTENTS = Bucket(
+        "intents",
+        history=1,
+        ttl_s=INTENT_CLAIM_TTL_S,
+        description="Claimed order intents and their state (each gone 3 days after its last "
+        "change; ADR-0185)",
+    )
     CREDENTIALS = Bucket(
         "credentials", description="Opt-in API-access credentials per login, sealed (AES-GCM)"
     )

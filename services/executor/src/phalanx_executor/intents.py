@@ -15,6 +15,10 @@ Every transition is a compare-and-set on the KV revision, so two deliveries (or 
 can never both move the same intent. The store remembers the revision of every claim it holds,
 and :meth:`IntentStore.verify` checks just before each venue send that the claim is still at that
 revision, i.e. nobody took it over meanwhile (ADR-0050).
+
+A claim expires ``subjects.INTENT_CLAIM_TTL_S`` (3 days) after its last change (the bucket's
+TTL, ADR-0185): later than any delivery of its intent can come, and past its deadline, so a
+claim found missing then is claimed afresh and expired before anything is sent.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from phalanx_common import ids
 from phalanx_common.contracts import ContractBook, UnknownTicker
 from phalanx_common.events import IntentKind, OrderIntent, Signal, SignalReceived, VenueAction
 from phalanx_common.records import AccountRecord, SubscriptionRecord
+from phalanx_common.signal_ages import LONGEST_DEADLINE_S
 from phalanx_executor import order_spec
 from phalanx_executor.delayed_signals import due_ns
 from phalanx_executor.sharding import shard_of
@@ -46,9 +47,11 @@ LEGACY_MAX_AGE_S = 300
 
 
 def deadline_ns(event: SignalReceived) -> int:
-    """The last moment an order of this signal may be sent."""
+    """The last moment an order of this signal may be sent: never later than
+    :data:`LONGEST_DEADLINE_S` after its receipt, whatever the event says (the intent claims'
+    time to live is chosen from that bound; ADR-0185)."""
     if event.not_after_ns:
-        return event.not_after_ns
+        return min(event.not_after_ns, event.ts_event + LONGEST_DEADLINE_S * 1_000_000_000)
     return due_ns(event) + LEGACY_MAX_AGE_S * 1_000_000_000
 
 

@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 from redis.exceptions import RedisError
 
 from phalanx_common import subjects
+from phalanx_common.bucket_ttls import apply_bucket_ttls
 from phalanx_common.bus import Bus, ConsumerLoop, ConsumerSpec
 from phalanx_common.clock import Clock, LiveClock
 from phalanx_common.errors import DependencyUnavailable
@@ -143,6 +144,7 @@ class ExecutorService:
         """Load mirrors, warm sockets for owned logins, start planner and shard consumers."""
         s = self.settings
         await self.bus.ensure_topology(s.stream_replicas, s.stream_byte_limits)
+        await apply_bucket_ttls(self.bus)  # e.g. the intent claims' TTL on an old bucket (ADR-0185)
         trading = await build_trading(
             bus=self.bus,
             redis=self.redis,

@@ -151,7 +151,11 @@ async def build_trading(
             s.claim_lease_s,
             grace_s=s.reconcile_grace_s,
         ),
-        order=AccountOrder(await bus.key_value(subjects.Buckets.ACCOUNT_ORDER)),
+        order=AccountOrder(
+            await bus.key_value(subjects.Buckets.ACCOUNT_ORDER),
+            claims=await bus.key_value(subjects.Buckets.INTENTS),
+            clock=clock,
+        ),
         settings=_worker_settings(s),
         calls=calls,
     )

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from phalanx_common.signal_ages import MAX_SIGNAL_AGE_S
+
 __all__ = [
     "BulkSubscriptionIn",
     "BulkSubscriptionOut",
@@ -67,14 +69,14 @@ class StrategyCreate(BaseModel):
     max_entry_age_s: float = Field(
         default=0,
         ge=0,
-        le=86400,
+        le=MAX_SIGNAL_AGE_S,
         description="Entries not sent within this of receipt (after delay) expire "
         "(0: PHALANX_MAX_ENTRY_AGE_S).",
     )
     max_exit_age_s: float = Field(
         default=0,
         ge=0,
-        le=86400,
+        le=MAX_SIGNAL_AGE_S,
         description="Exits and cancels likewise (0: PHALANX_MAX_EXIT_AGE_S).",
     )
 
@@ -91,8 +93,8 @@ class StrategyPatch(BaseModel):
     require_signature: bool | None = None
     max_quantity: int | None = Field(default=None, ge=0, le=1_000_000)
     repeat_window_s: float | None = Field(default=None, ge=0, le=3600)
-    max_entry_age_s: float | None = Field(default=None, ge=0, le=86400)
-    max_exit_age_s: float | None = Field(default=None, ge=0, le=86400)
+    max_entry_age_s: float | None = Field(default=None, ge=0, le=MAX_SIGNAL_AGE_S)
+    max_exit_age_s: float | None = Field(default=None, ge=0, le=MAX_SIGNAL_AGE_S)
 
 
 class RotateIn(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from phalanx_common.settings import CommonSettings
+from phalanx_common.signal_ages import MAX_SIGNAL_AGE_S
 
 __all__ = ["TRADINGVIEW_SENDER_IPS", "IngestSettings"]
 
@@ -55,7 +56,7 @@ class IngestSettings(CommonSettings, frozen=True, kw_only=True):
             duplicate (a resend or a double click); later it is a new signal and trades
             (``PHALANX_REPEAT_WINDOW_S``; a strategy may set its own, at most 3600).
         max_entry_age_s: Entries (buy, sell, add) not sent within this many seconds of receipt
-            (after any ``delay``) expire (``PHALANX_MAX_ENTRY_AGE_S``).
+            (after any ``delay``) expire (``PHALANX_MAX_ENTRY_AGE_S``; at most a day, ADR-0185).
         max_exit_age_s: The same for exits and cancels (``PHALANX_MAX_EXIT_AGE_S``).
         replay_request_max_age_s: A re-run request on ``signals-replay.<strategy>`` older than
             this when ingest reads it is refused, not carried out (ADR-0090;
@@ -83,3 +84,12 @@ class IngestSettings(CommonSettings, frozen=True, kw_only=True):
     max_entry_age_s: float = 60.0
     max_exit_age_s: float = 300.0
     replay_request_max_age_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_entry_age_s", "max_exit_age_s"):
+            value = getattr(self, name)
+            if not 0 <= value <= MAX_SIGNAL_AGE_S:
+                raise ValueError(
+                    f"PHALANX_{name.upper()}={value}: from 0 to {MAX_SIGNAL_AGE_S} s "
+                    "(intent claims outlive the longest deadline; ADR-0185)"
+                )
