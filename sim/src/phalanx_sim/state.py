@@ -109,7 +109,8 @@ class AccountBook:
     cash: CashBalance
     orders: dict[int, OrderRecord] = field(default_factory=dict)
     positions: dict[int, Position] = field(default_factory=dict)
-    fills: list[Fill] = field(default_factory=list)
+    #: fill id -> fill, oldest first (forgotten with their orders, retention.py)
+    fills: dict[int, Fill] = field(default_factory=dict)
     live: dict[int, OrderRecord] = field(default_factory=dict)
 
 

@@ -20,6 +20,7 @@ from phalanx_sim.contracts import ContractBook, ContractInfo, on_tick
 from phalanx_sim.entities import Account, CashBalance, User
 from phalanx_sim.matching import EventSink, MatchingEngine, NullSink, OrderSpec, Origin
 from phalanx_sim.replies import ACCESS_DENIED, Reply
+from phalanx_sim.retention import RetentionPolicy
 from phalanx_sim.schemas import Bracket, PlaceOrderBody, PlaceOrderResult
 from phalanx_sim.settings import SimSettings
 from phalanx_sim.state import (
@@ -52,7 +53,7 @@ class VenueCore:
         self.contracts = ContractBook()
         self._sink: EventSink = NullSink()
         self.state = SimState(self.settings.sim_request_log_max)
-        self.engine = MatchingEngine(self.state, self.clock, self._sink)
+        self.engine = self._new_engine()
         self.market_open = not self.settings.sim_session_closed
         #: max absolute position per account (overrides ``sim_max_position``)
         self.max_position: dict[int, int] = {}
@@ -77,7 +78,14 @@ class VenueCore:
         self.state = SimState(self.settings.sim_request_log_max, self.state.next_id())
         self.max_position.clear()
         self.market_open = not self.settings.sim_session_closed
-        self.engine = MatchingEngine(self.state, self.clock, self._sink)
+        self.engine = self._new_engine()
+
+    def _new_engine(self) -> MatchingEngine:
+        retention = RetentionPolicy(
+            max_age_s=self.settings.sim_finished_order_retention_s,
+            max_orders=self.settings.sim_finished_orders_max,
+        )
+        return MatchingEngine(self.state, self.clock, self._sink, retention)
 
     def create_user(
         self, name: str, password: str, accounts: int | Iterable[str] = 1
