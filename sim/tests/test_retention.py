@@ -7,15 +7,18 @@ uses), on a :class:`ManualClock`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
+from phalanx_sim import running_simulator
 from phalanx_sim.memory_probe import TradingDesk, held_per_order
 from phalanx_sim.settings import SimSettings, load_sim_settings
 from phalanx_sim.state import OrderRecord
-from phalanx_sim.testing import ManualClock
+from phalanx_sim.testing import ManualClock, login_body, oso_body
 from phalanx_sim.venue import Venue
 
 DAY_S = 86_400.0
@@ -241,3 +244,36 @@ def test_the_retention_settings_refuse_negative_values() -> None:
         SimSettings(sim_finished_order_retention_s=-1)
     with pytest.raises(ValueError, match="retention"):
         SimSettings(sim_finished_orders_max=-1)
+
+
+async def test_the_running_simulator_forgets_in_the_background_and_answers_404() -> None:
+    clock = ManualClock(start=1_790_000_000.0)
+    settings = SimSettings(sim_finished_order_retention_s=60.0)
+    async with running_simulator(settings, clock=clock) as sim:
+        user = sim.create_user("alice", "pw", accounts=1)
+        account = user.accounts[0]
+        async with httpx.AsyncClient(base_url=sim.url, timeout=10) as http:
+            token = await http.post("/v1/auth/accesstokenrequest", json=login_body("alice", "pw"))
+            headers = {"Authorization": f"Bearer {token.json()['accessToken']}"}
+            placed = await http.post("/v1/order/placeoso", json=oso_body(account), headers=headers)
+            entry_id = placed.json()["orderId"]
+            contract_id = sim.state.orders[entry_id].info.contract.id
+            body = {"accountId": account["id"], "contractId": contract_id, "admin": False}
+            await http.post("/v1/order/liquidateposition", json=body, headers=headers)
+            positions = await http.get("/admin/positions", params={"accountId": account["id"]})
+            clock.advance(60)
+            stats: dict[str, Any] = {}
+            for _ in range(100):  # the housekeeping task runs once a second
+                stats = (await http.get("/admin/stats")).json()
+                if stats["ordersForgotten"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert (stats["ordersForgotten"], stats["orders"], stats["finishedOrders"]) == (4, 0, 0)
+            gone = await http.get("/v1/order/item", params={"id": entry_id}, headers=headers)
+            never = await http.get("/v1/order/item", params={"id": 99_999_999}, headers=headers)
+            assert (gone.status_code, gone.text) == (never.status_code, never.text)
+            assert gone.status_code == 404
+            params = {"accountId": account["id"]}
+            assert (await http.get("/admin/orders", params=params)).json() == []
+            assert (await http.get("/admin/fills", params=params)).json() == []
+            assert (await http.get("/admin/positions", params=params)).json() == positions.json()

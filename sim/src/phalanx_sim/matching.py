@@ -247,7 +247,7 @@ class MatchingEngine:
         rec.generation += 1
         rec.triggered = False
         account_id = rec.account.id
-        self.state.register("orderVersion", version, account_id)
+        self.state.register(version)
         command = self._entities.new_command(rec, "Modify", origin, spec.cl_ord_id, ts)
         self._emit(account_id, "orderVersion", "Created", version)
         self._entities.execution(rec, command, ts, "Replaced")
@@ -429,7 +429,7 @@ class MatchingEngine:
         )
         rec.fills.append(fill)
         book.fills[fill.id] = fill
-        state.register("fill", fill, order.accountId)
+        state.register(fill)
         state.counters["fills"] += 1
         self._emit(order.accountId, "fill", "Created", fill)
         self._books.charge(book, fill_fee(fill.id, qty, self.fee_rates.get(rec.info.spec.name)), ts)

@@ -149,8 +149,8 @@ class VenueCore:
             state.accounts[account.id] = account
             state.accounts_by_name[account_name] = account
             state.books[account.id] = AccountBook(account=account, cash=cash)
-            state.register("account", account, account.id)
-            state.register("cashBalance", cash, account.id)
+            state.register(account)
+            state.register(cash)
             record.account_ids.append(account.id)
             created.append({"id": account.id, "name": account_name})
         return CreatedUser(userId=user.id, name=name, accounts=created)
