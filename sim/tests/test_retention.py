@@ -173,10 +173,14 @@ def test_the_recent_of_two_pairs_survives_the_retention_of_the_older() -> None:
     assert (status, [c["clOrdId"] for c in found]) == (200, ["sig-recent"])
 
 
-def test_beyond_the_count_limit_the_oldest_finished_go_first() -> None:
-    venue, desk, _clock = _venue(sim_finished_orders_max=8)
+def test_beyond_the_count_limit_the_oldest_finished_go_first_once_ten_minutes_old() -> None:
+    venue, desk, clock = _venue(sim_finished_orders_max=8)
     pairs = [_pair(desk, n % 2, f"sig-{n}") for n in range(3)]
-    venue.engine.finished.prune()
+    clock.advance(599)  # still within reach of a clOrdId lookup: kept beyond the limit
+    assert venue.engine.finished.prune() == 0
+    assert venue.engine.finished.held == 12
+    clock.advance(1)
+    assert venue.engine.finished.prune() == 4
     assert venue.engine.finished.held == 8
     assert {r.order.id for r in pairs[0]}.isdisjoint(venue.state.orders)
     assert {r.order.id for p in pairs[1:] for r in p} <= set(venue.state.orders)
@@ -231,10 +235,9 @@ def test_canceled_resting_orders_do_not_pile_up_in_the_books() -> None:
 
 def test_memory_held_per_order_stays_bounded() -> None:
     # settings read from the environment's names, as a user sets them
-    settings = load_sim_settings(
-        {"PHALANX_SIM_FINISHED_ORDERS_MAX": "400", "PHALANX_SIM_REQUEST_LOG_MAX": "100"}
-    )
-    held = held_per_order(settings, warm_pairs=300, more_pairs=600, accounts=5)
+    environ = {"PHALANX_SIM_FINISHED_ORDER_RETENTION_S": "10", "PHALANX_SIM_REQUEST_LOG_MAX": "100"}
+    # 10 pairs per simulated second: 100 pairs are within the retention at any time
+    held = held_per_order(load_sim_settings(environ), 300, 600, accounts=5, pairs_per_s=10)
     # without the retention every order holds ~3.5 KB (its entities and their index)
     assert held.per_order < 64, held
 
@@ -244,6 +247,8 @@ def test_the_retention_settings_refuse_negative_values() -> None:
         SimSettings(sim_finished_order_retention_s=-1)
     with pytest.raises(ValueError, match="retention"):
         SimSettings(sim_finished_orders_max=-1)
+    with pytest.raises(ValueError, match="retention"):
+        SimSettings(sim_finished_order_min_retention_s=-1)
 
 
 async def test_the_running_simulator_forgets_in_the_background_and_answers_404() -> None:

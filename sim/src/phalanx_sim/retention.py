@@ -9,7 +9,9 @@ command reports, execution reports, fills and their fillFees, the account's fill
 
 - it finished at least ``max_age_s`` ago (``sim_finished_order_retention_s``), or
 - more than ``max_orders`` finished orders are held (``sim_finished_orders_max``): the oldest
-  finished families go first.
+  finished families go first, but never one that finished less than ``min_age_s`` ago
+  (``sim_finished_order_min_retention_s``, 10 minutes): the executor looks an order up by its
+  ``clOrdId`` within a minute of sending it, and an order it cannot find is one it sends again.
 
 A family with a working or suspended member is never forgotten, nor is anything that is not an
 order's: positions, cash balances, accounts. A forgotten id is an unknown id: ``order/item``
@@ -41,6 +43,7 @@ class RetentionPolicy:
 
     max_age_s: float = 86_400.0
     max_orders: int = 100_000
+    min_age_s: float = 600.0
 
 
 class FinishedOrders:
@@ -83,12 +86,16 @@ class FinishedOrders:
             return 0
         max_age = self.policy.max_age_s
         max_orders = self.policy.max_orders
-        oldest = self.clock.time() - max_age
+        now = self.clock.time()
+        oldest = now - max_age
+        youngest_to_count = now - self.policy.min_age_s
         dropped = 0
         while queue:
             finished_at, root_id, size = queue[0]
             too_old = max_age > 0 and finished_at <= oldest
-            too_many = max_orders > 0 and self.held > max_orders
+            too_many = (
+                max_orders > 0 and self.held > max_orders and finished_at <= youngest_to_count
+            )
             if not (too_old or too_many):
                 break
             queue.popleft()

@@ -84,6 +84,7 @@ class VenueCore:
         retention = RetentionPolicy(
             max_age_s=self.settings.sim_finished_order_retention_s,
             max_orders=self.settings.sim_finished_orders_max,
+            min_age_s=self.settings.sim_finished_order_min_retention_s,
         )
         return MatchingEngine(self.state, self.clock, self._sink, retention)
 
