@@ -7,7 +7,6 @@ uses), on a :class:`ManualClock`.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ from phalanx_sim.settings import SimSettings, load_sim_settings
 from phalanx_sim.state import OrderRecord
 from phalanx_sim.testing import ManualClock, login_body, oso_body
 from phalanx_sim.venue import Venue
+from phalanx_testing.waiting import eventually
 
 DAY_S = 86_400.0
 
@@ -267,12 +267,13 @@ async def test_the_running_simulator_forgets_in_the_background_and_answers_404()
             await http.post("/v1/order/liquidateposition", json=body, headers=headers)
             positions = await http.get("/admin/positions", params={"accountId": account["id"]})
             clock.advance(60)
-            stats: dict[str, Any] = {}
-            for _ in range(100):  # the housekeeping task runs once a second
-                stats = (await http.get("/admin/stats")).json()
-                if stats["ordersForgotten"]:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def forgotten() -> dict[str, Any] | None:
+                stats: dict[str, Any] = (await http.get("/admin/stats")).json()
+                return stats if stats["ordersForgotten"] else None
+
+            # the housekeeping task forgets once a second
+            stats = await eventually(forgotten, what="the finished orders forgotten")
             assert (stats["ordersForgotten"], stats["orders"], stats["finishedOrders"]) == (4, 0, 0)
             gone = await http.get("/v1/order/item", params={"id": entry_id}, headers=headers)
             never = await http.get("/v1/order/item", params={"id": 99_999_999}, headers=headers)
@@ -282,3 +283,14 @@ async def test_the_running_simulator_forgets_in_the_background_and_answers_404()
             assert (await http.get("/admin/orders", params=params)).json() == []
             assert (await http.get("/admin/fills", params=params)).json() == []
             assert (await http.get("/admin/positions", params=params)).json() == positions.json()
+
+
+def test_expired_tokens_leave_the_token_index_when_their_login_gets_a_new_one() -> None:
+    venue, desk, clock = _venue(sim_token_lifetime_s=100.0)
+    record = venue.state.users[venue.state.sessions[desk.session.token].user_id]
+    for _ in range(50):  # a week of renewals, compressed
+        clock.advance(150)
+        session = venue.issue_session(record)
+        venue.issue_session(record, session.session_id)  # a renewal
+    assert len(venue.state.sessions) <= 4
+    assert venue.authenticate(desk.session.token) is None

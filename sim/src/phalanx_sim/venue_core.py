@@ -194,6 +194,7 @@ class VenueCore:
             for old_id, old_tokens in list(sessions.items()):
                 if all(not t.valid_at(now) for t in old_tokens):
                     del sessions[old_id]
+                    self._forget_tokens(old_tokens)
             limit = self.settings.sim_max_sessions_per_user
             while limit > 0 and len(sessions) >= limit:
                 oldest = next(iter(sessions))
@@ -208,9 +209,15 @@ class VenueCore:
         state.sessions[session.token] = session
         tokens = sessions.setdefault(session_id, [])
         # forget expired tokens of the session so a long-lived session stays small
+        self._forget_tokens([t for t in tokens if t.expires_at <= now])
         tokens[:] = [t for t in tokens if t.expires_at > now]
         tokens.append(session)
         return session
+
+    def _forget_tokens(self, tokens: Iterable[Session]) -> None:
+        """Drop tokens that can no longer be used from the token index (401 either way)."""
+        for token in tokens:
+            self.state.sessions.pop(token.token, None)
 
     def close_session(self, user_id: int, session_id: int, reason: str) -> None:
         """Revoke every token of a server session and close its sockets."""
