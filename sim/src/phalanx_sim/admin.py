@@ -16,7 +16,9 @@ Shapes (JSON, camelCase like the venue):
   "status"}]`` oldest first (REST and WebSocket, including failures).
 - ``GET /admin/stats`` → ``{"requests", "byEndpoint", "byUser", "placeOso", "placeOrder",
   "fills", "faultDrops", "faultErrors", "connections", "users", "accounts", "orders",
-  "violations": []}`` (``faultDrops``/``faultErrors``: answers lost and 5xx given by faults).
+  "finishedOrders", "ordersForgotten", "violations": []}`` (``faultDrops``/``faultErrors``:
+  answers lost and 5xx given by faults; ``orders``: held now, ``finishedOrders`` of them
+  finished, ``ordersForgotten``: finished orders dropped after the retention, ADR-0187).
 - ``POST /admin/oauth/clients`` ``{"client_id", "client_secret", "redirect_uris": [..]}`` → 201
   ``{"client_id"}`` (replaces a client of the same id); ``GET /admin/oauth/clients``.
 - ``GET /admin/limits[?userId=]`` → ``{"config", "logins": {id: {"lastMinute", "lastHour",
@@ -192,7 +194,7 @@ def _book_routes(route: Route, sim: SimHost) -> None:
     @route("GET", "/fills")
     async def fills(request: Request) -> Response:
         book = sim.venue.state.books.get(account_param(request))
-        return json_response([] if book is None else book.fills)
+        return json_response([] if book is None else list(book.fills.values()))
 
     @route("GET", "/positions")
     async def positions(request: Request) -> Response:
@@ -249,6 +251,8 @@ def _control_routes(route: Route, sim: SimHost) -> None:
                 "users": len(state.users),
                 "accounts": len(state.accounts),
                 "orders": len(state.orders),
+                "finishedOrders": sim.venue.engine.finished.held,
+                "ordersForgotten": sim.venue.engine.finished.forgotten,
                 "violations": list(sim.venue.limiter.violations),
                 "violationCount": sim.venue.limiter.violation_count,
                 "violationsByLogin": {str(k): n for k, n in sim.venue.limiter.by_login.items()},

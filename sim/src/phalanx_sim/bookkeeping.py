@@ -42,7 +42,7 @@ class Bookkeeping:
                 prevPos=0,
             )
             book.positions[cid] = position
-            self.state.register("position", position, book.account.id)
+            self.state.register(position)
         signed = qty if rec.order.action == "Buy" else -qty
         if signed > 0:
             position.bought += qty

@@ -32,7 +32,10 @@ Rules (deterministic, one price per contract, unlimited liquidity):
 
 Resting orders sit in two heaps per contract (those that fire when the price rises to a level,
 and those that fire when it falls to one) with lazy deletion, so a price move costs
-O(k log n) for k triggered orders, never a scan of all orders.
+O(k log n) for k triggered orders, never a scan of all orders (:mod:`phalanx_sim.resting`).
+
+Finished orders are forgotten after a retention (:mod:`phalanx_sim.retention`): the engine
+reports each order as it reaches a final state and prunes before it places an order.
 
 The records an order's life creates (orders, versions, commands, reports) are made by
 :mod:`phalanx_sim.order_entities`; what a fill does to positions and cash, by
@@ -42,10 +45,9 @@ sinks (``sink``) are re-exported here.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from phalanx_sim.bookkeeping import Bookkeeping
 from phalanx_sim.contracts import ContractInfo
@@ -53,6 +55,8 @@ from phalanx_sim.entities import Entity, Fill, OrderVersion
 from phalanx_sim.fees import FeeRates, fill_fee
 from phalanx_sim.order_entities import OrderEntities
 from phalanx_sim.order_spec import OrderSpec, Origin
+from phalanx_sim.resting import RestingBook
+from phalanx_sim.retention import LIVE_STATUSES, FinishedOrders, RetentionPolicy
 from phalanx_sim.sink import EventSink, NullSink
 from phalanx_sim.state import AccountBook, CommandRecord, OrderRecord, SimState
 from phalanx_sim.times import VenueClock
@@ -60,24 +64,24 @@ from phalanx_sim.times import VenueClock
 __all__ = ["EventSink", "MatchingEngine", "NullSink", "OrderSpec", "Origin"]
 
 _EPS = 1e-9
-_LIVE = frozenset({"Working", "Suspended"})
-
-
-@dataclass(slots=True)
-class _Resting:
-    up: list[tuple[float, int, int, int]] = field(default_factory=list)
-    down: list[tuple[float, int, int, int]] = field(default_factory=list)
+_LIVE = LIVE_STATUSES
 
 
 class MatchingEngine:
     """Applies trading commands to :class:`SimState` and publishes every change to a sink."""
 
-    def __init__(self, state: SimState, clock: VenueClock, sink: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        state: SimState,
+        clock: VenueClock,
+        sink: EventSink | None = None,
+        retention: RetentionPolicy | None = None,
+    ) -> None:
         self.state = state
         self.clock = clock
         self.sink: EventSink = sink or NullSink()
         self.prices: dict[int, float] = {}
-        self._resting: dict[int, _Resting] = {}
+        self._resting: dict[int, RestingBook] = {}
         self._seq = itertools.count()
         #: account id -> most lots one fill may take (partial fills on demand)
         self.partial_fill_qty: dict[int, int] = {}
@@ -91,6 +95,8 @@ class MatchingEngine:
         self._trailing: dict[int, dict[int, OrderRecord]] = {}
         self._entities = OrderEntities(state, clock, self._emit)
         self._books = Bookkeeping(state, clock, self._emit)
+        #: finished orders, forgotten after the retention (retention.py)
+        self.finished = FinishedOrders(state, clock, retention or RetentionPolicy(), self._forget)
 
     # ----------------------------------------------------------------- prices
 
@@ -111,10 +117,19 @@ class MatchingEngine:
         resting = self._resting.get(cid)
         if resting is None:
             return filled
-        for _, rec in self._fired(resting, price):
+        for rec in resting.fired(price, self.state.orders):
             if rec.order.ordStatus == "Working" and self._on_trigger(rec, price):
                 filled.append(rec.order.id)
         return filled
+
+    def resting_entries(self, contract_id: int) -> int:
+        """Entries in the contract's resting heaps, stale ones included (for inspection)."""
+        resting = self._resting.get(contract_id)
+        return 0 if resting is None else len(resting)
+
+    def partly_filled(self, contract_id: int) -> frozenset[int]:
+        """Ids of the contract's orders held for a later price move to fill (further)."""
+        return frozenset(self._partial.get(contract_id, ()))
 
     def _fill_partials(self, cid: int, price: float) -> list[int]:
         """Fill the partly filled working orders of ``cid`` the price reaches; keep the rest."""
@@ -133,23 +148,6 @@ class MatchingEngine:
                 self._partial.setdefault(cid, {})[part.order.id] = part
         return filled
 
-    def _fired(self, resting: _Resting, price: float) -> list[tuple[int, OrderRecord]]:
-        """The working resting orders ``price`` crosses, taken off the books, oldest first."""
-        fired: list[tuple[int, OrderRecord]] = []
-        orders = self.state.orders
-        while resting.up and resting.up[0][0] <= price + _EPS:
-            _, seq, oid, gen = heapq.heappop(resting.up)
-            rec = orders.get(oid)
-            if rec is not None and rec.generation == gen and rec.order.ordStatus == "Working":
-                fired.append((seq, rec))
-        while resting.down and -resting.down[0][0] >= price - _EPS:
-            _, seq, oid, gen = heapq.heappop(resting.down)
-            rec = orders.get(oid)
-            if rec is not None and rec.generation == gen and rec.order.ordStatus == "Working":
-                fired.append((seq, rec))
-        fired.sort(key=lambda item: item[0])
-        return fired
-
     # ----------------------------------------------------------------- commands
 
     def place(
@@ -165,6 +163,7 @@ class MatchingEngine:
         Returns:
             The entry order and its bracket orders, in the order given.
         """
+        self.finished.prune()
         ts = self.clock.now_iso()
         entry_id = self.state.next_id()
         child_ids = [self.state.next_id() for _ in brackets]
@@ -248,7 +247,7 @@ class MatchingEngine:
         rec.generation += 1
         rec.triggered = False
         account_id = rec.account.id
-        self.state.register("orderVersion", version, account_id)
+        self.state.register(version)
         command = self._entities.new_command(rec, "Modify", origin, spec.cl_ord_id, ts)
         self._emit(account_id, "orderVersion", "Created", version)
         self._entities.execution(rec, command, ts, "Replaced")
@@ -352,11 +351,19 @@ class MatchingEngine:
             return price >= limit - _EPS
         return self._stop_reached(rec, price)
 
+    def _forget(self, rec: OrderRecord) -> None:
+        """Let go of a forgotten order (retention.py) in the engine's own indexes."""
+        cid = rec.info.contract.id
+        for by_contract in (self._partial, self._trailing):
+            orders = by_contract.get(cid)
+            if orders is not None:
+                orders.pop(rec.order.id, None)
+
     def _rest(self, rec: OrderRecord) -> None:
         cid = rec.info.contract.id
         resting = self._resting.get(cid)
         if resting is None:
-            resting = self._resting[cid] = _Resting()
+            resting = self._resting[cid] = RestingBook()
         if self._limit_kind(rec):
             level = rec.version.price
             rises = rec.order.action == "Sell"  # a Sell limit fires when the price rises to it
@@ -364,8 +371,7 @@ class MatchingEngine:
             level = rec.version.stopPrice
             rises = rec.order.action == "Buy"  # a Buy stop fires when the price rises to it
         assert level is not None
-        entry = (level if rises else -level, next(self._seq), rec.order.id, rec.generation)
-        heapq.heappush(resting.up if rises else resting.down, entry)
+        resting.push(level, rises, next(self._seq), rec, self.state.orders)
 
     def _on_trigger(self, rec: OrderRecord, price: float) -> bool:
         if rec.version.orderType == "StopLimit" and not rec.triggered:
@@ -404,6 +410,7 @@ class MatchingEngine:
         if complete:
             order.ordStatus = "Filled"
             book.live.pop(order.id, None)
+            self.finished.finished(rec)
         else:
             # a partial fill: still Working with cumQty > 0; the rest fills on a later price
             self._partial.setdefault(order.contractId, {})[order.id] = rec
@@ -421,8 +428,8 @@ class MatchingEngine:
             finallyPaired=0,
         )
         rec.fills.append(fill)
-        book.fills.append(fill)
-        state.register("fill", fill, order.accountId)
+        book.fills[fill.id] = fill
+        state.register(fill)
         state.counters["fills"] += 1
         self._emit(order.accountId, "fill", "Created", fill)
         self._books.charge(book, fill_fee(fill.id, qty, self.fee_rates.get(rec.info.spec.name)), ts)
@@ -450,6 +457,7 @@ class MatchingEngine:
         order.ordStatus = "Canceled"
         rec.generation += 1
         self.state.books[order.accountId].live.pop(order.id, None)
+        self.finished.finished(rec)
         self._entities.execution(rec, command, ts, "Canceled", text=text)
         self._emit(order.accountId, "order", "Updated", order)
         for child_id in rec.children:

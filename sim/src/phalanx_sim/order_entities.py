@@ -60,13 +60,19 @@ class OrderEntities:
             expireTime=spec.expire_time,
             text=spec.text,
         )
-        rec = OrderRecord(order=order, version=version, info=info, account=account)
+        rec = OrderRecord(
+            order=order,
+            version=version,
+            info=info,
+            account=account,
+            exchange_order_id=str(order_id),
+        )
         rec.versions.append(version)
         state.orders[order_id] = rec
         book.orders[order_id] = rec
         book.live[order_id] = rec
-        state.register("order", order, account.id)
-        state.register("orderVersion", version, account.id)
+        state.register(order)
+        state.register(version)
         self._emit(account.id, "order", "Created", order)
         self._emit(account.id, "orderVersion", "Created", version)
         command = self.new_command(rec, "New", origin, spec.cl_ord_id, ts)
@@ -103,8 +109,8 @@ class OrderEntities:
         crec.reports.append(report)
         rec.commands.append(crec)
         state.commands[command.id] = crec
-        state.register("command", command, account_id)
-        state.register("commandReport", report, account_id)
+        state.register(command)
+        state.register(report)
         self._emit(account_id, "command", "Created", command)
         self._emit(account_id, "commandReport", "Created", report)
         return crec
@@ -137,9 +143,9 @@ class OrderEntities:
             lastQty=last_qty,
             lastPx=last_px,
             text=text,
-            exchangeOrderId=str(order.id),
+            exchangeOrderId=rec.exchange_order_id,
         )
         command.executions.append(report)
-        self.state.register("executionReport", report, order.accountId)
+        self.state.register(report)
         self._emit(order.accountId, "executionReport", "Created", report)
         return report

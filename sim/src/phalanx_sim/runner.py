@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
@@ -24,6 +25,8 @@ from phalanx_sim.ws import Hub
 __all__ = ["Simulator", "running_simulator"]
 
 log = logging.getLogger(__name__)
+
+_PRUNE_INTERVAL_S = 1.0
 
 
 class Simulator:
@@ -82,6 +85,7 @@ class Simulator:
         await self._server.start()
         self._tasks.spawn(self.hub.run(), "sim-housekeeping")
         self._tasks.spawn(self.md_hub.run(), "sim-md-quotes")
+        self._tasks.spawn(self._forget_finished_orders(), "sim-retention")
         if self.settings.sim_price_walk:
             walk = random_walk(
                 self.venue,
@@ -89,6 +93,12 @@ class Simulator:
                 self.settings.sim_price_walk_max_ticks,
             )
             self._tasks.spawn(walk, "sim-price-walk")
+
+    async def _forget_finished_orders(self) -> None:
+        """Once a second, forget the finished orders past the retention (ADR-0187)."""
+        while True:
+            await asyncio.sleep(_PRUNE_INTERVAL_S)
+            self.venue.engine.finished.prune()
 
     async def stop(self) -> None:
         """Close the sockets, stop the background tasks and the server (idempotent)."""

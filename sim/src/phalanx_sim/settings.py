@@ -75,6 +75,13 @@ class SimSettings(msgspec.Struct, frozen=True, kw_only=True):
             beyond it orders fail with ``MaxPosLimitReached``.
         sim_fault_drop_hang_s: How long a REST request whose response is dropped hangs before
             the simulator answers 504 (a socket response is simply never sent).
+        sim_finished_order_retention_s: A finished order (Filled, Canceled) with its brackets
+            and everything that hangs off them (versions, commands, reports, fills, fillFees)
+            is forgotten this long after the last of them finished (0: no age limit; ADR-0187).
+        sim_finished_orders_max: At most this many finished orders are kept; beyond it the
+            oldest finished are forgotten first (0: no count limit; ADR-0187).
+        sim_finished_order_min_retention_s: The count limit never forgets an order finished
+            less than this long ago (an order the executor may still look up by ``clOrdId``).
     """
 
     sim_host: str = "127.0.0.1"
@@ -117,12 +124,22 @@ class SimSettings(msgspec.Struct, frozen=True, kw_only=True):
     sim_session_closed: bool = False
     sim_max_position: int = 0
     sim_fault_drop_hang_s: float = 30.0
+    sim_finished_order_retention_s: float = 86_400.0
+    sim_finished_orders_max: int = 100_000
+    sim_finished_order_min_retention_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.sim_foreign_account_mode not in ("failure", "denied"):
             raise ValueError("sim_foreign_account_mode must be 'failure' or 'denied'")
         if self.sim_endpoint_limit_scope not in ("login", "ip"):
             raise ValueError("sim_endpoint_limit_scope must be 'login' or 'ip'")
+        retention = (
+            self.sim_finished_order_retention_s,
+            self.sim_finished_orders_max,
+            self.sim_finished_order_min_retention_s,
+        )
+        if min(retention) < 0:
+            raise ValueError("the finished-order retention settings are 0 or positive")
 
 
 def load_sim_settings(environ: Mapping[str, str] | None = None) -> SimSettings:

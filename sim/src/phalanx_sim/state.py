@@ -1,7 +1,9 @@
 """In-memory venue state: users, sessions, accounts and every entity, indexed for O(1) access.
 
 Nothing here scans all orders: orders are indexed by account, fills, commands and versions by
-order, reports by command, and every entity by its (globally unique) id.
+order, reports by command, and every entity by its (globally unique) id. The id index holds the
+entity alone (no tuple per entity, ADR-0187): its type name comes from its class, its account
+from its own fields or its order's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from phalanx_sim.entities import (
 from phalanx_sim.fees import FillFee
 
 __all__ = [
+    "ENTITY_TYPES",
     "AccountBook",
     "CommandRecord",
     "OAuthClient",
@@ -41,6 +44,19 @@ __all__ = [
 ]
 
 _FIRST_ID = 10_000_000
+
+#: the entity types reachable by ``<type>/item?id=``, by class
+ENTITY_TYPES: dict[type[Entity], str] = {
+    Account: "account",
+    CashBalance: "cashBalance",
+    Command: "command",
+    CommandReport: "commandReport",
+    ExecutionReport: "executionReport",
+    Fill: "fill",
+    Order: "order",
+    OrderVersion: "orderVersion",
+    Position: "position",
+}
 
 
 @dataclass(slots=True)
@@ -94,6 +110,8 @@ class OrderRecord:
     avg_px: float | None = None
     generation: int = 0
     triggered: bool = False
+    #: ``exchangeOrderId`` of its execution reports (one string for all of them)
+    exchange_order_id: str = ""
 
     @property
     def new_command(self) -> CommandRecord:
@@ -109,7 +127,8 @@ class AccountBook:
     cash: CashBalance
     orders: dict[int, OrderRecord] = field(default_factory=dict)
     positions: dict[int, Position] = field(default_factory=dict)
-    fills: list[Fill] = field(default_factory=list)
+    #: fill id -> fill, oldest first (forgotten with their orders, retention.py)
+    fills: dict[int, Fill] = field(default_factory=dict)
     live: dict[int, OrderRecord] = field(default_factory=dict)
 
 
@@ -161,7 +180,8 @@ class SimState:
         self.books: dict[int, AccountBook] = {}
         self.orders: dict[int, OrderRecord] = {}
         self.commands: dict[int, CommandRecord] = {}
-        self.entities: dict[int, tuple[str, Entity, int]] = {}
+        #: every entity reachable by ``<type>/item?id=``, by id
+        self.entities: dict[int, Entity] = {}
         self.requests: deque[RequestRecord] = deque(maxlen=max(1, request_log_max))
         self.by_endpoint: Counter[str] = Counter()
         self.by_user: Counter[int] = Counter()
@@ -180,9 +200,21 @@ class SimState:
         """A new opaque access token."""
         return secrets.token_urlsafe(32)
 
-    def register(self, entity_type: str, entity: Entity, account_id: int) -> None:
-        """Make an entity reachable by ``<type>/item?id=``."""
-        self.entities[entity.id] = (entity_type, entity, account_id)
+    def register(self, entity: Entity) -> None:
+        """Make an entity (of a type in :data:`ENTITY_TYPES`) reachable by ``<type>/item?id=``."""
+        self.entities[entity.id] = entity
+
+    def account_of(self, entity: Entity) -> int | None:
+        """The account an entity belongs to (``None``: its order or command is not held)."""
+        if isinstance(entity, Order | ExecutionReport | Position | CashBalance):
+            return entity.accountId
+        if isinstance(entity, OrderVersion | Fill | Command):
+            rec = self.orders.get(entity.orderId)
+            return None if rec is None else rec.account.id
+        if isinstance(entity, CommandReport):
+            crec = self.commands.get(entity.commandId)
+            return None if crec is None else crec.account_id
+        return entity.id if isinstance(entity, Account) else None
 
     def record_request(self, record: RequestRecord) -> None:
         """Log a request and count it per endpoint and per user (O(1))."""

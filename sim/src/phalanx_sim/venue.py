@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -93,7 +94,8 @@ class Venue(VenueCore):
 
         Faults and limits come first (:meth:`admit`): a refused request is not handled.
         """
-        key = endpoint.strip("/").lower()
+        # interned: the request log keeps one copy of each endpoint name, not one per request
+        key = sys.intern(endpoint.strip("/").lower())
         route = self._routes.get(key)
         now = self.clock.time()
         if route is None:

@@ -20,6 +20,7 @@ from phalanx_sim.contracts import ContractBook, ContractInfo, on_tick
 from phalanx_sim.entities import Account, CashBalance, User
 from phalanx_sim.matching import EventSink, MatchingEngine, NullSink, OrderSpec, Origin
 from phalanx_sim.replies import ACCESS_DENIED, Reply
+from phalanx_sim.retention import RetentionPolicy
 from phalanx_sim.schemas import Bracket, PlaceOrderBody, PlaceOrderResult
 from phalanx_sim.settings import SimSettings
 from phalanx_sim.state import (
@@ -52,7 +53,7 @@ class VenueCore:
         self.contracts = ContractBook()
         self._sink: EventSink = NullSink()
         self.state = SimState(self.settings.sim_request_log_max)
-        self.engine = MatchingEngine(self.state, self.clock, self._sink)
+        self.engine = self._new_engine()
         self.market_open = not self.settings.sim_session_closed
         #: max absolute position per account (overrides ``sim_max_position``)
         self.max_position: dict[int, int] = {}
@@ -77,7 +78,15 @@ class VenueCore:
         self.state = SimState(self.settings.sim_request_log_max, self.state.next_id())
         self.max_position.clear()
         self.market_open = not self.settings.sim_session_closed
-        self.engine = MatchingEngine(self.state, self.clock, self._sink)
+        self.engine = self._new_engine()
+
+    def _new_engine(self) -> MatchingEngine:
+        retention = RetentionPolicy(
+            max_age_s=self.settings.sim_finished_order_retention_s,
+            max_orders=self.settings.sim_finished_orders_max,
+            min_age_s=self.settings.sim_finished_order_min_retention_s,
+        )
+        return MatchingEngine(self.state, self.clock, self._sink, retention)
 
     def create_user(
         self, name: str, password: str, accounts: int | Iterable[str] = 1
@@ -141,8 +150,8 @@ class VenueCore:
             state.accounts[account.id] = account
             state.accounts_by_name[account_name] = account
             state.books[account.id] = AccountBook(account=account, cash=cash)
-            state.register("account", account, account.id)
-            state.register("cashBalance", cash, account.id)
+            state.register(account)
+            state.register(cash)
             record.account_ids.append(account.id)
             created.append({"id": account.id, "name": account_name})
         return CreatedUser(userId=user.id, name=name, accounts=created)
@@ -185,6 +194,7 @@ class VenueCore:
             for old_id, old_tokens in list(sessions.items()):
                 if all(not t.valid_at(now) for t in old_tokens):
                     del sessions[old_id]
+                    self._forget_tokens(old_tokens)
             limit = self.settings.sim_max_sessions_per_user
             while limit > 0 and len(sessions) >= limit:
                 oldest = next(iter(sessions))
@@ -199,9 +209,15 @@ class VenueCore:
         state.sessions[session.token] = session
         tokens = sessions.setdefault(session_id, [])
         # forget expired tokens of the session so a long-lived session stays small
+        self._forget_tokens([t for t in tokens if t.expires_at <= now])
         tokens[:] = [t for t in tokens if t.expires_at > now]
         tokens.append(session)
         return session
+
+    def _forget_tokens(self, tokens: Iterable[Session]) -> None:
+        """Drop tokens that can no longer be used from the token index (401 either way)."""
+        for token in tokens:
+            self.state.sessions.pop(token.token, None)
 
     def close_session(self, user_id: int, session_id: int, reason: str) -> None:
         """Revoke every token of a server session and close its sockets."""

@@ -11,7 +11,7 @@ from phalanx_sim.endpoints.params import ids_param, int_param, query_params
 from phalanx_sim.entities import Entity
 from phalanx_sim.replies import Reply
 from phalanx_sim.routes import RouteTable, SessionHandler, SessionRoute
-from phalanx_sim.state import Session
+from phalanx_sim.state import ENTITY_TYPES, Session
 from phalanx_sim.venue_core import VenueCore
 
 __all__ = ["entity_routes"]
@@ -99,13 +99,15 @@ def _all_of(venue: VenueCore, session: Session, entity_type: str) -> list[Any]:
 
 
 def _visible(venue: VenueCore, session: Session, entity_type: str, entity_id: int) -> Entity | None:
-    found = venue.state.entities.get(entity_id)
-    if found is None or found[0] != entity_type:
+    state = venue.state
+    found = state.entities.get(entity_id)
+    if found is None or ENTITY_TYPES.get(type(found)) != entity_type:
         return None
-    account = venue.state.accounts.get(found[2])
+    account_id = state.account_of(found)
+    account = None if account_id is None else state.accounts.get(account_id)
     if account is None or account.userId != session.user_id:
         return None
-    return found[1]
+    return found
 
 
 def _entity_routes(entity_type: str) -> RouteTable:
