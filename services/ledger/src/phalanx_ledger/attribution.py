@@ -130,6 +130,10 @@ class OrderIndex:
         """The venue orders attributed to a strategy (its entries and bracket legs)."""
         return {oid for oid, who in self._orders.items() if who.strategy_id == strategy_id}
 
+    def items(self) -> dict[int, Attribution]:
+        """Every indexed order and its attribution (a copy, made now)."""
+        return {order_id: record.of(order_id) for order_id, record in self._orders.items()}
+
     def acceptances(self) -> list[Acceptance]:
         """Every record, in the order they were made (for snapshots, ADR-0122)."""
         records: list[Acceptance] = []
