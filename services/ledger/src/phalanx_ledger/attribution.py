@@ -71,6 +71,16 @@ class Acceptance(msgspec.Struct, frozen=True, array_like=True, gc=False):
 _LEG_SLOT: dict[str, int] = {"entry": 0, "oso1": 1, "oso2": 2}
 
 
+def _interned(record: Acceptance) -> Acceptance:
+    """A decoded record with its strategy and signal ids interned (as :meth:`OrderIndex.add`
+    makes them)."""
+    strategy_id = sys.intern(record.strategy_id)
+    signal_id = sys.intern(record.signal_id)
+    if strategy_id is record.strategy_id and signal_id is record.signal_id:
+        return record
+    return msgspec.structs.replace(record, strategy_id=strategy_id, signal_id=signal_id)
+
+
 class OrderIndex:
     """Venue order id -> attribution and account, from every :class:`OrderAccepted` seen.
 
@@ -150,7 +160,8 @@ class OrderIndex:
         """Replace the index with the records and accounts of a snapshot (replayed in order:
         an order named by two records is the first one's, as when they were added)."""
         self._orders = {}
-        for record in records:
+        for decoded in records:
+            record = _interned(decoded)
             for order_id in record.order_ids():
                 if order_id:
                     self._orders.setdefault(order_id, record)

@@ -272,7 +272,12 @@ def restore(state: BookState, projection: PositionsProjection) -> None:
     for fill in state.held:
         projection._unattributed.setdefault(fill.order_id, []).append(fill)
         projection._held_ids.add(fill.fill_id)
-    projection._accepted = {account: set(ids) for account, ids in state.accepted.items()}
+    # an accepted intent's id is its acceptance's string, as when both came from one event
+    intents = {record.intent_id: record.intent_id for record in state.orders}
+    projection._accepted = {
+        account: {intents.get(i, i) for i in ids} for account, ids in state.accepted.items()
+    }
+    del intents
     projection._rejected = {account: set(ids) for account, ids in state.rejected.items()}
     projection.orders.restore(state.orders, state.order_accounts)
     projection.fills_applied = len(state.applied)
