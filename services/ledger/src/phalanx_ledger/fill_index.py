@@ -6,7 +6,8 @@ and time. Instead of sorting every fill on each call, the index keeps:
 - every fill in that order (a fill is inserted where it belongs; fills arrive nearly in order,
   so an insert is almost always an append);
 - the same per account, so an account's page touches only its own fills;
-- the fills of each venue order, so a strategy's fills are gathered from its orders (the
+- the fills of each venue order (the fill itself while an order has one, the usual case; a list
+  from its second fill on), so a strategy's fills are gathered from its orders (the
   attribution of an order can still arrive after its fills: it is looked up per query);
 - realized money totals per (UTC day, currency) and (account, currency), so P&L by day and
   account reads a few totals;
@@ -14,6 +15,7 @@ and time. Instead of sorting every fill on each call, the index keeps:
   (:class:`OrderSum`), from which P&L and positions by strategy are summed (ADR-0124).
 
 A page starts with a binary search on (``since``, cursor) and stops after ``limit`` matches.
+The search reads each fill's key from the fill: no key is stored beside it (ADR-0184).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
+from phalanx_ledger.fill_records import ZERO, AppliedFill, plus
+
 if TYPE_CHECKING:
-    from phalanx_common.events import FillFees
-    from phalanx_ledger.projection import AppliedFill
+    from phalanx_ledger.fill_records import FeeReport
 
 __all__ = ["FillIndex", "FillKey", "MoneyTotal", "OrderSum", "SortedFills", "total_of"]
 
@@ -56,7 +59,7 @@ class MoneyTotal:
         self.fees: dict[str, Decimal] = {}
         self.covered = 0
 
-    def add_fees(self, report: FillFees) -> None:
+    def add_fees(self, report: FeeReport) -> None:
         """Count the fee report of one of the group's fills."""
         self.fees[report.currency] = self.fees.get(report.currency, Decimal(0)) + report.total
         self.covered += 1
@@ -76,7 +79,12 @@ class MoneyTotal:
             self.unpriced += order.fills
         else:
             self.money += order.money
-        _add_fees(self.fees, order.fees)
+        if order.fee_currency is not None:
+            self.fees[order.fee_currency] = (
+                self.fees.get(order.fee_currency, Decimal(0)) + order.fee_total
+            )
+        if order.other_fees is not None:
+            _add_fees(self.fees, order.other_fees)
         self.covered += order.covered
 
     def merge(self, other: MoneyTotal) -> None:
@@ -89,7 +97,13 @@ class MoneyTotal:
 
 
 class OrderSum:
-    """What one venue order's fills did to its (account, contract): contracts and P&L."""
+    """What one venue order's fills did to its (account, contract): contracts and P&L.
+
+    The fees of its fills: ``fee_total`` in ``fee_currency`` (``None`` until the first report),
+    and ``other_fees`` by currency for reports in another one (``None`` until there is one; a
+    dict per order would be kept for a single amount). Sums reuse the objects they add when the
+    written form allows (:func:`~phalanx_ledger.fill_records.plus`).
+    """
 
     __slots__ = (
         "account_id",
@@ -97,47 +111,59 @@ class OrderSum:
         "contract_id",
         "covered",
         "currency",
-        "fees",
+        "fee_currency",
+        "fee_total",
         "fills",
         "money",
+        "other_fees",
         "realized_pnl",
         "sold",
         "symbol",
     )
 
     def __init__(self, applied: AppliedFill) -> None:
-        fill = applied.fill
-        self.account_id = fill.account_id
-        self.symbol = fill.symbol
-        self.contract_id = fill.contract_id
+        self.account_id = applied.account_id
+        self.symbol = applied.symbol
+        self.contract_id = applied.contract_id
         self.currency = applied.currency
         self.bought = 0
         self.sold = 0
         self.fills = 0
-        self.realized_pnl = Decimal(0)
-        self.money: Decimal | None = Decimal(0) if applied.realized_pnl_money is not None else None
-        self.fees: dict[str, Decimal] = {}
+        self.realized_pnl = ZERO
+        self.money: Decimal | None = ZERO if applied.realized_pnl_money is not None else None
+        self.fee_currency: str | None = None
+        self.fee_total = ZERO
+        self.other_fees: dict[str, Decimal] | None = None
         self.covered = 0
 
-    def add_fees(self, report: FillFees) -> None:
+    def add_fees(self, report: FeeReport) -> None:
         """Count the fee report of one of the order's fills."""
-        self.fees[report.currency] = self.fees.get(report.currency, Decimal(0)) + report.total
+        if self.fee_currency is None:
+            self.fee_currency = report.currency
+        if report.currency == self.fee_currency:
+            self.fee_total = plus(self.fee_total, report.total)
+        else:
+            if self.other_fees is None:
+                self.other_fees = {}
+            self.other_fees[report.currency] = (
+                self.other_fees.get(report.currency, Decimal(0)) + report.total
+            )
         self.covered += 1
 
     def add(self, applied: AppliedFill) -> None:
         """Count one fill of the order."""
-        if applied.fill.action == "Buy":
-            self.bought += applied.fill.qty
+        if applied.action == "Buy":
+            self.bought += applied.qty
         else:
-            self.sold += applied.fill.qty
+            self.sold += applied.qty
         self.fills += 1
-        self.realized_pnl += applied.realized_pnl
+        self.realized_pnl = plus(self.realized_pnl, applied.realized_pnl)
         if self.money is not None and applied.realized_pnl_money is not None:
-            self.money += applied.realized_pnl_money
+            self.money = plus(self.money, applied.realized_pnl_money)
 
 
 def _key(applied: AppliedFill) -> FillKey:
-    return (applied.fill.ts_event, applied.fill.fill_id)
+    return (applied.ts_event, applied.fill_id)
 
 
 _DAY_NS = 86_400 * 1_000_000_000
@@ -163,45 +189,46 @@ def total_of(totals: dict[_K, MoneyTotal], key: _K) -> MoneyTotal:
 
 
 class SortedFills:
-    """Fills ordered by (``ts_event``, ``fill_id``) with binary search on that key."""
+    """Fills ordered by (``ts_event``, ``fill_id``) with binary search on that key (read from
+    the fills themselves)."""
 
-    __slots__ = ("_fills", "_keys")
+    __slots__ = ("_fills",)
 
     def __init__(self) -> None:
-        self._keys: list[FillKey] = []
         self._fills: list[AppliedFill] = []
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._fills)
 
     @classmethod
     def of_sorted(cls, fills: list[AppliedFill]) -> SortedFills:
         """Fills already in (``ts_event``, ``fill_id``) order, taken as they are."""
         sorted_fills = cls()
         sorted_fills._fills = fills
-        sorted_fills._keys = [(a.fill.ts_event, a.fill.fill_id) for a in fills]
         return sorted_fills
 
     def add(self, applied: AppliedFill) -> None:
         """Insert a fill at its place (an append when it is the newest)."""
-        key = _key(applied)
-        if not self._keys or key >= self._keys[-1]:
-            self._keys.append(key)
-            self._fills.append(applied)
+        fills = self._fills
+        if not fills or _key(applied) >= _key(fills[-1]):
+            fills.append(applied)
             return
-        at = bisect.bisect_right(self._keys, key)
-        self._keys.insert(at, key)
-        self._fills.insert(at, applied)
+        fills.insert(bisect.bisect_right(fills, _key(applied), key=_key), applied)
 
     def after(self, since_ns: int | None, cursor: FillKey | None) -> Iterator[AppliedFill]:
         """Fills with ``ts_event >= since_ns`` and key ``> cursor``, in order."""
+        fills = self._fills
         start = 0
         if since_ns is not None:
-            start = bisect.bisect_left(self._keys, (since_ns, _LOWEST_ID))
+            start = bisect.bisect_left(fills, (since_ns, _LOWEST_ID), key=_key)
         if cursor is not None:
-            start = max(start, bisect.bisect_right(self._keys, cursor))
-        for at in range(start, len(self._fills)):
-            yield self._fills[at]
+            start = max(start, bisect.bisect_right(fills, cursor, key=_key))
+        for at in range(start, len(fills)):
+            yield fills[at]
+
+
+# A venue order's fills: the fill itself while it is the only one, then a list.
+_OrderFills = AppliedFill | list[AppliedFill]
 
 
 class FillIndex:
@@ -210,7 +237,7 @@ class FillIndex:
     def __init__(self) -> None:
         self.all = SortedFills()
         self._by_account: dict[int, SortedFills] = {}
-        self._by_order: dict[int, list[AppliedFill]] = {}
+        self._by_order: dict[int, _OrderFills] = {}
         self.by_fill_id: dict[int, AppliedFill] = {}  # for the fees of a fill (ADR-0127)
         self.by_day: dict[tuple[str, str], MoneyTotal] = {}
         self.by_account: dict[tuple[int, str], MoneyTotal] = {}
@@ -218,24 +245,36 @@ class FillIndex:
         # is not trusted to say so
         self.order_sums: dict[OrderKey, OrderSum] = {}
 
-    def add(self, applied: AppliedFill) -> None:
-        """Index one applied fill."""
-        fill = applied.fill
-        self.all.add(applied)
-        self.by_fill_id[fill.fill_id] = applied
-        account = self._by_account.get(fill.account_id)
-        if account is None:
-            account = self._by_account[fill.account_id] = SortedFills()
-        account.add(applied)
-        self._by_order.setdefault(fill.order_id, []).append(applied)
-        currency = applied.currency
-        total_of(self.by_day, (utc_day(fill.ts_event), currency)).add(applied)
-        total_of(self.by_account, (fill.account_id, currency)).add(applied)
-        order_key = (fill.order_id, fill.account_id, fill.symbol)
+    def _add_to_order(self, applied: AppliedFill) -> None:
+        order_id = applied.order_id
+        held = self._by_order.get(order_id)
+        if held is None:
+            self._by_order[order_id] = applied
+        elif isinstance(held, list):
+            held.append(applied)
+        else:
+            self._by_order[order_id] = [held, applied]
+
+    def _add_to_order_sum(self, applied: AppliedFill) -> None:
+        order_key = (applied.order_id, applied.account_id, applied.symbol)
         order_sum = self.order_sums.get(order_key)
         if order_sum is None:
             order_sum = self.order_sums[order_key] = OrderSum(applied)
         order_sum.add(applied)
+
+    def add(self, applied: AppliedFill) -> None:
+        """Index one applied fill."""
+        self.all.add(applied)
+        self.by_fill_id[applied.fill_id] = applied
+        account = self._by_account.get(applied.account_id)
+        if account is None:
+            account = self._by_account[applied.account_id] = SortedFills()
+        account.add(applied)
+        self._add_to_order(applied)
+        currency = applied.currency
+        total_of(self.by_day, (utc_day(applied.ts_event), currency)).add(applied)
+        total_of(self.by_account, (applied.account_id, currency)).add(applied)
+        self._add_to_order_sum(applied)
 
     def extend(self, fills: list[AppliedFill]) -> None:
         """Index many fills at once (a snapshot's): one sort instead of an insert each, and the
@@ -247,51 +286,49 @@ class FillIndex:
         ordered = sorted(fills, key=_key)
         self.all = SortedFills.of_sorted(ordered)
         accounts: dict[int, list[AppliedFill]] = {}
-        by_order = self._by_order
-        order_sums = self.order_sums
         by_day = self.by_day
         days: dict[tuple[int, str], MoneyTotal] = {}  # by day number first, named below
         by_fill_id = self.by_fill_id
         for applied in ordered:
-            fill = applied.fill
-            by_fill_id[fill.fill_id] = applied
-            account = accounts.get(fill.account_id)
+            by_fill_id[applied.fill_id] = applied
+            account = accounts.get(applied.account_id)
             if account is None:
-                account = accounts[fill.account_id] = []
+                account = accounts[applied.account_id] = []
             account.append(applied)
-            of_order = by_order.get(fill.order_id)
-            if of_order is None:
-                of_order = by_order[fill.order_id] = []
-            of_order.append(applied)
-            order_key = (fill.order_id, fill.account_id, fill.symbol)
-            order_sum = order_sums.get(order_key)
-            if order_sum is None:
-                order_sum = order_sums[order_key] = OrderSum(applied)
-            order_sum.add(applied)
-            total_of(days, (fill.ts_event // _DAY_NS, applied.currency)).add(applied)
+            self._add_to_order(applied)
+            self._add_to_order_sum(applied)
+            total_of(days, (applied.ts_event // _DAY_NS, applied.currency)).add(applied)
         for (number, currency), day_total in days.items():
             total_of(by_day, (utc_day(number * _DAY_NS), currency)).merge(day_total)
         self._by_account = {a: SortedFills.of_sorted(f) for a, f in accounts.items()}
-        for order in order_sums.values():
+        for order in self.order_sums.values():
             total_of(self.by_account, (order.account_id, order.currency)).add_order(order)
 
-    def add_fees(self, applied: AppliedFill, report: FillFees) -> None:
+    def add_fees(self, applied: AppliedFill, report: FeeReport) -> None:
         """Count the fee report of an indexed fill in its day's, account's and order's totals
         (once per fill: the projection keeps the first report)."""
-        fill = applied.fill
-        total_of(self.by_day, (utc_day(fill.ts_event), applied.currency)).add_fees(report)
-        total_of(self.by_account, (fill.account_id, applied.currency)).add_fees(report)
-        self.order_sums[(fill.order_id, fill.account_id, fill.symbol)].add_fees(report)
+        total_of(self.by_day, (utc_day(applied.ts_event), applied.currency)).add_fees(report)
+        total_of(self.by_account, (applied.account_id, applied.currency)).add_fees(report)
+        self.order_sums[(applied.order_id, applied.account_id, applied.symbol)].add_fees(report)
 
     def of_account(self, account_id: int) -> SortedFills:
         """One account's fills (empty when it has none)."""
         return self._by_account.get(account_id) or SortedFills()
 
+    def _of_order(self, order_id: int) -> Iterator[AppliedFill]:
+        held = self._by_order.get(order_id)
+        if held is None:
+            return
+        if isinstance(held, list):
+            yield from held
+        else:
+            yield held
+
     def of_orders(self, order_ids: set[int]) -> SortedFills:
         """The fills of some venue orders, sorted."""
         fills = SortedFills()
         for applied in sorted(
-            (a for order_id in order_ids for a in self._by_order.get(order_id, ())), key=_key
+            (a for order_id in order_ids for a in self._of_order(order_id)), key=_key
         ):
             fills.add(applied)
         return fills

@@ -19,10 +19,13 @@ A fill whose account the executor could not tell (``account_id`` 0, on ``fills.u
 is held, not applied, until an :class:`OrderAccepted` names its order (or one of its bracket
 legs) — then it is applied to that order's account (ADR-0061).
 Averages are exact decimals (default 28-digit context), not rounded to tick.
+Each applied fill is kept as a compact record (:class:`AppliedFill`), a fee report as a
+:class:`FeeReport`, with repeated values shared (ADR-0184).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -32,8 +35,9 @@ from phalanx_common.contracts import ContractBook, ProductSpec
 from phalanx_common.events import FillFees, FillReceived, OrderAccepted, OrderRejected
 from phalanx_ledger.attribution import OrderIndex
 from phalanx_ledger.fill_index import FillIndex
+from phalanx_ledger.fill_records import ZERO, AppliedFill, FeeReport, SharedDecimals
 
-__all__ = ["AppliedFill", "OrderCounts", "PositionView", "PositionsProjection"]
+__all__ = ["AppliedFill", "FeeReport", "OrderCounts", "PositionView", "PositionsProjection"]
 
 
 class PositionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,15 +56,6 @@ class PositionView(msgspec.Struct, frozen=True, kw_only=True):
     sold: int
     last_fill_id: int
     updated_ns: int
-
-
-class AppliedFill(msgspec.Struct, frozen=True, kw_only=True):
-    """A fill as applied to its position, with the P&L it realized (points and money)."""
-
-    fill: FillReceived
-    realized_pnl: Decimal
-    realized_pnl_money: Decimal | None
-    currency: str
 
 
 class OrderCounts(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,7 +82,7 @@ class _Position:
 
     def apply(self, fill: FillReceived) -> Decimal:
         """Apply a fill; return the P&L (price points * contracts) it realized."""
-        realized = Decimal(0)
+        realized = ZERO
         qty = int(fill.qty)
         signed = qty if fill.action == "Buy" else -qty
         price = fill.price
@@ -113,7 +108,8 @@ class _Position:
         else:
             self.sold += qty
         self.fill_count += 1
-        self.contract_id = fill.contract_id
+        if fill.contract_id != self.contract_id:
+            self.contract_id = fill.contract_id
         self.last_fill_id = fill.fill_id
         self.updated_ns = fill.ts_event
         return realized
@@ -152,11 +148,11 @@ class PositionsProjection:
         self._accepted: dict[int, set[str]] = {}
         self._rejected: dict[int, set[str]] = {}
         self._unattributed: dict[int, list[FillReceived]] = {}  # order id -> held fills
-        self._order_accounts: dict[int, int] = {}  # order id -> account, from OrderAccepted
         self.fills_applied = 0
         self.duplicate_fills = 0
-        self.fees: dict[int, FillFees] = {}  # fill id -> the venue's fees (ADR-0127)
+        self.fees: dict[int, FeeReport] = {}  # fill id -> the venue's fees (ADR-0127)
         self._unpaid: dict[int, set[int]] = {}  # account -> applied fills without fees yet
+        self.decimals = SharedDecimals()  # prices, P&L and fees repeat: one object each
 
     @property
     def unattributed_fills(self) -> int:
@@ -171,7 +167,7 @@ class PositionsProjection:
             self.duplicate_fills += 1
             return False
         if not fill.account_id:
-            known = self._order_accounts.get(fill.order_id)
+            known = self.orders.account_of(fill.order_id)
             if known is None:
                 self._unattributed.setdefault(fill.order_id, []).append(fill)
                 self._held_ids.add(fill.fill_id)
@@ -184,11 +180,16 @@ class PositionsProjection:
         """Record a fill's fees once (the first report counts); ``False`` for a repeat."""
         if event.fill_id in self.fees:
             return False
-        self.fees[event.fill_id] = event
-        self._unpaid.get(event.account_id, set()).discard(event.fill_id)
         applied = self.index.by_fill_id.get(event.fill_id)
+        report = FeeReport(
+            fill_id=applied.fill_id if applied is not None else event.fill_id,
+            currency=sys.intern(event.currency),
+            total=self.decimals.of(event.total),
+        )
+        self.fees[report.fill_id] = report
+        self._unpaid.get(event.account_id, set()).discard(event.fill_id)
         if applied is not None:
-            self.index.add_fees(applied, event)
+            self.index.add_fees(applied, report)
         return True
 
     def fills_without_fees(self, account_id: int) -> list[int]:
@@ -227,11 +228,21 @@ class PositionsProjection:
             self._positions[key] = position
         realized = position.apply(fill)
         if fill.fill_id not in self.fees:
-            self._unpaid.setdefault(fill.account_id, set()).add(fill.fill_id)
+            self._unpaid.setdefault(position.account_id, set()).add(fill.fill_id)
+        shared = self.decimals.of
+        money = position.money(realized)
         applied = AppliedFill(
-            fill=fill,
-            realized_pnl=realized,
-            realized_pnl_money=position.money(realized),
+            fill_id=fill.fill_id,
+            order_id=fill.order_id,
+            account_id=position.account_id,
+            contract_id=position.contract_id,
+            symbol=position.symbol,
+            action="Buy" if fill.action == "Buy" else "Sell",
+            qty=fill.qty,
+            price=shared(fill.price),
+            ts_event=fill.ts_event,
+            realized_pnl=shared(realized),
+            realized_pnl_money=None if money is None else shared(money),
             currency=position.spec.currency if position.spec is not None else "",
         )
         self.applied.append(applied)
@@ -244,7 +255,7 @@ class PositionsProjection:
     def apply_order(self, event: OrderAccepted | OrderRejected) -> bool:
         """Count an order outcome once per intent; return ``False`` for a repeat."""
         if isinstance(event, OrderAccepted):
-            self.orders.add(event)
+            self.orders.add(event)  # order -> attribution and account
             for order_id in (event.order_id, event.oso1_id, event.oso2_id):
                 if order_id:
                     self._attribute(order_id, event.account_id)
@@ -256,7 +267,6 @@ class PositionsProjection:
         return True
 
     def _attribute(self, order_id: int, account_id: int) -> None:
-        self._order_accounts[order_id] = account_id
         for fill in self._unattributed.pop(order_id, []):
             self._held_ids.discard(fill.fill_id)
             self._apply_to_position(msgspec.structs.replace(fill, account_id=account_id))
