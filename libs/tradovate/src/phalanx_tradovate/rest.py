@@ -29,7 +29,7 @@ from phalanx_tradovate.errors import (
     VenueUnreachable,
 )
 
-__all__ = ["Sleep", "TradovateRest", "find_command"]
+__all__ = ["KEEPALIVE_EXPIRY_S", "Sleep", "TradovateRest", "find_command"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,13 @@ async def _find_command(
     return None
 
 
+#: How long an idle pooled connection is reused. Below the idle timeout of the servers it talks
+#: to (the simulator's and every Phalanx HTTP server's 5 s; load balancers' 60 s): with equal
+#: timers, a request sent on a connection the server is closing at that moment fails
+#: mid-request, and a non-idempotent request such as ``accesstokenrequest`` cannot be retried.
+KEEPALIVE_EXPIRY_S = 2.0
+
+
 class TradovateRest:
     """A REST client for one Tradovate environment (``https://demo.tradovateapi.com/v1``).
 
@@ -88,7 +95,14 @@ class TradovateRest:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        self._client = client or httpx.AsyncClient(
+            timeout=timeout_s,
+            limits=httpx.Limits(  # httpx's default pool, with a shorter idle reuse
+                max_connections=100,
+                max_keepalive_connections=20,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            ),
+        )
         self._timeout_s = timeout_s
         self._sleep = sleep
 
