@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from phalanx_common import subjects
-from phalanx_common.bucket_ttls import apply_bucket_ttls, kv_stream
+from phalanx_common.bucket_ttls import apply_bucket_ttls
 from phalanx_common.bus import Bus
 from phalanx_common.signal_ages import LONGEST_DEADLINE_S
 
@@ -17,7 +17,7 @@ INTENTS = subjects.Buckets.INTENTS
 
 
 async def _max_age_s(bus: Bus, bucket: subjects.Bucket) -> float:
-    return float((await bus.js.stream_info(kv_stream(bucket))).config.max_age or 0.0)
+    return float((await bus.js.stream_info(bucket.stream)).config.max_age or 0.0)
 
 
 async def test_an_intents_bucket_created_without_a_ttl_is_given_the_declared_one(
@@ -52,7 +52,7 @@ async def test_a_ttl_shorter_than_the_duplicate_window_brings_the_window_down(
 
         assert await apply_bucket_ttls(bus, [bucket]) == ["short"]
 
-        config = (await bus.js.stream_info(kv_stream(bucket))).config
+        config = (await bus.js.stream_info(bucket.stream)).config
         assert (config.max_age, config.duplicate_window) == (30.0, 30.0)
     finally:
         await bus.close()

@@ -19,14 +19,9 @@ from nats.js.errors import NotFoundError
 from phalanx_common import subjects
 from phalanx_common.bus import Bus
 
-__all__ = ["apply_bucket_ttls", "kv_stream"]
+__all__ = ["apply_bucket_ttls"]
 
 log = logging.getLogger(__name__)
-
-
-def kv_stream(bucket: subjects.Bucket) -> str:
-    """The JetStream stream that holds a KV bucket."""
-    return f"KV_{bucket.name}"
 
 
 def _with_ttl(config: StreamConfig, ttl_s: float) -> StreamConfig | None:
@@ -53,7 +48,7 @@ async def apply_bucket_ttls(
     """
     changed: list[str] = []
     for bucket in buckets:
-        stream = kv_stream(bucket)
+        stream = bucket.stream
         try:
             info = await bus.answered(
                 functools.partial(bus.js.stream_info, stream), stream, timeout_s

@@ -114,10 +114,6 @@ _TOPOLOGY_BUCKETS: tuple[Bucket, ...] = (
 )
 
 
-def _kv_stream(bucket: Bucket) -> str:
-    return f"KV_{bucket.name}"
-
-
 def _consuming(stream: str) -> list[str]:
     return [
         f"$JS.API.CONSUMER.CREATE.{stream}",
@@ -147,7 +143,7 @@ def permissions(service: str) -> tuple[list[str], list[str]]:
         KeyError: for a name not in :data:`SERVICE_ACCESS`.
     """
     access = SERVICE_ACCESS[service]
-    topology = [s.name for s in subjects.ALL_STREAMS] + [_kv_stream(b) for b in _TOPOLOGY_BUCKETS]
+    topology = [s.name for s in subjects.ALL_STREAMS] + [b.stream for b in _TOPOLOGY_BUCKETS]
     publish: list[str] = ["$JS.API.INFO"]
     for stream in topology:
         publish += [
@@ -159,7 +155,7 @@ def permissions(service: str) -> tuple[list[str], list[str]]:
     for spec in access.consumes:
         publish += _consuming(spec.name)
     for bucket in (*access.reads, *access.writes):
-        publish += _consuming(_kv_stream(bucket))
+        publish += _consuming(bucket.stream)
     publish += [f"$KV.{b.name}.>" for b in access.writes]
     return _unique(publish), ["_INBOX.>"]
 

@@ -99,6 +99,11 @@ class Bucket:
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def stream(self) -> str:
+        """The JetStream stream that holds the bucket."""
+        return f"KV_{self.name}"
+
 
 SIGNALS = StreamSpec(
     "SIGNALS",
